@@ -1,0 +1,32 @@
+# Every target installs what it needs in a virtual environment in the repo (.venv),
+# so a machine with only Python 3 and pip can run them.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install test demo bench bench-quality clean
+
+$(VENV)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -x -q
+
+demo: install
+	$(PY) tutorials/demo.py --out outputs/demo
+
+bench: install
+	$(PY) benchmarks/bench_speed.py
+
+bench-quality: install
+	$(PY) benchmarks/bench_quality.py
+
+clean:
+	rm -rf $(VENV) outputs *.egg-info

@@ -1,0 +1,22 @@
+"""Private helpers shared by explainers and metrics (not part of the public API)."""
+from sobol_tf._utils.validation import (
+    check_positive_int,
+    check_power_of_two,
+    check_probability,
+    check_choice,
+)
+from sobol_tf._utils.data import (
+    PreparedData,
+    prepare_inputs_targets,
+    to_numpy,
+)
+
+__all__ = [
+    "check_positive_int",
+    "check_power_of_two",
+    "check_probability",
+    "check_choice",
+    "PreparedData",
+    "prepare_inputs_targets",
+    "to_numpy",
+]

@@ -1,0 +1,55 @@
+"""Argument checks that raise the library's clear exceptions."""
+import numbers
+
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+
+def check_positive_int(name, value, minimum=1):
+    """Return ``value`` as an int if it is an integer >= ``minimum``; raise otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidTypeError(
+            f"{name} must be an integer >= {minimum}, got {value!r} "
+            f"of type {type(value).__name__}."
+        )
+    if value < minimum:
+        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_power_of_two(name, value):
+    """Return ``value`` if it is a positive power of two; suggest the nearest one otherwise."""
+    value = check_positive_int(name, value)
+    if value & (value - 1):
+        lower = 1 << (value.bit_length() - 1)
+        upper = lower << 1
+        nearest = lower if value - lower < upper - value else upper
+        raise InvalidArgumentError(
+            f"{name} must be a power of two, got {value}; try {nearest}."
+        )
+    return value
+
+
+def check_probability(name, value, *, open_low=False, open_high=False):
+    """Return ``value`` as a float in [0, 1] (bounds excluded when asked)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError(
+            f"{name} must be a number between 0 and 1, got {value!r} "
+            f"of type {type(value).__name__}."
+        )
+    value = float(value)
+    low_ok = value > 0 if open_low else value >= 0
+    high_ok = value < 1 if open_high else value <= 1
+    if not (low_ok and high_ok):
+        lo = "(0" if open_low else "[0"
+        hi = "1)" if open_high else "1]"
+        raise InvalidArgumentError(f"{name} must lie in {lo}, {hi}, got {value}.")
+    return value
+
+
+def check_choice(name, value, choices):
+    """Return the lower-cased ``value`` if it is one of ``choices``; raise otherwise."""
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise InvalidArgumentError(
+            f"{name} must be one of {sorted(choices)}, got {value!r}."
+        )
+    return value.lower()

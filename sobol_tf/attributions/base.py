@@ -1,0 +1,299 @@
+"""Base classes of every explainer.
+
+:class:`Explainer` owns the API boundary shared by all methods: checking and
+normalising inputs and targets, the operator, running the model on clean inputs, and
+the output layout. :class:`BlackBoxExplainer` adds the perturbation engine shared by
+every mask-based method (Sobol, RISE, Occlusion, HSIC): a method says only which masks
+it draws, how a mask perturbs an input, and how scores become a map.
+"""
+from abc import ABC, abstractmethod
+
+import numpy as np
+import tensorflow as tf
+
+from sobol_tf import operators as operators_module
+from sobol_tf._utils import check_positive_int, prepare_inputs_targets
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, SobolTFError
+
+#: Upsampled masks are kept in memory, computed once per input size, when they take at
+#: most this many bytes; bigger ones are upsampled batch by batch on the device so that
+#: memory stays bounded by ``batch_size`` (see README, "Memory").
+MASK_CACHE_BYTES = 256 * 2**20
+
+IMAGE_RANKS = (3, 4)
+
+
+def _batched_rank(model):
+    """Rank of a batch for ``model`` when it declares its input shape, else None."""
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, tuple) and shape and all(isinstance(d, (int, type(None))) for d in shape):
+        return len(shape)
+    return None
+
+
+def _progbar(total, verbose, title):
+    if not verbose:
+        return None
+    import keras  # light: tensorflow already imported it
+
+    print(title)
+    return keras.utils.Progbar(total, unit_name="batch")
+
+
+class Explainer(ABC):
+    """Common base of every explainer.
+
+    Args:
+        model: a Keras 3 model, a tf.keras model, or any callable mapping a batch tensor
+            to outputs (batch, K) with TensorFlow ops.
+        batch_size: number of inputs (clean or perturbed) per forward pass. Bounds memory.
+        operator: the scalar explained per input: None or 'classification' (the output of
+            the target class), 'regression', or a callable g(model, inputs, targets)
+            returning (batch,) scores.
+        verbose: show a progress bar during long work.
+
+    Raises:
+        InvalidTypeError: ``model`` is not callable, ``batch_size`` not an integer.
+        InvalidArgumentError: ``batch_size`` < 1, an unknown operator name.
+    """
+
+    #: ranks of ``inputs`` a method accepts; images are (N, H, W) or (N, H, W, C).
+    input_ranks = IMAGE_RANKS
+
+    def __init__(self, model, *, batch_size=64, operator=None, verbose=False):
+        if not callable(model):
+            raise InvalidTypeError(
+                f"model must be a Keras model or a callable on a batch tensor, got "
+                f"{type(model).__name__}."
+            )
+        self.model = model
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.operator = operators_module.get(operator)
+        self.verbose = bool(verbose)
+        self._functions = {}
+
+    # -- public API -------------------------------------------------------------------
+    def explain(self, inputs, targets=None):
+        """Explain the model's score on each input.
+
+        Args:
+            inputs: images as a numpy array or tf.Tensor (N, H, W, C) or (N, H, W), or a
+                tf.data.Dataset of (input, target) pairs, batched or not.
+            targets: one-hot (or score-weight) rows (N, K) or class ids (N,); None to
+                explain the predicted class (or when the dataset carries the targets).
+
+        Returns:
+            float32 tf.Tensor of attribution maps, (N, H, W, 1) for images (N, H, W, C)
+            when the method attributes each channel separately).
+
+        Raises:
+            InvalidArgumentError: empty inputs, NaN or inf in inputs, a rank the method
+                cannot handle, targets whose length or width does not match.
+            ModelCallError: the model raised; the message says on what.
+        """
+        model, images, targets = self._prepare(inputs, targets)
+        maps = self._explain(model, images, targets)
+        return self._to_input_size(maps, images.shape[1], images.shape[2])
+
+    def __call__(self, inputs, targets=None):
+        """Alias of :meth:`explain`."""
+        return self.explain(inputs, targets)
+
+    def _prepare(self, inputs, targets):
+        """Check and normalise the arguments of explain().
+
+        Returns:
+            (model, images, targets): the model as called on (B, H, W, C) batches, float32
+            images (N, H, W, C) and float32 targets (N, K).
+        """
+        data = prepare_inputs_targets(
+            inputs, targets, batched_rank=_batched_rank(self.model),
+            allowed_ranks=self.input_ranks, require_targets=False,
+        )
+        images = data.inputs
+        squeeze_channel = images.shape.rank == 3
+        if squeeze_channel:
+            images = images[..., None]
+        self._check_inputs(images)
+        model = self._model_view(squeeze_channel)
+        outputs = self._predict(model, images)
+        targets = operators_module.prepare_targets(data.targets, outputs, self.operator)
+        return model, images, targets
+
+    # -- what a method provides -------------------------------------------------------
+    def _check_inputs(self, images):
+        """Raise InvalidArgumentError when a method cannot explain ``images`` (N, H, W, C)."""
+
+    @abstractmethod
+    def _explain(self, model, images, targets):
+        """Return maps (N, h, w, k) for images (N, H, W, C) and targets (N, K)."""
+
+    #: how maps smaller than the input are resized to it (tf.image.resize method).
+    resize_method = "bicubic"
+
+    # -- shared machinery -------------------------------------------------------------
+    def _model_view(self, squeeze_channel):
+        """The model as the engine calls it: on (B, H, W, C) batches."""
+        if not squeeze_channel:
+            return self.model
+        model = self.model
+        return lambda x: model(x[..., 0])
+
+    def _compiled(self, model, key, python_function, input_signature):
+        """A tf.function of ``python_function`` traced once per ``key`` and model view."""
+        key = (model is self.model,) + key
+        if key not in self._functions:
+            self._functions[key] = tf.function(python_function, input_signature=input_signature)
+        return self._functions[key]
+
+    def _run_batches(self, step, nb_items, arguments, what):
+        """Call ``step(indices, *arguments)`` on every batch of item indices, in order.
+
+        Indices are batched and prefetched by a tf.data pipeline; results are collected
+        once and stacked. Model errors are re-raised as ModelCallError naming ``what``.
+
+        Returns:
+            tf.Tensor of the stacked per-item results, (nb_items, ...).
+        """
+        batches = tf.data.Dataset.range(nb_items).batch(self.batch_size).prefetch(2)
+        nb_batches = -(-nb_items // self.batch_size)
+        progress = _progbar(nb_batches, self.verbose and nb_batches > 1,
+                            f"{type(self).__name__}: {what}")
+        results = []
+        for number, indices in enumerate(batches):
+            try:
+                results.append(step(indices, *arguments))
+            except SobolTFError:
+                raise
+            except Exception as exc:
+                first = number * self.batch_size
+                last = min(first + self.batch_size, nb_items) - 1
+                raise ModelCallError(
+                    f"the model raised while evaluating {what} (items {first} to {last} of "
+                    f"{nb_items}, batch_size={self.batch_size}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            if progress is not None:
+                progress.update(number + 1)
+        return tf.concat(results, axis=0) if len(results) > 1 else results[0]
+
+    def _predict(self, model, images):
+        """The model's outputs on the clean images, (N, K) as numpy."""
+
+        def step(indices, images):
+            outputs = model(tf.gather(images, indices))
+            if isinstance(outputs, (list, tuple)):
+                raise InvalidTypeError(
+                    "the model returned several outputs; pass operator=callable "
+                    "g(model, inputs, targets) that picks the one to explain."
+                )
+            return tf.cast(tf.reshape(outputs, (tf.shape(indices)[0], -1)), tf.float32)
+
+        signature = [tf.TensorSpec([None], tf.int64),
+                     tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32)]
+        function = self._compiled(model, ("predict", tuple(images.shape[1:])), step, signature)
+        return self._run_batches(function, images.shape[0], (images,), "the clean inputs").numpy()
+
+    def _scores(self, model, images, targets):
+        """The operator's scores on the clean images, (N,) float32 tensor."""
+        operator = self.operator
+
+        def step(indices, images, targets):
+            return operator(model, tf.gather(images, indices), tf.gather(targets, indices))
+
+        signature = [tf.TensorSpec([None], tf.int64),
+                     tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32),
+                     tf.TensorSpec([None, targets.shape[1]], tf.float32)]
+        function = self._compiled(model, ("scores", tuple(images.shape[1:]), targets.shape[1]),
+                                  step, signature)
+        return self._run_batches(function, images.shape[0], (images, targets), "the clean inputs")
+
+    def _to_input_size(self, maps, height, width):
+        maps = tf.convert_to_tensor(maps, tf.float32)
+        if maps.shape[1] != height or maps.shape[2] != width:
+            maps = tf.image.resize(maps, (height, width), method=self.resize_method)
+        return maps
+
+
+class BlackBoxExplainer(Explainer):
+    """Base of the perturbation (mask-based) methods.
+
+    The engine perturbs every input with every mask and scores the results: masks are
+    drawn by the method, upsampled once per input size (:data:`MASK_CACHE_BYTES`),
+    applied on the device inside the compiled step, and the flat list of
+    (input, mask) pairs is cut into full batches, so that several inputs share a
+    forward batch when one input's perturbations do not fill it.
+
+    A subclass implements:
+
+    - ``_masks(height, width, channels)`` -> (P, h, w, k) masks in [0, 1];
+    - ``_estimate(scores, masks, base_scores)`` -> maps (N, h', w', k') from the scores
+      (N, P) of every (input, mask) pair;
+
+    and may override ``_baselines(images)`` (what a masked-out value becomes) and
+    ``_perturb(inputs, masks, baselines)`` (default: ``inputs * masks + (1 - masks) *
+    baselines``), and ``upsampling`` (the tf.image.resize method for masks).
+    """
+
+    #: how low-resolution masks become input-size masks (tf.image.resize method).
+    upsampling = "nearest"
+
+    @abstractmethod
+    def _masks(self, height, width, channels):
+        """Return masks (P, h, w, k) as a float32 tensor; k is 1 or ``channels``."""
+
+    @abstractmethod
+    def _estimate(self, scores, masks, base_scores):
+        """Return maps (N, h', w', k') from scores (N, P), masks (P, h, w, k), base (N,)."""
+
+    def _baselines(self, images):
+        """Values masked-out pixels take, (1, H, W, C) or (N, H, W, C). Default: zeros."""
+        return tf.zeros((1,) + tuple(images.shape[1:]), tf.float32)
+
+    def _perturb(self, inputs, masks, baselines):
+        """Perturb a batch: inputs (B, H, W, C), masks (B, H, W, k), baselines like inputs."""
+        return inputs * masks + (1.0 - masks) * baselines
+
+    def _explain(self, model, images, targets):
+        _, height, width, channels = images.shape
+        masks = tf.convert_to_tensor(self._masks(height, width, channels), tf.float32)
+        scores = self._perturbed_scores(model, images, targets, masks)
+        base_scores = self._scores(model, images, targets) if self._needs_base_scores else None
+        return self._estimate(scores, masks, base_scores)
+
+    #: set True by methods whose estimator needs the scores of the clean inputs.
+    _needs_base_scores = False
+
+    def _perturbed_scores(self, model, images, targets, masks):
+        """Scores (N, P) of every input perturbed by every mask."""
+        nb_inputs, height, width, channels = images.shape
+        nb_masks = masks.shape[0]
+        upsampled_bytes = nb_masks * height * width * masks.shape[3] * 4
+        if masks.shape[1:3] != (height, width) and upsampled_bytes <= MASK_CACHE_BYTES:
+            masks = tf.image.resize(masks, (height, width), method=self.upsampling)
+        baselines = tf.convert_to_tensor(self._baselines(images), tf.float32)
+        operator, upsampling, perturb = self.operator, self.upsampling, self._perturb
+
+        def step(indices, images, baselines, targets, masks):
+            nb_masks = tf.shape(masks, out_type=tf.int64)[0]
+            input_ids = indices // nb_masks
+            batch_masks = tf.gather(masks, indices % nb_masks)
+            if batch_masks.shape[1] != height or batch_masks.shape[2] != width:
+                batch_masks = tf.image.resize(batch_masks, (height, width), method=upsampling)
+            last_baseline = tf.shape(baselines, out_type=tf.int64)[0] - 1
+            perturbed = perturb(tf.gather(images, input_ids), batch_masks,
+                                tf.gather(baselines, tf.minimum(input_ids, last_baseline)))
+            return operator(model, perturbed, tf.gather(targets, input_ids))
+
+        def spec(tensor):
+            return tf.TensorSpec([None] + tensor.shape[1:].as_list(), tf.float32)
+
+        signature = [tf.TensorSpec([None], tf.int64), spec(images), spec(baselines),
+                     spec(targets), spec(masks)]
+        key = ("perturbed", tuple(images.shape[1:]), tuple(baselines.shape[1:]),
+               targets.shape[1], tuple(masks.shape[1:]))
+        function = self._compiled(model, key, step, signature)
+        scores = self._run_batches(function, nb_inputs * nb_masks,
+                                   (images, baselines, targets, masks),
+                                   f"{nb_masks} perturbations of {nb_inputs} input(s)")
+        return tf.reshape(scores, (nb_inputs, nb_masks))

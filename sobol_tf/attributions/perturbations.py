@@ -1,0 +1,129 @@
+"""Perturbation functions: how a mask in [0, 1] perturbs an input, in pure TensorFlow.
+
+A perturbation has two parts, so that the engine can apply it to a batch that mixes
+several inputs: ``baselines(images)`` computes once per explain() call what a masked-out
+pixel becomes ((1, H, W, C) or (N, H, W, C)), and ``apply(inputs, masks, baselines)``
+perturbs a batch on the device.
+
+- 'inpainting': x * M + (1 - M) * baseline, baseline a constant (0 by default).
+- 'blurring':   x * M + (1 - M) * box_blur(x), the blur of the reference (cv2.blur with
+  a ``sigma`` x ``sigma`` box, reflected borders), written with TF ops.
+- 'amplitude':  x * (M - 0.5) * sigma, as in the reference implementation.
+
+A callable ``f(inputs, masks) -> perturbed`` on batches (B, H, W, C) and (B, H, W, k)
+is accepted too. (Xplique's perturbation functions take one input and return a closure;
+ours take batches, so that one forward batch can hold several inputs.)
+"""
+import numbers
+
+import tensorflow as tf
+
+from sobol_tf._utils import check_positive_int
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+
+class Perturbation:
+    """Base: masked-out pixels move towards a baseline, ``x * M + (1 - M) * baseline``."""
+
+    def baselines(self, images):
+        """Baselines for images (N, H, W, C): (1, H, W, C) or (N, H, W, C) float32."""
+        return tf.zeros((1,) + tuple(images.shape[1:]), tf.float32)
+
+    def apply(self, inputs, masks, baselines):
+        """Perturb inputs (B, H, W, C) with masks (B, H, W, k) towards baselines."""
+        return inputs * masks + (1.0 - masks) * baselines
+
+    def __repr__(self):
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class Inpainting(Perturbation):
+    """x * M + (1 - M) * baseline with a constant baseline (0 by default)."""
+
+    def __init__(self, baseline=0.0):
+        if isinstance(baseline, bool) or not isinstance(baseline, numbers.Real):
+            raise InvalidTypeError(f"baseline must be a number, got {baseline!r}.")
+        self.baseline = float(baseline)
+
+    def baselines(self, images):
+        return tf.fill((1,) + tuple(images.shape[1:]), self.baseline)
+
+
+def box_blur(images, size):
+    """Mean over a ``size`` x ``size`` box with reflected borders, like cv2.blur.
+
+    The box is clipped to the image for images smaller than ``size``.
+    """
+    height, width = images.shape[1], images.shape[2]
+    size_h, size_w = min(size, height), min(size, width)
+    if size_h < 2 and size_w < 2:
+        return tf.identity(images)
+    # cv2 anchors a box of even size one pixel after its centre; reflect = BORDER_REFLECT_101
+    pads = [[0, 0], [size_h // 2, size_h - 1 - size_h // 2],
+            [size_w // 2, size_w - 1 - size_w // 2], [0, 0]]
+    padded = tf.pad(images, pads, mode="REFLECT") if min(height, width) > 1 \
+        else tf.pad(images, pads, mode="SYMMETRIC")
+    return tf.nn.avg_pool2d(padded, (size_h, size_w), strides=1, padding="VALID")
+
+
+class Blurring(Perturbation):
+    """x * M + (1 - M) * blur(x), with a box blur of side ``sigma`` (10 by default)."""
+
+    def __init__(self, sigma=10):
+        self.sigma = check_positive_int("sigma", sigma)
+
+    def baselines(self, images):
+        return box_blur(images, self.sigma)
+
+
+class Amplitude(Perturbation):
+    """x * (M - 0.5) * sigma, the reference implementation's amplitude perturbation."""
+
+    def __init__(self, sigma=1.0):
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+            raise InvalidTypeError(f"sigma must be a number, got {sigma!r}.")
+        self.sigma = float(sigma)
+
+    def apply(self, inputs, masks, baselines):
+        return inputs * (masks - 0.5) * self.sigma
+
+
+class CallablePerturbation(Perturbation):
+    """Wraps a user function ``f(inputs, masks) -> perturbed`` on batches."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def apply(self, inputs, masks, baselines):
+        return self.function(inputs, masks)
+
+
+PERTURBATIONS = {"inpainting": Inpainting, "blurring": Blurring, "amplitude": Amplitude}
+
+
+def get(identifier):
+    """Resolve a perturbation from a name, a Perturbation or a callable f(inputs, masks).
+
+    Raises:
+        InvalidArgumentError: an unknown name.
+        InvalidTypeError: neither a string, a Perturbation nor a callable.
+    """
+    if isinstance(identifier, Perturbation):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        if key == "blur":
+            key = "blurring"
+        if key not in PERTURBATIONS:
+            raise InvalidArgumentError(
+                f"perturbation_function must be one of {sorted(PERTURBATIONS)}, a "
+                f"Perturbation or a callable f(inputs, masks), got {identifier!r}."
+            )
+        return PERTURBATIONS[key]()
+    if callable(identifier):
+        return CallablePerturbation(identifier)
+    raise InvalidTypeError(
+        "perturbation_function must be a name, a Perturbation or a callable f(inputs, "
+        f"masks), got {type(identifier).__name__}."
+    )

@@ -1,0 +1,140 @@
+"""Operators: the scalar explained for each input.
+
+An operator is ``g(model, inputs, targets) -> scores`` of shape (batch,), as in Xplique.
+The built-in ones take the model's output (flattened to (batch, K)) and its inner
+product with the target row, so a one-hot target picks one class (classification) and
+a weight vector picks a direction in a regression output (regression). They differ in
+how 1-D targets are read: class ids for 'classification' (and for a callable), one
+output per input for 'regression'.
+"""
+import numpy as np
+import tensorflow as tf
+
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+
+def _flat_outputs(model, inputs):
+    outputs = model(inputs)
+    if isinstance(outputs, (list, tuple)):
+        raise InvalidTypeError(
+            "the model returned several outputs; wrap it or pass operator=callable "
+            "g(model, inputs, targets) that picks the one to explain."
+        )
+    outputs = tf.cast(outputs, tf.float32)
+    return tf.reshape(outputs, (tf.shape(outputs)[0], -1))
+
+
+def classification_operator(model, inputs, targets):
+    """Score of the target class: sum(model(inputs) * one_hot_targets, -1)."""
+    return tf.reduce_sum(_flat_outputs(model, inputs) * targets, axis=-1)
+
+
+def regression_operator(model, inputs, targets):
+    """Projection of the output on the target direction: sum(model(inputs) * targets, -1)."""
+    return tf.reduce_sum(_flat_outputs(model, inputs) * targets, axis=-1)
+
+
+class Operator:
+    """A resolved operator.
+
+    Attributes:
+        name: 'classification', 'regression' or the callable's name.
+        fn: g(model, inputs, targets) -> (batch,) scores.
+        builtin: True for the library's operators (targets checked against the output).
+        ids_as_classes: 1-D integer targets are class ids, one-hot encoded.
+    """
+
+    def __init__(self, name, fn, builtin, ids_as_classes):
+        self.name = name
+        self.fn = fn
+        self.builtin = builtin
+        self.ids_as_classes = ids_as_classes
+
+    def __call__(self, model, inputs, targets):
+        return self.fn(model, inputs, targets)
+
+    def __repr__(self):
+        return f"Operator({self.name!r})"
+
+
+OPERATORS = {
+    "classification": Operator("classification", classification_operator, True, True),
+    "regression": Operator("regression", regression_operator, True, False),
+}
+
+
+def get(identifier):
+    """Resolve an operator from None, a name or a callable g(model, inputs, targets).
+
+    Raises:
+        InvalidArgumentError: an unknown name.
+        InvalidTypeError: neither a string nor a callable.
+    """
+    if identifier is None:
+        return OPERATORS["classification"]
+    if isinstance(identifier, Operator):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        if key not in OPERATORS:
+            raise InvalidArgumentError(
+                f"operator must be one of {sorted(OPERATORS)} or a callable "
+                f"g(model, inputs, targets), got {identifier!r}."
+            )
+        return OPERATORS[key]
+    if callable(identifier):
+        name = getattr(identifier, "__name__", type(identifier).__name__)
+        return Operator(name, identifier, False, True)
+    raise InvalidTypeError(
+        "operator must be None, 'classification', 'regression' or a callable "
+        f"g(model, inputs, targets), got {type(identifier).__name__}."
+    )
+
+
+def prepare_targets(targets, outputs, operator):
+    """Turn raw targets into a float32 (N, K) tensor matching the model's outputs.
+
+    Args:
+        targets: numpy (N,) or (N, K), or None (explain the predicted class).
+        outputs: the model's outputs on the clean inputs, (N, ...).
+        operator: a resolved :class:`Operator`.
+
+    Returns:
+        float32 tf.Tensor (N, K).
+
+    Raises:
+        InvalidArgumentError: class ids out of range or not integers, a target width that
+            differs from the model's output width.
+    """
+    outputs = np.asarray(outputs).reshape(len(outputs), -1)
+    nb_outputs = outputs.shape[1]
+    if targets is None:
+        if not operator.ids_as_classes:
+            raise InvalidArgumentError(
+                f"targets is required with operator={operator.name!r}."
+            )
+        targets = outputs.argmax(axis=1)
+    targets = np.asarray(targets)
+    if targets.ndim == 1:
+        if operator.ids_as_classes:
+            as_float = targets.astype(np.float64)
+            if not np.all(np.mod(as_float, 1) == 0):
+                raise InvalidArgumentError(
+                    "targets of shape (N,) are class ids and must be integers, got "
+                    f"{targets[:5]!r}...; pass one-hot rows (N, K) for soft targets."
+                )
+            ids = as_float.astype(np.int64)
+            if ids.min() < 0 or ids.max() >= nb_outputs:
+                raise InvalidArgumentError(
+                    f"targets holds class ids from {ids.min()} to {ids.max()} but the "
+                    f"model has {nb_outputs} outputs; ids must lie in [0, {nb_outputs})."
+                )
+            targets = np.eye(nb_outputs, dtype=np.float32)[ids]
+        else:
+            targets = targets.reshape(-1, 1)
+    if operator.builtin and targets.shape[1] != nb_outputs:
+        raise InvalidArgumentError(
+            f"targets has width {targets.shape[1]} but the model has {nb_outputs} "
+            "outputs; give one-hot rows of that width or class ids of shape (N,)."
+        )
+    return tf.constant(targets, dtype=tf.float32)

@@ -1,0 +1,4 @@
+"""Plots of explanations and metric curves. Imports matplotlib only when called."""
+from sobol_tf.plots.image import plot_attributions
+
+__all__ = ["plot_attributions"]

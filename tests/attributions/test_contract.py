@@ -1,0 +1,131 @@
+"""The contract every explainer keeps, run over every explainer of the library.
+
+To add a method, add a factory ``(model, batch_size) -> explainer`` to EXPLAINERS, with
+settings small enough for a CPU and a seed for anything random.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sobol_tf.attributions import SobolAttributionMethod
+from sobol_tf.errors import InvalidArgumentError, ModelCallError, SobolTFError
+
+from tests.conftest import tiny_convnet
+
+EXPLAINERS = {
+    "sobol": lambda model, batch_size: SobolAttributionMethod(
+        model, grid_size=2, nb_design=8, batch_size=batch_size),
+    "sobol_scrambled_blur": lambda model, batch_size: SobolAttributionMethod(
+        model, grid_size=4, nb_design=8, batch_size=batch_size, seed=3,
+        perturbation_function="blurring"),
+}
+
+#: per-method tolerance for batch-size invariance (float32 sums in other orders).
+ATOL = 1e-4
+
+N, H, W, C, K = 3, 8, 8, 3, 3
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_convnet((H, W, C), K)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, size=(N, H, W, C)).astype(np.float32)
+    labels = np.array([0, 2, 1])
+    return x, labels
+
+
+@pytest.fixture(scope="module", params=sorted(EXPLAINERS))
+def reference(request, model, data):
+    name = request.param
+    x, labels = data
+    maps = EXPLAINERS[name](model, 5).explain(x, labels)
+    return name, np.asarray(maps)
+
+
+def test_output_shape_and_finite(reference):
+    _, maps = reference
+    assert maps.shape[:3] == (N, H, W)
+    assert maps.shape[3] in (1, C)
+    assert np.all(np.isfinite(maps))
+    assert np.abs(maps).max() > 0
+
+
+def test_input_forms_agree(reference, model, data):
+    name, expected = reference
+    x, labels = data
+    one_hot = np.eye(K, dtype=np.float32)[labels]
+    explainer = EXPLAINERS[name](model, 5)
+    results = {
+        "tensor": explainer.explain(tf.constant(x), tf.constant(labels)),
+        "one-hot": explainer.explain(x, one_hot),
+        "call": explainer(x, labels),
+        "dataset pairs": explainer.explain(tf.data.Dataset.from_tensor_slices((x, one_hot))),
+        "batched dataset": explainer.explain(
+            tf.data.Dataset.from_tensor_slices((x, labels)).batch(2)),
+    }
+    for form, maps in results.items():
+        np.testing.assert_allclose(np.asarray(maps), expected, atol=ATOL, err_msg=form)
+
+
+def test_batch_size_invariance(reference, model, data):
+    name, expected = reference
+    x, labels = data
+    for batch_size in (1, 64):
+        maps = EXPLAINERS[name](model, batch_size).explain(x, labels)
+        np.testing.assert_allclose(np.asarray(maps), expected, atol=ATOL,
+                                   err_msg=f"batch_size={batch_size}")
+
+
+def test_deterministic(reference, model, data):
+    name, expected = reference
+    x, labels = data
+    again = EXPLAINERS[name](model, 5).explain(x, labels)
+    np.testing.assert_allclose(np.asarray(again), expected, atol=1e-6)
+
+
+def test_one_input_alone_matches_its_row(reference, model, data):
+    name, expected = reference
+    x, labels = data
+    alone = EXPLAINERS[name](model, 5).explain(x[1:2], labels[1:2])
+    np.testing.assert_allclose(np.asarray(alone)[0], expected[1], atol=ATOL)
+
+
+@pytest.mark.parametrize("name", sorted(EXPLAINERS))
+def test_bad_inputs_raise_clearly_and_leave_arrays_untouched(name, model, data):
+    x, labels = data
+    x_copy, labels_copy = x.copy(), labels.copy()
+    explainer = EXPLAINERS[name](model, 5)
+    with pytest.raises(InvalidArgumentError, match="targets has 2 rows but inputs has 3"):
+        explainer.explain(x, labels[:2])
+    with pytest.raises(InvalidArgumentError, match="width 5"):
+        explainer.explain(x, np.eye(5, dtype=np.float32)[labels])
+    with pytest.raises(InvalidArgumentError, match="class ids"):
+        explainer.explain(x, np.array([0, 1, 7]))
+    with pytest.raises(InvalidArgumentError, match="rank"):
+        explainer.explain(x.reshape(N, -1), labels)
+    nan = x.copy()
+    nan[0, 0, 0, 0] = np.nan
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        explainer.explain(nan, labels)
+    with pytest.raises(InvalidArgumentError, match="empty"):
+        explainer.explain(x[:0], labels[:0])
+    np.testing.assert_array_equal(x, x_copy)
+    np.testing.assert_array_equal(labels, labels_copy)
+
+
+@pytest.mark.parametrize("name", sorted(EXPLAINERS))
+def test_model_that_raises_is_reported(name, data):
+    x, labels = data
+
+    def broken(inputs):
+        raise RuntimeError("boom")
+
+    with pytest.raises(ModelCallError, match="boom") as info:
+        EXPLAINERS[name](broken, 5).explain(x, labels)
+    assert "evaluating" in str(info.value)
+    assert isinstance(info.value, SobolTFError)

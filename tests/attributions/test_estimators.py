@@ -1,0 +1,97 @@
+"""Estimators against closed-form indices, on exact model evaluations of a design."""
+import numpy as np
+import pytest
+
+from sobol_tf.attributions import estimators, samplers
+from sobol_tf.errors import InvalidArgumentError
+
+from tests.conftest import analytic_indices
+
+NAMES = sorted(estimators.ESTIMATORS)
+
+
+def evaluate(design, weights, interaction=None):
+    """The CellModel formula evaluated directly on mask values."""
+    f = design @ np.asarray(weights, np.float64)
+    if interaction is not None:
+        p, q, gamma = interaction
+        f = f + gamma * design[:, p] * design[:, q]
+    return f
+
+
+def errors(name, weights, interaction, nb_design, sampler):
+    design = sampler(len(weights), nb_design).astype(np.float64)
+    scores = evaluate(design, weights, interaction)
+    estimator = estimators.get(name)
+    first, total = analytic_indices(weights, interaction)
+    total_error = np.abs(estimator(scores, nb_design).numpy() - total).max()
+    first_error = np.abs(estimator.first_order(scores, nb_design).numpy() - first).max()
+    return total_error, first_error
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("interaction", [None, (0, 1, 6.0)], ids=["additive", "interaction"])
+def test_converges_to_analytic_indices(name, interaction):
+    weights = [1.0, 2.0, 0.5, 0.0]
+    sampler = samplers.SobolSequence(scramble=True, seed=0)
+    coarse = errors(name, weights, interaction, 64, sampler)
+    fine = errors(name, weights, interaction, 4096, sampler)
+    assert fine[0] < 0.02, fine
+    assert fine[1] < 0.02, fine
+    assert fine[0] < coarse[0]
+
+
+def test_interaction_separates_first_and_total_order():
+    weights, interaction = [-2.0, -2.0, 1.0], (0, 1, 8.0)
+    first, total = analytic_indices(weights, interaction)
+    design = samplers.SobolSequence(scramble=True, seed=1)(3, 4096).astype(np.float64)
+    scores = evaluate(design, weights, interaction)
+    estimator = estimators.JansenEstimator()
+    st = estimator(scores, 4096).numpy()
+    s = estimator.first_order(scores, 4096).numpy()
+    assert total[0] - first[0] > 0.3  # the model really has an interaction
+    np.testing.assert_allclose(st, total, atol=0.02)
+    np.testing.assert_allclose(s, first, atol=0.02)
+    assert st[0] - s[0] > 0.3 and abs(st[2] - s[2]) < 0.02
+
+
+def test_vectorised_over_inputs_matches_one_by_one():
+    design = samplers.SobolSequence()(4, 32).astype(np.float64)
+    scores = np.stack([evaluate(design, [1, 2, 3, 4]), evaluate(design, [4, 0, 1, 1], (0, 3, 2.0))])
+    for name in NAMES:
+        both = estimators.get(name)(scores, 32).numpy()
+        for row in range(2):
+            np.testing.assert_allclose(both[row], estimators.get(name)(scores[row], 32).numpy(),
+                                       rtol=1e-6)
+
+
+def test_jansen_matches_its_formula_by_hand():
+    rng = np.random.default_rng(0)
+    n, d = 8, 3
+    scores = rng.normal(size=n * (d + 2))
+    a, c = scores[:n], scores[2 * n:].reshape(d, n)
+    expected = [np.sum((a - c[i]) ** 2) / (2 * n * np.var(a, ddof=1)) for i in range(d)]
+    np.testing.assert_allclose(estimators.JansenEstimator()(scores, n).numpy(), expected,
+                               rtol=1e-5)
+
+
+def test_saltelli_and_homma_agree():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(2, 16 * 6))
+    np.testing.assert_allclose(estimators.SaltelliEstimator()(scores, 16).numpy(),
+                               estimators.HommaEstimator()(scores, 16).numpy())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constant_outputs_give_zero_not_nan(name):
+    scores = np.full((2, 8 * 5), 3.0)
+    estimator = estimators.get(name)
+    np.testing.assert_array_equal(estimator(scores, 8).numpy(), 0.0)
+    np.testing.assert_array_equal(estimator.first_order(scores, 8).numpy(), 0.0)
+
+
+def test_bad_layout_and_names():
+    with pytest.raises(InvalidArgumentError, match="columns"):
+        estimators.JansenEstimator()(np.zeros((1, 30)), 8)
+    with pytest.raises(InvalidArgumentError, match="'sobol'"):
+        estimators.get("sobol")

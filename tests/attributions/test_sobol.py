@@ -1,0 +1,145 @@
+"""SobolAttributionMethod end to end, against closed-form indices."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from sobol_tf.attributions import SobolAttributionMethod, base, estimators
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+from tests.conftest import CellModel, RegionModel, analytic_indices, tiny_convnet
+
+WEIGHTS = np.array([3.0, 0.0, 1.0, 0.5, 0.0, 2.0, 0.0, 1.0, 0.25, 0.0, 0.0, 1.5, 0.0, 0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("name", sorted(estimators.ESTIMATORS))
+def test_indices_converge_to_closed_form(name):
+    """Grid of 4x4 cells on a 4x4 image of ones: the maps are the cells' indices."""
+    interaction = (0, 5, 6.0)
+    model = CellModel(WEIGHTS, 4, interaction)
+    first, total = analytic_indices(WEIGHTS, interaction)
+    x = np.ones((1, 4, 4, 2), np.float32)
+    worst = []
+    for nb_design in (32, 1024):
+        explainer = SobolAttributionMethod(model, grid_size=4, nb_design=nb_design,
+                                           estimator=name, batch_size=4096, seed=0)
+        indices = explainer.explain_indices(x, [0])
+        st = indices.total.numpy()[0, ..., 0].ravel()
+        s = indices.first.numpy()[0, ..., 0].ravel()
+        worst.append(max(np.abs(st - total).max(), np.abs(s - first).max()))
+    assert worst[1] < 0.03, worst
+    assert worst[1] < worst[0]
+
+
+def test_default_unscrambled_design_converges_too():
+    model = CellModel(WEIGHTS, 4)
+    _, total = analytic_indices(WEIGHTS)
+    maps = SobolAttributionMethod(model, grid_size=4, nb_design=1024, batch_size=4096)(
+        np.ones((1, 4, 4, 1), np.float32), [0]).numpy()[0, ..., 0].ravel()
+    np.testing.assert_allclose(maps, total, atol=0.03)
+
+
+def test_maps_are_cell_indices_resized_bicubically():
+    model = CellModel(WEIGHTS, 4)
+    x = np.ones((2, 8, 8, 3), np.float32)
+    explainer = SobolAttributionMethod(model, grid_size=4, nb_design=512, batch_size=4096)
+    maps = explainer(x, [0, 1]).numpy()
+    _, total = analytic_indices(WEIGHTS)
+    expected = tf.image.resize(total.reshape(1, 4, 4, 1), (8, 8), method="bicubic").numpy()[0]
+    assert maps.shape == (2, 8, 8, 1)
+    np.testing.assert_allclose(maps[0], expected, atol=0.05)
+    # the second target is -f: same variance decomposition
+    np.testing.assert_allclose(maps[1], maps[0], atol=1e-4)
+
+
+def test_region_model_is_found():
+    model = RegionModel(rows=(4, 8), cols=(0, 4))
+    x = np.random.default_rng(0).uniform(0.5, 1, size=(2, 8, 8, 3)).astype(np.float32)
+    maps = SobolAttributionMethod(model, grid_size=2, nb_design=32)(x, [0, 0]).numpy()
+    cells = maps[:, ::4, ::4, 0]  # one pixel per cell; bicubic keeps the order
+    assert np.all(np.argmax(cells.reshape(2, -1), axis=1) == 2)
+
+
+def test_per_channel_masks_attribute_each_channel():
+    def model(x):  # reads only channel 1
+        score = tf.reduce_mean(x[..., 1], axis=[1, 2])
+        return tf.stack([score, score], axis=-1)
+
+    x = np.ones((1, 4, 4, 3), np.float32)
+    explainer = SobolAttributionMethod(model, grid_size=2, nb_design=64, per_channel=True)
+    maps = explainer(x, [0]).numpy()
+    assert maps.shape == (1, 4, 4, 3)
+    assert np.abs(maps[..., [0, 2]]).max() < 1e-6
+    assert maps[..., 1].min() > 0.1
+
+
+def test_keras_model_grayscale_inputs_and_operators():
+    model = keras.Sequential([
+        keras.Input((8, 8)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8)).astype(np.float32)
+    explainer = SobolAttributionMethod(model, grid_size=2, nb_design=8)
+    maps = explainer(x, [1, 0])
+    assert maps.shape == (2, 8, 8, 1)
+    regression = SobolAttributionMethod(model, grid_size=2, nb_design=8, operator="regression")
+    np.testing.assert_allclose(regression(x, np.eye(2)[[1, 0]]), maps, atol=1e-5)
+
+    def second_output(model, inputs, targets):
+        return model(inputs)[:, 1]
+
+    custom = SobolAttributionMethod(model, grid_size=2, nb_design=8, operator=second_output)
+    np.testing.assert_allclose(custom(x, [1, 1]), custom(x, [0, 0]), atol=1e-6)
+    np.testing.assert_allclose(custom(x, [1, 1])[0], maps[0], atol=1e-5)
+
+
+def test_default_targets_are_the_predicted_classes(convnet, images):
+    explainer = SobolAttributionMethod(convnet, grid_size=2, nb_design=8)
+    predicted = np.argmax(convnet(images).numpy(), axis=1)
+    np.testing.assert_allclose(explainer(images), explainer(images, predicted), atol=1e-6)
+
+
+def test_masks_upsampled_per_batch_when_too_big_to_cache(monkeypatch, convnet, images):
+    explainer = SobolAttributionMethod(convnet, grid_size=4, nb_design=8, batch_size=7)
+    cached = explainer(images, [0, 1, 2]).numpy()
+    monkeypatch.setattr(base, "MASK_CACHE_BYTES", 0)
+    streamed = SobolAttributionMethod(convnet, grid_size=4, nb_design=8, batch_size=7)(
+        images, [0, 1, 2]).numpy()
+    np.testing.assert_allclose(streamed, cached, atol=1e-6)
+
+
+def test_blurring_and_amplitude_run_and_differ(convnet, images):
+    maps = {name: SobolAttributionMethod(convnet, grid_size=2, nb_design=8,
+                                         perturbation_function=name)(images, [0, 1, 2]).numpy()
+            for name in ("inpainting", "blurring", "amplitude")}
+    assert not np.allclose(maps["inpainting"], maps["blurring"])
+    assert not np.allclose(maps["inpainting"], maps["amplitude"])
+
+
+def test_progress_bar(capsys, convnet, images):
+    SobolAttributionMethod(convnet, grid_size=2, nb_design=8, batch_size=4, verbose=True)(
+        images, [0, 1, 2])
+    out = capsys.readouterr().out
+    assert "SobolAttributionMethod" in out and "batch" in out
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"nb_design": 30}, "nb_design must be a power of two, got 30; try 32"),
+    ({"nb_design": 0}, "nb_design must be an integer >= 1, got 0"),
+    ({"grid_size": 0}, "grid_size must be an integer >= 1, got 0"),
+    ({"sampler": "qmc"}, "sampler must be one of"),
+    ({"estimator": "sobol"}, "estimator must be one of"),
+    ({"perturbation_function": "noise"}, "perturbation_function must be one of"),
+    ({"batch_size": -1}, "batch_size must be an integer >= 1, got -1"),
+    ({"operator": "ranking"}, "operator must be one of"),
+])
+def test_bad_arguments(kwargs, message, convnet):
+    with pytest.raises(InvalidArgumentError, match=message):
+        SobolAttributionMethod(convnet, **kwargs)
+
+
+def test_bad_types_and_grid_larger_than_input(convnet, images):
+    with pytest.raises(InvalidTypeError, match="nb_design"):
+        SobolAttributionMethod(convnet, nb_design=32.0)
+    with pytest.raises(InvalidTypeError, match="model"):
+        SobolAttributionMethod("model.keras")
+    with pytest.raises(InvalidArgumentError, match="grid_size=9 for inputs of 8x8"):
+        SobolAttributionMethod(convnet, grid_size=9)(images, [0, 1, 2])

@@ -1,0 +1,18 @@
+"""The README's Python example runs as written."""
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_example_runs(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README has no python example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert "(4, 32, 32, 1)" in capsys.readouterr().out
+
+
+def test_readme_names_the_two_commands():
+    text = README.read_text()
+    assert "make demo" in text and "make test" in text
