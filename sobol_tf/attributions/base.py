@@ -12,7 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import check_positive_int, prepare_inputs_targets
+import keras
+
+from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, SobolTFError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
@@ -21,6 +23,9 @@ from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallErr
 MASK_CACHE_BYTES = 256 * 2**20
 
 IMAGE_RANKS = (3, 4)
+
+#: mixed-precision options: the Keras dtype policy the model is rebuilt under.
+MIXED_PRECISION_POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
 def _batched_rank(model):
@@ -31,11 +36,23 @@ def _batched_rank(model):
     return None
 
 
+def _mixed_precision_clone(model, name):
+    """A copy of a Keras model whose layers compute in a mixed dtype policy."""
+    policy = MIXED_PRECISION_POLICIES[name]
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def _progbar(total, verbose, title):
     if not verbose:
         return None
-    import keras  # light: tensorflow already imported it
-
     print(title)
     return keras.utils.Progbar(total, unit_name="batch")
 
@@ -51,16 +68,23 @@ class Explainer(ABC):
             the target class), 'regression', or a callable g(model, inputs, targets)
             returning (batch,) scores.
         verbose: show a progress bar during long work.
+        jit_compile: XLA-compile the steps that call the model (off by default: the first
+            call compiles for a while; a gain mostly on GPUs).
+        mixed_precision: None (default), 'float16' or 'bfloat16': run a copy of a Keras
+            model under that mixed dtype policy (faster on recent GPUs; scores then differ
+            from float32 by the half-precision rounding, so it is off by default).
 
     Raises:
-        InvalidTypeError: ``model`` is not callable, ``batch_size`` not an integer.
+        InvalidTypeError: ``model`` is not callable, ``batch_size`` not an integer,
+            ``mixed_precision`` with a model that is not a Keras model.
         InvalidArgumentError: ``batch_size`` < 1, an unknown operator name.
     """
 
     #: ranks of ``inputs`` a method accepts; images are (N, H, W) or (N, H, W, C).
     input_ranks = IMAGE_RANKS
 
-    def __init__(self, model, *, batch_size=64, operator=None, verbose=False):
+    def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
+                 jit_compile=False, mixed_precision=None):
         if not callable(model):
             raise InvalidTypeError(
                 f"model must be a Keras model or a callable on a batch tensor, got "
@@ -70,7 +94,18 @@ class Explainer(ABC):
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.operator = operators_module.get(operator)
         self.verbose = bool(verbose)
+        self.jit_compile = bool(jit_compile)
+        if mixed_precision is not None:
+            mixed_precision = check_choice("mixed_precision", mixed_precision,
+                                           MIXED_PRECISION_POLICIES)
+            if not isinstance(model, keras.Model):
+                raise InvalidTypeError(
+                    "mixed_precision needs a Keras model (it rebuilds the model under a "
+                    f"mixed dtype policy), got {type(model).__name__}."
+                )
+        self.mixed_precision = mixed_precision
         self._functions = {}
+        self._views = {}
 
     # -- public API -------------------------------------------------------------------
     def explain(self, inputs, targets=None):
@@ -133,17 +168,26 @@ class Explainer(ABC):
 
     # -- shared machinery -------------------------------------------------------------
     def _model_view(self, squeeze_channel):
-        """The model as the engine calls it: on (B, H, W, C) batches."""
-        if not squeeze_channel:
-            return self.model
-        model = self.model
-        return lambda x: model(x[..., 0])
+        """The model as the engine calls it: on (B, H, W, C) batches (built once)."""
+        if squeeze_channel not in self._views:
+            model = self.model
+            if self.mixed_precision is not None:
+                model = _mixed_precision_clone(model, self.mixed_precision)
+            if squeeze_channel:
+                inner = model
+                model = lambda x: inner(x[..., 0])  # noqa: E731
+            self._views[squeeze_channel] = model
+        return self._views[squeeze_channel]
 
     def _compiled(self, model, key, python_function, input_signature):
-        """A tf.function of ``python_function`` traced once per ``key`` and model view."""
-        key = (model is self.model,) + key
+        """A tf.function of ``python_function`` traced once per ``key`` and model view.
+
+        Steps that call the model are XLA-compiled when ``jit_compile`` is set.
+        """
+        key = (id(model),) + key
         if key not in self._functions:
-            self._functions[key] = tf.function(python_function, input_signature=input_signature)
+            self._functions[key] = tf.function(python_function, input_signature=input_signature,
+                                               jit_compile=self.jit_compile)
         return self._functions[key]
 
     def _run_batches(self, step, nb_items, arguments, what):

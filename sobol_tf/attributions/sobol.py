@@ -52,6 +52,7 @@ class SobolAttributionMethod(BlackBoxExplainer):
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         seed: seed of the sampler when it is given by name.
         verbose: show a progress bar.
+        jit_compile, mixed_precision: see :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidArgumentError: ``nb_design`` not a power of two, ``grid_size`` < 1, an
@@ -67,8 +68,10 @@ class SobolAttributionMethod(BlackBoxExplainer):
 
     def __init__(self, model, *, grid_size=8, nb_design=32, sampler=None, estimator=None,
                  perturbation_function="inpainting", per_channel=False, batch_size=256,
-                 operator=None, seed=None, verbose=False):
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
+                 operator=None, seed=None, verbose=False, jit_compile=False,
+                 mixed_precision=None):
+        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
+                         jit_compile=jit_compile, mixed_precision=mixed_precision)
         self.grid_size = check_positive_int("grid_size", grid_size)
         self.nb_design = check_power_of_two("nb_design", nb_design)
         self.sampler = samplers_module.get(sampler, seed=seed)
