@@ -295,8 +295,12 @@ class BlackBoxExplainer(Explainer):
         return tf.zeros((1,) + tuple(images.shape[1:]), tf.float32)
 
     def _perturb(self, inputs, masks, baselines):
-        """Perturb a batch: inputs (B, H, W, C), masks (B, H, W, k), baselines like inputs."""
-        return inputs * masks + (1.0 - masks) * baselines
+        """Perturb a batch: inputs (B, H, W, C), masks (B, H, W, k), baselines like inputs.
+
+        ``inputs * masks + (1 - masks) * baselines``, written so that only two operations
+        run at the batch's full size when inputs and baselines are broadcast (1, H, W, C).
+        """
+        return baselines + masks * (inputs - baselines)
 
     def _explain(self, model, images, targets):
         _, height, width, channels = images.shape
@@ -308,6 +312,10 @@ class BlackBoxExplainer(Explainer):
     #: set True by methods whose estimator needs the scores of the clean inputs.
     _needs_base_scores = False
 
+    #: ``_perturb`` is elementwise with broadcasting, so a batch of one input's masks can
+    #: perturb that input broadcast (1, H, W, C) instead of a gathered copy per mask.
+    _perturb_broadcasts = True
+
     def _perturbed_scores(self, model, images, targets, masks):
         """Scores (N, P) of every input perturbed by every mask."""
         nb_inputs, height, width, channels = images.shape
@@ -317,6 +325,7 @@ class BlackBoxExplainer(Explainer):
             masks = tf.image.resize(masks, (height, width), method=self.upsampling)
         baselines = tf.convert_to_tensor(self._baselines(images), tf.float32)
         operator, upsampling, perturb = self.operator, self.upsampling, self._perturb
+        broadcasts = self._perturb_broadcasts
 
         def step(indices, images, baselines, targets, masks):
             nb_masks = tf.shape(masks, out_type=tf.int64)[0]
@@ -325,8 +334,20 @@ class BlackBoxExplainer(Explainer):
             if batch_masks.shape[1] != height or batch_masks.shape[2] != width:
                 batch_masks = tf.image.resize(batch_masks, (height, width), method=upsampling)
             last_baseline = tf.shape(baselines, out_type=tf.int64)[0] - 1
-            perturbed = perturb(tf.gather(images, input_ids), batch_masks,
-                                tf.gather(baselines, tf.minimum(input_ids, last_baseline)))
+            baseline_ids = tf.minimum(input_ids, last_baseline)
+
+            def one_input():  # the usual batch: broadcast one input over its masks
+                return perturb(images[input_ids[0]][None], batch_masks,
+                               baselines[baseline_ids[0]][None])
+
+            def several_inputs():
+                return perturb(tf.gather(images, input_ids), batch_masks,
+                               tf.gather(baselines, baseline_ids))
+
+            if broadcasts:
+                perturbed = tf.cond(input_ids[0] == input_ids[-1], one_input, several_inputs)
+            else:
+                perturbed = several_inputs()
             return operator(model, perturbed, tf.gather(targets, input_ids))
 
         def spec(tensor):
