@@ -5,6 +5,7 @@ from sobol_tf._utils.validation import (
     check_probability,
     check_choice,
 )
+from sobol_tf._utils.batching import progbar, run_batches
 from sobol_tf._utils.data import (
     PreparedData,
     prepare_inputs_targets,
@@ -19,4 +20,6 @@ __all__ = [
     "PreparedData",
     "prepare_inputs_targets",
     "to_numpy",
+    "progbar",
+    "run_batches",
 ]

@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import check_positive_int, prepare_inputs_targets
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, SobolTFError
+from sobol_tf._utils import check_positive_int, prepare_inputs_targets, run_batches
+from sobol_tf.errors import InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
 #: most this many bytes; bigger ones are upsampled batch by batch on the device so that
@@ -29,15 +29,6 @@ def _batched_rank(model):
     if isinstance(shape, tuple) and shape and all(isinstance(d, (int, type(None))) for d in shape):
         return len(shape)
     return None
-
-
-def _progbar(total, verbose, title):
-    if not verbose:
-        return None
-    import keras  # light: tensorflow already imported it
-
-    print(title)
-    return keras.utils.Progbar(total, unit_name="batch")
 
 
 class Explainer(ABC):
@@ -155,27 +146,8 @@ class Explainer(ABC):
         Returns:
             tf.Tensor of the stacked per-item results, (nb_items, ...).
         """
-        batches = tf.data.Dataset.range(nb_items).batch(self.batch_size).prefetch(2)
-        nb_batches = -(-nb_items // self.batch_size)
-        progress = _progbar(nb_batches, self.verbose and nb_batches > 1,
-                            f"{type(self).__name__}: {what}")
-        results = []
-        for number, indices in enumerate(batches):
-            try:
-                results.append(step(indices, *arguments))
-            except SobolTFError:
-                raise
-            except Exception as exc:
-                first = number * self.batch_size
-                last = min(first + self.batch_size, nb_items) - 1
-                raise ModelCallError(
-                    f"the model raised while evaluating {what} (items {first} to {last} of "
-                    f"{nb_items}, batch_size={self.batch_size}): "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            if progress is not None:
-                progress.update(number + 1)
-        return tf.concat(results, axis=0) if len(results) > 1 else results[0]
+        return run_batches(step, nb_items, arguments, batch_size=self.batch_size,
+                           verbose=self.verbose, title=type(self).__name__, what=what)
 
     def _predict(self, model, images):
         """The model's outputs on the clean images, (N, K) as numpy."""
