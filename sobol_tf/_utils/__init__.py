@@ -8,6 +8,7 @@ from sobol_tf._utils.validation import (
 from sobol_tf._utils.batching import progbar, run_batches
 from sobol_tf._utils.data import (
     PreparedData,
+    model_batch_rank,
     prepare_inputs_targets,
     to_numpy,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "check_probability",
     "check_choice",
     "PreparedData",
+    "model_batch_rank",
     "prepare_inputs_targets",
     "to_numpy",
     "progbar",

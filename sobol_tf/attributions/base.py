@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import check_positive_int, prepare_inputs_targets, run_batches
+from sobol_tf._utils.data import model_batch_rank as _batched_rank
 from sobol_tf.errors import InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
@@ -21,14 +22,6 @@ from sobol_tf.errors import InvalidTypeError
 MASK_CACHE_BYTES = 256 * 2**20
 
 IMAGE_RANKS = (3, 4)
-
-
-def _batched_rank(model):
-    """Rank of a batch for ``model`` when it declares its input shape, else None."""
-    shape = getattr(model, "input_shape", None)
-    if isinstance(shape, tuple) and shape and all(isinstance(d, (int, type(None))) for d in shape):
-        return len(shape)
-    return None
 
 
 class Explainer(ABC):
