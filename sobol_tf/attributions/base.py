@@ -359,7 +359,8 @@ class WhiteBoxExplainer(Explainer):
             mapping a batch tensor to outputs with differentiable TensorFlow ops.
         output_layer: None (the model's output) or the name / index of the layer whose
             output is explained, e.g. the logits before a softmax (needs a Keras model).
-        batch_size: gradient evaluations per forward/backward pass. Bounds memory.
+        batch_size: gradient evaluations per forward/backward pass (bounds memory); 64
+            as Xplique.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         verbose: show a progress bar.
 
@@ -371,7 +372,7 @@ class WhiteBoxExplainer(Explainer):
     #: gradient evaluations averaged per input (1: one gradient per input).
     nb_evaluations = 1
 
-    def __init__(self, model, *, output_layer=None, batch_size=32, operator=None,
+    def __init__(self, model, *, output_layer=None, batch_size=64, operator=None,
                  verbose=False):
         if output_layer is not None:
             import keras  # light: tensorflow already imported it

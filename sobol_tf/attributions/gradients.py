@@ -44,7 +44,7 @@ class Saliency(WhiteBoxExplainer):
         model: a Keras model or a callable on a batch tensor with differentiable TF ops.
         output_layer: None (the model's output) or the name / index of the layer whose
             output is explained (e.g. the logits); needs a Keras model.
-        batch_size: inputs per forward/backward pass; 32.
+        batch_size: inputs per forward/backward pass; 64 as Xplique.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         verbose: show a progress bar.
 
@@ -52,7 +52,7 @@ class Saliency(WhiteBoxExplainer):
         >>> maps = Saliency(model)(images, labels)          # (N, H, W, 1)
     """
 
-    def __init__(self, model, *, output_layer=None, batch_size=32, operator=None,
+    def __init__(self, model, *, output_layer=None, batch_size=64, operator=None,
                  verbose=False):
         super().__init__(model, output_layer=output_layer, batch_size=batch_size,
                          operator=operator, verbose=verbose)

@@ -83,7 +83,8 @@ def test_seed_reproduces_masks_per_size_and_differs_across_seeds():
     np.testing.assert_array_equal(first._masks(8, 8, 1), again._masks(8, 8, 1))
     assert first._masks(6, 6, 1).shape == (20, 6, 6, 1)
     assert first._masks(8, 8, 1) is first._masks(8, 8, 1)  # drawn once per size
-    assert not np.allclose(first._masks(8, 8, 1), Rise(linear, nb_samples=20, seed=8)._masks(8, 8, 1))
+    other = Rise(linear, nb_samples=20, seed=8)
+    assert not np.allclose(first._masks(8, 8, 1), other._masks(8, 8, 1))
     unseeded = Rise(linear, nb_samples=20)
     np.testing.assert_array_equal(unseeded._masks(8, 8, 1), unseeded._masks(8, 8, 1))
 
@@ -91,7 +92,8 @@ def test_seed_reproduces_masks_per_size_and_differs_across_seeds():
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"nb_samples": 0}, InvalidArgumentError, "nb_samples must be an integer >= 1, got 0"),
     ({"grid_size": 0}, InvalidArgumentError, "grid_size must be an integer >= 1, got 0"),
-    ({"preservation_probability": 0.0}, InvalidArgumentError, r"preservation_probability must lie in \(0, 1\]"),
+    ({"preservation_probability": 0.0}, InvalidArgumentError,
+     r"preservation_probability must lie in \(0, 1\]"),
     ({"preservation_probability": 1.5}, InvalidArgumentError, "preservation_probability"),
     ({"mask_value": "zero"}, InvalidTypeError, "mask_value must be a number"),
     ({"seed": -1}, InvalidArgumentError, "seed must be an integer >= 0, got -1"),
