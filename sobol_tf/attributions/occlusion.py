@@ -31,7 +31,7 @@ class Occlusion(BlackBoxExplainer):
     overlapping patches; Captum averages them instead). With ``patch_stride >=
     patch_size`` patches do not overlap and each pixel gets its patch's drop. Pixels no
     patch covers (a margin when (H - patch) is not a multiple of the stride) get 0.
-    Costs one forward pass per patch position, plus one for the clean input.
+    Costs one forward pass per patch position, plus the clean input.
 
     The occlusion masks are kept at full resolution, once per input size
     (patches * H * W * 4 bytes).
