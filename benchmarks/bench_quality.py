@@ -31,8 +31,10 @@ FULL = dict(nb_train=10000, nb_test=2000, epochs=20, nb_images=100)
 QUICK = dict(nb_train=2000, nb_test=400, epochs=4, nb_images=6)
 #: perturbed inputs per forward pass, for every method and metric.
 BATCH_SIZE = 256
-#: Deletion / Insertion: pixels set to (revealed on) 0, the canvas' background.
-CAUSAL = dict(steps=20, baseline_mode=0.0)
+#: Deletion / Insertion: pixels set to (revealed on) 0, the canvas' background, up to a
+#: quarter of them (the digit's box covers about a seventh of the canvas; past that the
+#: curves are flat), in steps of 1.25% of the pixels.
+CAUSAL = dict(steps=20, max_percentage_perturbed=0.25, baseline_mode=0.0)
 #: MuFidelity: subsets of a 9x9 grid, 20% of cells set to 0 each.
 MUFIDELITY = dict(grid_size=9, nb_samples=200, subset_percent=0.2, baseline_mode=0.0)
 #: the first images of the evaluation set drawn in quality_maps.png.
@@ -233,8 +235,9 @@ def write_markdown(path, header, rows, methods, accuracy, train_set, test_set, s
         "",
         "Mean ± standard error over the N images. Score explained and scored: the "
         "softmax probability of the label (the model's output). Deletion / Insertion: "
-        f"{CAUSAL['steps']} steps, pixels set to (revealed on) 0, area by the trapezoid "
-        f"rule. MuFidelity: {describe(MUFIDELITY)}, seed {seed}. Pointing game: the "
+        f"the top {CAUSAL['max_percentage_perturbed']:.0%} of the pixels in "
+        f"{CAUSAL['steps']} steps, set to (revealed on) 0; area under the mean curve, "
+        "trapezoid rule on [0, 1]. MuFidelity: {describe(MUFIDELITY)}, seed {seed}. Pointing game: the "
         "map's maximum inside the box, no tolerance, ties shared. Share in box: positive "
         "attribution inside the box / positive attribution everywhere. s / input: one "
         "explain() call on the N images / N, after a warm-up call (batch_size "
