@@ -14,7 +14,7 @@ import tensorflow as tf
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets, run_batches
 from sobol_tf._utils.data import model_batch_rank as _batched_rank
-from sobol_tf.errors import InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
 #: most this many bytes; bigger ones are upsampled batch by batch on the device so that
@@ -313,8 +313,8 @@ class BlackBoxExplainer(Explainer):
             baseline_ids = tf.minimum(input_ids, last_baseline)
 
             def one_input():  # the usual batch: broadcast one input over its masks
-                return perturb(images[input_ids[0]][None], batch_masks,
-                               baselines[baseline_ids[0]][None])
+                return perturb(tf.gather(images, input_ids[:1]), batch_masks,
+                               tf.gather(baselines, baseline_ids[:1]))
 
             def several_inputs():
                 return perturb(tf.gather(images, input_ids), batch_masks,
