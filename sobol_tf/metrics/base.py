@@ -75,8 +75,8 @@ class ExplanationMetric(ABC):
         ModelCallError: the model raised on the clean inputs.
     """
 
-    def __init__(self, model, inputs, targets=None, *, batch_size=64, operator=None,
-                 activation=None, verbose=False):
+    def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
+                 activation=None, *, verbose=False):
         if not callable(model):
             raise InvalidTypeError(
                 f"model must be a Keras model or a callable on a batch tensor, got "
