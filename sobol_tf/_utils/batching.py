@@ -6,7 +6,31 @@ memory is bounded by ``batch_size`` whatever the number of items.
 """
 import tensorflow as tf
 
-from sobol_tf.errors import ModelCallError, SobolTFError
+from sobol_tf.errors import InvalidTypeError, ModelCallError, SobolTFError
+
+
+def outputs_step(model):
+    """A step ``(indices, images) -> outputs (B, K) float32`` of ``model`` on clean inputs."""
+
+    def step(indices, images):
+        outputs = model(tf.gather(images, indices))
+        if isinstance(outputs, (list, tuple)):
+            raise InvalidTypeError(
+                "the model returned several outputs; pass operator=callable "
+                "g(model, inputs, targets) that picks the one to use."
+            )
+        return tf.cast(tf.reshape(outputs, (tf.shape(indices)[0], -1)), tf.float32)
+
+    return step
+
+
+def scores_step(model, operator):
+    """A step ``(indices, images, targets) -> (B,) scores`` of the operator on clean inputs."""
+
+    def step(indices, images, targets):
+        return operator(model, tf.gather(images, indices), tf.gather(targets, indices))
+
+    return step
 
 
 def progbar(total, verbose, title):
