@@ -114,7 +114,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller cases")
     parser.add_argument("--cases", default="abcdom",
-                        help="a b c d, o (options), m (metrics), any subset")
+                        help="a b c d, o (options), m (metrics), D (MobileNetV2 at 224, "
+                        "nb_design=64: slow), any subset")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else 5
@@ -187,6 +188,14 @@ def main(argv=None):
         print_table(f"(d) Peak RSS (MiB), convnet at {size}x{size}, batch_size={BATCH}",
                     ["nb_design", "N", "RSS before", "RSS peak", "growth", "scores MiB"], rows)
         results["memory"] = rows
+
+    if "D" in args.cases:
+        before, after = peak_rss(224, 64, 1, "mobilenet")
+        print_table(f"(D) MobileNetV2 at 224x224, nb_design=64, batch_size={BATCH}, N=1 "
+                    f"({64 * (GRID ** 2 + 2)} forward passes)",
+                    ["RSS before (MiB)", "RSS peak (MiB)", "growth (MiB)"],
+                    [[f"{before:.0f}", f"{after:.0f}", f"{after - before:.0f}"]])
+        results["mobilenet_224"] = [before, after]
 
     if args.json:
         with open(args.json, "w") as handle:

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets, run_batches
+from sobol_tf._utils.batching import outputs_step, scores_step
 from sobol_tf._utils.data import model_batch_rank as _batched_rank
 from sobol_tf.errors import InvalidTypeError
 
@@ -192,16 +193,7 @@ class Explainer(ABC):
 
     def _predict(self, model, images):
         """The model's outputs on the clean images, (N, K) as numpy."""
-
-        def step(indices, images):
-            outputs = model(tf.gather(images, indices))
-            if isinstance(outputs, (list, tuple)):
-                raise InvalidTypeError(
-                    "the model returned several outputs; pass operator=callable "
-                    "g(model, inputs, targets) that picks the one to explain."
-                )
-            return tf.cast(tf.reshape(outputs, (tf.shape(indices)[0], -1)), tf.float32)
-
+        step = outputs_step(model)
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32)]
         function = self._compiled(model, ("predict", tuple(images.shape[1:])), step, signature)
@@ -209,11 +201,7 @@ class Explainer(ABC):
 
     def _scores(self, model, images, targets):
         """The operator's scores on the clean images, (N,) float32 tensor."""
-        operator = self.operator
-
-        def step(indices, images, targets):
-            return operator(model, tf.gather(images, indices), tf.gather(targets, indices))
-
+        step = scores_step(model, self.operator)
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32),
                      tf.TensorSpec([None, targets.shape[1]], tf.float32)]

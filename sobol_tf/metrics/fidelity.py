@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import rankdata
 
-from sobol_tf._utils import check_choice, check_positive_int, check_probability
+from sobol_tf._utils import (check_choice, check_grid_fits, check_positive_int,
+                             check_probability)
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.metrics.base import ExplanationMetric
 
@@ -302,12 +303,7 @@ class MuFidelity(ExplanationMetric):
             cells = (height, width)
         else:
             grid_size = check_positive_int("grid_size", grid_size)
-            if grid_size > min(height, width):
-                raise InvalidArgumentError(
-                    f"grid_size must not exceed the input size, got grid_size={grid_size} "
-                    f"for inputs of {height}x{width}; use grid_size <= {min(height, width)} "
-                    "or None for pixel-wise subsets."
-                )
+            check_grid_fits(grid_size, height, width, " or None for pixel-wise subsets")
             cells = (grid_size, grid_size)
         self.grid_size = grid_size
         self.subset_percent = check_probability("subset_percent", subset_percent,
