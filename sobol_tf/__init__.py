@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 from sobol_tf import errors, operators
 from sobol_tf import attributions
-from sobol_tf.attributions import SobolAttributionMethod
+from sobol_tf.attributions import ExtremalPerturbation, SobolAttributionMethod
 
-__all__ = ["attributions", "errors", "operators", "SobolAttributionMethod", "__version__"]
+__all__ = ["attributions", "errors", "operators", "ExtremalPerturbation",
+           "SobolAttributionMethod", "__version__"]

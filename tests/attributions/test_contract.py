@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sobol_tf.attributions import SobolAttributionMethod
+from sobol_tf.attributions import ExtremalPerturbation, SobolAttributionMethod
 from sobol_tf.errors import InvalidArgumentError, ModelCallError, SobolTFError
 
 from tests.conftest import tiny_convnet
@@ -18,6 +18,9 @@ EXPLAINERS = {
     "sobol_scrambled_blur": lambda model, batch_size: SobolAttributionMethod(
         model, grid_size=4, nb_design=8, batch_size=batch_size, seed=3,
         perturbation_function="blurring"),
+    "extremal_dual_jitter": lambda model, batch_size: ExtremalPerturbation(
+        model, areas=(0.1, 0.3), variant="dual", steps=8, learning_rate=0.1, mask_step=2,
+        mask_sigma=2.0, max_blur=3.0, jitter=True, seed=0, batch_size=batch_size),
 }
 
 #: per-method tolerance for batch-size invariance (float32 sums in other orders).

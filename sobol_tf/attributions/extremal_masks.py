@@ -1,0 +1,162 @@
+"""Smooth masks and perturbation pyramids of extremal perturbations (pure TensorFlow).
+
+Two building blocks of :class:`~sobol_tf.attributions.ExtremalPerturbation` (Fong,
+Patrick & Vedaldi, ICCV 2019), usable on their own:
+
+- :class:`SmoothMaskGenerator` turns a low-resolution grid of parameters in [0, 1], one
+  every ``step`` pixels, into a smooth mask: each pixel takes the smooth max, over the
+  parameters near it, of the parameter times a bump kernel of the distance. A mask is
+  then never sharper than the kernel, whatever the parameters.
+- :func:`gaussian_blur_matrix`, :func:`perturbation_pyramid` and :func:`apply_pyramid`:
+  an input blurred at ``num_levels`` strengths; a mask value of 1 picks the input, 0 the
+  strongest blur, and values in between interpolate linearly between adjacent levels.
+
+Everything is written with batched TF ops (gathers, einsums) so that it runs inside one
+compiled optimisation loop.
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+#: "coldness" of the smooth max: smax(v) = sum_k v_k softmax(COLDNESS * v)_k.
+SMOOTH_MAX_COLDNESS = 20.0
+
+#: the Gaussian blur kernel is truncated at this many standard deviations.
+BLUR_TRUNCATE = 4.0
+
+
+def bump(distance, sigma):
+    """Flat-topped bump kernel: 1 within ``sigma / 2``, then Gaussian decay.
+
+    k(d) = exp(-2 * max(d / sigma - 1/2, 0)**2), the kernel of TorchRay's mask generator.
+    """
+    excess = np.maximum(np.asarray(distance, np.float64) / sigma - 0.5, 0.0)
+    return np.exp(-2.0 * excess ** 2)
+
+
+class SmoothMaskGenerator:
+    """Smooth masks (B, H, W) from parameter grids (B, h, w), h = ceil(H / step).
+
+    Parameter (i, j) sits at pixel (i * step, j * step). Pixel u takes
+    ``smax_k bump(|u - u_k|, sigma) * p_k`` over the (2r + 1)**2 parameters k of the
+    window around its nearest lattice point, r = 1 + ceil(sigma / step); parameters
+    outside the grid count as 0. The result is clipped to [0, 1].
+
+    Args:
+        height, width: mask size in pixels.
+        step: spacing of the parameter lattice in pixels (TorchRay's ``step``, 7).
+        sigma: width of the bump kernel in pixels (TorchRay's ``sigma``, 21).
+
+    Attributes:
+        grid_shape: (h, w) of the parameter grids.
+        indices: int32 (H * W * K,) index of each pixel's neighbour k in the flattened
+            grid with an extra 0 appended (index h * w for neighbours outside the grid).
+        weights: float32 (H, W, K) bump kernel of each pixel-neighbour distance.
+
+    Example:
+        >>> generator = SmoothMaskGenerator(16, 16, step=4, sigma=6.0)
+        >>> masks = generator(tf.ones((2,) + generator.grid_shape))   # (2, 16, 16)
+    """
+
+    def __init__(self, height, width, *, step, sigma):
+        self.height, self.width = int(height), int(width)
+        self.step, self.sigma = int(step), float(sigma)
+        grid_h, grid_w = math.ceil(self.height / self.step), math.ceil(self.width / self.step)
+        self.grid_shape = (grid_h, grid_w)
+        radius = 1 + math.ceil(self.sigma / self.step)
+        offsets = np.arange(-radius, radius + 1)
+        rows = np.rint(np.arange(self.height) / self.step).astype(np.int64)[:, None] + offsets
+        cols = np.rint(np.arange(self.width) / self.step).astype(np.int64)[:, None] + offsets
+        # (H, W, 2r+1, 2r+1) lattice coordinates of every pixel's neighbours
+        shape = (self.height, self.width, offsets.size, offsets.size)
+        row_ids = np.broadcast_to(rows[:, None, :, None], shape)
+        col_ids = np.broadcast_to(cols[None, :, None, :], row_ids.shape)
+        dy = np.arange(self.height)[:, None, None, None] - self.step * row_ids
+        dx = np.arange(self.width)[None, :, None, None] - self.step * col_ids
+        inside = (row_ids >= 0) & (row_ids < grid_h) & (col_ids >= 0) & (col_ids < grid_w)
+        flat = np.where(inside, row_ids * grid_w + col_ids, grid_h * grid_w)
+        self.nb_neighbours = offsets.size ** 2
+        self.indices = tf.constant(flat.reshape(-1), tf.int32)
+        self.weights = tf.constant(
+            bump(np.hypot(dy, dx), self.sigma).reshape(self.height, self.width, -1), tf.float32)
+
+    def __call__(self, params):
+        """Masks (B, H, W) in [0, 1] from parameters (B, h, w)."""
+        params = tf.reshape(tf.convert_to_tensor(params, tf.float32), (tf.shape(params)[0], -1))
+        params = tf.pad(params, [[0, 0], [0, 1]])  # the 0 of the neighbours off the grid
+        values = tf.gather(params, self.indices, axis=1)
+        values = tf.reshape(values, (-1, self.height, self.width, self.nb_neighbours))
+        return tf.clip_by_value(smooth_max(values * self.weights), 0.0, 1.0)
+
+
+def smooth_max(values, coldness=SMOOTH_MAX_COLDNESS):
+    """Smooth maximum over the last axis: sum_k v_k softmax(coldness * v)_k."""
+    return tf.reduce_sum(values * tf.nn.softmax(coldness * values, axis=-1), axis=-1)
+
+
+def _reflect(index, size):
+    """Reflect integer indices into [0, size) without repeating the edge (reflect-101)."""
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    index = np.mod(index, period)
+    return np.where(index >= size, period - index, index)
+
+
+def gaussian_blur_matrix(size, sigma):
+    """(size, size) matrix M so that M @ x blurs x along one axis with a Gaussian.
+
+    The kernel has standard deviation ``sigma``, is truncated at
+    :data:`BLUR_TRUNCATE` * sigma and normalised; borders are reflected (reflect-101) as
+    many times as needed, so any ``sigma`` works on any ``size`` and every row sums to 1.
+    ``sigma`` = 0 gives the identity.
+    """
+    if sigma <= 0:
+        return np.eye(size, dtype=np.float32)
+    half = math.ceil(BLUR_TRUNCATE * sigma)
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    matrix = np.zeros((size, size), np.float64)
+    rows = np.repeat(np.arange(size), offsets.size)
+    sources = _reflect(np.arange(size)[:, None] + offsets, size).reshape(-1)
+    np.add.at(matrix, (rows, sources), np.tile(kernel, size))
+    return matrix.astype(np.float32)
+
+
+def pyramid_sigmas(num_levels, max_blur):
+    """Blur of each level: max_blur * (1 - l / (L - 1)), l = 0..L-1 (the last is 0)."""
+    return [max_blur * (1.0 - level / (num_levels - 1)) for level in range(num_levels)]
+
+
+def perturbation_pyramid(images, num_levels, max_blur):
+    """Images blurred at ``num_levels`` strengths: (B, H, W, C) -> (B, L, H, W, C).
+
+    Level 0 has the strongest blur (standard deviation ``max_blur`` pixels), level L - 1
+    is the image itself (see :func:`pyramid_sigmas`). Separable: one matrix per axis.
+    """
+    height, width = images.shape[1], images.shape[2]
+    sigmas = pyramid_sigmas(num_levels, max_blur)
+    along_h = tf.constant(np.stack([gaussian_blur_matrix(height, s) for s in sigmas]))
+    along_w = tf.constant(np.stack([gaussian_blur_matrix(width, s) for s in sigmas]))
+    blurred = tf.einsum("lij,bjwc->bliwc", along_h, images)
+    return tf.einsum("lkw,bliwc->blikc", along_w, blurred)
+
+
+def apply_pyramid(pyramid, masks):
+    """Perturbed images (B, H, W, C) from a pyramid (B, L, H, W, C) and masks (B, H, W).
+
+    A mask value m reads level m * (L - 1), interpolating linearly between the two
+    levels around it: 1 keeps the image, 0 takes the strongest blur. The bracketing pair
+    of levels is chosen so that the gradient is never zero at the ends or at exact
+    levels (at m = 0 and m = 1 it is the one-sided slope).
+    """
+    num_levels = pyramid.shape[1]
+    position = masks * (num_levels - 1)
+    lower = tf.stop_gradient(tf.clip_by_value(tf.floor(position), 0.0, num_levels - 2.0))
+    upper_weight = position - lower
+    lower_ids = tf.cast(lower, tf.int32)
+    weights = (tf.one_hot(lower_ids, num_levels) * (1.0 - upper_weight)[..., None]
+               + tf.one_hot(lower_ids + 1, num_levels) * upper_weight[..., None])
+    return tf.einsum("bhwl,blhwc->bhwc", weights, pyramid)
