@@ -9,6 +9,7 @@ from sobol_tf.attributions.base import Explainer
 from sobol_tf.attributions.extremal_masks import (
     SmoothMaskGenerator,
     apply_pyramid,
+    area_loss,
     perturbation_pyramid,
 )
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
@@ -25,11 +26,14 @@ PERTURBATIONS = ("blur", "fade")
 #: and dampening 0.9).
 MOMENTUM = 0.9
 
-#: with ``normalize_scores``, score ranges below this fraction of the scores' magnitude
-#: (or below SCORE_RANGE_ABSOLUTE_FLOOR) are raised to it, so that a model the
-#: perturbation barely moves does not get its noise amplified.
-SCORE_RANGE_RELATIVE_FLOOR = 1e-2
-SCORE_RANGE_ABSOLUTE_FLOOR = 1e-6
+#: where the mask parameters start. 1 as TorchRay, but 0.75 for 'delete': from 1 the
+#: input starts fully blurred, where the blur levels barely differ and the score gives
+#: the mask little slope (on a model reading one region, the masks ended on the image
+#: border); from 0 the smooth max leaves holes between the parameters that rise first.
+INITIAL_PARAMETERS = {"preserve": 1.0, "delete": 0.75, "dual": 1.0}
+
+#: with ``normalize_scores``, scores are divided by at least this (scores of zero).
+SCORE_SCALE_FLOOR = 1e-6
 
 
 def _check_positive_number(name, value):
@@ -78,8 +82,11 @@ class ExtremalPerturbation(Explainer):
     distance between the sorted mask values and the sorted reference mask of area a
     (round(a H W) ones, the rest zeros), with a weight that grows exponentially during the
     optimisation: the score shapes the mask first, the area constraint wins at the end.
-    The parameters start at 1, follow gradient descent with momentum and are clipped to
-    [0, 1] after each step. The (input, area) pairs of a batch are optimised together in
+    The parameters start at 1 (0.75 for 'delete'), follow gradient descent with momentum
+    (the step follows a moving average of the gradients, as TorchRay's SGD; not Adam,
+    whose steps of about the learning rate whatever the gradient erase the small score
+    differences that decide which pixels the area loss keeps) and are clipped to [0, 1]
+    after each step. The (input, area) pairs of a batch are optimised together in
     one compiled loop; each pair's mask depends on that pair only.
 
     Ref. R. Fong, M. Patrick, A. Vedaldi. Understanding Deep Networks via Extremal
@@ -89,17 +96,23 @@ class ExtremalPerturbation(Explainer):
 
     Where we differ from TorchRay, on purpose:
 
-    - ``normalize_scores`` (on by default) divides each pair's score by its range over
-      the perturbation, |score(clean input) - score(fully perturbed input)|, so that the
-      balance between score and area does not depend on the scale of the model's outputs
-      (logits or probabilities). The area weight then starts at 0.3 and grows 1000-fold
-      to 300; starting it above the score's pull freezes the mask where the area loss
-      first puts it. ``normalize_scores=False, area_weight=300, area_weight_growth=16.4``
-      gives TorchRay's objective and schedule, tuned for logits of 224 x 224 images.
+    - ``normalize_scores`` (on by default) divides each pair's score by the largest of
+      |s(x)|, |s(x0)| and |s(x) - s(x0)|, x the input and x0 the fully perturbed input, so
+      that the balance between score and area does not depend on the scale of the
+      model's outputs (logits or probabilities), and a model the perturbation barely
+      moves does not get its noise amplified. The area weight then starts at 0.3 and
+      grows 1000-fold to 300: started above the score's pull, the area loss freezes the
+      mask wherever it first puts it. ``normalize_scores=False, area_weight=300,
+      area_weight_growth=16.4`` gives TorchRay's objective and schedule, tuned for
+      logits of 224 x 224 images.
     - The weight schedule spans the run whatever ``steps`` is (TorchRay multiplies the
       weight by 1.0035 per step).
     - The area is measured on the image, not on the image plus a margin of
-      ``mask_sigma`` pixels, so the returned masks have the asked area.
+      ``mask_sigma`` pixels, so the returned masks have the asked area. Pixels whose
+      mask values tie share the reference of the ranks they span (see
+      :func:`~sobol_tf.attributions.extremal_masks.area_loss`) instead of being ranked
+      by their index.
+    - 'delete' starts from parameters of 0.75, not 1 (see :data:`INITIAL_PARAMETERS`).
     - Blurs reflect the borders (TorchRay pads with zeros, which darkens them), and the
       pyramid interpolation has a one-sided slope at m = 1 (zero in TorchRay).
     - ``jitter`` is off by default and, when on, flips the perturbed inputs horizontally
@@ -126,7 +139,7 @@ class ExtremalPerturbation(Explainer):
             Both suit 224 x 224 images; scale them with the input size.
         num_levels: levels of the blur pyramid, >= 2; 8.
         max_blur: standard deviation of the strongest blur in pixels, 20.
-        normalize_scores: divide each pair's score by its range over the perturbation.
+        normalize_scores: divide each pair's score by its scale (see above); True.
         area_weight: initial weight of the area loss, 0.3.
         area_weight_growth: factor by which the area weight has grown at the last step,
             1000.
@@ -214,7 +227,6 @@ class ExtremalPerturbation(Explainer):
         """The compiled loop: ``step(indices, images, targets[, flips])`` -> (B, H, W)."""
         generator = SmoothMaskGenerator(height, width, step=self.mask_step,
                                         sigma=self.mask_sigma)
-        nb_pixels = height * width
         nb_areas = len(self.areas)
         areas = tf.constant(self.areas, tf.float32)
         operator, variant, steps, jitter = self.operator, self.variant, self.steps, self.jitter
@@ -232,10 +244,6 @@ class ExtremalPerturbation(Explainer):
             pair_areas = tf.gather(areas, indices % nb_areas)
             if jitter:  # (B, steps): the flips of each pair's area, shared by all inputs
                 flips = tf.gather(flips, indices % nb_areas)
-            # sorted reference of each area: zeros, then round(a * H * W) ones
-            nb_ones = tf.round(pair_areas * nb_pixels)
-            reference = tf.cast(tf.range(nb_pixels, dtype=tf.float32)[None]
-                                >= nb_pixels - nb_ones[:, None], tf.float32)
             pyramid = perturbation_pyramid(inputs, num_levels, max_blur) if blur else None
 
             def perturb(masks):
@@ -244,15 +252,13 @@ class ExtremalPerturbation(Explainer):
                 return inputs * masks[..., None]
 
             scale = tf.ones(tf.shape(indices), tf.float32)
-            if normalize:  # reward in units of the score's range over the perturbation
+            if normalize:  # scores in units of max(|clean|, |perturbed|, |clean - perturbed|)
                 ones = tf.ones(tf.shape(inputs)[:3])
                 pair_targets = targets[:tf.shape(indices)[0]]
                 clean = operator(model, perturb(ones), pair_targets)
                 perturbed = operator(model, perturb(0.0 * ones), pair_targets)
-                floor = tf.maximum(SCORE_RANGE_RELATIVE_FLOOR
-                                   * tf.maximum(tf.abs(clean), tf.abs(perturbed)),
-                                   SCORE_RANGE_ABSOLUTE_FLOOR)
-                scale = 1.0 / tf.maximum(tf.abs(clean - perturbed), floor)
+                size = tf.reduce_max(tf.abs(tf.stack([clean, perturbed, clean - perturbed])), 0)
+                scale = 1.0 / tf.maximum(size, SCORE_SCALE_FLOOR)
 
             def loss(params, step_id):
                 masks = generator(params)
@@ -277,14 +283,12 @@ class ExtremalPerturbation(Explainer):
                     half = tf.shape(scores)[0] // 2
                     reward = scores[:half] - scores[half:]
                 reward = reward * scale
-                sorted_masks = tf.sort(tf.reshape(masks, (-1, nb_pixels)), axis=1)
-                area_loss = tf.reduce_mean(tf.square(sorted_masks - reference), axis=1)
                 progress = tf.cast(step_id, tf.float32) / max(steps - 1, 1)
                 weight = weight_0 * tf.pow(growth, progress)
-                return tf.reduce_sum(weight * area_loss - reward)
+                return tf.reduce_sum(weight * area_loss(masks, pair_areas) - reward)
 
-            # all ones, as TorchRay: a smooth max grows holes when started from zeros
-            params = tf.ones((tf.shape(indices)[0],) + generator.grid_shape, tf.float32)
+            params = tf.fill((tf.shape(indices)[0],) + generator.grid_shape,
+                             INITIAL_PARAMETERS[variant])
             velocity = tf.zeros_like(params)
             for step_id in tf.range(steps):
                 with tf.GradientTape() as tape:

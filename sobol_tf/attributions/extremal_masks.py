@@ -7,6 +7,7 @@ Patrick & Vedaldi, ICCV 2019), usable on their own:
   every ``step`` pixels, into a smooth mask: each pixel takes the smooth max, over the
   parameters near it, of the parameter times a bump kernel of the distance. A mask is
   then never sharper than the kernel, whatever the parameters.
+- :func:`area_loss`: the ranking loss that gives a mask its area.
 - :func:`gaussian_blur_matrix`, :func:`perturbation_pyramid` and :func:`apply_pyramid`:
   an input blurred at ``num_levels`` strengths; a mask value of 1 picks the input, 0 the
   strongest blur, and values in between interpolate linearly between adjacent levels.
@@ -93,6 +94,36 @@ class SmoothMaskGenerator:
 def smooth_max(values, coldness=SMOOTH_MAX_COLDNESS):
     """Smooth maximum over the last axis: sum_k v_k softmax(coldness * v)_k."""
     return tf.reduce_sum(values * tf.nn.softmax(coldness * values, axis=-1), axis=-1)
+
+
+def area_loss(masks, areas):
+    """Ranking loss of the area: how far masks are from having area ``areas``.
+
+    The mean squared distance between the sorted mask values and the sorted reference
+    mask of the area, (H W - n) zeros then n = round(a H W) ones, as in the paper:
+    written per pixel, (m_p - r_p)**2 with r_p the reference at the rank of m_p, so that
+    pixels that tie (a smooth mask started at 1, parameters clipped to 0) share the mean
+    reference of the ranks they span instead of being split by their index; the
+    reference is a constant of the gradient. Without ties this is exactly the sorted
+    formulation.
+
+    Args:
+        masks: (B, H, W) float32.
+        areas: (B,) target areas in (0, 1].
+
+    Returns:
+        (B,) float32 losses.
+    """
+    flat = tf.reshape(masks, (tf.shape(masks)[0], -1))
+    nb_pixels = tf.shape(flat)[1]
+    ordered = tf.sort(flat, axis=1)
+    below = tf.searchsorted(ordered, flat, side="left")   # ranks [below, up_to) of
+    up_to = tf.searchsorted(ordered, flat, side="right")  # each value and its ties
+    nb_ones = tf.cast(tf.round(areas * tf.cast(nb_pixels, tf.float32)), tf.int32)
+    first_one = (nb_pixels - nb_ones)[:, None]
+    ones_spanned = tf.maximum(up_to - tf.maximum(below, first_one), 0)
+    reference = tf.cast(ones_spanned, tf.float32) / tf.cast(up_to - below, tf.float32)
+    return tf.reduce_mean(tf.square(flat - tf.stop_gradient(reference)), axis=1)
 
 
 def _reflect(index, size):
