@@ -225,8 +225,7 @@ class ExtremalPerturbation(Explainer):
 
     def _optimisation(self, model, height, width):
         """The compiled loop: ``step(indices, images, targets[, flips])`` -> (B, H, W)."""
-        generator = SmoothMaskGenerator(height, width, step=self.mask_step,
-                                        sigma=self.mask_sigma)
+        mask_step, mask_sigma = self.mask_step, self.mask_sigma
         nb_areas = len(self.areas)
         areas = tf.constant(self.areas, tf.float32)
         operator, variant, steps, jitter = self.operator, self.variant, self.steps, self.jitter
@@ -236,6 +235,7 @@ class ExtremalPerturbation(Explainer):
         blur, num_levels, max_blur = self.perturbation == "blur", self.num_levels, self.max_blur
 
         def step(indices, images, targets, flips=None):
+            generator = SmoothMaskGenerator(height, width, step=mask_step, sigma=mask_sigma)
             input_ids = indices // nb_areas
             inputs = tf.gather(images, input_ids)
             targets = tf.gather(targets, input_ids)

@@ -51,9 +51,8 @@ class SmoothMaskGenerator:
 
     Attributes:
         grid_shape: (h, w) of the parameter grids.
-        indices: int32 (H * W * K,) index of each pixel's neighbour k in the flattened
-            grid with an extra 0 appended (index h * w for neighbours outside the grid).
-        weights: float32 (H, W, K) bump kernel of each pixel-neighbour distance.
+        radius: r, the window is (2r + 1) x (2r + 1) parameters.
+        weights: float32 (H, W, K) bump kernel between each pixel and its neighbour k.
 
     Example:
         >>> generator = SmoothMaskGenerator(16, 16, step=4, sigma=6.0)
@@ -63,31 +62,32 @@ class SmoothMaskGenerator:
     def __init__(self, height, width, *, step, sigma):
         self.height, self.width = int(height), int(width)
         self.step, self.sigma = int(step), float(sigma)
-        grid_h, grid_w = math.ceil(self.height / self.step), math.ceil(self.width / self.step)
-        self.grid_shape = (grid_h, grid_w)
-        radius = 1 + math.ceil(self.sigma / self.step)
-        offsets = np.arange(-radius, radius + 1)
-        rows = np.rint(np.arange(self.height) / self.step).astype(np.int64)[:, None] + offsets
-        cols = np.rint(np.arange(self.width) / self.step).astype(np.int64)[:, None] + offsets
-        # (H, W, 2r+1, 2r+1) lattice coordinates of every pixel's neighbours
-        shape = (self.height, self.width, offsets.size, offsets.size)
-        row_ids = np.broadcast_to(rows[:, None, :, None], shape)
-        col_ids = np.broadcast_to(cols[None, :, None, :], row_ids.shape)
-        dy = np.arange(self.height)[:, None, None, None] - self.step * row_ids
-        dx = np.arange(self.width)[None, :, None, None] - self.step * col_ids
-        inside = (row_ids >= 0) & (row_ids < grid_h) & (col_ids >= 0) & (col_ids < grid_w)
-        flat = np.where(inside, row_ids * grid_w + col_ids, grid_h * grid_w)
-        self.nb_neighbours = offsets.size ** 2
-        self.indices = tf.constant(flat.reshape(-1), tf.int32)
+        self.grid_shape = (math.ceil(self.height / self.step), math.ceil(self.width / self.step))
+        self.radius = 1 + math.ceil(self.sigma / self.step)
+        offsets = np.arange(-self.radius, self.radius + 1)
+        # each pixel's nearest lattice point, from 0 to h (rounding can pass the last one)
+        rows = np.rint(np.arange(self.height) / self.step).astype(np.int64)
+        cols = np.rint(np.arange(self.width) / self.step).astype(np.int64)
+        dy = np.arange(self.height) - self.step * rows
+        dx = np.arange(self.width) - self.step * cols
+        distance = np.hypot(dy[:, None, None, None] - self.step * offsets[:, None],
+                            dx[None, :, None, None] - self.step * offsets)
         self.weights = tf.constant(
-            bump(np.hypot(dy, dx), self.sigma).reshape(self.height, self.width, -1), tf.float32)
+            bump(distance, self.sigma).reshape(self.height, self.width, -1), tf.float32)
+        self._rows, self._cols = tf.constant(rows, tf.int32), tf.constant(cols, tf.int32)
+        self._offsets = offsets.tolist()
 
     def __call__(self, params):
         """Masks (B, H, W) in [0, 1] from parameters (B, h, w)."""
-        params = tf.reshape(tf.convert_to_tensor(params, tf.float32), (tf.shape(params)[0], -1))
-        params = tf.pad(params, [[0, 0], [0, 1]])  # the 0 of the neighbours off the grid
-        values = tf.gather(params, self.indices, axis=1)
-        values = tf.reshape(values, (-1, self.height, self.width, self.nb_neighbours))
+        params = tf.convert_to_tensor(params, tf.float32)
+        radius, (grid_h, grid_w) = self.radius, self.grid_shape
+        # zeros around the grid; one more after it for the rounded lattice point h
+        padded = tf.pad(params, [[0, 0], [radius, radius + 1], [radius, radius + 1]])
+        # (B, h + 1, w + 1, K): the K neighbours of every lattice point, then of every pixel
+        windows = tf.stack([padded[:, radius + dy:radius + dy + grid_h + 1,
+                                   radius + dx:radius + dx + grid_w + 1]
+                            for dy in self._offsets for dx in self._offsets], axis=-1)
+        values = tf.gather(tf.gather(windows, self._rows, axis=1), self._cols, axis=2)
         return tf.clip_by_value(smooth_max(values * self.weights), 0.0, 1.0)
 
 
@@ -116,13 +116,17 @@ def area_loss(masks, areas):
     """
     flat = tf.reshape(masks, (tf.shape(masks)[0], -1))
     nb_pixels = tf.shape(flat)[1]
-    ordered = tf.sort(flat, axis=1)
-    below = tf.searchsorted(ordered, flat, side="left")   # ranks [below, up_to) of
-    up_to = tf.searchsorted(ordered, flat, side="right")  # each value and its ties
     nb_ones = tf.cast(tf.round(areas * tf.cast(nb_pixels, tf.float32)), tf.int32)
-    first_one = (nb_pixels - nb_ones)[:, None]
-    ones_spanned = tf.maximum(up_to - tf.maximum(below, first_one), 0)
-    reference = tf.cast(ones_spanned, tf.float32) / tf.cast(up_to - below, tf.float32)
+    # v: the value at the first rank of the ones. Values above v all rank among the ones,
+    # values below among the zeros; the values equal to v share what ones remain.
+    first_one = tf.minimum(nb_pixels - nb_ones, nb_pixels - 1)
+    boundary = tf.gather(tf.sort(flat, axis=1), first_one[:, None], batch_dims=1)
+    above = flat > boundary
+    tied = tf.equal(flat, boundary)
+    nb_above = tf.reduce_sum(tf.cast(above, tf.int32), axis=1, keepdims=True)
+    nb_tied = tf.reduce_sum(tf.cast(tied, tf.int32), axis=1, keepdims=True)
+    shared = tf.cast(nb_ones[:, None] - nb_above, tf.float32) / tf.cast(nb_tied, tf.float32)
+    reference = tf.where(above, 1.0, tf.where(tied, shared, 0.0))
     return tf.reduce_mean(tf.square(flat - tf.stop_gradient(reference)), axis=1)
 
 
@@ -162,32 +166,34 @@ def pyramid_sigmas(num_levels, max_blur):
 
 
 def perturbation_pyramid(images, num_levels, max_blur):
-    """Images blurred at ``num_levels`` strengths: (B, H, W, C) -> (B, L, H, W, C).
+    """Images blurred at ``num_levels`` strengths: (B, H, W, C) -> (B, H, W, L, C).
 
     Level 0 has the strongest blur (standard deviation ``max_blur`` pixels), level L - 1
-    is the image itself (see :func:`pyramid_sigmas`). Separable: one matrix per axis.
+    is the image itself (see :func:`pyramid_sigmas`). The levels sit next to the
+    channels so that :func:`apply_pyramid` is an elementwise blend. Separable: one
+    matrix per axis.
     """
     height, width = images.shape[1], images.shape[2]
     sigmas = pyramid_sigmas(num_levels, max_blur)
     along_h = tf.constant(np.stack([gaussian_blur_matrix(height, s) for s in sigmas]))
     along_w = tf.constant(np.stack([gaussian_blur_matrix(width, s) for s in sigmas]))
-    blurred = tf.einsum("lij,bjwc->bliwc", along_h, images)
-    return tf.einsum("lkw,bliwc->blikc", along_w, blurred)
+    blurred = tf.einsum("lij,bjwc->bilwc", along_h, images)
+    return tf.einsum("lkw,bilwc->biklc", along_w, blurred)
 
 
 def apply_pyramid(pyramid, masks):
-    """Perturbed images (B, H, W, C) from a pyramid (B, L, H, W, C) and masks (B, H, W).
+    """Perturbed images (B, H, W, C) from a pyramid (B, H, W, L, C) and masks (B, H, W).
 
     A mask value m reads level m * (L - 1), interpolating linearly between the two
     levels around it: 1 keeps the image, 0 takes the strongest blur. The bracketing pair
     of levels is chosen so that the gradient is never zero at the ends or at exact
     levels (at m = 0 and m = 1 it is the one-sided slope).
     """
-    num_levels = pyramid.shape[1]
+    num_levels = pyramid.shape[3]
     position = masks * (num_levels - 1)
     lower = tf.stop_gradient(tf.clip_by_value(tf.floor(position), 0.0, num_levels - 2.0))
-    upper_weight = position - lower
+    upper_weight = (position - lower)[..., None]
     lower_ids = tf.cast(lower, tf.int32)
-    weights = (tf.one_hot(lower_ids, num_levels) * (1.0 - upper_weight)[..., None]
-               + tf.one_hot(lower_ids + 1, num_levels) * upper_weight[..., None])
-    return tf.einsum("bhwl,blhwc->bhwc", weights, pyramid)
+    weights = (tf.one_hot(lower_ids, num_levels) * (1.0 - upper_weight)
+               + tf.one_hot(lower_ids + 1, num_levels) * upper_weight)
+    return tf.reduce_sum(weights[..., None] * pyramid, axis=3)

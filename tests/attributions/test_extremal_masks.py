@@ -34,7 +34,7 @@ def test_blur_of_sigma_zero_is_the_identity():
 
 def test_pyramid_goes_from_the_strongest_blur_to_the_image():
     images = np.random.default_rng(1).uniform(size=(2, 9, 11, 3)).astype(np.float32)
-    pyramid = perturbation_pyramid(tf.constant(images), 5, 3.0).numpy()
+    pyramid = np.moveaxis(perturbation_pyramid(tf.constant(images), 5, 3.0).numpy(), 3, 1)
     assert pyramid.shape == (2, 5, 9, 11, 3)
     np.testing.assert_allclose(pyramid[:, -1], images, atol=1e-6)
     for level, sigma in enumerate([3.0, 2.25, 1.5, 0.75]):
@@ -44,17 +44,18 @@ def test_pyramid_goes_from_the_strongest_blur_to_the_image():
 
 def test_mask_values_pick_and_interpolate_levels():
     rng = np.random.default_rng(2)
-    pyramid = tf.constant(rng.uniform(size=(1, 3, 2, 2, 1)).astype(np.float32))
+    levels = rng.uniform(size=(1, 3, 2, 2, 1)).astype(np.float32)
+    pyramid = tf.constant(np.moveaxis(levels, 1, 3))  # (B, H, W, L, C)
     masks = tf.constant([[[1.0, 0.0], [0.5, 0.25]]])  # levels 2, 0, 1 and halfway 0-1
     out = apply_pyramid(pyramid, masks).numpy()[0, ..., 0]
-    p = pyramid.numpy()[0, ..., 0]
+    p = levels[0, ..., 0]
     expected = [[p[2, 0, 0], p[0, 0, 1]], [p[1, 1, 0], 0.5 * p[0, 1, 1] + 0.5 * p[1, 1, 1]]]
     np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
 def test_pyramid_slope_is_one_sided_at_the_ends():
     """At m = 1 and m = 0 the gradient is (L - 1) times the last / first level step."""
-    pyramid = tf.constant(np.array([0.0, 1.0, 3.0], np.float32).reshape(1, 3, 1, 1, 1))
+    pyramid = tf.constant(np.array([0.0, 1.0, 3.0], np.float32).reshape(1, 1, 1, 3, 1))
     for value, slope in [(1.0, 2 * (3.0 - 1.0)), (0.0, 2 * (1.0 - 0.0))]:
         masks = tf.fill((1, 1, 1), value)
         with tf.GradientTape() as tape:
@@ -118,8 +119,8 @@ def test_masks_are_in_unit_interval_and_differentiable():
 
 def test_area_loss_is_the_sorted_distance_to_the_reference_without_ties():
     rng = np.random.default_rng(4)
-    masks = rng.uniform(size=(3, 5, 4)).astype(np.float32)  # distinct values
-    areas = np.array([0.1, 0.5, 1.0], np.float32)
+    masks = rng.uniform(size=(4, 5, 4)).astype(np.float32)  # distinct values
+    areas = np.array([0.01, 0.1, 0.5, 1.0], np.float32)  # 0, 2, 10 and 20 ones
     expected = []
     for mask, area in zip(masks, areas):
         reference = np.zeros(20)
