@@ -145,7 +145,11 @@ class ExtremalPerturbation(Explainer):
             1000.
         jitter: flip the perturbed inputs horizontally at random during the optimisation.
         batch_size: (input, area) pairs optimised together, 16; a forward batch holds
-            ``batch_size`` perturbed inputs (twice as many for 'dual'). Bounds memory.
+            ``batch_size`` perturbed inputs (twice as many for 'dual'). Bounds memory:
+            besides the model's activations, each pair holds a few tensors of
+            H * W * (2r + 1)**2 values, r = 1 + ceil(mask_sigma / mask_step) (81 values
+            per pixel with the defaults, 4M at 224 x 224), and a blur pyramid of
+            ``num_levels`` copies of the input.
         operator: None / 'classification', 'regression' or g(model, inputs, targets);
             its score is the one kept or removed.
         seed: seed of the random flips of ``jitter``; without jitter the method is
@@ -185,7 +189,8 @@ class ExtremalPerturbation(Explainer):
         self.area_weight_growth = _check_positive_number("area_weight_growth",
                                                          area_weight_growth)
         self.jitter = bool(jitter)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, numbers.Integral)):
             raise InvalidTypeError(f"seed must be None or an integer, got {seed!r}.")
         self.seed = seed
 
@@ -212,8 +217,9 @@ class ExtremalPerturbation(Explainer):
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None, height, width, channels], tf.float32),
                      tf.TensorSpec([None, targets.shape[1]], tf.float32)]
-        if self.jitter:
-            flips = np.random.default_rng(self.seed).random((len(self.areas), self.steps)) < 0.5
+        if self.jitter:  # one draw per (area, step), shared by every input
+            rng = np.random.default_rng(self.seed)
+            flips = rng.random((len(self.areas), self.steps)) < 0.5
             arguments += (tf.constant(flips),)
             signature.append(tf.TensorSpec([None, self.steps], tf.bool))
         key = ("extremal", height, width, channels, targets.shape[1])

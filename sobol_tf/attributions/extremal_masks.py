@@ -75,18 +75,22 @@ class SmoothMaskGenerator:
         self.weights = tf.constant(
             bump(distance, self.sigma).reshape(self.height, self.width, -1), tf.float32)
         self._rows, self._cols = tf.constant(rows, tf.int32), tf.constant(cols, tf.int32)
-        self._offsets = offsets.tolist()
+        # the K neighbours of every lattice point (0..h, 0..w) in the grid padded with
+        # zeros (r before, r + 1 after, for the rounded lattice point h), flattened
+        grid_h, grid_w = self.grid_shape
+        padded_w = grid_w + 2 * self.radius + 1
+        lattice_rows = np.arange(grid_h + 1)[:, None, None, None] + self.radius + offsets[:, None]
+        lattice_cols = np.arange(grid_w + 1)[None, :, None, None] + self.radius + offsets
+        neighbours = lattice_rows * padded_w + lattice_cols
+        self._neighbours = tf.constant(neighbours.reshape(grid_h + 1, grid_w + 1, -1), tf.int32)
 
     def __call__(self, params):
         """Masks (B, H, W) in [0, 1] from parameters (B, h, w)."""
         params = tf.convert_to_tensor(params, tf.float32)
-        radius, (grid_h, grid_w) = self.radius, self.grid_shape
-        # zeros around the grid; one more after it for the rounded lattice point h
+        radius = self.radius
         padded = tf.pad(params, [[0, 0], [radius, radius + 1], [radius, radius + 1]])
-        # (B, h + 1, w + 1, K): the K neighbours of every lattice point, then of every pixel
-        windows = tf.stack([padded[:, radius + dy:radius + dy + grid_h + 1,
-                                   radius + dx:radius + dx + grid_w + 1]
-                            for dy in self._offsets for dx in self._offsets], axis=-1)
+        padded = tf.reshape(padded, (tf.shape(params)[0], -1))
+        windows = tf.gather(padded, self._neighbours, axis=1)  # (B, h + 1, w + 1, K)
         values = tf.gather(tf.gather(windows, self._rows, axis=1), self._cols, axis=2)
         return tf.clip_by_value(smooth_max(values * self.weights), 0.0, 1.0)
 

@@ -10,6 +10,8 @@ from tests.conftest import RegionModel, tiny_convnet
 SIZE = 16
 #: settings for 16 x 16 images: a parameter every 2 pixels, short runs.
 SMALL = dict(steps=100, learning_rate=0.1, mask_step=2, mask_sigma=2.0, max_blur=4.0)
+#: shorter runs, for the tests of exact properties (sums, seeds, scale, batching).
+SHORT = dict(SMALL, steps=30)
 
 #: the region RegionModel reads (not aligned with the parameter grid), and three
 #: identical bright patches elsewhere that it ignores.
@@ -77,11 +79,21 @@ def test_smallest_mask_concentrates_on_the_region_the_model_reads(region_model, 
 
 def test_explain_sums_the_masks_of_all_areas(region_model):
     x = patches_image(nb=1)
-    explainer = ExtremalPerturbation(region_model, areas=(0.1, 0.3), **SMALL)
+    explainer = ExtremalPerturbation(region_model, areas=(0.1, 0.3), **SHORT)
     masks = explainer.explain_masks(x, [0]).numpy()
     maps = explainer.explain(x, [0]).numpy()
     assert maps.shape == (1, SIZE, SIZE, 1)
     np.testing.assert_allclose(maps, masks.sum(axis=1), atol=1e-6)
+
+
+def test_pairs_are_optimised_independently_of_their_batch(region_model):
+    """The loss is a sum over (input, area) pairs and each pair has its own parameters,
+    so batching pairs together changes nothing, over a whole run."""
+    x = patches_image(nb=3)
+    masks = [ExtremalPerturbation(region_model, areas=(0.05, 0.2), variant="dual",
+                                  batch_size=batch_size, **SHORT).explain_masks(x, [0, 0, 1])
+             for batch_size in (1, 4)]
+    np.testing.assert_allclose(masks[0].numpy(), masks[1].numpy(), atol=1e-5)
 
 
 def test_same_seed_same_masks_other_seed_other_masks(region_model):
@@ -89,7 +101,7 @@ def test_same_seed_same_masks_other_seed_other_masks(region_model):
 
     def masks(seed):
         explainer = ExtremalPerturbation(region_model, areas=(0.1,), jitter=True, seed=seed,
-                                         **SMALL)
+                                         **SHORT)
         return explainer.explain_masks(x, [0]).numpy()
 
     first = masks(3)
@@ -105,7 +117,7 @@ def test_normalized_scores_make_the_masks_independent_of_the_output_scale(region
     def scaled(x):
         return 64.0 * region_model(x)
 
-    settings = dict(areas=(0.1,), variant="dual", **SMALL)
+    settings = dict(areas=(0.1,), variant="dual", **SHORT)
     base = ExtremalPerturbation(region_model, **settings).explain_masks(x, [0]).numpy()
     same = ExtremalPerturbation(scaled, **settings).explain_masks(x, [0]).numpy()
     np.testing.assert_array_equal(same, base)
@@ -118,7 +130,7 @@ def test_normalized_scores_make_the_masks_independent_of_the_output_scale(region
 def test_grayscale_inputs_give_single_channel_masks(region_model):
     x = patches_image(nb=2)[..., 0]
     maps = ExtremalPerturbation(lambda v: region_model(v[..., None]), areas=(0.1,),
-                                **SMALL).explain(x, [0, 0])
+                                **SHORT).explain(x, [0, 0])
     assert maps.shape == (2, SIZE, SIZE, 1)
 
 
