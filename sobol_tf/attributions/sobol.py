@@ -78,6 +78,7 @@ class SobolAttributionMethod(BlackBoxExplainer):
         self.estimator = estimators_module.get(estimator)
         self.perturbation_function = perturbations_module.get(perturbation_function)
         self.per_channel = bool(per_channel)
+        self._perturb_broadcasts = self.perturbation_function.broadcasts
         self._designs = {}
         if not self.per_channel:
             self._design(1)

@@ -1,0 +1,156 @@
+"""Speed and memory of explain() against the model's own forward passes (`make bench`).
+
+Overhead ratio = wall time of explain() on N inputs / wall time of the same number of
+forward passes of the same model at the same batch_size through
+tf.function(lambda x: model(x, training=False)) on a tensor already in memory; both
+measured side by side (interleaved) in this process after a warm-up, median of repeats.
+
+Cases: (a) small convnet, 32x32x3, N=16; (b) MobileNetV2 (weights=None), 96x96x3, N=2;
+(c) grid_size 4, 8, 12 on (a); (d) peak RSS against nb_design (subprocesses); extra rows
+for the engine options (jit_compile, mixed precision, masks upsampled per batch); and,
+when xplique is importable, Xplique's SobolAttributionMethod on the same model and inputs.
+Usage: python benchmarks/bench_speed.py [--quick] [--cases abcdx]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import (forward_time_function, images, machine, mobilenet, print_table,  # noqa: E402
+                    side_by_side, small_convnet, xplique_available)
+
+GRID, NB_DESIGN, BATCH = 8, 32, 256
+
+
+def overhead_row(label, model, x, labels, repeats, grid_size=GRID, nb_design=NB_DESIGN,
+                 with_xplique=False, **options):
+    """Time explain() and the matching forward passes; return a table row."""
+    import numpy as np
+
+    from sobol_tf.attributions import SobolAttributionMethod
+
+    explainer = SobolAttributionMethod(model, grid_size=grid_size, nb_design=nb_design,
+                                       batch_size=BATCH, **options)
+    nb_forwards = len(x) * nb_design * (grid_size ** 2 + 2)
+    functions = {
+        "explain": lambda: explainer.explain(x, labels).numpy(),
+        "forward": forward_time_function(model, nb_forwards, x.shape[1:], BATCH),
+    }
+    if with_xplique:
+        from xplique.attributions import SobolAttributionMethod as XpliqueSobol
+
+        peer = XpliqueSobol(model, grid_size=grid_size, nb_design=nb_design, batch_size=BATCH)
+        one_hot = np.eye(model.output_shape[-1], dtype=np.float32)[labels]
+        functions["xplique"] = lambda: np.asarray(peer.explain(x, one_hot))
+    times = side_by_side(functions, repeats)
+    row = [label, len(x), grid_size, nb_forwards, f"{times['forward']:.2f}",
+           f"{times['explain']:.2f}", f"{times['explain'] / times['forward']:.3f}"]
+    if with_xplique:
+        row += [f"{times['xplique']:.2f}", f"{times['xplique'] / times['forward']:.2f}",
+                f"{times['xplique'] / times['explain']:.2f}x"]
+    elif "xplique" in functions or with_xplique is None:
+        row += ["-", "-", "-"]
+    return row
+
+
+def peak_rss(size, nb_design, nb_inputs, model_name):
+    """Peak RSS (MiB) of a fresh process explaining ``nb_inputs`` images."""
+    code = f"""
+import os, resource, sys
+sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from common import images, small_convnet, mobilenet
+from sobol_tf.attributions import SobolAttributionMethod
+model = {'mobilenet(' + str(size) + ')' if model_name == 'mobilenet' else
+         'small_convnet((' + str(size) + ',' + str(size) + ',3))'}
+x = images({nb_inputs}, {size})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+SobolAttributionMethod(model, grid_size={GRID}, nb_design={nb_design},
+                       batch_size={BATCH})(x, [0] * {nb_inputs}).numpy()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(before, after)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    before, after = map(float, out.stdout.split()[-2:])
+    return before, after
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller cases")
+    parser.add_argument("--cases", default="abcdo", help="a b c d, o (options), any subset")
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args(argv)
+    repeats = 2 if args.quick else 5
+    with_xplique = xplique_available()
+    print(f"machine: {machine()}; xplique: {'yes' if with_xplique else 'not importable'}")
+    print(f"settings: grid_size={GRID}, nb_design={NB_DESIGN}, batch_size={BATCH}, "
+          f"median of {repeats} interleaved runs after a warm-up")
+    header = ["case", "N", "grid", "forwards", "forward s", "explain s", "overhead"]
+    if with_xplique:
+        header += ["xplique s", "xplique overhead", "speed-up"]
+    results = {}
+
+    if "a" in args.cases or "c" in args.cases or "o" in args.cases:
+        convnet = small_convnet()
+        x16, labels16 = images(16, 32), [i % 10 for i in range(16)]
+    rows = []
+    if "a" in args.cases:
+        rows.append(overhead_row("(a) convnet 32x32", convnet, x16, labels16, repeats,
+                                 with_xplique=with_xplique))
+    if "b" in args.cases:
+        net = mobilenet(96)
+        rows.append(overhead_row("(b) MobileNetV2 96x96", net, images(2, 96), [1, 2],
+                                 max(2, repeats - 2), with_xplique=with_xplique))
+    if rows:
+        print_table("Overhead of explain() over the model's forward passes", header, rows)
+        results["overhead"] = rows
+
+    if "c" in args.cases:
+        rows = [overhead_row(f"(c) grid {g}", convnet, x16[:4], labels16[:4], repeats,
+                             grid_size=g, with_xplique=with_xplique) for g in (4, 8, 12)]
+        print_table("(c) Cost against the number of cells d = grid_size^2 (convnet, N=4)",
+                    header, rows)
+        results["grid"] = rows
+
+    if "o" in args.cases:
+        from sobol_tf.attributions import base
+
+        rows = []
+        for label, options in [("default", {}), ("jit_compile=True", {"jit_compile": True}),
+                               ("mixed_precision='bfloat16'", {"mixed_precision": "bfloat16"}),
+                               ("mixed_precision='float16'", {"mixed_precision": "float16"})]:
+            rows.append(overhead_row(label, convnet, x16[:4], labels16[:4], repeats,
+                                     **options)[:7])
+        cache = base.MASK_CACHE_BYTES
+        base.MASK_CACHE_BYTES = 0
+        rows.append(overhead_row("masks upsampled per batch", convnet, x16[:4], labels16[:4],
+                                 repeats)[:7])
+        base.MASK_CACHE_BYTES = cache
+        print_table("Engine options (convnet 32x32, N=4; the forward column is the plain "
+                    "float32 model)", header[:7], rows)
+        results["options"] = rows
+
+    if "d" in args.cases:
+        rows = []
+        size = 224
+        for nb_design in (16, 32, 64):
+            for nb_inputs in (1, 4):
+                before, after = peak_rss(size, nb_design, nb_inputs, "convnet")
+                outputs_mib = nb_inputs * nb_design * (GRID ** 2 + 2) * 4 / 2 ** 20
+                rows.append([nb_design, nb_inputs, f"{before:.0f}", f"{after:.0f}",
+                             f"{after - before:.0f}", f"{outputs_mib:.2f}"])
+        print_table(f"(d) Peak RSS (MiB), convnet at {size}x{size}, batch_size={BATCH}",
+                    ["nb_design", "N", "RSS before", "RSS peak", "growth", "scores MiB"], rows)
+        results["memory"] = rows
+
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
