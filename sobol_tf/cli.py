@@ -296,11 +296,14 @@ def build_parser():
     explain.add_argument("--nb-design", type=int, default=32,
                          help="design size, a power of two (32); cost: "
                               "nb_design * (grid_size**2 + 2) forward passes per image")
-    explain.add_argument("--sampler", default="sobol", choices=sorted(samplers.SAMPLERS))
+    explain.add_argument("--sampler", default="sobol", choices=sorted(samplers.SAMPLERS),
+                         help="how mask values are drawn (sobol)")
     explain.add_argument("--estimator", default="jansen",
-                         choices=sorted(estimators.ESTIMATORS))
+                         choices=sorted(estimators.ESTIMATORS),
+                         help="estimator of the total-order indices (jansen)")
     explain.add_argument("--perturbation", default="inpainting",
-                         choices=sorted(perturbations.PERTURBATIONS))
+                         choices=sorted(perturbations.PERTURBATIONS),
+                         help="what a masked-out cell becomes (inpainting)")
     explain.add_argument("--seed", type=int, default=None,
                          help="seed of the sampler (scrambles the Sobol sequence)")
     explain.add_argument("--quiet", action="store_true",
