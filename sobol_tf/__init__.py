@@ -6,7 +6,9 @@
 __version__ = "0.1.0"
 
 from sobol_tf import errors, operators
-from sobol_tf import attributions
+from sobol_tf import attributions, metrics
 from sobol_tf.attributions import SobolAttributionMethod
 
-__all__ = ["attributions", "errors", "operators", "SobolAttributionMethod", "__version__"]
+__all__ = [
+    "attributions", "errors", "metrics", "operators", "SobolAttributionMethod", "__version__",
+]

@@ -10,7 +10,9 @@ def test_readme_example_runs(capsys):
     assert blocks, "README has no python example"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
-    assert "(4, 32, 32, 1)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(4, 32, 32, 1)" in out
+    assert "Sobol: deletion" in out and "random: deletion" in out
 
 
 def test_readme_names_the_two_commands():

@@ -5,8 +5,10 @@ from sobol_tf._utils.validation import (
     check_probability,
     check_choice,
 )
+from sobol_tf._utils.batching import progbar, run_batches
 from sobol_tf._utils.data import (
     PreparedData,
+    model_batch_rank,
     prepare_inputs_targets,
     to_numpy,
 )
@@ -17,6 +19,9 @@ __all__ = [
     "check_probability",
     "check_choice",
     "PreparedData",
+    "model_batch_rank",
     "prepare_inputs_targets",
     "to_numpy",
+    "progbar",
+    "run_batches",
 ]

@@ -26,6 +26,14 @@ class PreparedData:
     targets: object
 
 
+def model_batch_rank(model):
+    """Rank of a batch for ``model`` when it declares its input shape, else None."""
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, tuple) and shape and all(isinstance(d, (int, type(None))) for d in shape):
+        return len(shape)
+    return None
+
+
 def to_numpy(value, name):
     """Return ``value`` (numpy, tensor, list) as a numpy array without aliasing writes."""
     if isinstance(value, tf.data.Dataset):

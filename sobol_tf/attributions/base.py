@@ -8,14 +8,13 @@ it draws, how a mask perturbs an input, and how scores become a map.
 """
 from abc import ABC, abstractmethod
 
-import numpy as np
+import keras
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-import keras
-
-from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, SobolTFError
+from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets, run_batches
+from sobol_tf._utils.data import model_batch_rank as _batched_rank
+from sobol_tf.errors import InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
 #: most this many bytes; bigger ones are upsampled batch by batch on the device so that
@@ -32,14 +31,6 @@ XLA_RESIZE_METHODS = ("nearest", "bilinear")
 MIXED_PRECISION_POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
-def _batched_rank(model):
-    """Rank of a batch for ``model`` when it declares its input shape, else None."""
-    shape = getattr(model, "input_shape", None)
-    if isinstance(shape, tuple) and shape and all(isinstance(d, (int, type(None))) for d in shape):
-        return len(shape)
-    return None
-
-
 def _mixed_precision_clone(model, name):
     """A copy of a Keras model whose layers compute in a mixed dtype policy."""
     policy = MIXED_PRECISION_POLICIES[name]
@@ -52,13 +43,6 @@ def _mixed_precision_clone(model, name):
     clone = keras.models.clone_model(model, clone_function=clone_layer)
     clone.set_weights(model.get_weights())
     return clone
-
-
-def _progbar(total, verbose, title):
-    if not verbose:
-        return None
-    print(title)
-    return keras.utils.Progbar(total, unit_name="batch")
 
 
 class Explainer(ABC):
@@ -203,27 +187,8 @@ class Explainer(ABC):
         Returns:
             tf.Tensor of the stacked per-item results, (nb_items, ...).
         """
-        batches = tf.data.Dataset.range(nb_items).batch(self.batch_size).prefetch(2)
-        nb_batches = -(-nb_items // self.batch_size)
-        progress = _progbar(nb_batches, self.verbose and nb_batches > 1,
-                            f"{type(self).__name__}: {what}")
-        results = []
-        for number, indices in enumerate(batches):
-            try:
-                results.append(step(indices, *arguments))
-            except SobolTFError:
-                raise
-            except Exception as exc:
-                first = number * self.batch_size
-                last = min(first + self.batch_size, nb_items) - 1
-                raise ModelCallError(
-                    f"the model raised while evaluating {what} (items {first} to {last} of "
-                    f"{nb_items}, batch_size={self.batch_size}): "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            if progress is not None:
-                progress.update(number + 1)
-        return tf.concat(results, axis=0) if len(results) > 1 else results[0]
+        return run_batches(step, nb_items, arguments, batch_size=self.batch_size,
+                           verbose=self.verbose, title=type(self).__name__, what=what)
 
     def _predict(self, model, images):
         """The model's outputs on the clean images, (N, K) as numpy."""

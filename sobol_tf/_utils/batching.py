@@ -1,0 +1,62 @@
+"""The batching loop shared by explainers and metrics.
+
+A compiled ``step(indices, *arguments)`` is called on every batch of item indices; the
+items themselves (perturbed inputs) are built inside the step, on the device, so that
+memory is bounded by ``batch_size`` whatever the number of items.
+"""
+import tensorflow as tf
+
+from sobol_tf.errors import ModelCallError, SobolTFError
+
+
+def progbar(total, verbose, title):
+    """A keras Progbar of ``total`` batches after printing ``title``; None when quiet."""
+    if not verbose:
+        return None
+    import keras  # light: tensorflow already imported it
+
+    print(title)
+    return keras.utils.Progbar(total, unit_name="batch")
+
+
+def run_batches(step, nb_items, arguments, *, batch_size, verbose, title, what):
+    """Call ``step(indices, *arguments)`` on every batch of item indices, in order.
+
+    Indices are batched and prefetched by a tf.data pipeline; results are collected
+    once and stacked. Model errors are re-raised as ModelCallError naming ``what``.
+
+    Args:
+        step: callable (usually a tf.function) of int64 indices (B,) and ``arguments``,
+            returning a tensor (B, ...).
+        nb_items: number of items, indexed 0 .. nb_items - 1.
+        arguments: tuple of tensors passed to every call of ``step``.
+        batch_size: items per call.
+        verbose: show a progress bar when there is more than one batch.
+        title: printed above the progress bar (who is working).
+        what: what is evaluated, for the progress bar and error messages.
+
+    Returns:
+        tf.Tensor of the stacked per-item results, (nb_items, ...).
+
+    Raises:
+        ModelCallError: ``step`` raised something other than a SobolTFError.
+    """
+    batches = tf.data.Dataset.range(nb_items).batch(batch_size).prefetch(2)
+    nb_batches = -(-nb_items // batch_size)
+    progress = progbar(nb_batches, verbose and nb_batches > 1, f"{title}: {what}")
+    results = []
+    for number, indices in enumerate(batches):
+        try:
+            results.append(step(indices, *arguments))
+        except SobolTFError:
+            raise
+        except Exception as exc:
+            first = number * batch_size
+            last = min(first + batch_size, nb_items) - 1
+            raise ModelCallError(
+                f"the model raised while evaluating {what} (items {first} to {last} of "
+                f"{nb_items}, batch_size={batch_size}): {type(exc).__name__}: {exc}"
+            ) from exc
+        if progress is not None:
+            progress.update(number + 1)
+    return tf.concat(results, axis=0) if len(results) > 1 else results[0]

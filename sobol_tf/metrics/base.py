@@ -1,0 +1,248 @@
+"""What every explanation metric shares.
+
+:class:`ExplanationMetric` owns the API boundary of a metric, as the explainers' base
+owns theirs: inputs and targets are normalised once, in ``__init__`` (numpy, tensors or
+a tf.data.Dataset; one-hot rows or class ids), the model is wrapped with the optional
+``activation``, the operator says which scalar is scored, and explanations are checked
+against the inputs. Scoring runs through the library's batching loop
+(:func:`sobol_tf._utils.run_batches`): a metric gives a compiled step that builds its
+perturbed inputs on the device from item indices, so memory is bounded by
+``batch_size`` whatever the number of perturbations.
+"""
+import numbers
+from abc import ABC, abstractmethod
+
+import numpy as np
+import tensorflow as tf
+
+from sobol_tf import operators as operators_module
+from sobol_tf._utils import (check_positive_int, model_batch_rank, prepare_inputs_targets,
+                             run_batches, to_numpy)
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+#: activations applied to the model's outputs before the operator, as in Xplique.
+ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
+
+#: ranks of ``inputs`` the metrics accept: images (N, H, W) or (N, H, W, C).
+IMAGE_RANKS = (3, 4)
+
+
+def get_activation(identifier):
+    """Resolve ``activation``: None, 'softmax', 'sigmoid' or a callable on the outputs.
+
+    Raises:
+        InvalidArgumentError: an unknown name.
+        InvalidTypeError: neither None, a string nor a callable.
+    """
+    if identifier is None or callable(identifier):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier.lower() not in ACTIVATIONS:
+            raise InvalidArgumentError(
+                f"activation must be None, one of {sorted(ACTIVATIONS)} or a callable on "
+                f"the model's outputs, got {identifier!r}."
+            )
+        return ACTIVATIONS[identifier.lower()]
+    raise InvalidTypeError(
+        f"activation must be None, 'softmax', 'sigmoid' or a callable, got "
+        f"{type(identifier).__name__}."
+    )
+
+
+class ExplanationMetric(ABC):
+    """Base of the metrics that score explanations of fixed inputs.
+
+    Args:
+        model: a Keras model or any callable mapping a batch tensor to outputs (B, K).
+        inputs: images (N, H, W, C) or (N, H, W) as numpy, tf.Tensor, or a tf.data.Dataset
+            of (input, target) pairs, batched or not.
+        targets: one-hot rows (N, K) or class ids (N,); None: the predicted class (or the
+            targets the dataset carries).
+        batch_size: inputs per forward pass; bounds memory. None: everything in one pass
+            (as Xplique).
+        operator: None / 'classification', 'regression', or g(model, inputs, targets).
+        activation: None, 'softmax' or 'sigmoid', applied to the model's outputs before
+            the operator (e.g. to score probabilities of a model that outputs logits).
+        verbose: show a progress bar.
+
+    Attributes:
+        inputs: float32 tf.Tensor (N, H, W, C) (C = 1 added for (N, H, W) inputs).
+        targets: float32 tf.Tensor (N, K).
+
+    Raises:
+        InvalidTypeError: ``model`` not callable, arguments of the wrong type.
+        InvalidArgumentError: bad shapes or values (the message says which and why).
+        ModelCallError: the model raised on the clean inputs.
+    """
+
+    def __init__(self, model, inputs, targets=None, *, batch_size=64, operator=None,
+                 activation=None, verbose=False):
+        if not callable(model):
+            raise InvalidTypeError(
+                f"model must be a Keras model or a callable on a batch tensor, got "
+                f"{type(model).__name__}."
+            )
+        self.model = model
+        self.batch_size = None if batch_size is None else check_positive_int(
+            "batch_size", batch_size)
+        self.operator = operators_module.get(operator)
+        self.activation = activation
+        self.verbose = bool(verbose)
+        self._functions = {}
+
+        data = prepare_inputs_targets(inputs, targets, batched_rank=model_batch_rank(model),
+                                      allowed_ranks=IMAGE_RANKS, require_targets=False)
+        self._user_rank = data.inputs.shape.rank
+        images = data.inputs[..., None] if self._user_rank == 3 else data.inputs
+        self.inputs = images
+        self._model_view = self._wrap_model(model, self._user_rank == 3,
+                                            get_activation(activation))
+        outputs = self._predict()
+        self.targets = operators_module.prepare_targets(data.targets, outputs, self.operator)
+
+    # -- public API -------------------------------------------------------------------
+    @abstractmethod
+    def evaluate(self, explanations):
+        """Score ``explanations`` (one map per input); returns a float."""
+
+    def __call__(self, explanations):
+        """Alias of :meth:`evaluate`."""
+        return self.evaluate(explanations)
+
+    # -- shared machinery -------------------------------------------------------------
+    @staticmethod
+    def _wrap_model(model, squeeze_channel, activation):
+        """The model as metrics call it: on (B, H, W, C) batches, activation applied."""
+
+        def view(x):
+            outputs = model(x[..., 0] if squeeze_channel else x)
+            if activation is None or isinstance(outputs, (list, tuple)):
+                return outputs
+            return activation(tf.cast(outputs, tf.float32))
+
+        return view
+
+    @property
+    def _input_shape(self):
+        """The inputs' shape as the caller gave it."""
+        shape = tuple(self.inputs.shape)
+        return shape[:3] if self._user_rank == 3 else shape
+
+    def _run(self, name, python_step, nb_items, arguments, what):
+        """Run ``python_step(indices, *arguments)``, compiled once per name and shapes.
+
+        Every argument is a tensor whose first axis may vary between calls; the step is
+        traced once per ``name`` and the shapes of the other axes.
+
+        Returns:
+            tf.Tensor (nb_items, ...) of the stacked results.
+        """
+        arguments = tuple(tf.convert_to_tensor(a) for a in arguments)
+        key = (name,) + tuple((tuple(a.shape[1:]), a.dtype.name) for a in arguments)
+        if key not in self._functions:
+            signature = [tf.TensorSpec([None], tf.int64)] + [
+                tf.TensorSpec([None] + a.shape[1:].as_list(), a.dtype) for a in arguments]
+            self._functions[key] = tf.function(python_step, input_signature=signature)
+        return run_batches(self._functions[key], nb_items, arguments,
+                           batch_size=self.batch_size or nb_items, verbose=self.verbose,
+                           title=type(self).__name__, what=what)
+
+    def _predict(self):
+        """The model's outputs (after the activation) on the clean inputs, (N, K) numpy."""
+        model = self._model_view
+
+        def step(indices, images):
+            outputs = model(tf.gather(images, indices))
+            if isinstance(outputs, (list, tuple)):
+                raise InvalidTypeError(
+                    "the model returned several outputs; pass operator=callable "
+                    "g(model, inputs, targets) that picks the one to score."
+                )
+            return tf.cast(tf.reshape(outputs, (tf.shape(indices)[0], -1)), tf.float32)
+
+        return self._run("predict", step, len(self.inputs), (self.inputs,),
+                         "the clean inputs").numpy()
+
+    def _clean_scores(self):
+        """The operator's scores on the clean inputs, (N,) float32 tensor."""
+        model, operator = self._model_view, self.operator
+
+        def step(indices, images, targets):
+            return operator(model, tf.gather(images, indices), tf.gather(targets, indices))
+
+        return self._run("scores", step, len(self.inputs), (self.inputs, self.targets),
+                         "the clean inputs")
+
+    def _baselines(self, baseline_mode):
+        """Resolve ``baseline_mode`` into baselines (1, H, W, C) or (N, H, W, C).
+
+        A number is a constant baseline; a callable is called once on all the inputs (in
+        the caller's layout) and must return one baseline per input (e.g. a blur); an
+        array must broadcast to the inputs' shape.
+
+        Raises:
+            InvalidTypeError: not a number, an array or a callable.
+            InvalidArgumentError: a shape that does not broadcast, NaN or inf.
+        """
+        shape = self._input_shape
+        if isinstance(baseline_mode, numbers.Real) and not isinstance(baseline_mode, bool):
+            if not np.isfinite(baseline_mode):
+                raise InvalidArgumentError(
+                    f"baseline_mode must be finite, got {baseline_mode!r}.")
+            return tf.fill((1,) + tuple(self.inputs.shape[1:]), float(baseline_mode))
+        if callable(baseline_mode):
+            user_inputs = self.inputs[..., 0] if self._user_rank == 3 else self.inputs
+            value = baseline_mode(user_inputs)
+            source = "baseline_mode(inputs) returned"
+        elif isinstance(baseline_mode, (np.ndarray, list, tuple)) or tf.is_tensor(baseline_mode):
+            value = baseline_mode
+            source = "baseline_mode has"
+        else:
+            raise InvalidTypeError(
+                "baseline_mode must be a number, an array broadcastable to the inputs or a "
+                f"callable on the inputs, got {type(baseline_mode).__name__}."
+            )
+        value = to_numpy(value, "baseline_mode").astype(np.float32)
+        try:
+            value = np.broadcast_to(value, shape)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{source} shape {value.shape}, which does not broadcast to the inputs' "
+                f"shape {shape}; give one baseline per input or per pixel."
+            ) from None
+        if not np.all(np.isfinite(value)):
+            raise InvalidArgumentError(f"{source} NaN or infinite values.")
+        return tf.reshape(tf.constant(value), self.inputs.shape)
+
+    def _explanation_maps(self, explanations):
+        """Check ``explanations`` against the inputs; return (N, H, W) float32 maps.
+
+        Channels of (N, H, W, C) explanations are averaged (sign kept).
+
+        Raises:
+            InvalidArgumentError: a shape that does not match the inputs, NaN or inf.
+        """
+        maps = to_numpy(explanations, "explanations")
+        nb_inputs, height, width, channels = self.inputs.shape
+        valid_rank = maps.ndim in (3, 4)
+        if (not valid_rank or maps.shape[:3] != (nb_inputs, height, width)
+                or (maps.ndim == 4 and maps.shape[3] not in (1, channels))):
+            allowed = f"({nb_inputs}, {height}, {width})"
+            allowed += f" or ({nb_inputs}, {height}, {width}, 1)"
+            if channels > 1:
+                allowed += f" or ({nb_inputs}, {height}, {width}, {channels})"
+            raise InvalidArgumentError(
+                f"explanations has shape {maps.shape} but inputs has shape "
+                f"{self._input_shape}; give one map per input: {allowed}."
+            )
+        if not np.issubdtype(maps.dtype, np.number) and maps.dtype != np.bool_:
+            raise InvalidTypeError(f"explanations must hold numbers, got dtype {maps.dtype}.")
+        maps = maps.astype(np.float32)
+        if not np.all(np.isfinite(maps)):
+            raise InvalidArgumentError(
+                f"explanations contain {int(np.sum(~np.isfinite(maps)))} NaN or infinite "
+                "value(s); a ranking of the features needs finite attributions."
+            )
+        if maps.ndim == 4:
+            maps = maps.mean(axis=-1)
+        return tf.constant(maps)
