@@ -7,8 +7,29 @@ __version__ = "0.1.0"
 
 from sobol_tf import errors, operators
 from sobol_tf import attributions, metrics
-from sobol_tf.attributions import SobolAttributionMethod
+from sobol_tf.attributions import (
+    GradCAM,
+    HsicAttributionMethod,
+    IntegratedGradients,
+    Occlusion,
+    Rise,
+    Saliency,
+    SmoothGrad,
+    SobolAttributionMethod,
+)
 
 __all__ = [
-    "attributions", "errors", "metrics", "operators", "SobolAttributionMethod", "__version__",
+    "attributions",
+    "errors",
+    "metrics",
+    "operators",
+    "SobolAttributionMethod",
+    "Rise",
+    "Occlusion",
+    "HsicAttributionMethod",
+    "Saliency",
+    "IntegratedGradients",
+    "SmoothGrad",
+    "GradCAM",
+    "__version__",
 ]

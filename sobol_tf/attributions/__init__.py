@@ -1,13 +1,25 @@
 """Attribution methods: explainers sharing ``explain(inputs, targets)``."""
-from sobol_tf.attributions.base import BlackBoxExplainer, Explainer
+from sobol_tf.attributions.base import BlackBoxExplainer, Explainer, WhiteBoxExplainer
 from sobol_tf.attributions.sobol import SobolAttributionMethod, SobolIndices
+from sobol_tf.attributions.rise import Rise
+from sobol_tf.attributions.occlusion import Occlusion
+from sobol_tf.attributions.hsic import HsicAttributionMethod
+from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
 from sobol_tf.attributions import estimators, perturbations, samplers
 
 __all__ = [
     "Explainer",
     "BlackBoxExplainer",
+    "WhiteBoxExplainer",
     "SobolAttributionMethod",
     "SobolIndices",
+    "Rise",
+    "Occlusion",
+    "HsicAttributionMethod",
+    "Saliency",
+    "IntegratedGradients",
+    "SmoothGrad",
+    "GradCAM",
     "estimators",
     "perturbations",
     "samplers",

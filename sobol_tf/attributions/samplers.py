@@ -44,6 +44,16 @@ class ReplicatedSampler:
         ab = np.asarray(self._draw(2 * dimension, nb_design), dtype=np.float64)
         return replicate(ab[:, :dimension], ab[:, dimension:])
 
+    def sample(self, dimension, nb_points):
+        """Plain points (no replication): float64 array (nb_points, dimension) in [0, 1].
+
+        Used by methods that need a single design rather than [A, B, C_1..C_d], such as
+        :class:`~sobol_tf.attributions.hsic.HsicAttributionMethod`.
+        """
+        dimension = check_positive_int("dimension", dimension)
+        nb_points = check_positive_int("nb_points", nb_points)
+        return np.asarray(self._draw(dimension, nb_points), dtype=np.float64)
+
     def _draw(self, dimension, nb_points):
         raise NotImplementedError
 

@@ -7,8 +7,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sobol_tf.attributions import SobolAttributionMethod
-from sobol_tf.errors import InvalidArgumentError, ModelCallError, SobolTFError
+import keras
+
+from sobol_tf.attributions import (
+    GradCAM,
+    HsicAttributionMethod,
+    IntegratedGradients,
+    Occlusion,
+    Rise,
+    Saliency,
+    SmoothGrad,
+    SobolAttributionMethod,
+)
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, SobolTFError
 
 from tests.conftest import tiny_convnet
 
@@ -18,7 +29,23 @@ EXPLAINERS = {
     "sobol_scrambled_blur": lambda model, batch_size: SobolAttributionMethod(
         model, grid_size=4, nb_design=8, batch_size=batch_size, seed=3,
         perturbation_function="blurring"),
+    "rise": lambda model, batch_size: Rise(
+        model, nb_samples=64, grid_size=3, seed=0, batch_size=batch_size),
+    "occlusion_overlapping": lambda model, batch_size: Occlusion(
+        model, patch_size=3, patch_stride=2, occlusion_value=0.5, batch_size=batch_size),
+    "hsic_lhs": lambda model, batch_size: HsicAttributionMethod(
+        model, grid_size=2, nb_design=32, sampler="lhs", seed=0, batch_size=batch_size),
+    "saliency": lambda model, batch_size: Saliency(model, batch_size=batch_size),
+    "integrated_gradients": lambda model, batch_size: IntegratedGradients(
+        model, steps=8, batch_size=batch_size),
+    "smoothgrad": lambda model, batch_size: SmoothGrad(
+        model, nb_samples=8, seed=0, batch_size=batch_size),
+    "gradcam": lambda model, batch_size: GradCAM(model, batch_size=batch_size),
 }
+
+#: methods that read a layer of a Keras model and so refuse a plain callable: the
+#: "model that raises" check uses a Keras model whose layer raises at call time instead.
+NEEDS_KERAS_MODEL = {"gradcam"}
 
 #: per-method tolerance for batch-size invariance (float32 sums in other orders).
 ATOL = 1e-4
@@ -118,6 +145,24 @@ def test_bad_inputs_raise_clearly_and_leave_arrays_untouched(name, model, data):
     np.testing.assert_array_equal(labels, labels_copy)
 
 
+class _Boom(keras.layers.Layer):
+    """Identity while the model is built; raises once ``armed``."""
+
+    armed = False
+
+    def call(self, inputs):
+        if self.armed:
+            raise RuntimeError("boom")
+        return inputs
+
+
+def _keras_model_that_raises():
+    inputs = keras.Input((H, W, C))
+    features = keras.layers.Conv2D(2, 3, padding="same")(_Boom()(inputs))
+    outputs = keras.layers.Dense(K)(keras.layers.GlobalAveragePooling2D()(features))
+    return keras.Model(inputs, outputs)
+
+
 @pytest.mark.parametrize("name", sorted(EXPLAINERS))
 def test_model_that_raises_is_reported(name, data):
     x, labels = data
@@ -125,7 +170,19 @@ def test_model_that_raises_is_reported(name, data):
     def broken(inputs):
         raise RuntimeError("boom")
 
-    with pytest.raises(ModelCallError, match="boom") as info:
-        EXPLAINERS[name](broken, 5).explain(x, labels)
+    if name in NEEDS_KERAS_MODEL:
+        with pytest.raises(InvalidTypeError, match="Keras"):
+            EXPLAINERS[name](broken, 5)
+        model = _keras_model_that_raises()
+        explainer = EXPLAINERS[name](model, 5)
+        _Boom.armed = True
+        try:
+            with pytest.raises(ModelCallError, match="boom") as info:
+                explainer.explain(x, labels)
+        finally:
+            _Boom.armed = False
+    else:
+        with pytest.raises(ModelCallError, match="boom") as info:
+            EXPLAINERS[name](broken, 5).explain(x, labels)
     assert "evaluating" in str(info.value)
     assert isinstance(info.value, SobolTFError)

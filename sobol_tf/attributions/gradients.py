@@ -1,0 +1,245 @@
+"""White-box baselines: Saliency, Integrated Gradients, SmoothGrad and Grad-CAM.
+
+Each is a :class:`~sobol_tf.attributions.base.WhiteBoxExplainer`: the same
+``explain(inputs, targets)``, operators, batching and output layout (N, H, W, 1) as the
+black-box methods, with gradients taken by ``tf.GradientTape``. How each one turns the
+channels of an image into one map is part of its definition and stated in its docstring.
+"""
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+from sobol_tf._utils import check_positive_int
+from sobol_tf.attributions.base import WhiteBoxExplainer, find_layer
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+
+def _check_real(name, value, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError(f"{name} must be a number, got {value!r} of type "
+                               f"{type(value).__name__}.")
+    if minimum is not None and value < minimum:
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}.")
+    return float(value)
+
+
+def _check_seed(seed):
+    """``seed`` (None or an int >= 0) as the int seeding the explainer's random draws."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2**63)
+    return check_positive_int("seed", seed, minimum=0)
+
+
+class Saliency(WhiteBoxExplainer):
+    """Saliency: the magnitude of the gradient of the score, max over the channels.
+
+    map[h, w] = max_c |d score / d x[h, w, c]|, as in the paper and Xplique.
+
+    Ref. K. Simonyan, A. Vedaldi, A. Zisserman. Deep Inside Convolutional Networks:
+    Visualising Image Classification Models and Saliency Maps. ICLR Workshop 2014.
+    https://arxiv.org/abs/1312.6034
+
+    Args:
+        model: a Keras model or a callable on a batch tensor with differentiable TF ops.
+        output_layer: None (the model's output) or the name / index of the layer whose
+            output is explained (e.g. the logits); needs a Keras model.
+        batch_size: inputs per forward/backward pass; 64 as Xplique.
+        operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        verbose: show a progress bar.
+
+    Example:
+        >>> maps = Saliency(model)(images, labels)          # (N, H, W, 1)
+    """
+
+    def __init__(self, model, *, output_layer=None, batch_size=64, operator=None,
+                 verbose=False):
+        super().__init__(model, output_layer=output_layer, batch_size=batch_size,
+                         operator=operator, verbose=verbose)
+
+    def _attribute(self, model, inputs, targets, evaluations):
+        return self._gradients(model, inputs, targets)
+
+    def _reduce(self, sums):
+        return tf.reduce_max(tf.abs(sums), axis=-1, keepdims=True)
+
+
+class IntegratedGradients(WhiteBoxExplainer):
+    """Integrated Gradients: (x - x0) times the gradient averaged along the path x0 -> x.
+
+    The path integral is approximated with the trapezoidal rule on ``steps`` points
+    ``x0 + a (x - x0)``, a = 0, 1/(steps-1), ..., 1, as in Xplique; the baseline x0 is the
+    constant ``baseline_value``. The map sums the attributions over the channels (sign
+    kept), so that completeness holds for the map: sum(map) ~= f(x) - f(x0).
+
+    Ref. M. Sundararajan, A. Taly, Q. Yan. Axiomatic Attribution for Deep Networks.
+    ICML 2017. https://arxiv.org/abs/1703.01365
+
+    Args:
+        model: a Keras model or a callable on a batch tensor with differentiable TF ops.
+        output_layer: as :class:`Saliency`.
+        batch_size: path points per forward/backward pass; 32 as Xplique.
+        operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        steps: points on the path, ends included (>= 2); 50 as Xplique.
+        baseline_value: the constant baseline x0; 0.
+        verbose: show a progress bar.
+
+    Raises:
+        InvalidArgumentError: ``steps`` < 2.
+
+    Example:
+        >>> maps = IntegratedGradients(model, steps=50)(images, labels)   # (N, H, W, 1)
+    """
+
+    def __init__(self, model, *, output_layer=None, batch_size=32, operator=None, steps=50,
+                 baseline_value=0.0, verbose=False):
+        super().__init__(model, output_layer=output_layer, batch_size=batch_size,
+                         operator=operator, verbose=verbose)
+        self.steps = check_positive_int("steps", steps, minimum=2)
+        self.baseline_value = _check_real("baseline_value", baseline_value)
+        self.nb_evaluations = self.steps
+
+    def _attribute(self, model, inputs, targets, evaluations):
+        last = float(self.steps - 1)
+        position = tf.cast(evaluations, tf.float32)
+        alphas = tf.reshape(position / last, (-1, 1, 1, 1))
+        ends = tf.logical_or(tf.equal(evaluations, 0), tf.equal(evaluations, self.steps - 1))
+        weights = tf.reshape(tf.where(ends, 0.5, 1.0) / last, (-1, 1, 1, 1))
+        difference = inputs - self.baseline_value
+        gradients = self._gradients(model, self.baseline_value + alphas * difference, targets)
+        return weights * gradients * difference
+
+    def _reduce(self, sums):
+        return tf.reduce_sum(sums, axis=-1, keepdims=True)
+
+
+class SmoothGrad(WhiteBoxExplainer):
+    """SmoothGrad: the gradient averaged over noisy copies of the input, summed over channels.
+
+    map = sum_c mean_s d score / d x (x + eps_s), eps_s ~ N(0, noise^2) element-wise
+    (``noise`` is the standard deviation itself, as in Xplique, not a fraction of the
+    input range). The ``nb_samples`` noise images are drawn once per explain() call from
+    ``seed`` and shared by all the inputs, so an input's map does not depend on the other
+    inputs or on ``batch_size``. Xplique keeps the channels; we sum them (sign kept) to
+    give every method the same (N, H, W, 1) layout.
+
+    Ref. D. Smilkov, N. Thorat, B. Kim, F. Viégas, M. Wattenberg. SmoothGrad: removing
+    noise by adding noise. 2017. https://arxiv.org/abs/1706.03825
+
+    Args:
+        model: a Keras model or a callable on a batch tensor with differentiable TF ops.
+        output_layer: as :class:`Saliency`.
+        batch_size: noisy inputs per forward/backward pass; 32 as Xplique.
+        operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        nb_samples: noisy copies per input; 50 as Xplique.
+        noise: standard deviation of the Gaussian noise; 0.2 as Xplique.
+        seed: seed of the noise (None: drawn once per explainer).
+        verbose: show a progress bar.
+
+    Raises:
+        InvalidArgumentError: ``nb_samples`` < 1, ``noise`` < 0, ``seed`` < 0.
+
+    Example:
+        >>> maps = SmoothGrad(model, nb_samples=50, noise=0.2, seed=0)(images, labels)
+    """
+
+    def __init__(self, model, *, output_layer=None, batch_size=32, operator=None,
+                 nb_samples=50, noise=0.2, seed=None, verbose=False):
+        super().__init__(model, output_layer=output_layer, batch_size=batch_size,
+                         operator=operator, verbose=verbose)
+        self.nb_samples = check_positive_int("nb_samples", nb_samples)
+        self.noise = _check_real("noise", noise, minimum=0.0)
+        self.seed = seed
+        self._seed = _check_seed(seed)
+        self.nb_evaluations = self.nb_samples
+
+    def _extras(self, images):
+        seed = np.random.SeedSequence(self._seed).generate_state(2).astype(np.int64)
+        shape = (self.nb_samples,) + tuple(images.shape[1:])
+        return (self.noise * tf.random.stateless_normal(shape, seed=seed),)
+
+    def _attribute(self, model, inputs, targets, evaluations, noise):
+        noisy = inputs + tf.gather(noise, evaluations)
+        return self._gradients(model, noisy, targets) / float(self.nb_samples)
+
+    def _reduce(self, sums):
+        return tf.reduce_sum(sums, axis=-1, keepdims=True)
+
+
+class GradCAM(WhiteBoxExplainer):
+    """Grad-CAM: feature maps of a conv layer weighted by their mean gradient, then ReLU.
+
+    cam = relu(sum_k a_k A_k) with A_k the k-th feature map of ``conv_layer`` and
+    a_k = mean over positions of d score / d A_k; the cam (h', w') is resized to the
+    input bilinearly, as Xplique does.
+
+    Ref. R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra.
+    Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization.
+    ICCV 2017. https://arxiv.org/abs/1610.02391
+
+    Args:
+        model: a Keras functional or Sequential model (Grad-CAM reads a layer's output).
+        output_layer: as :class:`Saliency`.
+        batch_size: inputs per forward/backward pass; 32 as Xplique.
+        operator: None / 'classification', 'regression' or g(model, inputs, targets)
+            (the operator is given a model that returns the outputs already computed).
+        conv_layer: name or index of the convolutional layer; None: the last layer with
+            ``filters`` and a 4-D output, as Xplique.
+        verbose: show a progress bar.
+
+    Raises:
+        InvalidTypeError: ``model`` is not a Keras model.
+        InvalidArgumentError: no such ``conv_layer``, a ``conv_layer`` whose output is
+            not 4-D, or no convolutional layer in the model.
+
+    Example:
+        >>> maps = GradCAM(model, conv_layer="block5_conv3")(images, labels)
+    """
+
+    resize_method = "bilinear"
+
+    def __init__(self, model, *, output_layer=None, batch_size=32, operator=None,
+                 conv_layer=None, verbose=False):
+        import keras  # light: tensorflow already imported it
+
+        if not isinstance(model, keras.Model):
+            raise InvalidTypeError(
+                "GradCAM needs a Keras functional or Sequential model (it reads a "
+                f"convolutional layer's output), got a {type(model).__name__}; use a "
+                "black-box method (e.g. SobolAttributionMethod) for other callables."
+            )
+        super().__init__(model, output_layer=output_layer, batch_size=batch_size,
+                         operator=operator, verbose=verbose)
+        if conv_layer is None:
+            candidates = [layer for layer in self.model.layers[::-1]
+                          if hasattr(layer, "filters") and len(layer.output.shape) == 4]
+            if not candidates:
+                raise InvalidArgumentError(
+                    "conv_layer=None looks for the last convolutional layer, but the model "
+                    "has none; name a layer with 4-D outputs (B, h, w, k) as conv_layer."
+                )
+            layer = candidates[0]
+        else:
+            layer = find_layer(self.model, conv_layer, argument="conv_layer")
+            if len(layer.output.shape) != 4:
+                raise InvalidArgumentError(
+                    f"conv_layer must have 4-D outputs (B, h, w, k), got layer "
+                    f"{layer.name!r} with output shape {tuple(layer.output.shape)}."
+                )
+        self.conv_layer = layer
+        self._cam_model = keras.Model(self.model.inputs, [layer.output, self.model.outputs[0]])
+
+    def _attribute(self, model, inputs, targets, evaluations):
+        # the engine passes the model, or a view squeezing a channel added to (N, H, W) inputs
+        model_inputs = inputs if model is self.model else inputs[..., 0]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(model_inputs)
+            features, outputs = self._cam_model(model_inputs)
+            scores = self.operator(lambda _: outputs, inputs, targets)
+        gradients = tape.gradient(scores, features,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
+
+    def _reduce(self, sums):
+        return sums

@@ -1,0 +1,128 @@
+"""HsicAttributionMethod against closed forms and the naive Gram-matrix estimator."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sobol_tf.attributions import HsicAttributionMethod
+from sobol_tf.attributions.hsic import hsic_binary_rbf
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+from tests.conftest import RegionModel
+
+
+def naive_hsic(design, scores):
+    """trace(H K H H L H) / n with Xplique's kernels, written out with full matrices.
+
+    K = 1 + (1/2 - (x - x')^2) on each binary cell, L = RBF of the scores with the median
+    of the pairwise distances as bandwidth.
+    """
+    n = len(scores)
+    centring = np.eye(n) - np.ones((n, n)) / n
+    distances = np.abs(scores[:, None] - scores[None, :])
+    width = np.median(distances[np.triu_indices(n, 1)])
+    gram_out = np.exp(-distances ** 2 / (2 * width ** 2))
+    result = []
+    for cell in design.T:
+        gram_in = 1.0 + (0.5 - (cell[:, None] - cell[None, :]) ** 2)
+        result.append(np.trace(centring @ gram_in @ centring @ centring @ gram_out @ centring) / n)
+    return np.array(result)
+
+
+def test_estimator_equals_the_naive_gram_matrix_formula():
+    rng = np.random.default_rng(0)
+    design = (rng.random((40, 6)) < 0.5).astype(np.float64)
+    scores = np.stack([design @ rng.normal(size=6) + 0.3 * rng.normal(size=40),
+                       np.sin(3 * design[:, 0]) + design[:, 4] * design[:, 5]])
+    centred = (design - design.mean(axis=0)).astype(np.float32)
+    fast = hsic_binary_rbf(tf.constant(scores, tf.float32), tf.constant(centred)).numpy()
+    for row, expected in zip(fast, (naive_hsic(design, s) for s in scores)):
+        np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_closed_form_for_a_model_reading_one_cell():
+    """Score = the kept fraction of cell 1. With the balanced, pairwise orthogonal binary
+    Sobol design (32 points, 4 cells), more than half of the pairs differ by 1, so the
+    bandwidth is 1 and HSIC_1 = n (1 - exp(-1/2)) / 4, while the other cells get exactly 0."""
+    explainer = HsicAttributionMethod(RegionModel(rows=(0, 1), cols=(1, 2)), grid_size=2,
+                                      nb_design=32)
+    design = explainer._design.numpy().reshape(32, 4)
+    centred = design - design.mean(axis=0)
+    np.testing.assert_array_equal(design.mean(axis=0), 0.5)       # preconditions of the
+    np.testing.assert_array_equal(centred.T @ centred, 8 * np.eye(4))  # closed form
+    maps = explainer(np.ones((2, 2, 2, 3), np.float32), [0, 0]).numpy()
+    expected = np.zeros((2, 2))
+    expected[0, 1] = 32 * (1 - np.exp(-0.5)) / 4
+    for row in maps:
+        np.testing.assert_allclose(row[..., 0], expected, atol=1e-5)
+
+
+def test_region_model_is_found():
+    model = RegionModel(rows=(4, 8), cols=(0, 4))
+    x = np.random.default_rng(0).uniform(0.5, 1, size=(2, 8, 8, 3)).astype(np.float32)
+    explainer = HsicAttributionMethod(model, grid_size=2, nb_design=64, sampler="lhs", seed=1)
+    maps = explainer(x, [0, 0]).numpy()[..., 0]
+    cells = maps[:, ::4, ::4].reshape(2, -1)  # one pixel per cell; bicubic keeps the order
+    assert np.all(np.argmax(cells, axis=1) == 2)
+    outside = np.ones((8, 8), bool)
+    outside[4:, :4] = False
+    assert maps[:, ~outside].mean() > 3 * np.abs(maps[:, outside]).mean()
+
+
+def test_constant_model_gives_zero():
+    def constant(x):
+        return tf.ones((tf.shape(x)[0], 2))
+
+    maps = HsicAttributionMethod(constant, grid_size=2, nb_design=32)(
+        np.ones((1, 4, 4, 1), np.float32), [0]).numpy()
+    np.testing.assert_array_equal(maps, 0.0)
+
+
+def test_seeded_samplers_are_reproducible_and_differ_by_seed(convnet, images):
+    def run(seed):
+        return HsicAttributionMethod(convnet, grid_size=2, nb_design=32, sampler="lhs",
+                                     seed=seed)(images, [0, 1, 2]).numpy()
+
+    np.testing.assert_array_equal(run(3), run(3))
+    assert not np.allclose(run(3), run(4))
+
+
+def test_blurring_and_custom_sampler(convnet, images):
+    blurred = HsicAttributionMethod(convnet, grid_size=2, nb_design=32,
+                                    perturbation_function="blurring")(images, [0, 1, 2])
+    inpainted = HsicAttributionMethod(convnet, grid_size=2, nb_design=32)(images, [0, 1, 2])
+    assert not np.allclose(blurred, inpainted)
+
+    def sampler(dimension, nb_design):
+        return np.random.default_rng(0).random((nb_design, dimension))
+
+    maps = HsicAttributionMethod(convnet, grid_size=2, nb_design=32, sampler=sampler)(
+        images, [0, 1, 2])
+    assert maps.shape == (3, 8, 8, 1)
+
+
+def test_designs_whose_cells_cannot_be_told_apart_are_refused(convnet):
+    with pytest.raises(InvalidArgumentError, match="cannot be told apart.*sampler='lhs'"):
+        HsicAttributionMethod(convnet, grid_size=8, nb_design=16)
+    with pytest.raises(InvalidArgumentError, match="all or none"):
+        HsicAttributionMethod(convnet, grid_size=2, nb_design=8,
+                              sampler=lambda d, n: np.full((n, d), 0.7))
+    with pytest.raises(InvalidArgumentError, match=r"shape \(8, 3\), expected \(8, 4\)"):
+        HsicAttributionMethod(convnet, grid_size=2, nb_design=8,
+                              sampler=lambda d, n: np.zeros((n, 3)))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"grid_size": 0}, InvalidArgumentError, "grid_size must be an integer >= 1, got 0"),
+    ({"nb_design": 1}, InvalidArgumentError, "nb_design must be an integer >= 2, got 1"),
+    ({"nb_design": 32.0}, InvalidTypeError, "nb_design"),
+    ({"sampler": "qmc"}, InvalidArgumentError, "sampler must be one of"),
+    ({"perturbation_function": "noise"}, InvalidArgumentError, "perturbation_function"),
+])
+def test_bad_arguments(kwargs, error, message, convnet):
+    with pytest.raises(error, match=message):
+        HsicAttributionMethod(convnet, **kwargs)
+
+
+def test_grid_larger_than_input(convnet, images):
+    with pytest.raises(InvalidArgumentError, match="grid_size=8 for inputs of 4x4"):
+        HsicAttributionMethod(convnet, grid_size=8, nb_design=512)(images[:, :4, :4], [0] * 3)
