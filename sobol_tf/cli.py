@@ -12,111 +12,33 @@ expect other preprocessing should include it as a layer.
 ``explain`` writes ``<stem>_sobol.png`` (the map over the image) per image and
 ``maps.npz``: one (H, W) float32 map per image, under the image's file name, at the
 model's input resolution; ``files`` (the names, in order) and ``targets`` (the class ids
-explained). ``score`` reads them back and prints Deletion, Insertion and MuFidelity.
+explained). ``score`` reads them back and prints each image's Deletion (lower is better),
+Insertion and MuFidelity (higher is better) scores and their means, as a table or JSON.
 
 A file that cannot be used gets one line on stderr naming it, the others are still
 processed, and the exit status is then 1; bad options exit with 2.
 """
 import argparse
+import json
 import os
 import sys
-import zipfile
 
 import numpy as np
 
+from sobol_tf._utils.files import (MAPS_FILE, FileProblem, check_names, group_by_shape,
+                                   load_image, load_maps, load_model, one_line, save_maps)
+
 PROGRAM = "sobol-tf"
-MAPS_FILE = "maps.npz"
 OVERLAY_SUFFIX = "_sobol.png"
-#: keys of maps.npz that are not maps
-RESERVED_KEYS = ("files", "targets")
 #: what ``--scale`` multiplies [0, 1] pixels by
 SCALES = {"1": 1.0, "255": 255.0}
-CHANNEL_NAMES = {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGBA"}
+METRIC_NAMES = ("deletion", "insertion", "mufidelity")
 EXIT_FILE_ERROR = 1
 EXIT_USAGE = 2
 
 
-class FileProblem(Exception):
-    """A file the command cannot use; ``str()`` is the one line printed about it."""
-
-    def __init__(self, path, message):
-        super().__init__(f"{path}: {message}")
-
-
-def _one_line(exc):
-    """The first meaningful line of an exception's message."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def _report(message):
     print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-
-
-# -- model and images ----------------------------------------------------------------
-class ModelInput:
-    """What a model's single image input needs: (height, width, channels), rank.
-
-    ``height``/``width``/``channels`` are None when the model accepts any value.
-    """
-
-    def __init__(self, model_path, shape):
-        if not (isinstance(shape, tuple) and len(shape) in (3, 4)
-                and all(isinstance(d, (int, type(None))) for d in shape)):
-            raise FileProblem(model_path, f"the model must take one batch of images "
-                              f"(N, H, W, C) or (N, H, W); its input shape is {shape}")
-        self.height, self.width = shape[1], shape[2]
-        self.channels = shape[3] if len(shape) == 4 else 1
-        self.squeeze = len(shape) == 3
-
-
-def load_model(path):
-    """Load a saved Keras model (.keras or .h5); returns (model, ModelInput)."""
-    if not os.path.isfile(path):
-        raise FileProblem(path, "no such model file" if not os.path.exists(path)
-                          else "not a file; expected a saved Keras model (.keras, .h5)")
-    import keras
-
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # keras raises many types for a bad file
-        raise FileProblem(path, f"cannot load a Keras model: {_one_line(exc)}") from exc
-    return model, ModelInput(path, getattr(model, "input_shape", None))
-
-
-def load_image(path, spec, scale):
-    """Read one image; returns (display image in [0, 1], model input), float32 numpy.
-
-    The display image keeps the file's size; the model input is resized (bilinear,
-    antialiased) to the model's size and multiplied by ``scale``.
-    """
-    import tensorflow as tf
-
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise FileProblem(path, f"cannot read the image: {exc.strerror or exc}") from exc
-    try:
-        image = tf.io.decode_image(data, dtype=tf.float32, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, ValueError) as exc:
-        raise FileProblem(path, "cannot decode the image: not a PNG, JPEG, GIF or BMP "
-                          "file, or a damaged one") from exc
-    channels = image.shape[-1]
-    if spec.channels is not None and channels != spec.channels:
-        raise FileProblem(
-            path, f"the image has {channels} channel(s) "
-            f"({CHANNEL_NAMES.get(channels, 'unknown')}) but the model expects "
-            f"{spec.channels} ({CHANNEL_NAMES.get(spec.channels, 'unknown')}); "
-            "convert the image")
-    size = (spec.height or image.shape[0], spec.width or image.shape[1])
-    inputs = image
-    if tuple(image.shape[:2]) != size:
-        inputs = tf.image.resize(image, size, method="bilinear", antialias=True)
-    inputs = inputs * scale
-    if spec.squeeze:
-        inputs = inputs[..., 0]
-    return image.numpy(), inputs.numpy()
 
 
 def load_images(paths, spec, scale):
@@ -135,27 +57,12 @@ def load_images(paths, spec, scale):
     return loaded, failed
 
 
-def group_by_shape(loaded):
-    """Indices of loaded images grouped by model-input shape (one batch per group)."""
-    groups = {}
-    for index, (_, _, inputs) in enumerate(loaded):
-        groups.setdefault(inputs.shape, []).append(index)
-    return list(groups.values())
-
-
-def check_names(paths):
-    """Image file names, which key maps.npz and name overlays: they must be unique."""
-    seen = {}
-    for path in paths:
-        name = os.path.basename(path)
-        if name in RESERVED_KEYS:
-            raise FileProblem(path, f"an image cannot be named {name!r} (a key of "
-                              f"{MAPS_FILE}); rename it")
-        if name in seen and seen[name] != path:
-            raise FileProblem(path, f"same file name as {seen[name]}; outputs are named "
-                              "after the file name, so rename one")
-        seen[name] = path
-    return [os.path.basename(path) for path in paths]
+def target_problem(target, nb_outputs):
+    """The error line when ``--target`` is not a class id of the model, else None."""
+    if target is None or 0 <= target < nb_outputs:
+        return None
+    return (f"--target {target} is out of range: the model has {nb_outputs} outputs, "
+            f"so use 0 to {nb_outputs - 1}")
 
 
 def predicted_classes(model, inputs, batch_size):
@@ -163,16 +70,6 @@ def predicted_classes(model, inputs, batch_size):
     outputs = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
     outputs = outputs.reshape(len(outputs), -1)
     return outputs.argmax(axis=1), outputs
-
-
-def save_maps(path, names, maps, targets):
-    """Write maps.npz with numpy's format (names may be any string)."""
-    arrays = {"files": np.asarray(names), "targets": np.asarray(targets, np.int64)}
-    arrays.update({name: np.asarray(m, np.float32) for name, m in zip(names, maps)})
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for key, array in arrays.items():
-            with archive.open(key + ".npy", "w") as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 def save_overlay(path, display, heatmap, title):
@@ -230,16 +127,15 @@ def run_explain(args):
     for group in group_by_shape(loaded):
         inputs = np.stack([loaded[i][2] for i in group])
         predicted, outputs = predicted_classes(model, inputs, args.batch_size)
-        if args.target is not None and not 0 <= args.target < outputs.shape[1]:
-            _report(f"--target {args.target} is out of range: the model has "
-                    f"{outputs.shape[1]} outputs, so use 0 to {outputs.shape[1] - 1}")
+        if target_problem(args.target, outputs.shape[1]):
+            _report(target_problem(args.target, outputs.shape[1]))
             return EXIT_USAGE
         targets = predicted if args.target is None else np.full(len(group), args.target)
         try:
             maps = explainer.explain(inputs, targets).numpy()[..., 0]
         except SobolTFError as exc:
             for i in group:
-                _report(f"{loaded[i][0]}: cannot explain: {_one_line(exc)}")
+                _report(f"{loaded[i][0]}: cannot explain: {one_line(exc)}")
             failed += len(group)
             continue
         for row, i in enumerate(group):
@@ -262,6 +158,115 @@ def run_explain(args):
                   [done_targets[k] for k in order])
         if not args.quiet:
             print(f"wrote {maps_path} ({len(done_names)} map(s))")
+    return EXIT_FILE_ERROR if failed else 0
+
+
+def score_group(model, inputs, maps, targets, args):
+    """Per-image (deletion, insertion, mufidelity) of one batch of equal-size images."""
+    from sobol_tf.metrics import Deletion, Insertion, MuFidelity
+
+    common = dict(batch_size=args.batch_size, baseline_mode=args.baseline)
+    deletion = Deletion(model, inputs, targets, steps=args.steps, **common)
+    insertion = Insertion(model, inputs, targets, steps=args.steps, **common)
+    mufidelity = MuFidelity(model, inputs, targets, grid_size=args.mu_grid_size,
+                            nb_samples=args.nb_samples, subset_percent=args.subset_percent,
+                            seed=args.seed, **common)
+    return np.stack([deletion.curves(maps).areas, insertion.curves(maps).areas,
+                     mufidelity.detailed_evaluate(maps)], axis=1)
+
+
+def format_table(rows):
+    """rows: (file, target, deletion, insertion, mufidelity); a mean row is added."""
+    scores = np.array([row[2:] for row in rows], np.float64)
+    lines = [(row[0], str(row[1])) + tuple(f"{v:.4f}" for v in row[2:]) for row in rows]
+    lines.append(("mean", "") + tuple(f"{v:.4f}" for v in scores.mean(axis=0)))
+    header = ("file", "target") + METRIC_NAMES
+    widths = [max(len(line[k]) for line in lines + [header]) for k in range(len(header))]
+    text = [header] + lines
+    return "\n".join("  ".join(cell.ljust(w) if k == 0 else cell.rjust(w)
+                               for k, (cell, w) in enumerate(zip(line, widths)))
+                     for line in text) + \
+        "\ndeletion: lower is better; insertion and mufidelity: higher is better"
+
+
+def run_score(args):
+    """``sobol-tf score``: returns the exit status."""
+    from sobol_tf.errors import ModelCallError, SobolTFError
+
+    try:
+        check_names(args.images)
+        saved_maps, saved_targets = load_maps(args.maps)
+        model, spec = load_model(args.model)
+    except FileProblem as problem:
+        _report(problem)
+        return EXIT_FILE_ERROR
+    smallest = min(spec.height or args.mu_grid_size, spec.width or args.mu_grid_size)
+    if args.mu_grid_size > smallest:
+        _report(f"--mu-grid-size {args.mu_grid_size} exceeds the model's input size "
+                f"{spec.height}x{spec.width}; use at most {smallest}")
+        return EXIT_USAGE
+
+    loaded, failed = load_images(args.images, spec, SCALES[args.scale])
+    usable = []
+    for path, display, inputs in loaded:
+        name = os.path.basename(path)
+        explanation = saved_maps.get(name)
+        if explanation is None:
+            _report(f"{path}: no map named {name!r} in {args.maps}")
+        elif explanation.shape != inputs.shape[:2]:
+            _report(f"{path}: its map in {args.maps} has shape {explanation.shape}, but the "
+                    f"image is {inputs.shape[:2]} at the model's input size")
+        elif not np.all(np.isfinite(explanation)):
+            _report(f"{path}: its map in {args.maps} holds NaN or infinite values")
+        else:
+            usable.append((path, display, inputs))
+            continue
+        failed += 1
+
+    rows = []
+    for group in group_by_shape(usable):
+        paths = [usable[i][0] for i in group]
+        names = [os.path.basename(path) for path in paths]
+        inputs = np.stack([usable[i][2] for i in group])
+        predicted, outputs = predicted_classes(model, inputs, args.batch_size)
+        nb_outputs = outputs.shape[1]
+        if target_problem(args.target, nb_outputs):
+            _report(target_problem(args.target, nb_outputs))
+            return EXIT_USAGE
+        targets = [args.target if args.target is not None else saved_targets.get(name, guess)
+                   for name, guess in zip(names, predicted)]
+        keep = [k for k, target in enumerate(targets) if 0 <= target < nb_outputs]
+        for k in sorted(set(range(len(group))) - set(keep)):
+            _report(f"{paths[k]}: its class {targets[k]} in {args.maps} is not an output "
+                    f"of the model, which has {nb_outputs}")
+            failed += 1
+        if not keep:
+            continue
+        try:
+            scores = score_group(model, inputs[keep], np.stack([saved_maps[names[k]]
+                                                                for k in keep]),
+                                 np.array([targets[k] for k in keep]), args)
+        except ModelCallError as exc:
+            for k in keep:
+                _report(f"{paths[k]}: cannot score: {one_line(exc)}")
+            failed += len(keep)
+            continue
+        except SobolTFError as exc:  # an option the metrics refuse
+            _report(exc)
+            return EXIT_USAGE
+        rows += [(names[k], int(targets[k])) + tuple(float(v) for v in row)
+                 for k, row in zip(keep, scores)]
+    if rows:
+        order = [os.path.basename(p) for p in args.images]
+        rows.sort(key=lambda row: order.index(row[0]))
+        if args.json:
+            means = np.mean([row[2:] for row in rows], axis=0)
+            print(json.dumps({
+                "images": [dict(zip(("file", "target") + METRIC_NAMES, row)) for row in rows],
+                "mean": dict(zip(METRIC_NAMES, (float(v) for v in means))),
+            }, indent=2))
+        else:
+            print(format_table(rows))
     return EXIT_FILE_ERROR if failed else 0
 
 
@@ -309,6 +314,31 @@ def build_parser():
     explain.add_argument("--quiet", action="store_true",
                          help="no progress bar, only errors")
     explain.set_defaults(run=run_explain)
+
+    score = commands.add_parser(
+        "score", help="Deletion, Insertion and MuFidelity of saved maps",
+        description="Score the maps saved by 'explain' (matched to the images by file "
+                    "name) with Deletion (lower is better), Insertion and MuFidelity "
+                    "(higher is better); one row per image and their mean.")
+    _add_common(score)
+    score.add_argument("--maps", required=True, metavar="MAPS.npz",
+                       help="the maps.npz written by 'explain'")
+    score.add_argument("--target", type=int, default=None, metavar="K",
+                       help="class id to score for every image (default: the class in "
+                            "maps.npz, else the predicted one)")
+    score.add_argument("--steps", type=int, default=10,
+                       help="Deletion/Insertion steps (10)")
+    score.add_argument("--baseline", type=float, default=0.0,
+                       help="value of removed pixels, in the model's input range (0.0)")
+    score.add_argument("--mu-grid-size", type=int, default=9,
+                       help="MuFidelity's grid of cells per side (9)")
+    score.add_argument("--nb-samples", type=int, default=200,
+                       help="MuFidelity's random subsets (200)")
+    score.add_argument("--subset-percent", type=float, default=0.2,
+                       help="MuFidelity's probability that a cell is removed (0.2)")
+    score.add_argument("--seed", type=int, default=0, help="seed of MuFidelity's subsets (0)")
+    score.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    score.set_defaults(run=run_score)
     return parser
 
 

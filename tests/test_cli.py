@@ -1,6 +1,7 @@
 """The ``sobol-tf`` command line, on a tiny model and PNGs saved by the tests."""
 import configparser
 import importlib
+import json
 import os
 import pathlib
 import subprocess
@@ -13,10 +14,12 @@ import keras
 
 from sobol_tf import cli
 from sobol_tf.attributions import SobolAttributionMethod
+from sobol_tf.metrics import Deletion, Insertion, MuFidelity
 from tests.conftest import tiny_convnet
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FAST = ["--grid-size", "4", "--nb-design", "16", "--seed", "0"]
+SCORE = ["--steps", "8", "--mu-grid-size", "4", "--nb-samples", "32", "--seed", "3"]
 
 
 def write_png(path, pixels):
@@ -90,6 +93,30 @@ def test_explain_in_a_subprocess_writes_maps_equal_to_the_explainer(files, tmp_p
         overlay = tf.io.decode_png(tf.io.read_file(str(out / f"{name}_sobol.png"))).numpy()
         assert overlay.shape == (400, 400, 4)
         assert overlay[100:300, 100:300, :3].std() > 10
+
+    # score reads them back: the metrics' per-image scores on the same inputs, as JSON
+    command = [sys.executable, "-m", "sobol_tf", "score", files["model"], paths["exact"],
+               paths["large"], "--maps", str(out / "maps.npz"), "--json", *SCORE]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    expected = direct_scores(model, inputs, direct, predicted)
+    assert [row["file"] for row in report["images"]] == ["exact.png", "large.png"]
+    assert [row["target"] for row in report["images"]] == list(predicted)
+    for name in expected:
+        np.testing.assert_allclose([row[name] for row in report["images"]], expected[name],
+                                   atol=1e-6)
+        np.testing.assert_allclose(report["mean"][name], np.mean(expected[name]), atol=1e-6)
+
+
+def direct_scores(model, inputs, maps, targets):
+    """Per-image scores of the library's metrics with the options of SCORE."""
+    deletion = Deletion(model, inputs, targets, steps=8)
+    insertion = Insertion(model, inputs, targets, steps=8)
+    mufidelity = MuFidelity(model, inputs, targets, grid_size=4, nb_samples=32, seed=3)
+    return {"deletion": deletion.curves(maps).areas, "insertion": insertion.curves(maps).areas,
+            "mufidelity": mufidelity.detailed_evaluate(maps)}
 
 
 def run_main(argv, capsys):
@@ -191,3 +218,76 @@ def test_console_script_is_cli_main():
     module, function = target.split(":")
     assert name == "sobol-tf"
     assert getattr(importlib.import_module(module), function) is cli.main
+
+
+@pytest.fixture(scope="module")
+def explained(files, tmp_path_factory):
+    """maps.npz of the two good images, written by explain in-process."""
+    out = tmp_path_factory.mktemp("explained")
+    paths = files["paths"]
+    assert cli.main(["explain", files["model"], paths["exact"], paths["large"], "--out",
+                     str(out), "--quiet", *FAST]) == 0
+    return out / "maps.npz"
+
+
+def test_score_table_and_target(files, explained, capsys):
+    """The table lists each image's scores and their mean; --target scores another class."""
+    paths = files["paths"]
+    status, stdout, stderr = run_main(["score", files["model"], paths["exact"], paths["large"],
+                                       "--maps", str(explained), "--target", "0", *SCORE],
+                                      capsys)
+    assert (status, stderr) == (0, "")
+    lines = stdout.strip().splitlines()
+    assert lines[0].split() == ["file", "target", "deletion", "insertion", "mufidelity"]
+    assert lines[-1] == "deletion: lower is better; insertion and mufidelity: higher is better"
+    inputs = np.stack([expected_inputs(files["pixels"][n]) for n in ("exact", "large")])
+    saved = np.load(explained)
+    maps = np.stack([saved["exact.png"], saved["large.png"]])
+    expected = direct_scores(files["keras_model"], inputs, maps, [0, 0])
+    table = np.array([[float(v) for v in line.split()[-3:]] for line in lines[1:4]])
+    np.testing.assert_allclose(table[:2], np.stack(list(expected.values()), axis=1), atol=1e-4)
+    np.testing.assert_allclose(table[2], table[:2].mean(axis=0), atol=1e-4)
+    assert [line.split()[:2] for line in lines[1:3]] == [["exact.png", "0"], ["large.png", "0"]]
+    assert lines[3].split()[0] == "mean" and len(lines[3].split()) == 4
+    # the saved (predicted) classes are scored by default, and they differ from class 0
+    assert list(saved["targets"]) != [0, 0]
+
+
+def test_score_errors_name_the_file(files, explained, tmp_path, capsys):
+    """An image without a map, a map of NaN, an unreadable image: one line each, exit 1."""
+    paths = files["paths"]
+    unknown = tmp_path / "unknown.png"
+    unknown.write_bytes(pathlib.Path(paths["exact"]).read_bytes())
+    saved = dict(np.load(explained))
+    saved["large.png"] = np.full((16, 16), np.nan, np.float32)
+    nan_maps = tmp_path / "maps.npz"
+    np.savez(nan_maps, **saved)
+    status, stdout, stderr = run_main(
+        ["score", files["model"], paths["exact"], str(unknown), paths["large"],
+         paths["broken"], "--maps", str(nan_maps), "--json", *SCORE], capsys)
+    assert status == 1
+    assert stderr.strip().splitlines() == [
+        f"sobol-tf: error: {paths['broken']}: cannot decode the image: not a PNG, JPEG, "
+        "GIF or BMP file, or a damaged one",
+        f"sobol-tf: error: {unknown}: no map named 'unknown.png' in {nan_maps}",
+        f"sobol-tf: error: {paths['large']}: its map in {nan_maps} holds NaN or infinite "
+        "values",
+    ]
+    assert [row["file"] for row in json.loads(stdout)["images"]] == ["exact.png"]
+
+
+@pytest.mark.parametrize("options, status, message", [
+    (["--maps", "missing.npz"], 1, "missing.npz: no such maps file"),
+    (["--maps", "MODEL"], 1, "not an .npz archive of maps"),
+    (["--target", "5"], 2, "--target 5 is out of range: the model has 3 outputs"),
+    (["--steps", "0"], 2, "steps must be an integer >= 1 or -1 (every feature), got 0."),
+    (["--mu-grid-size", "17"], 2, "--mu-grid-size 17 exceeds the model's input size 16x16"),
+])
+def test_score_bad_files_and_options(files, explained, capsys, options, status, message):
+    options = [files["model"] if o == "MODEL" else o for o in options]
+    if "--maps" not in options:
+        options += ["--maps", str(explained)]
+    result, stdout, stderr = run_main(["score", files["model"], files["paths"]["exact"],
+                                       *options], capsys)
+    assert (result, stdout) == (status, "")
+    assert len(stderr.strip().splitlines()) == 1 and message in stderr
