@@ -56,6 +56,38 @@ def overhead_row(label, model, x, labels, repeats, grid_size=GRID, nb_design=NB_
     return row
 
 
+def metric_rows(model, x, labels, repeats, with_xplique):
+    """Deletion, Insertion and MuFidelity: ours against Xplique's on the same inputs."""
+    import numpy as np
+
+    from sobol_tf import metrics
+
+    explanations = np.random.default_rng(2).normal(size=x.shape[:3]).astype(np.float32)
+    one_hot = np.eye(model.output_shape[-1], dtype=np.float32)[labels]
+    settings = {
+        "Deletion (steps=32)": ("Deletion", {"steps": 32}),
+        "Insertion (steps=32)": ("Insertion", {"steps": 32}),
+        "MuFidelity (200 subsets)": ("MuFidelity", {"grid_size": 9, "nb_samples": 200}),
+    }
+    rows = []
+    for label, (name, kwargs) in settings.items():
+        ours = getattr(metrics, name)
+        functions = {"ours": lambda: ours(model, x, one_hot, batch_size=BATCH,
+                                          **kwargs)(explanations)}
+        if with_xplique:
+            import xplique.metrics
+
+            peer = getattr(xplique.metrics, name)
+            functions["xplique"] = lambda: peer(model, x, one_hot, batch_size=BATCH,
+                                                **kwargs)(explanations)
+        times = side_by_side(functions, repeats)
+        row = [label, len(x), f"{times['ours']:.2f}"]
+        if with_xplique:
+            row += [f"{times['xplique']:.2f}", f"{times['xplique'] / times['ours']:.2f}x"]
+        rows.append(row)
+    return rows
+
+
 def peak_rss(size, nb_design, nb_inputs, model_name):
     """Peak RSS (MiB) of a fresh process explaining ``nb_inputs`` images."""
     code = f"""
@@ -81,7 +113,9 @@ print(before, after)
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller cases")
-    parser.add_argument("--cases", default="abcdo", help="a b c d, o (options), any subset")
+    parser.add_argument("--cases", default="abcdom",
+                        help="a b c d, o (options), m (metrics), D (MobileNetV2 at 224, "
+                        "nb_design=64: slow), any subset")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else 5
@@ -94,7 +128,7 @@ def main(argv=None):
         header += ["xplique s", "xplique overhead", "speed-up"]
     results = {}
 
-    if "a" in args.cases or "c" in args.cases or "o" in args.cases:
+    if any(case in args.cases for case in "acom"):
         convnet = small_convnet()
         x16, labels16 = images(16, 32), [i % 10 for i in range(16)]
     rows = []
@@ -134,6 +168,14 @@ def main(argv=None):
                     "float32 model)", header[:7], rows)
         results["options"] = rows
 
+    if "m" in args.cases:
+        header_m = ["metric (constructor + evaluate)", "N", "ours s"]
+        if with_xplique:
+            header_m += ["xplique s", "speed-up"]
+        rows = metric_rows(convnet, x16, labels16, repeats, with_xplique)
+        print_table("Metrics on the convnet of (a), batch_size=256", header_m, rows)
+        results["metrics"] = rows
+
     if "d" in args.cases:
         rows = []
         size = 224
@@ -146,6 +188,14 @@ def main(argv=None):
         print_table(f"(d) Peak RSS (MiB), convnet at {size}x{size}, batch_size={BATCH}",
                     ["nb_design", "N", "RSS before", "RSS peak", "growth", "scores MiB"], rows)
         results["memory"] = rows
+
+    if "D" in args.cases:
+        before, after = peak_rss(224, 64, 1, "mobilenet")
+        print_table(f"(D) MobileNetV2 at 224x224, nb_design=64, batch_size={BATCH}, N=1 "
+                    f"({64 * (GRID ** 2 + 2)} forward passes)",
+                    ["RSS before (MiB)", "RSS peak (MiB)", "growth (MiB)"],
+                    [[f"{before:.0f}", f"{after:.0f}", f"{after - before:.0f}"]])
+        results["mobilenet_224"] = [before, after]
 
     if args.json:
         with open(args.json, "w") as handle:

@@ -4,6 +4,7 @@ from sobol_tf._utils.validation import (
     check_power_of_two,
     check_probability,
     check_choice,
+    check_grid_fits,
 )
 from sobol_tf._utils.batching import progbar, run_batches
 from sobol_tf._utils.data import (
@@ -18,6 +19,7 @@ __all__ = [
     "check_power_of_two",
     "check_probability",
     "check_choice",
+    "check_grid_fits",
     "PreparedData",
     "model_batch_rank",
     "prepare_inputs_targets",

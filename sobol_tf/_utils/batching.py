@@ -6,7 +6,31 @@ memory is bounded by ``batch_size`` whatever the number of items.
 """
 import tensorflow as tf
 
-from sobol_tf.errors import ModelCallError, SobolTFError
+from sobol_tf.errors import InvalidTypeError, ModelCallError, SobolTFError
+
+
+def outputs_step(model):
+    """A step ``(indices, images) -> outputs (B, K) float32`` of ``model`` on clean inputs."""
+
+    def step(indices, images):
+        outputs = model(tf.gather(images, indices))
+        if isinstance(outputs, (list, tuple)):
+            raise InvalidTypeError(
+                "the model returned several outputs; pass operator=callable "
+                "g(model, inputs, targets) that picks the one to use."
+            )
+        return tf.cast(tf.reshape(outputs, (tf.shape(indices)[0], -1)), tf.float32)
+
+    return step
+
+
+def scores_step(model, operator):
+    """A step ``(indices, images, targets) -> (B,) scores`` of the operator on clean inputs."""
+
+    def step(indices, images, targets):
+        return operator(model, tf.gather(images, indices), tf.gather(targets, indices))
+
+    return step
 
 
 def progbar(total, verbose, title):
@@ -45,18 +69,22 @@ def run_batches(step, nb_items, arguments, *, batch_size, verbose, title, what):
     nb_batches = -(-nb_items // batch_size)
     progress = progbar(nb_batches, verbose and nb_batches > 1, f"{title}: {what}")
     results = []
-    for number, indices in enumerate(batches):
-        try:
+    number = 0
+    try:
+        if isinstance(step, tf.types.experimental.PolymorphicFunction) and step.input_signature:
+            # a concrete function skips tf.function's argument matching at every call
+            step = step.get_concrete_function()
+        for number, indices in enumerate(batches):
             results.append(step(indices, *arguments))
-        except SobolTFError:
-            raise
-        except Exception as exc:
-            first = number * batch_size
-            last = min(first + batch_size, nb_items) - 1
-            raise ModelCallError(
-                f"the model raised while evaluating {what} (items {first} to {last} of "
-                f"{nb_items}, batch_size={batch_size}): {type(exc).__name__}: {exc}"
-            ) from exc
-        if progress is not None:
-            progress.update(number + 1)
+            if progress is not None:
+                progress.update(number + 1)
+    except SobolTFError:
+        raise
+    except Exception as exc:
+        first = number * batch_size
+        last = min(first + batch_size, nb_items) - 1
+        raise ModelCallError(
+            f"the model raised while evaluating {what} (items {first} to {last} of "
+            f"{nb_items}, batch_size={batch_size}): {type(exc).__name__}: {exc}"
+        ) from exc
     return tf.concat(results, axis=0) if len(results) > 1 else results[0]

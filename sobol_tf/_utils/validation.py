@@ -53,3 +53,13 @@ def check_choice(name, value, choices):
             f"{name} must be one of {sorted(choices)}, got {value!r}."
         )
     return value.lower()
+
+
+def check_grid_fits(grid_size, height, width, alternative=""):
+    """Raise InvalidArgumentError when a grid has more cells per side than the input."""
+    if grid_size > min(height, width):
+        raise InvalidArgumentError(
+            f"grid_size must not exceed the input size, got grid_size={grid_size} for "
+            f"inputs of {height}x{width}; use grid_size <= {min(height, width)}"
+            f"{alternative}."
+        )

@@ -1,5 +1,6 @@
 """Attribution methods: explainers sharing ``explain(inputs, targets)``."""
-from sobol_tf.attributions.base import BlackBoxExplainer, Explainer, WhiteBoxExplainer
+from sobol_tf.attributions.base import BlackBoxExplainer, Explainer
+from sobol_tf.attributions.whitebox import WhiteBoxExplainer
 from sobol_tf.attributions.sobol import SobolAttributionMethod, SobolIndices
 from sobol_tf.attributions.rise import Rise
 from sobol_tf.attributions.occlusion import Occlusion

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets, run_batches
+from sobol_tf._utils.batching import outputs_step, scores_step
 from sobol_tf._utils.data import model_batch_rank as _batched_rank
 from sobol_tf.errors import InvalidTypeError
 
@@ -192,16 +193,7 @@ class Explainer(ABC):
 
     def _predict(self, model, images):
         """The model's outputs on the clean images, (N, K) as numpy."""
-
-        def step(indices, images):
-            outputs = model(tf.gather(images, indices))
-            if isinstance(outputs, (list, tuple)):
-                raise InvalidTypeError(
-                    "the model returned several outputs; pass operator=callable "
-                    "g(model, inputs, targets) that picks the one to explain."
-                )
-            return tf.cast(tf.reshape(outputs, (tf.shape(indices)[0], -1)), tf.float32)
-
+        step = outputs_step(model)
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32)]
         function = self._compiled(model, ("predict", tuple(images.shape[1:])), step, signature)
@@ -209,11 +201,7 @@ class Explainer(ABC):
 
     def _scores(self, model, images, targets):
         """The operator's scores on the clean images, (N,) float32 tensor."""
-        operator = self.operator
-
-        def step(indices, images, targets):
-            return operator(model, tf.gather(images, indices), tf.gather(targets, indices))
-
+        step = scores_step(model, self.operator)
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32),
                      tf.TensorSpec([None, targets.shape[1]], tf.float32)]
@@ -313,8 +301,8 @@ class BlackBoxExplainer(Explainer):
             baseline_ids = tf.minimum(input_ids, last_baseline)
 
             def one_input():  # the usual batch: broadcast one input over its masks
-                return perturb(images[input_ids[0]][None], batch_masks,
-                               baselines[baseline_ids[0]][None])
+                return perturb(tf.gather(images, input_ids[:1]), batch_masks,
+                               tf.gather(baselines, baseline_ids[:1]))
 
             def several_inputs():
                 return perturb(tf.gather(images, input_ids), batch_masks,
@@ -348,146 +336,3 @@ class BlackBoxExplainer(Explainer):
                                    (images, baselines, targets, masks),
                                    f"{nb_masks} perturbations of {nb_inputs} input(s)")
         return tf.reshape(scores, (nb_inputs, nb_masks))
-
-
-def find_layer(model, identifier, argument="output_layer"):
-    """The layer of a Keras model named ``identifier`` (str) or at index ``identifier`` (int).
-
-    Raises:
-        InvalidTypeError: ``model`` is not a Keras model, ``identifier`` neither str nor int.
-        InvalidArgumentError: no such layer; the message lists the model's layers.
-    """
-    import keras  # light: tensorflow already imported it
-
-    if not isinstance(model, keras.Model):
-        raise InvalidTypeError(
-            f"{argument} needs a Keras model (functional or Sequential) to pick a layer "
-            f"from, got a {type(model).__name__}."
-        )
-    names = [layer.name for layer in model.layers]
-    if isinstance(identifier, str):
-        if identifier not in names:
-            raise InvalidArgumentError(
-                f"{argument} must name a layer of the model, got {identifier!r}; the "
-                f"layers are {names}."
-            )
-        return model.get_layer(identifier)
-    if isinstance(identifier, bool) or not isinstance(identifier, int):
-        raise InvalidTypeError(
-            f"{argument} must be a layer name (str) or index (int), got {identifier!r}."
-        )
-    if not -len(names) <= identifier < len(names):
-        raise InvalidArgumentError(
-            f"{argument} must be a layer index in [{-len(names)}, {len(names)}), got "
-            f"{identifier}; the layers are {names}."
-        )
-    return model.layers[identifier]
-
-
-class WhiteBoxExplainer(Explainer):
-    """Base of the gradient methods (Saliency, Integrated Gradients, SmoothGrad, Grad-CAM).
-
-    Gradients of the operator's score with respect to the inputs are taken with
-    ``tf.GradientTape`` inside one compiled step per batch of inputs. A method that
-    averages over several evaluations per input (the points of Integrated Gradients'
-    path, SmoothGrad's noisy copies) sets ``nb_evaluations``; the step then runs the
-    (input, evaluation) pairs of its inputs through the model in chunks of ``batch_size``,
-    so that every forward/backward pass holds ``batch_size`` evaluations (several inputs
-    share a pass when one input's evaluations do not fill it) and memory stays bounded
-    by ``batch_size``.
-
-    A subclass implements:
-
-    - ``_attribute(model, inputs, targets, evaluations, *extras)`` -> per-evaluation
-      contributions: (B, H, W, C) like ``inputs`` when ``nb_evaluations > 1`` (they are
-      summed per input), any per-input shape when it is 1;
-    - ``_reduce(sums)`` -> maps (B, h, w, 1) from the summed contributions;
-
-    and may override ``_extras(images)`` (tensors the step needs, e.g. SmoothGrad's noise).
-
-    Args:
-        model: a Keras model, or (except for ``output_layer`` and Grad-CAM) any callable
-            mapping a batch tensor to outputs with differentiable TensorFlow ops.
-        output_layer: None (the model's output) or the name / index of the layer whose
-            output is explained, e.g. the logits before a softmax (needs a Keras model).
-        batch_size: gradient evaluations per forward/backward pass (bounds memory); 64
-            as Xplique.
-        operator: None / 'classification', 'regression' or g(model, inputs, targets).
-        verbose: show a progress bar.
-
-    Raises:
-        InvalidTypeError: ``output_layer`` given with a model that is not a Keras model.
-        InvalidArgumentError: no such ``output_layer``.
-    """
-
-    #: gradient evaluations averaged per input (1: one gradient per input).
-    nb_evaluations = 1
-
-    def __init__(self, model, *, output_layer=None, batch_size=64, operator=None,
-                 verbose=False):
-        if output_layer is not None:
-            import keras  # light: tensorflow already imported it
-
-            layer = find_layer(model, output_layer)
-            model = keras.Model(model.inputs, layer.output)
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
-        self.output_layer = output_layer
-
-    @abstractmethod
-    def _attribute(self, model, inputs, targets, evaluations, *extras):
-        """Contributions of a batch of evaluations; ``evaluations`` (B,) int64 in
-        [0, nb_evaluations)."""
-
-    @abstractmethod
-    def _reduce(self, sums):
-        """Maps (B, h, w, 1) from the contributions summed per input."""
-
-    def _extras(self, images):
-        """Extra float32 tensors passed to ``_attribute`` (drawn once per explain call)."""
-        return ()
-
-    def _gradients(self, model, inputs, targets):
-        """Gradients (B, H, W, C) of the operator's scores with respect to ``inputs``.
-
-        A model whose score does not depend on its input has zero gradients.
-        """
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(inputs)
-            scores = self.operator(model, inputs, targets)
-        return tape.gradient(scores, inputs,
-                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
-
-    def _explain(self, model, images, targets):
-        extras = tuple(tf.convert_to_tensor(extra, tf.float32) for extra in self._extras(images))
-        nb_evaluations, chunk = self.nb_evaluations, self.batch_size
-        attribute, reduce = self._attribute, self._reduce
-
-        def step(indices, images, targets, *extras):
-            inputs, labels = tf.gather(images, indices), tf.gather(targets, indices)
-            if nb_evaluations == 1:
-                return reduce(attribute(model, inputs, labels, tf.zeros_like(indices), *extras))
-            count = tf.shape(indices, out_type=tf.int64)[0]
-            total = count * nb_evaluations
-            sums = tf.zeros_like(inputs)
-            starts = tf.range(tf.constant(0, tf.int64), total, tf.constant(chunk, tf.int64))
-            for start in starts:
-                items = tf.range(start, tf.minimum(start + chunk, total))
-                owners = items // nb_evaluations
-                contributions = attribute(model, tf.gather(inputs, owners),
-                                          tf.gather(labels, owners),
-                                          items % nb_evaluations, *extras)
-                sums += tf.math.unsorted_segment_sum(contributions, owners, count)
-            return reduce(sums)
-
-        def spec(tensor):
-            return tf.TensorSpec([None] + tensor.shape[1:].as_list(), tf.float32)
-
-        signature = [tf.TensorSpec([None], tf.int64), spec(images), spec(targets)]
-        signature += [tf.TensorSpec(extra.shape, tf.float32) for extra in extras]
-        key = ("gradients", tuple(images.shape[1:]), targets.shape[1],
-               tuple(tuple(extra.shape) for extra in extras))
-        function = self._compiled(model, key, step, signature)
-        what = f"the gradients of {images.shape[0]} input(s)"
-        if nb_evaluations > 1:
-            what += f" at {nb_evaluations} points each"
-        return self._run_batches(function, images.shape[0], (images, targets) + extras, what)

@@ -1,6 +1,6 @@
 """White-box baselines: Saliency, Integrated Gradients, SmoothGrad and Grad-CAM.
 
-Each is a :class:`~sobol_tf.attributions.base.WhiteBoxExplainer`: the same
+Each is a :class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`: the same
 ``explain(inputs, targets)``, operators, batching and output layout (N, H, W, 1) as the
 black-box methods, with gradients taken by ``tf.GradientTape``. How each one turns the
 channels of an image into one map is part of its definition and stated in its docstring.
@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_positive_int
-from sobol_tf.attributions.base import WhiteBoxExplainer, find_layer
+from sobol_tf.attributions.whitebox import WhiteBoxExplainer, find_layer
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int
+from sobol_tf._utils import check_grid_fits, check_positive_int
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
 from sobol_tf.attributions.base import BlackBoxExplainer
@@ -150,12 +150,7 @@ class HsicAttributionMethod(BlackBoxExplainer):
         return tf.constant(design.reshape(-1, self.grid_size, self.grid_size, 1))
 
     def _check_inputs(self, images):
-        height, width = images.shape[1], images.shape[2]
-        if self.grid_size > min(height, width):
-            raise InvalidArgumentError(
-                f"grid_size must not exceed the input size, got grid_size={self.grid_size} "
-                f"for inputs of {height}x{width}; use grid_size <= {min(height, width)}."
-            )
+        check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
 
     def _masks(self, height, width, channels):
         return self._design

@@ -3,7 +3,7 @@ from collections import namedtuple
 
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, check_power_of_two
+from sobol_tf._utils import check_grid_fits, check_positive_int, check_power_of_two
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
@@ -118,12 +118,7 @@ class SobolAttributionMethod(BlackBoxExplainer):
         return self._designs[channels]
 
     def _check_inputs(self, images):
-        height, width = images.shape[1], images.shape[2]
-        if self.grid_size > min(height, width):
-            raise InvalidArgumentError(
-                f"grid_size must not exceed the input size, got grid_size={self.grid_size} "
-                f"for inputs of {height}x{width}; use grid_size <= {min(height, width)}."
-            )
+        check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
 
     def _masks(self, height, width, channels):
         return self._design(channels if self.per_channel else 1)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import (check_positive_int, model_batch_rank, prepare_inputs_targets,
                              run_batches, to_numpy)
+from sobol_tf._utils.batching import outputs_step, scores_step
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: activations applied to the model's outputs before the operator, as in Xplique.
@@ -75,8 +76,8 @@ class ExplanationMetric(ABC):
         ModelCallError: the model raised on the clean inputs.
     """
 
-    def __init__(self, model, inputs, targets=None, *, batch_size=64, operator=None,
-                 activation=None, verbose=False):
+    def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
+                 activation=None, *, verbose=False):
         if not callable(model):
             raise InvalidTypeError(
                 f"model must be a Keras model or a callable on a batch tensor, got "
@@ -149,27 +150,13 @@ class ExplanationMetric(ABC):
 
     def _predict(self):
         """The model's outputs (after the activation) on the clean inputs, (N, K) numpy."""
-        model = self._model_view
-
-        def step(indices, images):
-            outputs = model(tf.gather(images, indices))
-            if isinstance(outputs, (list, tuple)):
-                raise InvalidTypeError(
-                    "the model returned several outputs; pass operator=callable "
-                    "g(model, inputs, targets) that picks the one to score."
-                )
-            return tf.cast(tf.reshape(outputs, (tf.shape(indices)[0], -1)), tf.float32)
-
+        step = outputs_step(self._model_view)
         return self._run("predict", step, len(self.inputs), (self.inputs,),
                          "the clean inputs").numpy()
 
     def _clean_scores(self):
         """The operator's scores on the clean inputs, (N,) float32 tensor."""
-        model, operator = self._model_view, self.operator
-
-        def step(indices, images, targets):
-            return operator(model, tf.gather(images, indices), tf.gather(targets, indices))
-
+        step = scores_step(self._model_view, self.operator)
         return self._run("scores", step, len(self.inputs), (self.inputs, self.targets),
                          "the clean inputs")
 

@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import rankdata
 
-from sobol_tf._utils import check_choice, check_positive_int, check_probability
+from sobol_tf._utils import (check_choice, check_grid_fits, check_positive_int,
+                             check_probability)
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.metrics.base import ExplanationMetric
 
@@ -72,15 +73,16 @@ class CausalFidelity(ExplanationMetric):
             outside (0, 1] or so small that no feature is perturbed, a bad baseline,
             plus the checks of the base.
 
-    Differences from Xplique: arguments after ``targets`` are keyword-only; ties are
+    Arguments keep Xplique's positional order (code written for Xplique runs
+    unchanged); ``verbose`` is keyword-only. Differences from Xplique: ties are
     broken in a documented, stable order; counts are computed with integer arithmetic;
     ``steps`` larger than the number of features is clamped (Xplique would repeat
     counts and lose them as dictionary keys).
     """
 
-    def __init__(self, model, inputs, targets=None, *, batch_size=64, causal_mode="deletion",
+    def __init__(self, model, inputs, targets=None, batch_size=64, causal_mode="deletion",
                  baseline_mode=0.0, steps=10, max_percentage_perturbed=1.0, operator=None,
-                 activation=None, verbose=False):
+                 activation=None, *, verbose=False):
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
                          activation=activation, verbose=verbose)
         self.causal_mode = check_choice("causal_mode", causal_mode, CAUSAL_MODES)
@@ -192,8 +194,8 @@ class Deletion(CausalFidelity):
         >>> curve = metric.detailed_evaluate(explanations)  # {pixels removed: score}
     """
 
-    def __init__(self, model, inputs, targets=None, *, batch_size=64, baseline_mode=0.0,
-                 steps=10, max_percentage_perturbed=1.0, operator=None, activation=None,
+    def __init__(self, model, inputs, targets=None, batch_size=64, baseline_mode=0.0,
+                 steps=10, max_percentage_perturbed=1.0, operator=None, activation=None, *,
                  verbose=False):
         super().__init__(model, inputs, targets, batch_size=batch_size,
                          causal_mode="deletion", baseline_mode=baseline_mode, steps=steps,
@@ -220,8 +222,8 @@ class Insertion(CausalFidelity):
         >>> score = Insertion(model, images, labels, baseline_mode=blur)(explanations)
     """
 
-    def __init__(self, model, inputs, targets=None, *, batch_size=64, baseline_mode=0.0,
-                 steps=10, max_percentage_perturbed=1.0, operator=None, activation=None,
+    def __init__(self, model, inputs, targets=None, batch_size=64, baseline_mode=0.0,
+                 steps=10, max_percentage_perturbed=1.0, operator=None, activation=None, *,
                  verbose=False):
         super().__init__(model, inputs, targets, batch_size=batch_size,
                          causal_mode="insertion", baseline_mode=baseline_mode, steps=steps,
@@ -291,9 +293,9 @@ class MuFidelity(ExplanationMetric):
         >>> score = metric(explanations)   # float in [-1, 1], higher is better
     """
 
-    def __init__(self, model, inputs, targets=None, *, batch_size=64, grid_size=9,
+    def __init__(self, model, inputs, targets=None, batch_size=64, grid_size=9,
                  subset_percent=0.2, baseline_mode=0.0, nb_samples=200, operator=None,
-                 activation=None, seed=None, verbose=False):
+                 activation=None, *, seed=None, verbose=False):
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
                          activation=activation, verbose=verbose)
         _, height, width, _ = self.inputs.shape
@@ -301,12 +303,7 @@ class MuFidelity(ExplanationMetric):
             cells = (height, width)
         else:
             grid_size = check_positive_int("grid_size", grid_size)
-            if grid_size > min(height, width):
-                raise InvalidArgumentError(
-                    f"grid_size must not exceed the input size, got grid_size={grid_size} "
-                    f"for inputs of {height}x{width}; use grid_size <= {min(height, width)} "
-                    "or None for pixel-wise subsets."
-                )
+            check_grid_fits(grid_size, height, width, " or None for pixel-wise subsets")
             cells = (grid_size, grid_size)
         self.grid_size = grid_size
         self.subset_percent = check_probability("subset_percent", subset_percent,

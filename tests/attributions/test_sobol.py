@@ -7,7 +7,7 @@ import keras
 from sobol_tf.attributions import SobolAttributionMethod, base, estimators
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
-from tests.conftest import CellModel, RegionModel, analytic_indices, tiny_convnet
+from tests.conftest import CellModel, RegionModel, analytic_indices
 
 WEIGHTS = np.array([3.0, 0.0, 1.0, 0.5, 0.0, 2.0, 0.0, 1.0, 0.25, 0.0, 0.0, 1.5, 0.0, 0.0, 1.0, 0.0])
 
