@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 from sobol_tf import errors, operators
 from sobol_tf import attributions, metrics
 from sobol_tf.attributions import (
+    ExtremalPerturbation,
     GradCAM,
     HsicAttributionMethod,
     IntegratedGradients,
@@ -31,5 +32,6 @@ __all__ = [
     "IntegratedGradients",
     "SmoothGrad",
     "GradCAM",
+    "ExtremalPerturbation",
     "__version__",
 ]

@@ -6,7 +6,8 @@ from sobol_tf.attributions.rise import Rise
 from sobol_tf.attributions.occlusion import Occlusion
 from sobol_tf.attributions.hsic import HsicAttributionMethod
 from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
-from sobol_tf.attributions import estimators, perturbations, samplers
+from sobol_tf.attributions.extremal import ExtremalPerturbation
+from sobol_tf.attributions import estimators, extremal_masks, perturbations, samplers
 
 __all__ = [
     "Explainer",
@@ -21,7 +22,9 @@ __all__ = [
     "IntegratedGradients",
     "SmoothGrad",
     "GradCAM",
+    "ExtremalPerturbation",
     "estimators",
+    "extremal_masks",
     "perturbations",
     "samplers",
 ]

@@ -10,6 +10,7 @@ import tensorflow as tf
 import keras
 
 from sobol_tf.attributions import (
+    ExtremalPerturbation,
     GradCAM,
     HsicAttributionMethod,
     IntegratedGradients,
@@ -41,6 +42,9 @@ EXPLAINERS = {
     "smoothgrad": lambda model, batch_size: SmoothGrad(
         model, nb_samples=8, seed=0, batch_size=batch_size),
     "gradcam": lambda model, batch_size: GradCAM(model, batch_size=batch_size),
+    "extremal_dual_jitter": lambda model, batch_size: ExtremalPerturbation(
+        model, areas=(0.1, 0.3), variant="dual", steps=8, learning_rate=0.1, mask_step=2,
+        mask_sigma=2.0, max_blur=3.0, jitter=True, seed=0, batch_size=batch_size),
 }
 
 #: methods that read a layer of a Keras model and so refuse a plain callable: the

@@ -1,0 +1,203 @@
+"""Smooth masks and perturbation pyramids of extremal perturbations (pure TensorFlow).
+
+Two building blocks of :class:`~sobol_tf.attributions.ExtremalPerturbation` (Fong,
+Patrick & Vedaldi, ICCV 2019), usable on their own:
+
+- :class:`SmoothMaskGenerator` turns a low-resolution grid of parameters in [0, 1], one
+  every ``step`` pixels, into a smooth mask: each pixel takes the smooth max, over the
+  parameters near it, of the parameter times a bump kernel of the distance. A mask is
+  then never sharper than the kernel, whatever the parameters.
+- :func:`area_loss`: the ranking loss that gives a mask its area.
+- :func:`gaussian_blur_matrix`, :func:`perturbation_pyramid` and :func:`apply_pyramid`:
+  an input blurred at ``num_levels`` strengths; a mask value of 1 picks the input, 0 the
+  strongest blur, and values in between interpolate linearly between adjacent levels.
+
+Everything is written with batched TF ops (gathers, einsums) so that it runs inside one
+compiled optimisation loop.
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+#: "coldness" of the smooth max: smax(v) = sum_k v_k softmax(COLDNESS * v)_k.
+SMOOTH_MAX_COLDNESS = 20.0
+
+#: the Gaussian blur kernel is truncated at this many standard deviations.
+BLUR_TRUNCATE = 4.0
+
+
+def bump(distance, sigma):
+    """Flat-topped bump kernel: 1 within ``sigma / 2``, then Gaussian decay.
+
+    k(d) = exp(-2 * max(d / sigma - 1/2, 0)**2), the kernel of TorchRay's mask generator.
+    """
+    excess = np.maximum(np.asarray(distance, np.float64) / sigma - 0.5, 0.0)
+    return np.exp(-2.0 * excess ** 2)
+
+
+class SmoothMaskGenerator:
+    """Smooth masks (B, H, W) from parameter grids (B, h, w), h = ceil(H / step).
+
+    Parameter (i, j) sits at pixel (i * step, j * step). Pixel u takes
+    ``smax_k bump(|u - u_k|, sigma) * p_k`` over the (2r + 1)**2 parameters k of the
+    window around its nearest lattice point, r = 1 + ceil(sigma / step); parameters
+    outside the grid count as 0. The result is clipped to [0, 1].
+
+    Args:
+        height, width: mask size in pixels.
+        step: spacing of the parameter lattice in pixels (TorchRay's ``step``, 7).
+        sigma: width of the bump kernel in pixels (TorchRay's ``sigma``, 21).
+
+    Attributes:
+        grid_shape: (h, w) of the parameter grids.
+        radius: r, the window is (2r + 1) x (2r + 1) parameters.
+        weights: float32 (H, W, K) bump kernel between each pixel and its neighbour k.
+
+    Example:
+        >>> generator = SmoothMaskGenerator(16, 16, step=4, sigma=6.0)
+        >>> masks = generator(tf.ones((2,) + generator.grid_shape))   # (2, 16, 16)
+    """
+
+    def __init__(self, height, width, *, step, sigma):
+        self.height, self.width = int(height), int(width)
+        self.step, self.sigma = int(step), float(sigma)
+        self.grid_shape = (math.ceil(self.height / self.step), math.ceil(self.width / self.step))
+        self.radius = 1 + math.ceil(self.sigma / self.step)
+        offsets = np.arange(-self.radius, self.radius + 1)
+        # each pixel's nearest lattice point, from 0 to h (rounding can pass the last one)
+        rows = np.rint(np.arange(self.height) / self.step).astype(np.int64)
+        cols = np.rint(np.arange(self.width) / self.step).astype(np.int64)
+        dy = np.arange(self.height) - self.step * rows
+        dx = np.arange(self.width) - self.step * cols
+        distance = np.hypot(dy[:, None, None, None] - self.step * offsets[:, None],
+                            dx[None, :, None, None] - self.step * offsets)
+        self.weights = tf.constant(
+            bump(distance, self.sigma).reshape(self.height, self.width, -1), tf.float32)
+        self._rows, self._cols = tf.constant(rows, tf.int32), tf.constant(cols, tf.int32)
+        # the K neighbours of every lattice point (0..h, 0..w) in the grid padded with
+        # zeros (r before, r + 1 after, for the rounded lattice point h), flattened
+        grid_h, grid_w = self.grid_shape
+        padded_w = grid_w + 2 * self.radius + 1
+        lattice_rows = np.arange(grid_h + 1)[:, None, None, None] + self.radius + offsets[:, None]
+        lattice_cols = np.arange(grid_w + 1)[None, :, None, None] + self.radius + offsets
+        neighbours = lattice_rows * padded_w + lattice_cols
+        self._neighbours = tf.constant(neighbours.reshape(grid_h + 1, grid_w + 1, -1), tf.int32)
+
+    def __call__(self, params):
+        """Masks (B, H, W) in [0, 1] from parameters (B, h, w)."""
+        params = tf.convert_to_tensor(params, tf.float32)
+        radius = self.radius
+        padded = tf.pad(params, [[0, 0], [radius, radius + 1], [radius, radius + 1]])
+        padded = tf.reshape(padded, (tf.shape(params)[0], -1))
+        windows = tf.gather(padded, self._neighbours, axis=1)  # (B, h + 1, w + 1, K)
+        values = tf.gather(tf.gather(windows, self._rows, axis=1), self._cols, axis=2)
+        return tf.clip_by_value(smooth_max(values * self.weights), 0.0, 1.0)
+
+
+def smooth_max(values, coldness=SMOOTH_MAX_COLDNESS):
+    """Smooth maximum over the last axis: sum_k v_k softmax(coldness * v)_k."""
+    return tf.reduce_sum(values * tf.nn.softmax(coldness * values, axis=-1), axis=-1)
+
+
+def area_loss(masks, areas):
+    """Ranking loss of the area: how far masks are from having area ``areas``.
+
+    The mean squared distance between the sorted mask values and the sorted reference
+    mask of the area, (H W - n) zeros then n = round(a H W) ones, as in the paper:
+    written per pixel, (m_p - r_p)**2 with r_p the reference at the rank of m_p, so that
+    pixels that tie (a smooth mask started at 1, parameters clipped to 0) share the mean
+    reference of the ranks they span instead of being split by their index; the
+    reference is a constant of the gradient. Without ties this is exactly the sorted
+    formulation.
+
+    Args:
+        masks: (B, H, W) float32.
+        areas: (B,) target areas in (0, 1].
+
+    Returns:
+        (B,) float32 losses.
+    """
+    flat = tf.reshape(masks, (tf.shape(masks)[0], -1))
+    nb_pixels = tf.shape(flat)[1]
+    nb_ones = tf.cast(tf.round(areas * tf.cast(nb_pixels, tf.float32)), tf.int32)
+    # v: the value at the first rank of the ones. Values above v all rank among the ones,
+    # values below among the zeros; the values equal to v share what ones remain.
+    first_one = tf.minimum(nb_pixels - nb_ones, nb_pixels - 1)
+    boundary = tf.gather(tf.sort(flat, axis=1), first_one[:, None], batch_dims=1)
+    above = flat > boundary
+    tied = tf.equal(flat, boundary)
+    nb_above = tf.reduce_sum(tf.cast(above, tf.int32), axis=1, keepdims=True)
+    nb_tied = tf.reduce_sum(tf.cast(tied, tf.int32), axis=1, keepdims=True)
+    shared = tf.cast(nb_ones[:, None] - nb_above, tf.float32) / tf.cast(nb_tied, tf.float32)
+    reference = tf.where(above, 1.0, tf.where(tied, shared, 0.0))
+    return tf.reduce_mean(tf.square(flat - tf.stop_gradient(reference)), axis=1)
+
+
+def _reflect(index, size):
+    """Reflect integer indices into [0, size) without repeating the edge (reflect-101)."""
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    index = np.mod(index, period)
+    return np.where(index >= size, period - index, index)
+
+
+def gaussian_blur_matrix(size, sigma):
+    """(size, size) matrix M so that M @ x blurs x along one axis with a Gaussian.
+
+    The kernel has standard deviation ``sigma``, is truncated at
+    :data:`BLUR_TRUNCATE` * sigma and normalised; borders are reflected (reflect-101) as
+    many times as needed, so any ``sigma`` works on any ``size`` and every row sums to 1.
+    ``sigma`` = 0 gives the identity.
+    """
+    if sigma <= 0:
+        return np.eye(size, dtype=np.float32)
+    half = math.ceil(BLUR_TRUNCATE * sigma)
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    matrix = np.zeros((size, size), np.float64)
+    rows = np.repeat(np.arange(size), offsets.size)
+    sources = _reflect(np.arange(size)[:, None] + offsets, size).reshape(-1)
+    np.add.at(matrix, (rows, sources), np.tile(kernel, size))
+    return matrix.astype(np.float32)
+
+
+def pyramid_sigmas(num_levels, max_blur):
+    """Blur of each level: max_blur * (1 - l / (L - 1)), l = 0..L-1 (the last is 0)."""
+    return [max_blur * (1.0 - level / (num_levels - 1)) for level in range(num_levels)]
+
+
+def perturbation_pyramid(images, num_levels, max_blur):
+    """Images blurred at ``num_levels`` strengths: (B, H, W, C) -> (B, H, W, L, C).
+
+    Level 0 has the strongest blur (standard deviation ``max_blur`` pixels), level L - 1
+    is the image itself (see :func:`pyramid_sigmas`). The levels sit next to the
+    channels so that :func:`apply_pyramid` is an elementwise blend. Separable: one
+    matrix per axis.
+    """
+    height, width = images.shape[1], images.shape[2]
+    sigmas = pyramid_sigmas(num_levels, max_blur)
+    along_h = tf.constant(np.stack([gaussian_blur_matrix(height, s) for s in sigmas]))
+    along_w = tf.constant(np.stack([gaussian_blur_matrix(width, s) for s in sigmas]))
+    blurred = tf.einsum("lij,bjwc->bilwc", along_h, images)
+    return tf.einsum("lkw,bilwc->biklc", along_w, blurred)
+
+
+def apply_pyramid(pyramid, masks):
+    """Perturbed images (B, H, W, C) from a pyramid (B, H, W, L, C) and masks (B, H, W).
+
+    A mask value m reads level m * (L - 1), interpolating linearly between the two
+    levels around it: 1 keeps the image, 0 takes the strongest blur. The bracketing pair
+    of levels is chosen so that the gradient is never zero at the ends or at exact
+    levels (at m = 0 and m = 1 it is the one-sided slope).
+    """
+    num_levels = pyramid.shape[3]
+    position = masks * (num_levels - 1)
+    lower = tf.stop_gradient(tf.clip_by_value(tf.floor(position), 0.0, num_levels - 2.0))
+    upper_weight = (position - lower)[..., None]
+    lower_ids = tf.cast(lower, tf.int32)
+    weights = (tf.one_hot(lower_ids, num_levels) * (1.0 - upper_weight)
+               + tf.one_hot(lower_ids + 1, num_levels) * upper_weight)
+    return tf.reduce_sum(weights[..., None] * pyramid, axis=3)

@@ -1,0 +1,348 @@
+"""Command line: explain a saved Keras model's predictions on image files, score maps.
+
+    sobol-tf explain MODEL.keras IMAGE... --out DIR [--target K] [--grid-size 8] ...
+    sobol-tf score MODEL.keras IMAGE... --maps DIR/maps.npz [--json]
+
+(or ``python -m sobol_tf ...``). Images (PNG, JPEG, GIF, BMP) are decoded with their own
+channels, which must match the model's (RGB for a 3-channel model, grayscale for 1),
+resized to the model's input size with bilinear interpolation (antialiased when
+shrinking), and scaled to [0, 1] floats (``--scale 255``: raw 0..255 values). Models that
+expect other preprocessing should include it as a layer.
+
+``explain`` writes ``<stem>_sobol.png`` (the map over the image) per image and
+``maps.npz``: one (H, W) float32 map per image, under the image's file name, at the
+model's input resolution; ``files`` (the names, in order) and ``targets`` (the class ids
+explained). ``score`` reads them back and prints each image's Deletion (lower is better),
+Insertion and MuFidelity (higher is better) scores and their means, as a table or JSON.
+
+A file that cannot be used gets one line on stderr naming it, the others are still
+processed, and the exit status is then 1; bad options exit with 2.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from sobol_tf._utils.files import (MAPS_FILE, FileProblem, check_names, group_by_shape,
+                                   load_image, load_maps, load_model, one_line, save_maps)
+
+PROGRAM = "sobol-tf"
+OVERLAY_SUFFIX = "_sobol.png"
+#: what ``--scale`` multiplies [0, 1] pixels by
+SCALES = {"1": 1.0, "255": 255.0}
+METRIC_NAMES = ("deletion", "insertion", "mufidelity")
+EXIT_FILE_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _report(message):
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+
+
+def load_images(paths, spec, scale):
+    """Load every image; report and skip the ones that fail.
+
+    Returns:
+        (loaded, nb_failed): loaded is a list of (path, display image, model input).
+    """
+    loaded, failed = [], 0
+    for path in paths:
+        try:
+            loaded.append((path,) + load_image(path, spec, scale))
+        except FileProblem as problem:
+            _report(problem)
+            failed += 1
+    return loaded, failed
+
+
+def target_problem(target, nb_outputs):
+    """The error line when ``--target`` is not a class id of the model, else None."""
+    if target is None or 0 <= target < nb_outputs:
+        return None
+    return (f"--target {target} is out of range: the model has {nb_outputs} outputs, "
+            f"so use 0 to {nb_outputs - 1}")
+
+
+def predicted_classes(model, inputs, batch_size):
+    """Class ids of the highest output, and the outputs, on a batch of inputs."""
+    outputs = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
+    outputs = outputs.reshape(len(outputs), -1)
+    return outputs.argmax(axis=1), outputs
+
+
+def save_overlay(path, display, heatmap, title):
+    """One heatmap over its image, drawn by sobol_tf.plots.plot_attributions."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sobol_tf.plots import plot_attributions
+
+    figure = plot_attributions(heatmap[None], display[None], cols=1, img_size=4.0,
+                               titles=[title])
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+# -- commands ------------------------------------------------------------------------
+def run_explain(args):
+    """``sobol-tf explain``: returns the exit status."""
+    from sobol_tf.attributions import SobolAttributionMethod
+    from sobol_tf.errors import SobolTFError
+
+    try:
+        names = check_names(args.images)
+        os.makedirs(args.out, exist_ok=True)
+    except FileProblem as problem:
+        _report(problem)
+        return EXIT_USAGE
+    except OSError as exc:
+        _report(f"{args.out}: cannot create the output folder: {exc.strerror or exc}")
+        return EXIT_USAGE
+    try:
+        model, spec = load_model(args.model)
+    except FileProblem as problem:
+        _report(problem)
+        return EXIT_FILE_ERROR
+    smallest = min(spec.height or args.grid_size, spec.width or args.grid_size)
+    if args.grid_size > smallest:
+        _report(f"--grid-size {args.grid_size} exceeds the model's input size "
+                f"{spec.height}x{spec.width}; use at most {smallest}")
+        return EXIT_USAGE
+    try:
+        explainer = SobolAttributionMethod(
+            model, grid_size=args.grid_size, nb_design=args.nb_design,
+            sampler=args.sampler, estimator=args.estimator,
+            perturbation_function=args.perturbation, batch_size=args.batch_size,
+            seed=args.seed, verbose=not args.quiet)
+    except SobolTFError as exc:
+        _report(exc)
+        return EXIT_USAGE
+
+    loaded, failed = load_images(args.images, spec, SCALES[args.scale])
+    done_names, done_maps, done_targets = [], [], []
+    for group in group_by_shape(loaded):
+        inputs = np.stack([loaded[i][2] for i in group])
+        predicted, outputs = predicted_classes(model, inputs, args.batch_size)
+        if target_problem(args.target, outputs.shape[1]):
+            _report(target_problem(args.target, outputs.shape[1]))
+            return EXIT_USAGE
+        targets = predicted if args.target is None else np.full(len(group), args.target)
+        try:
+            maps = explainer.explain(inputs, targets).numpy()[..., 0]
+        except SobolTFError as exc:
+            for i in group:
+                _report(f"{loaded[i][0]}: cannot explain: {one_line(exc)}")
+            failed += len(group)
+            continue
+        for row, i in enumerate(group):
+            path, display, _ = loaded[i]
+            name = os.path.basename(path)
+            target = int(targets[row])
+            overlay = os.path.join(args.out, os.path.splitext(name)[0] + OVERLAY_SUFFIX)
+            title = f"{name}: class {target} (score {outputs[row, target]:.3g})"
+            save_overlay(overlay, display, maps[row], title)
+            if not args.quiet:
+                print(f"wrote {overlay}")
+            done_names.append(name)
+            done_maps.append(maps[row])
+            done_targets.append(target)
+    if done_names:
+        # keep the command line's order
+        order = sorted(range(len(done_names)), key=lambda k: names.index(done_names[k]))
+        maps_path = os.path.join(args.out, MAPS_FILE)
+        save_maps(maps_path, [done_names[k] for k in order], [done_maps[k] for k in order],
+                  [done_targets[k] for k in order])
+        if not args.quiet:
+            print(f"wrote {maps_path} ({len(done_names)} map(s))")
+    return EXIT_FILE_ERROR if failed else 0
+
+
+def score_group(model, inputs, maps, targets, args):
+    """Per-image (deletion, insertion, mufidelity) of one batch of equal-size images."""
+    from sobol_tf.metrics import Deletion, Insertion, MuFidelity
+
+    common = dict(batch_size=args.batch_size, baseline_mode=args.baseline)
+    deletion = Deletion(model, inputs, targets, steps=args.steps, **common)
+    insertion = Insertion(model, inputs, targets, steps=args.steps, **common)
+    mufidelity = MuFidelity(model, inputs, targets, grid_size=args.mu_grid_size,
+                            nb_samples=args.nb_samples, subset_percent=args.subset_percent,
+                            seed=args.seed, **common)
+    return np.stack([deletion.curves(maps).areas, insertion.curves(maps).areas,
+                     mufidelity.detailed_evaluate(maps)], axis=1)
+
+
+def format_table(rows):
+    """rows: (file, target, deletion, insertion, mufidelity); a mean row is added."""
+    scores = np.array([row[2:] for row in rows], np.float64)
+    lines = [(row[0], str(row[1])) + tuple(f"{v:.4f}" for v in row[2:]) for row in rows]
+    lines.append(("mean", "") + tuple(f"{v:.4f}" for v in scores.mean(axis=0)))
+    header = ("file", "target") + METRIC_NAMES
+    widths = [max(len(line[k]) for line in lines + [header]) for k in range(len(header))]
+    text = [header] + lines
+    return "\n".join("  ".join(cell.ljust(w) if k == 0 else cell.rjust(w)
+                               for k, (cell, w) in enumerate(zip(line, widths)))
+                     for line in text) + \
+        "\ndeletion: lower is better; insertion and mufidelity: higher is better"
+
+
+def run_score(args):
+    """``sobol-tf score``: returns the exit status."""
+    from sobol_tf.errors import ModelCallError, SobolTFError
+
+    try:
+        check_names(args.images)
+        saved_maps, saved_targets = load_maps(args.maps)
+        model, spec = load_model(args.model)
+    except FileProblem as problem:
+        _report(problem)
+        return EXIT_FILE_ERROR
+    smallest = min(spec.height or args.mu_grid_size, spec.width or args.mu_grid_size)
+    if args.mu_grid_size > smallest:
+        _report(f"--mu-grid-size {args.mu_grid_size} exceeds the model's input size "
+                f"{spec.height}x{spec.width}; use at most {smallest}")
+        return EXIT_USAGE
+
+    loaded, failed = load_images(args.images, spec, SCALES[args.scale])
+    usable = []
+    for path, display, inputs in loaded:
+        name = os.path.basename(path)
+        explanation = saved_maps.get(name)
+        if explanation is None:
+            _report(f"{path}: no map named {name!r} in {args.maps}")
+        elif explanation.shape != inputs.shape[:2]:
+            _report(f"{path}: its map in {args.maps} has shape {explanation.shape}, but the "
+                    f"image is {inputs.shape[:2]} at the model's input size")
+        elif not np.all(np.isfinite(explanation)):
+            _report(f"{path}: its map in {args.maps} holds NaN or infinite values")
+        else:
+            usable.append((path, display, inputs))
+            continue
+        failed += 1
+
+    rows = []
+    for group in group_by_shape(usable):
+        paths = [usable[i][0] for i in group]
+        names = [os.path.basename(path) for path in paths]
+        inputs = np.stack([usable[i][2] for i in group])
+        predicted, outputs = predicted_classes(model, inputs, args.batch_size)
+        nb_outputs = outputs.shape[1]
+        if target_problem(args.target, nb_outputs):
+            _report(target_problem(args.target, nb_outputs))
+            return EXIT_USAGE
+        targets = [args.target if args.target is not None else saved_targets.get(name, guess)
+                   for name, guess in zip(names, predicted)]
+        keep = [k for k, target in enumerate(targets) if 0 <= target < nb_outputs]
+        for k in sorted(set(range(len(group))) - set(keep)):
+            _report(f"{paths[k]}: its class {targets[k]} in {args.maps} is not an output "
+                    f"of the model, which has {nb_outputs}")
+            failed += 1
+        if not keep:
+            continue
+        try:
+            scores = score_group(model, inputs[keep], np.stack([saved_maps[names[k]]
+                                                                for k in keep]),
+                                 np.array([targets[k] for k in keep]), args)
+        except ModelCallError as exc:
+            for k in keep:
+                _report(f"{paths[k]}: cannot score: {one_line(exc)}")
+            failed += len(keep)
+            continue
+        except SobolTFError as exc:  # an option the metrics refuse
+            _report(exc)
+            return EXIT_USAGE
+        rows += [(names[k], int(targets[k])) + tuple(float(v) for v in row)
+                 for k, row in zip(keep, scores)]
+    if rows:
+        order = [os.path.basename(p) for p in args.images]
+        rows.sort(key=lambda row: order.index(row[0]))
+        if args.json:
+            means = np.mean([row[2:] for row in rows], axis=0)
+            print(json.dumps({
+                "images": [dict(zip(("file", "target") + METRIC_NAMES, row)) for row in rows],
+                "mean": dict(zip(METRIC_NAMES, (float(v) for v in means))),
+            }, indent=2))
+        else:
+            print(format_table(rows))
+    return EXIT_FILE_ERROR if failed else 0
+
+
+def _add_common(parser):
+    parser.add_argument("model", metavar="MODEL", help="a saved Keras model (.keras, .h5)")
+    parser.add_argument("images", metavar="IMAGE", nargs="+",
+                        help="PNG, JPEG, GIF or BMP files, resized to the model's input")
+    parser.add_argument("--scale", choices=sorted(SCALES), default="1",
+                        help="pixel range the model expects: 1 for [0, 1] (default), "
+                             "255 for raw 0..255 values")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="inputs per forward pass (bounds memory; default 256)")
+
+
+def build_parser():
+    """The argparse parser of ``sobol-tf``."""
+    from sobol_tf.attributions import estimators, perturbations, samplers
+
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    explain = commands.add_parser(
+        "explain", help="Sobol attribution maps of a model's predictions",
+        description="Explain each image's predicted class (or --target) with the Sobol "
+                    "attribution method; write <stem>_sobol.png per image and maps.npz.")
+    _add_common(explain)
+    explain.add_argument("--out", required=True, metavar="DIR",
+                         help="folder for the overlays and maps.npz (created if needed)")
+    explain.add_argument("--target", type=int, default=None, metavar="K",
+                         help="class id to explain for every image (default: predicted)")
+    explain.add_argument("--grid-size", type=int, default=8, help="cells per side (8)")
+    explain.add_argument("--nb-design", type=int, default=32,
+                         help="design size, a power of two (32); cost: "
+                              "nb_design * (grid_size**2 + 2) forward passes per image")
+    explain.add_argument("--sampler", default="sobol", choices=sorted(samplers.SAMPLERS),
+                         help="how mask values are drawn (sobol)")
+    explain.add_argument("--estimator", default="jansen",
+                         choices=sorted(estimators.ESTIMATORS),
+                         help="estimator of the total-order indices (jansen)")
+    explain.add_argument("--perturbation", default="inpainting",
+                         choices=sorted(perturbations.PERTURBATIONS),
+                         help="what a masked-out cell becomes (inpainting)")
+    explain.add_argument("--seed", type=int, default=None,
+                         help="seed of the sampler (scrambles the Sobol sequence)")
+    explain.add_argument("--quiet", action="store_true",
+                         help="no progress bar, only errors")
+    explain.set_defaults(run=run_explain)
+
+    score = commands.add_parser(
+        "score", help="Deletion, Insertion and MuFidelity of saved maps",
+        description="Score the maps saved by 'explain' (matched to the images by file "
+                    "name) with Deletion (lower is better), Insertion and MuFidelity "
+                    "(higher is better); one row per image and their mean.")
+    _add_common(score)
+    score.add_argument("--maps", required=True, metavar="MAPS.npz",
+                       help="the maps.npz written by 'explain'")
+    score.add_argument("--target", type=int, default=None, metavar="K",
+                       help="class id to score for every image (default: the class in "
+                            "maps.npz, else the predicted one)")
+    score.add_argument("--steps", type=int, default=10,
+                       help="Deletion/Insertion steps (10)")
+    score.add_argument("--baseline", type=float, default=0.0,
+                       help="value of removed pixels, in the model's input range (0.0)")
+    score.add_argument("--mu-grid-size", type=int, default=9,
+                       help="MuFidelity's grid of cells per side (9)")
+    score.add_argument("--nb-samples", type=int, default=200,
+                       help="MuFidelity's random subsets (200)")
+    score.add_argument("--subset-percent", type=float, default=0.2,
+                       help="MuFidelity's probability that a cell is removed (0.2)")
+    score.add_argument("--seed", type=int, default=0, help="seed of MuFidelity's subsets (0)")
+    score.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    score.set_defaults(run=run_score)
+    return parser
+
+
+def main(argv=None):
+    """Run ``sobol-tf`` with ``argv`` (default: sys.argv[1:]); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
