@@ -283,8 +283,7 @@ def plot_maps(path, maps, images, labels, boxes):
         top, left, bottom, right = boxes[index // len(names)]
         axis.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top,
                                      fill=False, edgecolor="red", linewidth=1))
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_png(figure, path, dpi=80)
 
 
 def plot_curves(path, curves):
@@ -300,8 +299,22 @@ def plot_curves(path, curves):
         plot_metric_curves(per_method, ax=axis, band=False, title=title,
                            xlabel="pixels perturbed", ylabel="probability of the label")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    save_png(figure, path, dpi=100)
+
+
+def save_png(figure, path, dpi):
+    """Save a figure as a PNG of at most 256 colours (a third of the size), then close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image  # a dependency of matplotlib
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
     plt.close(figure)
+    buffer.seek(0)
+    image = Image.open(buffer).convert("RGB")
+    image.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 if __name__ == "__main__":
