@@ -10,6 +10,7 @@ output per input for 'regression'.
 import numpy as np
 import tensorflow as tf
 
+from sobol_tf._utils.validation import lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -75,13 +76,7 @@ def get(identifier):
     if isinstance(identifier, Operator):
         return identifier
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in OPERATORS:
-            raise InvalidArgumentError(
-                f"operator must be one of {sorted(OPERATORS)} or a callable "
-                f"g(model, inputs, targets), got {identifier!r}."
-            )
-        return OPERATORS[key]
+        return lookup("operator", identifier, OPERATORS, "a callable g(model, inputs, targets)")
     if callable(identifier):
         name = getattr(identifier, "__name__", type(identifier).__name__)
         return Operator(name, identifier, False, True)

@@ -5,6 +5,7 @@ from sobol_tf._utils.validation import (
     check_probability,
     check_choice,
     check_grid_fits,
+    lookup,
 )
 from sobol_tf._utils.batching import progbar, run_batches
 from sobol_tf._utils.data import (
@@ -20,6 +21,7 @@ __all__ = [
     "check_probability",
     "check_choice",
     "check_grid_fits",
+    "lookup",
     "PreparedData",
     "model_batch_rank",
     "prepare_inputs_targets",

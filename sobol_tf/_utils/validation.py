@@ -63,3 +63,16 @@ def check_grid_fits(grid_size, height, width, alternative=""):
             f"inputs of {height}x{width}; use grid_size <= {min(height, width)}"
             f"{alternative}."
         )
+
+
+def lookup(argument, name, registry, alternatives):
+    """``registry[name.lower()]``, or InvalidArgumentError listing the valid names.
+
+    ``alternatives`` says what else ``argument`` accepts, e.g. "a callable f(x)".
+    """
+    key = name.lower()
+    if key not in registry:
+        raise InvalidArgumentError(
+            f"{argument} must be one of {sorted(registry)} or {alternatives}, got {name!r}."
+        )
+    return registry[key]

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 
 import tensorflow as tf
 
+from sobol_tf._utils import lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: relative variance under which the outputs count as constant.
@@ -199,13 +200,7 @@ def get(identifier):
     if identifier is None:
         return JansenEstimator()
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in ESTIMATORS:
-            raise InvalidArgumentError(
-                f"estimator must be one of {sorted(ESTIMATORS)} or a SobolEstimator, "
-                f"got {identifier!r}."
-            )
-        return ESTIMATORS[key]()
+        return lookup("estimator", identifier, ESTIMATORS, "a SobolEstimator")()
     if isinstance(identifier, SobolEstimator):
         return identifier
     raise InvalidTypeError(

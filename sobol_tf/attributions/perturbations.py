@@ -18,8 +18,8 @@ import numbers
 
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf._utils import check_positive_int, lookup
+from sobol_tf.errors import InvalidTypeError
 
 
 class Perturbation:
@@ -126,15 +126,9 @@ def get(identifier):
     if isinstance(identifier, Perturbation):
         return identifier
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key == "blur":
-            key = "blurring"
-        if key not in PERTURBATIONS:
-            raise InvalidArgumentError(
-                f"perturbation_function must be one of {sorted(PERTURBATIONS)}, a "
-                f"Perturbation or a callable f(inputs, masks), got {identifier!r}."
-            )
-        return PERTURBATIONS[key]()
+        key = "blurring" if identifier.lower() == "blur" else identifier
+        return lookup("perturbation_function", key, PERTURBATIONS,
+                      "a Perturbation or a callable f(inputs, masks)")()
     if callable(identifier):
         return CallablePerturbation(identifier)
     raise InvalidTypeError(

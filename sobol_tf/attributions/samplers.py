@@ -12,8 +12,8 @@ of ``nb_design * (dimension + 2)`` rows, the layout the estimators read.
 import numpy as np
 from scipy.stats import qmc
 
-from sobol_tf._utils import check_positive_int
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf._utils import check_positive_int, lookup
+from sobol_tf.errors import InvalidTypeError
 
 
 def replicate(a, b):
@@ -155,15 +155,10 @@ def get(identifier, seed=None):
     if identifier is None:
         identifier = "sobol"
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in SAMPLERS:
-            raise InvalidArgumentError(
-                f"sampler must be one of {sorted(SAMPLERS)} or a sampler object, "
-                f"got {identifier!r}."
-            )
-        if key == "sobol":
+        sampler = lookup("sampler", identifier, SAMPLERS, "a sampler object")
+        if sampler is SobolSequence:
             return SobolSequence(scramble=seed is not None, seed=seed)
-        return SAMPLERS[key](seed=seed)
+        return sampler(seed=seed)
     if callable(identifier):
         return identifier
     raise InvalidTypeError(
