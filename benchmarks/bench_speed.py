@@ -17,7 +17,8 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the sobol_tf next to this benchmark
 
 from common import (forward_time_function, images, machine, mobilenet, print_table,  # noqa: E402
                     side_by_side, small_convnet, xplique_available)
@@ -92,7 +93,7 @@ def peak_rss(size, nb_design, nb_inputs, model_name):
     """Peak RSS (MiB) of a fresh process explaining ``nb_inputs`` images."""
     code = f"""
 import os, resource, sys
-sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+sys.path[:0] = [{HERE!r}, {os.path.dirname(HERE)!r}]
 from common import images, small_convnet, mobilenet
 from sobol_tf.attributions import SobolAttributionMethod
 model = {'mobilenet(' + str(size) + ')' if model_name == 'mobilenet' else
