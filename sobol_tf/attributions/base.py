@@ -274,13 +274,21 @@ class BlackBoxExplainer(Explainer):
     _perturb_broadcasts = True
 
     def _cached_masks(self, masks, height, width):
-        """Masks upsampled to (H, W) once when they fit in MASK_CACHE_BYTES; else the
-        masks as drawn, to be upsampled batch by batch."""
+        """Masks upsampled to (H, W) when they fit in MASK_CACHE_BYTES; else the masks as
+        drawn, to be upsampled batch by batch.
+
+        The last upsampled set is kept for the next call with the same masks and size
+        (one entry, so the cache stays within MASK_CACHE_BYTES).
+        """
         if masks.shape[1:3] == (height, width):
             return masks
-        if masks.shape[0] * height * width * masks.shape[3] * 4 <= MASK_CACHE_BYTES:
-            return tf.image.resize(masks, (height, width), method=self.upsampling)
-        return masks
+        if masks.shape[0] * height * width * masks.shape[3] * 4 > MASK_CACHE_BYTES:
+            return masks
+        cached = getattr(self, "_upsampled", None)
+        if cached is None or cached[0] is not masks or cached[1] != (height, width):
+            upsampled = tf.image.resize(masks, (height, width), method=self.upsampling)
+            self._upsampled = cached = (masks, (height, width), upsampled)
+        return cached[2]
 
     def _perturbed_scores(self, model, images, targets, masks):
         """Scores (N, P) of every input perturbed by every mask."""
