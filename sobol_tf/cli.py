@@ -37,6 +37,16 @@ EXIT_FILE_ERROR = 1
 EXIT_USAGE = 2
 
 
+def _grid_fits(flag, grid_size, spec):
+    """False (after reporting) when ``grid_size`` exceeds the model's input size."""
+    smallest = min(spec.height or grid_size, spec.width or grid_size)
+    if grid_size > smallest:
+        _report(f"{flag} {grid_size} exceeds the model's input size "
+                f"{spec.height}x{spec.width}; use at most {smallest}")
+        return False
+    return True
+
+
 def _report(message):
     print(f"{PROGRAM}: error: {message}", file=sys.stderr)
 
@@ -107,10 +117,7 @@ def run_explain(args):
     except FileProblem as problem:
         _report(problem)
         return EXIT_FILE_ERROR
-    smallest = min(spec.height or args.grid_size, spec.width or args.grid_size)
-    if args.grid_size > smallest:
-        _report(f"--grid-size {args.grid_size} exceeds the model's input size "
-                f"{spec.height}x{spec.width}; use at most {smallest}")
+    if not _grid_fits("--grid-size", args.grid_size, spec):
         return EXIT_USAGE
     try:
         explainer = SobolAttributionMethod(
@@ -200,10 +207,7 @@ def run_score(args):
     except FileProblem as problem:
         _report(problem)
         return EXIT_FILE_ERROR
-    smallest = min(spec.height or args.mu_grid_size, spec.width or args.mu_grid_size)
-    if args.mu_grid_size > smallest:
-        _report(f"--mu-grid-size {args.mu_grid_size} exceeds the model's input size "
-                f"{spec.height}x{spec.width}; use at most {smallest}")
+    if not _grid_fits("--mu-grid-size", args.mu_grid_size, spec):
         return EXIT_USAGE
 
     loaded, failed = load_images(args.images, spec, SCALES[args.scale])
