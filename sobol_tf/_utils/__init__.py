@@ -7,7 +7,7 @@ from sobol_tf._utils.validation import (
     check_grid_fits,
     lookup,
 )
-from sobol_tf._utils.batching import progbar, run_batches
+from sobol_tf._utils.batching import compile_step, progbar, run_batches
 from sobol_tf._utils.data import (
     PreparedData,
     model_batch_rank,
@@ -27,5 +27,6 @@ __all__ = [
     "prepare_inputs_targets",
     "to_numpy",
     "progbar",
+    "compile_step",
     "run_batches",
 ]

@@ -12,7 +12,8 @@ import keras
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets, run_batches
+from sobol_tf._utils import (check_choice, check_positive_int, compile_step,
+                             prepare_inputs_targets, run_batches)
 from sobol_tf._utils.batching import outputs_step, scores_step
 from sobol_tf._utils.data import model_batch_rank as _batched_rank
 from sobol_tf.errors import InvalidTypeError
@@ -169,20 +170,20 @@ class Explainer(ABC):
         return self._views[squeeze_channel]
 
     def _compiled(self, model, key, python_function, input_signature):
-        """A tf.function of ``python_function`` traced once per ``key`` and model view.
+        """``python_function`` compiled with its batch loop, once per ``key`` and model view.
 
         Steps that call the model are XLA-compiled when ``jit_compile`` is set.
         """
         key = (id(model),) + key
         if key not in self._functions:
-            self._functions[key] = tf.function(python_function, input_signature=input_signature,
-                                               jit_compile=self.jit_compile)
+            self._functions[key] = compile_step(python_function, input_signature,
+                                                jit_compile=self.jit_compile)
         return self._functions[key]
 
     def _run_batches(self, step, nb_items, arguments, what):
-        """Call ``step(indices, *arguments)`` on every batch of item indices, in order.
+        """Run a step compiled by :meth:`_compiled` on every batch of item indices.
 
-        Indices are batched and prefetched by a tf.data pipeline; results are collected
+        Batches run in order, in chunks of one compiled call; results are collected
         once and stacked. Model errors are re-raised as ModelCallError naming ``what``.
 
         Returns:

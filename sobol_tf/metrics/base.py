@@ -5,7 +5,7 @@ owns theirs: inputs and targets are normalised once, in ``__init__`` (numpy, ten
 a tf.data.Dataset; one-hot rows or class ids), the model is wrapped with the optional
 ``activation``, the operator says which scalar is scored, and explanations are checked
 against the inputs. Scoring runs through the library's batching loop
-(:func:`sobol_tf._utils.run_batches`): a metric gives a compiled step that builds its
+(:func:`sobol_tf._utils.run_batches`): a metric gives a step that builds its
 perturbed inputs on the device from item indices, so memory is bounded by
 ``batch_size`` whatever the number of perturbations.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import (check_positive_int, model_batch_rank, prepare_inputs_targets,
-                             run_batches, to_numpy)
+from sobol_tf._utils import (check_positive_int, compile_step, model_batch_rank,
+                             prepare_inputs_targets, run_batches, to_numpy)
 from sobol_tf._utils.batching import outputs_step, scores_step
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
@@ -143,7 +143,7 @@ class ExplanationMetric(ABC):
         if key not in self._functions:
             signature = [tf.TensorSpec([None], tf.int64)] + [
                 tf.TensorSpec([None] + a.shape[1:].as_list(), a.dtype) for a in arguments]
-            self._functions[key] = tf.function(python_step, input_signature=signature)
+            self._functions[key] = compile_step(python_step, signature)
         return run_batches(self._functions[key], nb_items, arguments,
                            batch_size=self.batch_size or nb_items, verbose=self.verbose,
                            title=type(self).__name__, what=what)

@@ -190,3 +190,17 @@ def test_model_that_raises_is_reported(name, data):
             EXPLAINERS[name](broken, 5).explain(x, labels)
     assert "evaluating" in str(info.value)
     assert isinstance(info.value, SobolTFError)
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPLAINERS) - NEEDS_KERAS_MODEL))
+def test_model_with_several_outputs_is_a_type_error(name, data):
+    """Raised while the compiled loop is traced: the library's own error comes out, not
+    autograph's wrapper around it."""
+    x, labels = data
+
+    def two_outputs(inputs):
+        pooled = tf.reduce_mean(inputs, axis=(1, 2))
+        return pooled, pooled
+
+    with pytest.raises(InvalidTypeError, match="several outputs"):
+        EXPLAINERS[name](two_outputs, 5).explain(x, labels)

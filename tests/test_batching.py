@@ -1,0 +1,79 @@
+"""The batching loop shared by explainers and metrics (sobol_tf._utils.batching)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sobol_tf._utils import batching
+from sobol_tf._utils.batching import compile_step, run_batches
+from sobol_tf.errors import InvalidTypeError, ModelCallError
+
+SIGNATURE = [tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, 2], tf.float32)]
+
+
+def doubled_rows(indices, table):
+    """Row ``i`` of the result is 2 * table[i]: order and completeness are visible."""
+    return 2.0 * tf.gather(table, indices)
+
+
+def run(loop, nb_items, table, batch_size, verbose=False):
+    return run_batches(loop, nb_items, (table,), batch_size=batch_size, verbose=verbose,
+                       title="Test", what="rows").numpy()
+
+
+@pytest.mark.parametrize("nb_items, batch_size", [(1, 4), (10, 3), (12, 4), (7, 100)])
+@pytest.mark.parametrize("chunk_seconds", [0.0, 1e9])  # chunks stay one batch / double
+def test_every_item_once_in_order(monkeypatch, nb_items, batch_size, chunk_seconds):
+    monkeypatch.setattr(batching, "CHUNK_SECONDS", chunk_seconds)
+    table = tf.constant(np.arange(2 * nb_items, dtype=np.float32).reshape(nb_items, 2))
+    result = run(compile_step(doubled_rows, SIGNATURE), nb_items, table, batch_size)
+    np.testing.assert_array_equal(result, 2 * table.numpy())
+
+
+def test_the_step_sees_batches_of_batch_size():
+    def sizes(indices, table):
+        return tf.fill(tf.shape(indices), tf.shape(indices)[0])
+
+    table = tf.zeros((10, 2))
+    result = run(compile_step(sizes, SIGNATURE), 10, table, batch_size=4)
+    np.testing.assert_array_equal(result, [4] * 8 + [2] * 2)
+
+
+def test_chunks_grow_when_calls_are_quick(monkeypatch):
+    calls = []
+    loop = compile_step(doubled_rows, SIGNATURE)
+
+    def counting(start, stop, batch_size, *arguments):
+        calls.append((start, stop))
+        return loop(start, stop, batch_size, *arguments)
+
+    monkeypatch.setattr(batching, "CHUNK_SECONDS", 1e9)
+    table = tf.zeros((40, 2))
+    run(counting, 40, table, batch_size=2)
+    assert calls == [(0, 2), (2, 6), (6, 14), (14, 30), (30, 40)]
+
+
+def test_progress_bar_counts_batches(capsys):
+    table = tf.zeros((9, 2))
+    run(compile_step(doubled_rows, SIGNATURE), 9, table, batch_size=2, verbose=True)
+    out = capsys.readouterr().out
+    assert "Test: rows" in out
+    assert "5/5" in out
+
+
+def test_runtime_error_names_what_and_items():
+    def failing(indices, table):
+        tf.debugging.assert_less(indices, tf.constant(5, tf.int64), message="boom")
+        return tf.gather(table, indices)
+
+    table = tf.zeros((8, 2))
+    with pytest.raises(ModelCallError, match=r"(?s)evaluating rows \(items 4 to 7 of 8, "
+                                             r"batch_size=4\).*boom"):
+        run(compile_step(failing, SIGNATURE), 8, table, batch_size=4)
+
+
+def test_library_errors_pass_through():
+    def several_outputs(indices, table):
+        raise InvalidTypeError("the model returned several outputs")
+
+    with pytest.raises(InvalidTypeError, match="several outputs"):
+        run(compile_step(several_outputs, SIGNATURE), 4, tf.zeros((4, 2)), batch_size=2)
