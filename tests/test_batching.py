@@ -21,17 +21,26 @@ def run(loop, nb_items, table, batch_size, verbose=False):
 
 
 @pytest.mark.parametrize("nb_items, batch_size", [(1, 4), (10, 3), (12, 4), (7, 100)])
-@pytest.mark.parametrize("chunk_seconds", [0.0, 1e9])  # chunks stay one batch / double
-def test_every_item_once_in_order(monkeypatch, nb_items, batch_size, chunk_seconds):
+@pytest.mark.parametrize("loop_min_batches, chunk_seconds", [
+    (1000, 0.5),  # a short job: the step is called once per batch
+    (1, 0.0),     # the compiled loop, chunks of one batch
+    (1, 1e9),     # the compiled loop, chunks doubling
+])
+def test_every_item_once_in_order(monkeypatch, nb_items, batch_size, loop_min_batches,
+                                  chunk_seconds):
+    monkeypatch.setattr(batching, "LOOP_MIN_BATCHES", loop_min_batches)
     monkeypatch.setattr(batching, "CHUNK_SECONDS", chunk_seconds)
     table = tf.constant(np.arange(2 * nb_items, dtype=np.float32).reshape(nb_items, 2))
     result = run(compile_step(doubled_rows, SIGNATURE), nb_items, table, batch_size)
     np.testing.assert_array_equal(result, 2 * table.numpy())
 
 
-def test_the_step_sees_batches_of_batch_size():
+@pytest.mark.parametrize("loop_min_batches", [1, 1000])
+def test_the_step_sees_batches_of_batch_size(monkeypatch, loop_min_batches):
+    monkeypatch.setattr(batching, "LOOP_MIN_BATCHES", loop_min_batches)
+
     def sizes(indices, table):
-        return tf.fill(tf.shape(indices), tf.shape(indices)[0])
+        return tf.fill(tf.shape(indices), tf.shape(indices)[0])  # int32: cast to float32
 
     table = tf.zeros((10, 2))
     result = run(compile_step(sizes, SIGNATURE), 10, table, batch_size=4)
@@ -40,15 +49,18 @@ def test_the_step_sees_batches_of_batch_size():
 
 def test_chunks_grow_when_calls_are_quick(monkeypatch):
     calls = []
-    loop = compile_step(doubled_rows, SIGNATURE)
+    compiled = compile_step(doubled_rows, SIGNATURE)
+    loop = compiled.loop
 
     def counting(start, stop, batch_size, *arguments):
         calls.append((start, stop))
         return loop(start, stop, batch_size, *arguments)
 
+    compiled._loop = counting
     monkeypatch.setattr(batching, "CHUNK_SECONDS", 1e9)
+    monkeypatch.setattr(batching, "LOOP_MIN_BATCHES", 16)
     table = tf.zeros((40, 2))
-    run(counting, 40, table, batch_size=2)
+    run(compiled, 40, table, batch_size=2)
     assert calls == [(0, 2), (2, 6), (6, 14), (14, 30), (30, 40)]
 
 
@@ -60,7 +72,10 @@ def test_progress_bar_counts_batches(capsys):
     assert "5/5" in out
 
 
-def test_runtime_error_names_what_and_items():
+@pytest.mark.parametrize("loop_min_batches", [1, 1000])
+def test_runtime_error_names_what_and_items(monkeypatch, loop_min_batches):
+    monkeypatch.setattr(batching, "LOOP_MIN_BATCHES", loop_min_batches)
+
     def failing(indices, table):
         tf.debugging.assert_less(indices, tf.constant(5, tf.int64), message="boom")
         return tf.gather(table, indices)
@@ -71,7 +86,10 @@ def test_runtime_error_names_what_and_items():
         run(compile_step(failing, SIGNATURE), 8, table, batch_size=4)
 
 
-def test_library_errors_pass_through():
+@pytest.mark.parametrize("loop_min_batches", [1, 1000])
+def test_library_errors_pass_through(monkeypatch, loop_min_batches):
+    monkeypatch.setattr(batching, "LOOP_MIN_BATCHES", loop_min_batches)
+
     def several_outputs(indices, table):
         raise InvalidTypeError("the model returned several outputs")
 

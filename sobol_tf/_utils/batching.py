@@ -1,17 +1,19 @@
 """The batching loop shared by explainers and metrics.
 
-A step ``step(indices, *arguments) -> (B, ...)`` is compiled together with the loop over
-its batches (:func:`compile_step`): one call of the compiled loop runs a whole chunk of
-batches inside TensorFlow, so no Python runs between two forward passes. The items
-themselves (perturbed inputs) are built inside the step, on the device, so that memory
-is bounded by ``batch_size`` whatever the number of items.
+A step ``step(indices, *arguments) -> (B, ...)`` is compiled (:class:`CompiledStep`)
+alone and together with a loop over its batches: one call of the compiled loop runs a
+whole chunk of batches inside TensorFlow, so no Python runs between two forward passes.
+The items themselves (perturbed inputs) are built inside the step, on the device, so
+that memory is bounded by ``batch_size`` whatever the number of items.
 
 Why a graph loop rather than a Python loop over a ``tf.data`` pipeline of indices:
-measured on a 2-core CPU (small convnet, 132 batches of 256), calling the compiled step
-once per batch from Python cost 5-8% of the forward time, and iterating a ``tf.data``
-pipeline inside the graph 3%; a ``tf.while_loop`` over index ranges costs nothing
-measurable (``benchmarks/bench_speed.py``).
+measured on a 2-core CPU (small convnet on 32x32 inputs, 132 batches of 256, about 12 ms
+each), the same forward passes took about 9% longer called once per batch from Python
+than looped inside one tf.function, and iterating a ``tf.data`` pipeline inside the
+graph took about 3% longer than a ``tf.while_loop`` over index ranges
+(``benchmarks/bench_speed.py`` prints both references).
 """
+import logging
 import time
 
 import tensorflow as tf
@@ -23,43 +25,95 @@ from sobol_tf.errors import InvalidTypeError, ModelCallError, SobolTFError
 #: progress bar to move and for Ctrl-C to be heard.
 CHUNK_SECONDS = 0.5
 
+#: jobs of at least this many batches run in the compiled loop (worth its compilation).
+LOOP_MIN_BATCHES = 16
 
-def compile_step(python_step, input_signature, *, jit_compile=False):
-    """Compile ``python_step(indices, *arguments)`` with the loop over its batches.
+_NAME = "sobol_tf_batch"
+
+
+class _RetracingFilter(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning about our steps:
+    every explainer, metric and input shape compiles steps of its own, once each."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not (_NAME in message and "retracing" in message)
+
+
+tf.get_logger().addFilter(_RetracingFilter())
+
+
+class CompiledStep:
+    """A step ``step(indices, *arguments)`` compiled two ways, each on first use.
+
+    - ``step``: the step alone, called once per batch from Python (short jobs);
+    - ``loop(start, stop, batch_size, *arguments)``: the step inside a ``tf.while_loop``
+      over the batches of items ``start .. stop - 1`` (long jobs).
+
+    Both return float32 results stacked over the items. The loop costs one more
+    compilation (about 25-45 ms for a small model on a 2-core CPU) and saves the
+    Python call of every batch (up to 1 ms each, see the module's docstring).
 
     Args:
         python_step: a function of int64 item indices (B,) and tensors ``arguments``,
             returning one tensor (B, ...).
         input_signature: TensorSpecs of ``(indices, *arguments)``.
         jit_compile: XLA-compile the step (the loop around it stays a TF graph).
-
-    Returns:
-        tf.function ``loop(start, stop, batch_size, *arguments)``: the step's results
-        for items ``start .. stop - 1``, taken ``batch_size`` at a time, stacked.
     """
-    step = tf.function(python_step, input_signature=input_signature, jit_compile=jit_compile)
-    scalar = tf.TensorSpec([], tf.int64)
 
-    @tf.function(input_signature=[scalar, scalar, scalar] + list(input_signature[1:]))
-    def loop(start, stop, batch_size, *arguments):
-        nb_batches = (stop - start + batch_size - 1) // batch_size
-        output = step.get_concrete_function().structured_outputs
-        results = tf.TensorArray(output.dtype, size=tf.cast(nb_batches, tf.int32),
-                                 infer_shape=False, element_shape=output.shape)
+    def __init__(self, python_step, input_signature, *, jit_compile=False):
+        def step(indices, *arguments):
+            return tf.cast(python_step(indices, *arguments), tf.float32)
 
-        def body(number, results):
-            first = start + number * batch_size
-            indices = tf.range(first, tf.minimum(first + batch_size, stop))
-            return number + 1, results.write(tf.cast(number, tf.int32),
-                                             step(indices, *arguments))
+        step.__qualname__ = step.__name__ = f"{_NAME}_step"  # see _RetracingFilter
+        self._python_step = step
+        self._signature = list(input_signature)
+        self._jit_compile = jit_compile
+        self._step = self._loop = None
 
-        # one batch in flight at a time: memory stays bounded by batch_size
-        _, results = tf.while_loop(lambda number, _: number < nb_batches, body,
-                                   (tf.constant(0, tf.int64), results),
-                                   parallel_iterations=1)
-        return results.concat()
+    @property
+    def step(self):
+        if self._step is None:
+            self._step = tf.function(self._python_step, input_signature=self._signature,
+                                     jit_compile=self._jit_compile).get_concrete_function()
+        return self._step
 
-    return loop
+    @property
+    def loop(self):
+        if self._loop is None:
+            self._loop = self._compile_loop()
+        return self._loop
+
+    def _compile_loop(self):
+        step = self._python_step
+        if self._jit_compile:  # an XLA cluster of its own; else traced inline in the body
+            step = tf.function(step, jit_compile=True)
+
+        def loop(start, stop, batch_size, *arguments):
+            nb_batches = (stop - start + batch_size - 1) // batch_size
+            results = tf.TensorArray(tf.float32, size=tf.cast(nb_batches, tf.int32),
+                                     infer_shape=False)
+
+            def body(number, results):
+                first = start + number * batch_size
+                indices = tf.range(first, tf.minimum(first + batch_size, stop))
+                return number + 1, results.write(tf.cast(number, tf.int32),
+                                                 step(indices, *arguments))
+
+            # one batch in flight at a time: memory stays bounded by batch_size
+            _, results = tf.while_loop(lambda number, _: number < nb_batches, body,
+                                       (tf.constant(0, tf.int64), results),
+                                       parallel_iterations=1)
+            return results.concat()
+
+        loop.__qualname__ = loop.__name__ = f"{_NAME}_loop"  # see _RetracingFilter
+        scalar = tf.TensorSpec([], tf.int64)
+        return tf.function(loop, input_signature=[scalar] * 3 + self._signature[1:])
+
+
+def compile_step(python_step, input_signature, *, jit_compile=False):
+    """A :class:`CompiledStep` of ``python_step`` for :func:`run_batches`."""
+    return CompiledStep(python_step, input_signature, jit_compile=jit_compile)
 
 
 def outputs_step(model):
@@ -108,16 +162,17 @@ def _library_error(exc):
     return None
 
 
-def run_batches(loop, nb_items, arguments, *, batch_size, verbose, title, what):
+def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, what):
     """Run a compiled step over every batch of item indices, in order.
 
-    The batches run in chunks, each one call of the compiled loop; a chunk holds one
-    batch at first and doubles while a call lasts less than :data:`CHUNK_SECONDS`.
+    A job of fewer than :data:`LOOP_MIN_BATCHES` batches calls the step once per batch;
+    a longer one runs in chunks, each one call of the compiled loop, a chunk holding one
+    batch at first and doubling while a call lasts less than :data:`CHUNK_SECONDS`.
     Results are collected once and stacked. Model errors are re-raised as
     ModelCallError naming ``what``.
 
     Args:
-        loop: a step compiled by :func:`compile_step`.
+        compiled: a :class:`CompiledStep`.
         nb_items: number of items, indexed 0 .. nb_items - 1.
         arguments: tuple of tensors passed to every call of the step.
         batch_size: items per call of the step.
@@ -133,15 +188,20 @@ def run_batches(loop, nb_items, arguments, *, batch_size, verbose, title, what):
     """
     nb_batches = -(-nb_items // batch_size)
     progress = progbar(nb_batches, verbose and nb_batches > 1, f"{title}: {what}")
+    in_loop = nb_batches >= LOOP_MIN_BATCHES
     results = []
     first, chunk = 0, 1
     try:
         while first < nb_items:
             stop = min(first + chunk * batch_size, nb_items)
             started = time.perf_counter()
-            results.append(loop(first, stop, batch_size, *arguments))
-            if time.perf_counter() - started < CHUNK_SECONDS / 2:
-                chunk *= 2
+            if in_loop:
+                results.append(compiled.loop(first, stop, batch_size, *arguments))
+                if time.perf_counter() - started < CHUNK_SECONDS / 2:
+                    chunk *= 2
+            else:
+                results.append(compiled.step(tf.range(first, stop, dtype=tf.int64),
+                                             *arguments))
             first = stop
             if progress is not None:
                 progress.update(-(-first // batch_size))
