@@ -11,7 +11,7 @@ Cases: (a) small convnet, 32x32x3, N=16; (b) MobileNetV2 (weights=None), 96x96x3
 (c) grid_size 4, 8, 12 on (a); (d) peak RSS against nb_design (subprocesses); extra rows
 for the engine options (jit_compile, mixed precision, masks upsampled per batch); and,
 when xplique is importable, Xplique's SobolAttributionMethod on the same model and inputs.
-Usage: python benchmarks/bench_speed.py [--quick] [--cases abcdx]
+Usage: python benchmarks/bench_speed.py [--quick] [--cases abcdomD] [--json FILE]
 """
 import argparse
 import json
