@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from sobol_tf._utils import batching
-from sobol_tf._utils.batching import compile_step, run_batches
+from sobol_tf._utils.batching import CompiledStep, run_batches
 from sobol_tf.errors import InvalidTypeError, ModelCallError
 
 SIGNATURE = [tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, 2], tf.float32)]
@@ -31,7 +31,7 @@ def test_every_item_once_in_order(monkeypatch, nb_items, batch_size, loop_min_ba
     monkeypatch.setattr(batching, "LOOP_MIN_BATCHES", loop_min_batches)
     monkeypatch.setattr(batching, "CHUNK_SECONDS", chunk_seconds)
     table = tf.constant(np.arange(2 * nb_items, dtype=np.float32).reshape(nb_items, 2))
-    result = run(compile_step(doubled_rows, SIGNATURE), nb_items, table, batch_size)
+    result = run(CompiledStep(doubled_rows, SIGNATURE), nb_items, table, batch_size)
     np.testing.assert_array_equal(result, 2 * table.numpy())
 
 
@@ -43,13 +43,13 @@ def test_the_step_sees_batches_of_batch_size(monkeypatch, loop_min_batches):
         return tf.fill(tf.shape(indices), tf.shape(indices)[0])  # int32: cast to float32
 
     table = tf.zeros((10, 2))
-    result = run(compile_step(sizes, SIGNATURE), 10, table, batch_size=4)
+    result = run(CompiledStep(sizes, SIGNATURE), 10, table, batch_size=4)
     np.testing.assert_array_equal(result, [4] * 8 + [2] * 2)
 
 
 def test_chunks_grow_when_calls_are_quick(monkeypatch):
     calls = []
-    compiled = compile_step(doubled_rows, SIGNATURE)
+    compiled = CompiledStep(doubled_rows, SIGNATURE)
     loop = compiled.loop
 
     def counting(start, stop, batch_size, *arguments):
@@ -66,7 +66,7 @@ def test_chunks_grow_when_calls_are_quick(monkeypatch):
 
 def test_progress_bar_counts_batches(capsys):
     table = tf.zeros((9, 2))
-    run(compile_step(doubled_rows, SIGNATURE), 9, table, batch_size=2, verbose=True)
+    run(CompiledStep(doubled_rows, SIGNATURE), 9, table, batch_size=2, verbose=True)
     out = capsys.readouterr().out
     assert "Test: rows" in out
     assert "5/5" in out
@@ -83,7 +83,7 @@ def test_runtime_error_names_what_and_items(monkeypatch, loop_min_batches):
     table = tf.zeros((8, 2))
     with pytest.raises(ModelCallError, match=r"(?s)evaluating rows \(items 4 to 7 of 8, "
                                              r"batch_size=4\).*boom"):
-        run(compile_step(failing, SIGNATURE), 8, table, batch_size=4)
+        run(CompiledStep(failing, SIGNATURE), 8, table, batch_size=4)
 
 
 @pytest.mark.parametrize("loop_min_batches", [1, 1000])
@@ -94,4 +94,4 @@ def test_library_errors_pass_through(monkeypatch, loop_min_batches):
         raise InvalidTypeError("the model returned several outputs")
 
     with pytest.raises(InvalidTypeError, match="several outputs"):
-        run(compile_step(several_outputs, SIGNATURE), 4, tf.zeros((4, 2)), batch_size=2)
+        run(CompiledStep(several_outputs, SIGNATURE), 4, tf.zeros((4, 2)), batch_size=2)

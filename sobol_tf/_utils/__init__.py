@@ -7,7 +7,7 @@ from sobol_tf._utils.validation import (
     check_grid_fits,
     lookup,
 )
-from sobol_tf._utils.batching import compile_step, progbar, run_batches
+from sobol_tf._utils.batching import CompiledStep, progbar, run_batches
 from sobol_tf._utils.data import (
     PreparedData,
     model_batch_rank,
@@ -26,7 +26,7 @@ __all__ = [
     "model_batch_rank",
     "prepare_inputs_targets",
     "to_numpy",
+    "CompiledStep",
     "progbar",
-    "compile_step",
     "run_batches",
 ]

@@ -52,7 +52,8 @@ class CompiledStep:
 
     Both return float32 results stacked over the items. The loop costs one more
     compilation (about 25-45 ms for a small model on a 2-core CPU) and saves the
-    Python call of every batch (up to 1 ms each, see the module's docstring).
+    Python call of every batch (about 1 ms each on a small convnet, see the module's
+    docstring).
 
     Args:
         python_step: a function of int64 item indices (B,) and tensors ``arguments``,
@@ -109,11 +110,6 @@ class CompiledStep:
         loop.__qualname__ = loop.__name__ = f"{_NAME}_loop"  # see _RetracingFilter
         scalar = tf.TensorSpec([], tf.int64)
         return tf.function(loop, input_signature=[scalar] * 3 + self._signature[1:])
-
-
-def compile_step(python_step, input_signature, *, jit_compile=False):
-    """A :class:`CompiledStep` of ``python_step`` for :func:`run_batches`."""
-    return CompiledStep(python_step, input_signature, jit_compile=jit_compile)
 
 
 def outputs_step(model):

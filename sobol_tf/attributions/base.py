@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import (check_choice, check_positive_int, compile_step,
+from sobol_tf._utils import (check_choice, check_positive_int, CompiledStep,
                              prepare_inputs_targets, run_batches)
 from sobol_tf._utils.batching import outputs_step, scores_step
 from sobol_tf._utils.data import model_batch_rank as _batched_rank
@@ -176,8 +176,8 @@ class Explainer(ABC):
         """
         key = (id(model),) + key
         if key not in self._functions:
-            self._functions[key] = compile_step(python_function, input_signature,
-                                                jit_compile=self.jit_compile)
+            self._functions[key] = CompiledStep(python_function, input_signature,
+                                                 jit_compile=self.jit_compile)
         return self._functions[key]
 
     def _run_batches(self, step, nb_items, arguments, what):

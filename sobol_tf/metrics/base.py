@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import (check_positive_int, compile_step, model_batch_rank,
+from sobol_tf._utils import (check_positive_int, CompiledStep, model_batch_rank,
                              prepare_inputs_targets, run_batches, to_numpy)
 from sobol_tf._utils.batching import outputs_step, scores_step
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
@@ -143,7 +143,7 @@ class ExplanationMetric(ABC):
         if key not in self._functions:
             signature = [tf.TensorSpec([None], tf.int64)] + [
                 tf.TensorSpec([None] + a.shape[1:].as_list(), a.dtype) for a in arguments]
-            self._functions[key] = compile_step(python_step, signature)
+            self._functions[key] = CompiledStep(python_step, signature)
         return run_batches(self._functions[key], nb_items, arguments,
                            batch_size=self.batch_size or nb_items, verbose=self.verbose,
                            title=type(self).__name__, what=what)
