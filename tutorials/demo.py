@@ -76,10 +76,14 @@ def main(argv=None):
     matplotlib.use("Agg")
     predicted = np.argmax(model.predict(images, verbose=0), axis=1)
     titles = [f"label {t}, predicted {p}" for t, p in zip(labels, predicted)]
-    figure = plot_attributions(maps, images, cols=4, titles=titles)
+    # per digit: the digit, then its Sobol map over it; one colour bar says what red means
+    figure = plot_attributions(
+        maps, images, cols=4, titles=titles,
+        title="Sobol total-order indices: share of the class score's variance due to "
+              "each region (red: the model relies on it)")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.abspath(os.path.join(args.out, "sobol_digits.png"))
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    figure.savefig(path, dpi=100)
     print(f"wrote {path}")
     return path
 

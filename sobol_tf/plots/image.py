@@ -40,15 +40,16 @@ def _displayable(image):
     return (image - image.min()) / spread if spread > 0 else np.zeros_like(image)
 
 
-def _default_label(clip_percentile, diverging):
+def _default_label(clip_percentile, diverging, overlaid):
+    """What the colour bar's numbers are: how each map was scaled, what the ends mean."""
     clipped = (f" after clipping to its {clip_percentile:g}-{100 - clip_percentile:g} "
                "percentiles" if clip_percentile else "")
     if diverging:
         return (f"attribution / largest |attribution| of its map{clipped}\n"
-                "positive: supports the explained score, negative: goes against it; "
-                "0 is see-through")
-    return (f"attribution, normalised per map{clipped}\n"
-            "0 = lowest, 1 = highest; low values are drawn see-through")
+                "positive: supports the explained score, negative: goes against it"
+                + ("; 0 is see-through" if overlaid else ""))
+    return (f"attribution, normalised per map{clipped}\n0 = lowest, 1 = highest"
+            + (" (low values see-through over the input)" if overlaid else ""))
 
 
 def _check_arguments(maps, images, titles, alpha, clip_percentile, absolute_value,
@@ -120,7 +121,8 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
             scaling, so a few extreme pixels do not flatten the rest (0 or None: none).
         absolute_value: show |attribution| (not with ``diverging``).
         cols: number of inputs per row.
-        img_size: size in inches of each panel.
+        img_size: size in inches of each panel's longer side (panels keep the images'
+            aspect ratio).
         titles: optional list of N titles, drawn over the input panels (over the maps
             when there are none).
         show_inputs: with images, draw the plain input before each map (default True).
@@ -167,8 +169,11 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
     stride = per_input + 1 if paired and cols > 1 else per_input
     ratios = ([1.0] * per_input + [PAIR_GAP] * (stride - per_input)) * cols
     ratios = ratios[:len(ratios) - (stride - per_input)]
-    width = sum(ratios) * img_size
-    figure = plt.figure(figsize=(width, rows * (img_size + 0.3) + 0.9 * bool(colorbar)
+    # panels keep the images' aspect ratio, their longer side img_size inches
+    aspect = maps.shape[1] / maps.shape[2]
+    panel_width, panel_height = img_size * min(1.0, 1 / aspect), img_size * min(1.0, aspect)
+    width = sum(ratios) * panel_width
+    figure = plt.figure(figsize=(width, rows * (panel_height + 0.3) + 0.9 * bool(colorbar)
                                  + 0.4 * bool(title)), layout="constrained")
     grid = figure.add_gridspec(rows, len(ratios), width_ratios=ratios)
     cell = lambda index, offset: grid[index // cols, (index % cols) * stride + offset]
@@ -206,12 +211,13 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
                               aspect=25, pad=0.02)
         bar.ax.set_label("colorbar")
         if diverging:
-            bar.set_ticks([-1.0, 0.0, 1.0], labels=["-1\nagainst", "0", "1\nfor"])
+            bar.set_ticks([-1.0, 0.0, 1.0], labels=["-1\nmost against", "0", "1\nmost for"])
         else:
             bar.set_ticks([0.0, 0.5, 1.0], labels=["0\nlowest", "0.5", "1\nhighest"])
         bar.ax.tick_params(labelsize=8)
         bar.set_label(colorbar_label if colorbar_label is not None
-                      else _default_label(clip_percentile, diverging), fontsize=8)
+                      else _default_label(clip_percentile, diverging, images is not None),
+                      fontsize=8)
     if title:
         figure.suptitle(title, fontsize=10)
     return figure

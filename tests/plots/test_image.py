@@ -65,6 +65,9 @@ def test_a_labelled_colour_bar_says_what_bright_means():
     assert "percentile" in label
     ticks = [text.get_text() for text in colorbar.get_xticklabels()]
     assert ticks[0].startswith("0") and ticks[-1].startswith("1")
+    assert "see-through" in label                 # over images, low values are
+    figure = plot_attributions(maps)                  # alone, they are opaque
+    assert "see-through" not in bar_label(labelled(figure, "colorbar")[0])
     assert not labelled(plot_attributions(maps, colorbar=False), "colorbar")
 
 
