@@ -58,6 +58,14 @@ def _check_arguments(maps, images, titles, alpha, clip_percentile, absolute_valu
         raise InvalidArgumentError(
             f"explanations must have shape (N, H, W) or (N, H, W, C), got {maps.shape}."
         )
+    finite = np.isfinite(maps)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.all(axis=(1, 2, 3)))
+        raise InvalidArgumentError(
+            f"explanations contain {np.size(finite) - np.count_nonzero(finite)} non-finite "
+            f"values (NaN or inf) in map(s) {bad.tolist()}: they cannot be scaled for "
+            "display; look at what produced them, or replace them (np.nan_to_num)."
+        )
     if images is not None:
         if len(images) != len(maps):
             raise InvalidArgumentError(
@@ -139,7 +147,7 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
         unused grid cells are hidden.
 
     Raises:
-        InvalidArgumentError: explanations of a bad rank, images or titles whose length is
+        InvalidArgumentError: explanations of a bad rank or with NaN/inf values, images or titles whose length is
             not N, images with other than 1, 3 or 4 channels, alpha outside [0, 1],
             clip_percentile outside [0, 50), ``diverging`` with ``absolute_value``,
             cols < 1 or img_size <= 0.

@@ -180,5 +180,7 @@ def test_bad_arguments():
         plot_attributions(np.zeros((1, 4, 4)), np.zeros((1, 4, 4, 2)))
     with pytest.raises(InvalidArgumentError, match="alpha"):
         plot_attributions(np.zeros((1, 4, 4)), alpha=1.5)
+    with pytest.raises(InvalidArgumentError, match=r"2 non-finite values .* map\(s\) \[1\]"):
+        plot_attributions(np.array([np.ones((2, 2)), [[np.nan, 1.0], [np.inf, 0.0]]]))
     with pytest.raises(InvalidArgumentError, match="clip_percentile"):
         plot_attributions(np.zeros((1, 4, 4)), clip_percentile=60)
