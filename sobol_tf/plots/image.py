@@ -181,8 +181,11 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
     aspect = maps.shape[1] / maps.shape[2]
     panel_width, panel_height = img_size * min(1.0, 1 / aspect), img_size * min(1.0, aspect)
     width = sum(ratios) * panel_width
-    figure = plt.figure(figsize=(width, rows * (panel_height + 0.3) + 0.9 * bool(colorbar)
-                                 + 0.4 * bool(title)), layout="constrained")
+    title_lines = max((str(text).count("\n") + 1 for text in titles), default=0) \
+        if titles is not None else 0
+    figure = plt.figure(figsize=(width, rows * (panel_height + 0.1 + 0.2 * title_lines)
+                                 + 0.9 * bool(colorbar) + 0.4 * bool(title)),
+                        layout="constrained")
     grid = figure.add_gridspec(rows, len(ratios), width_ratios=ratios)
     cell = lambda index, offset: grid[index // cols, (index % cols) * stride + offset]
     # map axes first, so that figure.axes[:N] are the maps whatever the layout
