@@ -44,6 +44,7 @@ def import_tensorflow_quietly():
         import tensorflow as tf
         tf.config.list_physical_devices()  # the cuInit line comes from device discovery
     finally:
+        sys.stderr.flush()  # Python-level writes of the import go to the null device too
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)

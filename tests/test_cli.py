@@ -645,3 +645,17 @@ def test_an_empty_image_file_gets_one_line(tiny, tmp_path, capsys):
     assert status == 1
     assert stderr.strip().splitlines() == [f"sobol-tf: error: {empty}: the file is empty"]
     assert list(np.load(tmp_path / "out" / "maps.npz")["files"]) == ["rgb.png"]
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_before_computing(tiny, tmp_path, capsys):
+    """maps.npz keys are UTF-8 zip member names: such a name could never be saved."""
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.png")     # Latin-1, not UTF-8
+    with open(raw, "wb") as handle:
+        handle.write(pathlib.Path(tiny["images"]["rgb"]).read_bytes())
+    path = os.fsdecode(raw)
+    status, _, stderr = run_main(["explain", tiny["model_paths"]["rgb"], path,
+                                  tiny["images"]["rgba"], "--out", str(tmp_path / "out"),
+                                  *TINY], capsys)
+    assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "its file name is not valid UTF-8 (it is saved as a key of maps.npz); " \
+           "rename it" in stderr

@@ -190,7 +190,8 @@ def check_names(paths, overlay_suffix=None):
     overlays (``<stem><overlay_suffix>``), so these must not collide.
 
     Raises:
-        FileProblem: a reserved name, two paths with one file name, or (when
+        FileProblem: a reserved name, a name that is not valid UTF-8, two paths with
+            one file name, or (when
             ``overlay_suffix`` is given) two file names with one overlay name.
     """
     seen, overlays, unique = {}, {}, []
@@ -199,6 +200,11 @@ def check_names(paths, overlay_suffix=None):
         if name in RESERVED_KEYS:
             raise FileProblem(path, f"an image cannot be named {name!r} (a key of "
                               f"{MAPS_FILE}); rename it")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes of the file system's name
+            raise FileProblem(path, "its file name is not valid UTF-8 (it is saved as a "
+                              f"key of {MAPS_FILE}); rename it") from None
         if name in seen:
             if seen[name] != path:
                 raise FileProblem(path, f"same file name as {seen[name]}; outputs are "
