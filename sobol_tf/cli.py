@@ -65,7 +65,9 @@ def _grid_fits(flag, grid_size, spec):
 
 
 def _report(message):
-    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+    """One line on stderr; undecodable bytes of file names shown as escapes."""
+    line = f"{PROGRAM}: error: {message}"
+    print(line.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
 
 
 def load_images(paths, spec, scale):
