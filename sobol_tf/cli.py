@@ -48,6 +48,8 @@ ESTIMATOR_NAMES = ("glen", "homma", "janon", "jansen", "saltelli")
 PERTURBATION_NAMES = ("amplitude", "blurring", "inpainting")
 EXIT_FILE_ERROR = 1
 EXIT_USAGE = 2
+#: the shell's status for a run stopped by Ctrl-C (128 + SIGINT)
+EXIT_INTERRUPTED = 130
 
 
 class UsageProblem(Exception):
@@ -202,8 +204,8 @@ def run_explain(args):
             sampler=args.sampler, estimator=args.estimator,
             perturbation_function=args.perturbation, batch_size=args.batch_size,
             seed=args.seed, verbose=not args.quiet)
-    except SobolTFError as exc:
-        _report(exc)
+    except (SobolTFError, ValueError, TypeError) as exc:  # an option the method refuses
+        _report(one_line(exc))
         return EXIT_USAGE
 
     loaded, failed = load_images(paths, spec, SCALES[args.scale])
@@ -225,36 +227,44 @@ def run_explain(args):
         _report(f"{loaded[index][0]}: cannot explain: {one_line(exc)}")
         failed += 1
 
-    for group in group_by_shape(loaded):
-        try:
-            results = in_batches_or_alone(group, explain, cannot_explain)
-        except UsageProblem as problem:
-            _report(problem)
-            return EXIT_USAGE
-        for indices, (maps, targets, outputs) in results:
-            for row, i in enumerate(indices):
-                path, display, _ = loaded[i]
-                name = os.path.basename(path)
-                target = int(targets[row])
-                done[name] = (maps[row], target)
-                overlay = os.path.join(args.out, os.path.splitext(name)[0] + OVERLAY_SUFFIX)
-                title = f"{name}: class {target} (score {outputs[row, target]:.3g})"
-                try:
-                    save_overlay(overlay, display, maps[row], title)
-                except Exception as exc:  # the map is kept in maps.npz all the same
-                    _report(f"{overlay}: cannot write the overlay: {one_line(exc)}")
-                    failed += 1
-                    continue
-                if not args.quiet:
-                    print(f"wrote {overlay}")
-        if results:  # after each batch, so that an interruption keeps finished maps
-            names = [os.path.basename(p) for p in paths if os.path.basename(p) in done]
+    saved = 0  # maps in maps.npz on disk
+    try:
+        for group in group_by_shape(loaded):
             try:
-                save_maps(maps_path, names, [done[n][0] for n in names],
-                          [done[n][1] for n in names])
-            except OSError as exc:
-                _report(f"{maps_path}: cannot write the maps: {exc.strerror or exc}")
-                return EXIT_FILE_ERROR
+                results = in_batches_or_alone(group, explain, cannot_explain)
+            except UsageProblem as problem:
+                _report(problem)
+                return EXIT_USAGE
+            for indices, (maps, targets, outputs) in results:
+                for row, i in enumerate(indices):
+                    path, display, _ = loaded[i]
+                    name = os.path.basename(path)
+                    target = int(targets[row])
+                    done[name] = (maps[row], target)
+                    overlay = os.path.join(args.out,
+                                           os.path.splitext(name)[0] + OVERLAY_SUFFIX)
+                    title = f"{name}: class {target} (score {outputs[row, target]:.3g})"
+                    try:
+                        save_overlay(overlay, display, maps[row], title)
+                    except Exception as exc:  # the map is kept in maps.npz all the same
+                        _report(f"{overlay}: cannot write the overlay: {one_line(exc)}")
+                        failed += 1
+                        continue
+                    if not args.quiet:
+                        print(f"wrote {overlay}")
+            if results:  # after each batch, so that an interruption keeps finished maps
+                names = [os.path.basename(p) for p in paths if os.path.basename(p) in done]
+                try:
+                    save_maps(maps_path, names, [done[n][0] for n in names],
+                              [done[n][1] for n in names])
+                except OSError as exc:
+                    _report(f"{maps_path}: cannot write the maps: {exc.strerror or exc}")
+                    return EXIT_FILE_ERROR
+                saved = len(names)
+    except KeyboardInterrupt:  # save_maps leaves the previous maps.npz whole
+        _report(f"interrupted; {maps_path} holds the {saved} map(s) finished" if saved
+                else "interrupted before any map was finished")
+        return EXIT_INTERRUPTED
     if done and not args.quiet:
         print(f"wrote {maps_path} ({len(done)} map(s))")
     return EXIT_FILE_ERROR if failed else 0
@@ -425,7 +435,7 @@ def build_parser():
                          help="class id to explain for every image (default: predicted)")
     explain.add_argument("--grid-size", type=int_at_least(1), default=8,
                          help="cells per side (8)")
-    explain.add_argument("--nb-design", type=int_at_least(1), default=32,
+    explain.add_argument("--nb-design", type=int_at_least(2), default=32,
                          help="design size, a power of two (32); cost: "
                               "nb_design * (grid_size**2 + 2) forward passes per image")
     explain.add_argument("--sampler", default="sobol", choices=SAMPLER_NAMES,
@@ -436,7 +446,7 @@ def build_parser():
     explain.add_argument("--perturbation", default="inpainting",
                          choices=PERTURBATION_NAMES,
                          help="what a masked-out cell becomes (inpainting)")
-    explain.add_argument("--seed", type=int, default=None,
+    explain.add_argument("--seed", type=int_at_least(0), default=None,
                          help="seed of the sampler (scrambles the Sobol sequence)")
     explain.add_argument("--quiet", action="store_true",
                          help="no progress bar, only errors")
@@ -463,7 +473,8 @@ def build_parser():
                        help="MuFidelity's random subsets, at least 2 (200)")
     score.add_argument("--subset-percent", type=open_fraction, default=0.2,
                        help="MuFidelity's probability that a cell is removed (0.2)")
-    score.add_argument("--seed", type=int, default=0, help="seed of MuFidelity's subsets (0)")
+    score.add_argument("--seed", type=int_at_least(0), default=0,
+                       help="seed of MuFidelity's subsets (0)")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.set_defaults(run=run_score)
     return parser
@@ -472,4 +483,8 @@ def build_parser():
 def main(argv=None):
     """Run ``sobol-tf`` with ``argv`` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        _report("interrupted")
+        return EXIT_INTERRUPTED

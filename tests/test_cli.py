@@ -325,21 +325,28 @@ def test_help_and_argument_errors_do_not_import_tensorflow(argv, status):
         f"tensorflow imported: False status: {status}", result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got 0"),
-    (["--steps", "0"], "argument --steps: must be an integer >= 1 or -1, got 0"),
-    (["--steps", "many"], "argument --steps: expected an integer >= 1 or -1, got 'many'"),
-    (["--nb-samples", "1"], "argument --nb-samples: must be an integer >= 2, got 1"),
-    (["--mu-grid-size", "0"], "argument --mu-grid-size: must be an integer >= 1, got 0"),
-    (["--subset-percent", "1"], "argument --subset-percent: must be strictly between 0 "
-                                "and 1, got 1.0"),
+@pytest.mark.parametrize("command, options, message", [
+    ("score", ["--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got 0"),
+    ("score", ["--steps", "0"], "argument --steps: must be an integer >= 1 or -1, got 0"),
+    ("score", ["--steps", "many"],
+     "argument --steps: expected an integer >= 1 or -1, got 'many'"),
+    ("score", ["--nb-samples", "1"], "argument --nb-samples: must be an integer >= 2, got 1"),
+    ("score", ["--mu-grid-size", "0"],
+     "argument --mu-grid-size: must be an integer >= 1, got 0"),
+    ("score", ["--subset-percent", "1"],
+     "argument --subset-percent: must be strictly between 0 and 1, got 1.0"),
+    ("score", ["--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+    ("explain", ["--seed", "-5"], "argument --seed: must be an integer >= 0, got -5"),
+    ("explain", ["--nb-design", "1"], "argument --nb-design: must be an integer >= 2, got 1"),
+    ("explain", ["--grid-size", "0"], "argument --grid-size: must be an integer >= 1, got 0"),
 ])
-def test_numeric_options_are_checked_while_parsing(capsys, options, message):
+def test_numeric_options_are_checked_while_parsing(capsys, command, options, message):
+    files = ["--maps", "m.npz"] if command == "score" else ["--out", "o"]
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["score", "m.keras", "a.png", "--maps", "m.npz", *options])
+        cli.main([command, "m.keras", "a.png", *files, *options])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        f"sobol-tf score: error: {message}"
+        f"sobol-tf {command}: error: {message}"
 
 
 def test_help_is_fast():
@@ -509,9 +516,10 @@ def test_an_interrupted_run_keeps_the_finished_maps(tiny, tmp_path, capsys, monk
     monkeypatch.setattr(SobolAttributionMethod, "explain", interrupted)
     images = tiny["images"]
     out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        cli.main(["explain", tiny["model_paths"]["flexible"], images["rgb"], images["rgb10"],
-                  "--out", str(out), *TINY])
+    status, _, stderr = run_main(["explain", tiny["model_paths"]["flexible"], images["rgb"],
+                                  images["rgb10"], "--out", str(out), *TINY], capsys)
+    assert (status, stderr) == (130, f"sobol-tf: error: interrupted; {out / 'maps.npz'} "
+                                     "holds the 1 map(s) finished\n")
     saved = np.load(out / "maps.npz")
     assert list(saved["files"]) == ["rgb.png"]
     assert sorted(p.name for p in out.iterdir()) == ["maps.npz", "rgb_sobol.png"]
