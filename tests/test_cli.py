@@ -667,3 +667,14 @@ def test_a_file_name_that_is_not_utf8_is_refused_before_computing(tiny, tmp_path
     assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
     assert "its file name is not valid UTF-8 (it is saved as a key of maps.npz); " \
            "rename it" in stderr
+
+
+def test_a_savedmodel_folder_says_how_to_convert_it(tiny, tmp_path, capsys):
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01")
+    status, _, stderr = run_main(["explain", str(folder), tiny["images"]["rgb"], "--out",
+                                  str(tmp_path / "out"), *TINY], capsys)
+    assert status == 1 and len(stderr.strip().splitlines()) == 1
+    assert f"{folder}: a TensorFlow SavedModel folder, which Keras 3 cannot load as a " \
+           "model; save the model with model.save('model.keras')" in stderr

@@ -98,6 +98,9 @@ def load_model(path):
     that is not a Keras archive is named as such. The model must have one image input
     and one output.
     """
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise FileProblem(path, "a TensorFlow SavedModel folder, which Keras 3 cannot load "
+                          "as a model; save the model with model.save('model.keras')")
     if not os.path.isfile(path):
         raise FileProblem(path, "no such model file" if not os.path.exists(path)
                           else "not a file; expected a saved Keras model (.keras, .h5)")
