@@ -2,28 +2,20 @@
 
     from sobol_tf.attributions import SobolAttributionMethod
     maps = SobolAttributionMethod(model, grid_size=8, nb_design=32)(images, labels)
+
+``import sobol_tf`` is cheap: it does not import TensorFlow. The subpackages and the
+explainers listed in ``__all__`` are imported on first use (PEP 562), so
+``sobol_tf.metrics``, ``from sobol_tf import SobolAttributionMethod`` and ``dir(sobol_tf)``
+work as if they had been imported here.
 """
+import importlib
+
 __version__ = "0.1.0"
 
-from sobol_tf import errors, operators
-from sobol_tf import attributions, metrics
-from sobol_tf.attributions import (
-    ExtremalPerturbation,
-    GradCAM,
-    HsicAttributionMethod,
-    IntegratedGradients,
-    Occlusion,
-    Rise,
-    Saliency,
-    SmoothGrad,
-    SobolAttributionMethod,
-)
-
-__all__ = [
-    "attributions",
-    "errors",
-    "metrics",
-    "operators",
+#: subpackages and modules reachable as attributes, imported on first use
+_SUBMODULES = ("attributions", "errors", "metrics", "operators", "plots")
+#: public names of sobol_tf.attributions re-exported here
+_EXPLAINERS = (
     "SobolAttributionMethod",
     "Rise",
     "Occlusion",
@@ -33,5 +25,21 @@ __all__ = [
     "SmoothGrad",
     "GradCAM",
     "ExtremalPerturbation",
-    "__version__",
-]
+)
+
+__all__ = ["attributions", "errors", "metrics", "operators", *_EXPLAINERS, "__version__"]
+
+
+def __getattr__(name):
+    """Import a subpackage or an explainer when it is first asked for."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _EXPLAINERS:
+        value = getattr(importlib.import_module(f"{__name__}.attributions"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -3,20 +3,29 @@
     sobol-tf explain MODEL.keras IMAGE... --out DIR [--target K] [--grid-size 8] ...
     sobol-tf score MODEL.keras IMAGE... --maps DIR/maps.npz [--json]
 
-(or ``python -m sobol_tf ...``). Images (PNG, JPEG, GIF, BMP) are decoded with their own
-channels, which must match the model's (RGB for a 3-channel model, grayscale for 1),
-resized to the model's input size with bilinear interpolation (antialiased when
-shrinking), and scaled to [0, 1] floats (``--scale 255``: raw 0..255 values). Models that
-expect other preprocessing should include it as a layer.
+(or ``python -m sobol_tf ...``). Images (PNG, JPEG, GIF, BMP) are converted to the
+model's channels as Keras' ``load_img`` does: alpha is dropped (not composited),
+grayscale is repeated into RGB, RGB becomes grayscale by ITU-R 601-2 luma
+(0.299 R + 0.587 G + 0.114 B). They are resized to the model's input size with bilinear
+interpolation (antialiased when shrinking), and scaled to [0, 1] floats (``--scale
+255``: raw 0..255 values). Models that expect other preprocessing should include it as a
+layer.
 
 ``explain`` writes ``<stem>_sobol.png`` (the map over the image) per image and
 ``maps.npz``: one (H, W) float32 map per image, under the image's file name, at the
 model's input resolution; ``files`` (the names, in order) and ``targets`` (the class ids
-explained). ``score`` reads them back and prints each image's Deletion (lower is better),
-Insertion and MuFidelity (higher is better) scores and their means, as a table or JSON.
+explained). maps.npz is rewritten (atomically) after each batch of images of one size,
+so an interrupted run keeps the maps already computed. ``score`` reads them back and
+prints each image's Deletion (lower is better), Insertion and MuFidelity (higher is
+better) scores and their means, as a table or JSON.
 
-A file that cannot be used gets one line on stderr naming it, the others are still
-processed, and the exit status is then 1; bad options exit with 2.
+The output folder, the model file and the options are checked before any computing.
+A file that cannot be used (unreadable, not an image, too small for the model, or one
+the model fails on) gets one line on stderr naming it, the others are still processed,
+and the exit status is then 1; bad options or an unusable output folder exit with 2.
+
+``--help`` and argument errors do not import TensorFlow; the commands import it with
+its start-up log lines silenced (see :mod:`sobol_tf._quiet`).
 """
 import argparse
 import json
@@ -25,16 +34,26 @@ import sys
 
 import numpy as np
 
-from sobol_tf._utils.files import (MAPS_FILE, FileProblem, check_names, group_by_shape,
-                                   load_image, load_maps, load_model, one_line, save_maps)
+from sobol_tf._quiet import import_tensorflow_quietly
 
 PROGRAM = "sobol-tf"
 OVERLAY_SUFFIX = "_sobol.png"
 #: what ``--scale`` multiplies [0, 1] pixels by
 SCALES = {"1": 1.0, "255": 255.0}
 METRIC_NAMES = ("deletion", "insertion", "mufidelity")
+#: the names of samplers.SAMPLERS, estimators.ESTIMATORS and perturbations.PERTURBATIONS
+#: (a test keeps them equal), here so that --help needs no TensorFlow
+SAMPLER_NAMES = ("halton", "latin_hypercube", "lhs", "mc", "monte_carlo", "sobol")
+ESTIMATOR_NAMES = ("glen", "homma", "janon", "jansen", "saltelli")
+PERTURBATION_NAMES = ("amplitude", "blurring", "inpainting")
 EXIT_FILE_ERROR = 1
 EXIT_USAGE = 2
+#: the shell's status for a run stopped by Ctrl-C (128 + SIGINT)
+EXIT_INTERRUPTED = 130
+
+
+class UsageProblem(Exception):
+    """An option that cannot work, found while running: exit with EXIT_USAGE."""
 
 
 def _grid_fits(flag, grid_size, spec):
@@ -48,7 +67,9 @@ def _grid_fits(flag, grid_size, spec):
 
 
 def _report(message):
-    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+    """One line on stderr; undecodable bytes of file names shown as escapes."""
+    line = f"{PROGRAM}: error: {message}"
+    print(line.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
 
 
 def load_images(paths, spec, scale):
@@ -57,6 +78,8 @@ def load_images(paths, spec, scale):
     Returns:
         (loaded, nb_failed): loaded is a list of (path, display image, model input).
     """
+    from sobol_tf._utils.files import FileProblem, load_image
+
     loaded, failed = [], 0
     for path in paths:
         try:
@@ -69,7 +92,7 @@ def load_images(paths, spec, scale):
 
 def target_problem(target, nb_outputs):
     """The error line when ``--target`` is not a class id of the model, else None."""
-    if target is None or 0 <= target < nb_outputs:
+    if target is None or nb_outputs is None or 0 <= target < nb_outputs:
         return None
     return (f"--target {target} is out of range: the model has {nb_outputs} outputs, "
             f"so use 0 to {nb_outputs - 1}")
@@ -80,6 +103,40 @@ def predicted_classes(model, inputs, batch_size):
     outputs = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
     outputs = outputs.reshape(len(outputs), -1)
     return outputs.argmax(axis=1), outputs
+
+
+def in_batches_or_alone(indices, work, failed):
+    """Run ``work(indices)``; if it raises, run ``work([i])`` for each index alone, so
+    that one image the model cannot take loses only itself.
+
+    Args:
+        indices: a group of images (one batch).
+        work: function of a list of indices, returning a result.
+        failed: called as ``failed(index, exception)`` for each image that fails alone.
+
+    Returns:
+        a list of (indices, result) for the work that succeeded.
+
+    Raises:
+        UsageProblem: raised by ``work``, at once (an option, not an image, is wrong).
+    """
+    try:
+        return [(indices, work(indices))]
+    except UsageProblem:
+        raise
+    except Exception as exc:  # any error of the model or the method on this batch
+        if len(indices) == 1:
+            failed(indices[0], exc)
+            return []
+    done = []
+    for index in indices:
+        try:
+            done.append(([index], work([index])))
+        except UsageProblem:
+            raise
+        except Exception as exc:
+            failed(index, exc)
+    return done
 
 
 def save_overlay(path, display, heatmap, title):
@@ -93,30 +150,52 @@ def save_overlay(path, display, heatmap, title):
 
     figure = plot_attributions(heatmap[None], display[None], cols=1, img_size=4.0,
                                titles=[title])
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        figure.savefig(path, dpi=100)
+    finally:
+        plt.close(figure)
 
 
 # -- commands ------------------------------------------------------------------------
-def run_explain(args):
-    """``sobol-tf explain``: returns the exit status."""
-    from sobol_tf.attributions import SobolAttributionMethod
-    from sobol_tf.errors import SobolTFError
+def _prepare(args, overlay_suffix=None):
+    """Import TensorFlow quietly, check the names, the output folder and the model.
+
+    Returns:
+        (status, paths, model, spec): status is None when all is well, else the exit
+        status (the problem was reported).
+    """
+    import_tensorflow_quietly()
+    from sobol_tf._utils.files import (FileProblem, check_names, check_output_folder,
+                                       load_model)
 
     try:
-        names = check_names(args.images)
-        os.makedirs(args.out, exist_ok=True)
+        paths = check_names(args.images, overlay_suffix)
+        if getattr(args, "out", None) is not None:
+            check_output_folder(args.out)
     except FileProblem as problem:
         _report(problem)
-        return EXIT_USAGE
-    except OSError as exc:
-        _report(f"{args.out}: cannot create the output folder: {exc.strerror or exc}")
-        return EXIT_USAGE
+        return EXIT_USAGE, None, None, None
     try:
         model, spec = load_model(args.model)
     except FileProblem as problem:
         _report(problem)
-        return EXIT_FILE_ERROR
+        return EXIT_FILE_ERROR, None, None, None
+    problem = target_problem(args.target, spec.nb_outputs)
+    if problem:
+        _report(problem)
+        return EXIT_USAGE, None, None, None
+    return None, paths, model, spec
+
+
+def run_explain(args):
+    """``sobol-tf explain``: returns the exit status."""
+    status, paths, model, spec = _prepare(args, OVERLAY_SUFFIX)
+    if status is not None:
+        return status
+    from sobol_tf._utils.files import MAPS_FILE, group_by_shape, one_line, save_maps
+    from sobol_tf.attributions import SobolAttributionMethod
+    from sobol_tf.errors import SobolTFError
+
     if not _grid_fits("--grid-size", args.grid_size, spec):
         return EXIT_USAGE
     try:
@@ -125,46 +204,69 @@ def run_explain(args):
             sampler=args.sampler, estimator=args.estimator,
             perturbation_function=args.perturbation, batch_size=args.batch_size,
             seed=args.seed, verbose=not args.quiet)
-    except SobolTFError as exc:
-        _report(exc)
+    except (SobolTFError, ValueError, TypeError) as exc:  # an option the method refuses
+        _report(one_line(exc))
         return EXIT_USAGE
 
-    loaded, failed = load_images(args.images, spec, SCALES[args.scale])
-    done_names, done_maps, done_targets = [], [], []
-    for group in group_by_shape(loaded):
-        inputs = np.stack([loaded[i][2] for i in group])
+    loaded, failed = load_images(paths, spec, SCALES[args.scale])
+    maps_path = os.path.join(args.out, MAPS_FILE)
+    done = {}  # file name -> (map, target)
+
+    def explain(indices):
+        inputs = np.stack([loaded[i][2] for i in indices])
         predicted, outputs = predicted_classes(model, inputs, args.batch_size)
-        if target_problem(args.target, outputs.shape[1]):
-            _report(target_problem(args.target, outputs.shape[1]))
-            return EXIT_USAGE
-        targets = predicted if args.target is None else np.full(len(group), args.target)
-        try:
-            maps = explainer.explain(inputs, targets).numpy()[..., 0]
-        except SobolTFError as exc:
-            for i in group:
-                _report(f"{loaded[i][0]}: cannot explain: {one_line(exc)}")
-            failed += len(group)
-            continue
-        for row, i in enumerate(group):
-            path, display, _ = loaded[i]
-            name = os.path.basename(path)
-            target = int(targets[row])
-            overlay = os.path.join(args.out, os.path.splitext(name)[0] + OVERLAY_SUFFIX)
-            title = f"{name}: class {target} (score {outputs[row, target]:.3g})"
-            save_overlay(overlay, display, maps[row], title)
-            if not args.quiet:
-                print(f"wrote {overlay}")
-            done_names.append(name)
-            done_maps.append(maps[row])
-            done_targets.append(target)
-    if done_names:
-        # keep the command line's order
-        order = sorted(range(len(done_names)), key=lambda k: names.index(done_names[k]))
-        maps_path = os.path.join(args.out, MAPS_FILE)
-        save_maps(maps_path, [done_names[k] for k in order], [done_maps[k] for k in order],
-                  [done_targets[k] for k in order])
-        if not args.quiet:
-            print(f"wrote {maps_path} ({len(done_names)} map(s))")
+        problem = target_problem(args.target, outputs.shape[1])
+        if problem:
+            raise UsageProblem(problem)
+        targets = predicted if args.target is None else np.full(len(indices), args.target)
+        maps = explainer.explain(inputs, targets).numpy()[..., 0]
+        return maps, targets, outputs
+
+    def cannot_explain(index, exc):
+        nonlocal failed
+        _report(f"{loaded[index][0]}: cannot explain: {one_line(exc)}")
+        failed += 1
+
+    saved = 0  # maps in maps.npz on disk
+    try:
+        for group in group_by_shape(loaded):
+            try:
+                results = in_batches_or_alone(group, explain, cannot_explain)
+            except UsageProblem as problem:
+                _report(problem)
+                return EXIT_USAGE
+            for indices, (maps, targets, outputs) in results:
+                for row, i in enumerate(indices):
+                    path, display, _ = loaded[i]
+                    name = os.path.basename(path)
+                    target = int(targets[row])
+                    done[name] = (maps[row], target)
+                    overlay = os.path.join(args.out,
+                                           os.path.splitext(name)[0] + OVERLAY_SUFFIX)
+                    title = f"{name}: class {target} (score {outputs[row, target]:.3g})"
+                    try:
+                        save_overlay(overlay, display, maps[row], title)
+                    except Exception as exc:  # the map is kept in maps.npz all the same
+                        _report(f"{overlay}: cannot write the overlay: {one_line(exc)}")
+                        failed += 1
+                        continue
+                    if not args.quiet:
+                        print(f"wrote {overlay}")
+            if results:  # after each batch, so that an interruption keeps finished maps
+                names = [os.path.basename(p) for p in paths if os.path.basename(p) in done]
+                try:
+                    save_maps(maps_path, names, [done[n][0] for n in names],
+                              [done[n][1] for n in names])
+                except OSError as exc:
+                    _report(f"{maps_path}: cannot write the maps: {exc.strerror or exc}")
+                    return EXIT_FILE_ERROR
+                saved = len(names)
+    except KeyboardInterrupt:  # save_maps leaves the previous maps.npz whole
+        _report(f"interrupted; {maps_path} holds the {saved} map(s) finished" if saved
+                else "interrupted before any map was finished")
+        return EXIT_INTERRUPTED
+    if done and not args.quiet:
+        print(f"wrote {maps_path} ({len(done)} map(s))")
     return EXIT_FILE_ERROR if failed else 0
 
 
@@ -198,19 +300,20 @@ def format_table(rows):
 
 def run_score(args):
     """``sobol-tf score``: returns the exit status."""
-    from sobol_tf.errors import ModelCallError, SobolTFError
+    status, paths, model, spec = _prepare(args)
+    if status is not None:
+        return status
+    from sobol_tf._utils.files import FileProblem, group_by_shape, load_maps, one_line
 
     try:
-        check_names(args.images)
         saved_maps, saved_targets = load_maps(args.maps)
-        model, spec = load_model(args.model)
     except FileProblem as problem:
         _report(problem)
         return EXIT_FILE_ERROR
     if not _grid_fits("--mu-grid-size", args.mu_grid_size, spec):
         return EXIT_USAGE
 
-    loaded, failed = load_images(args.images, spec, SCALES[args.scale])
+    loaded, failed = load_images(paths, spec, SCALES[args.scale])
     usable = []
     for path, display, inputs in loaded:
         name = os.path.basename(path)
@@ -222,46 +325,48 @@ def run_score(args):
                     f"image is {inputs.shape[:2]} at the model's input size")
         elif not np.all(np.isfinite(explanation)):
             _report(f"{path}: its map in {args.maps} holds NaN or infinite values")
+        elif args.mu_grid_size > min(inputs.shape[:2]):
+            _report(f"{path}: --mu-grid-size {args.mu_grid_size} exceeds the image's size "
+                    f"{inputs.shape[0]}x{inputs.shape[1]}")
         else:
             usable.append((path, display, inputs))
             continue
         failed += 1
 
-    rows = []
-    for group in group_by_shape(usable):
-        paths = [usable[i][0] for i in group]
-        names = [os.path.basename(path) for path in paths]
-        inputs = np.stack([usable[i][2] for i in group])
+    def score(indices):
+        names = [os.path.basename(usable[i][0]) for i in indices]
+        inputs = np.stack([usable[i][2] for i in indices])
         predicted, outputs = predicted_classes(model, inputs, args.batch_size)
         nb_outputs = outputs.shape[1]
-        if target_problem(args.target, nb_outputs):
-            _report(target_problem(args.target, nb_outputs))
-            return EXIT_USAGE
+        problem = target_problem(args.target, nb_outputs)
+        if problem:
+            raise UsageProblem(problem)
         targets = [args.target if args.target is not None else saved_targets.get(name, guess)
                    for name, guess in zip(names, predicted)]
-        keep = [k for k, target in enumerate(targets) if 0 <= target < nb_outputs]
-        for k in sorted(set(range(len(group))) - set(keep)):
-            _report(f"{paths[k]}: its class {targets[k]} in {args.maps} is not an output "
-                    f"of the model, which has {nb_outputs}")
-            failed += 1
-        if not keep:
-            continue
+        wrong = [k for k, target in enumerate(targets) if not 0 <= target < nb_outputs]
+        if wrong:
+            raise ValueError(f"its class {targets[wrong[0]]} in {args.maps} is not an "
+                             f"output of the model, which has {nb_outputs}")
+        scores = score_group(model, inputs, np.stack([saved_maps[n] for n in names]),
+                             np.array(targets), args)
+        return [(name, int(target)) + tuple(float(v) for v in row)
+                for name, target, row in zip(names, targets, scores)]
+
+    def cannot_score(index, exc):
+        nonlocal failed
+        _report(f"{usable[index][0]}: cannot score: {one_line(exc)}")
+        failed += 1
+
+    rows = []
+    for group in group_by_shape(usable):
         try:
-            scores = score_group(model, inputs[keep], np.stack([saved_maps[names[k]]
-                                                                for k in keep]),
-                                 np.array([targets[k] for k in keep]), args)
-        except ModelCallError as exc:
-            for k in keep:
-                _report(f"{paths[k]}: cannot score: {one_line(exc)}")
-            failed += len(keep)
-            continue
-        except SobolTFError as exc:  # an option the metrics refuse
-            _report(exc)
+            results = in_batches_or_alone(group, score, cannot_score)
+        except UsageProblem as problem:
+            _report(problem)
             return EXIT_USAGE
-        rows += [(names[k], int(targets[k])) + tuple(float(v) for v in row)
-                 for k, row in zip(keep, scores)]
+        rows += [row for _, group_rows in results for row in group_rows]
     if rows:
-        order = [os.path.basename(p) for p in args.images]
+        order = [os.path.basename(p) for p in paths]
         rows.sort(key=lambda row: order.index(row[0]))
         if args.json:
             means = np.mean([row[2:] for row in rows], axis=0)
@@ -274,6 +379,35 @@ def run_score(args):
     return EXIT_FILE_ERROR if failed else 0
 
 
+def int_at_least(minimum, also=None):
+    """An argparse type: an integer >= ``minimum`` (or equal to ``also``), checked while
+    parsing, before TensorFlow is imported."""
+    allowed = f"an integer >= {minimum}" + (f" or {also}" if also is not None else "")
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+        if value < minimum and value != also:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+def open_fraction(text):
+    """argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {value}")
+    return value
+
+
 def _add_common(parser):
     parser.add_argument("model", metavar="MODEL", help="a saved Keras model (.keras, .h5)")
     parser.add_argument("images", metavar="IMAGE", nargs="+",
@@ -281,14 +415,12 @@ def _add_common(parser):
     parser.add_argument("--scale", choices=sorted(SCALES), default="1",
                         help="pixel range the model expects: 1 for [0, 1] (default), "
                              "255 for raw 0..255 values")
-    parser.add_argument("--batch-size", type=int, default=256,
+    parser.add_argument("--batch-size", type=int_at_least(1), default=256,
                         help="inputs per forward pass (bounds memory; default 256)")
 
 
 def build_parser():
     """The argparse parser of ``sobol-tf``."""
-    from sobol_tf.attributions import estimators, perturbations, samplers
-
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -301,19 +433,20 @@ def build_parser():
                          help="folder for the overlays and maps.npz (created if needed)")
     explain.add_argument("--target", type=int, default=None, metavar="K",
                          help="class id to explain for every image (default: predicted)")
-    explain.add_argument("--grid-size", type=int, default=8, help="cells per side (8)")
-    explain.add_argument("--nb-design", type=int, default=32,
+    explain.add_argument("--grid-size", type=int_at_least(1), default=8,
+                         help="cells per side (8)")
+    explain.add_argument("--nb-design", type=int_at_least(2), default=32,
                          help="design size, a power of two (32); cost: "
                               "nb_design * (grid_size**2 + 2) forward passes per image")
-    explain.add_argument("--sampler", default="sobol", choices=sorted(samplers.SAMPLERS),
+    explain.add_argument("--sampler", default="sobol", choices=SAMPLER_NAMES,
                          help="how mask values are drawn (sobol)")
     explain.add_argument("--estimator", default="jansen",
-                         choices=sorted(estimators.ESTIMATORS),
+                         choices=ESTIMATOR_NAMES,
                          help="estimator of the total-order indices (jansen)")
     explain.add_argument("--perturbation", default="inpainting",
-                         choices=sorted(perturbations.PERTURBATIONS),
+                         choices=PERTURBATION_NAMES,
                          help="what a masked-out cell becomes (inpainting)")
-    explain.add_argument("--seed", type=int, default=None,
+    explain.add_argument("--seed", type=int_at_least(0), default=None,
                          help="seed of the sampler (scrambles the Sobol sequence)")
     explain.add_argument("--quiet", action="store_true",
                          help="no progress bar, only errors")
@@ -330,17 +463,18 @@ def build_parser():
     score.add_argument("--target", type=int, default=None, metavar="K",
                        help="class id to score for every image (default: the class in "
                             "maps.npz, else the predicted one)")
-    score.add_argument("--steps", type=int, default=10,
+    score.add_argument("--steps", type=int_at_least(1, also=-1), default=10,
                        help="Deletion/Insertion steps (10)")
     score.add_argument("--baseline", type=float, default=0.0,
                        help="value of removed pixels, in the model's input range (0.0)")
-    score.add_argument("--mu-grid-size", type=int, default=9,
+    score.add_argument("--mu-grid-size", type=int_at_least(1), default=9,
                        help="MuFidelity's grid of cells per side (9)")
-    score.add_argument("--nb-samples", type=int, default=200,
-                       help="MuFidelity's random subsets (200)")
-    score.add_argument("--subset-percent", type=float, default=0.2,
+    score.add_argument("--nb-samples", type=int_at_least(2), default=200,
+                       help="MuFidelity's random subsets, at least 2 (200)")
+    score.add_argument("--subset-percent", type=open_fraction, default=0.2,
                        help="MuFidelity's probability that a cell is removed (0.2)")
-    score.add_argument("--seed", type=int, default=0, help="seed of MuFidelity's subsets (0)")
+    score.add_argument("--seed", type=int_at_least(0), default=0,
+                       help="seed of MuFidelity's subsets (0)")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.set_defaults(run=run_score)
     return parser
@@ -349,4 +483,8 @@ def build_parser():
 def main(argv=None):
     """Run ``sobol-tf`` with ``argv`` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        _report("interrupted")
+        return EXIT_INTERRUPTED

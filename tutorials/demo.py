@@ -8,9 +8,12 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np
+
+from sobol_tf._quiet import import_tensorflow_quietly
+
+# before anything imports TensorFlow: no absl/oneDNN/cuInit start-up lines
+import_tensorflow_quietly()
 
 
 def load_digits_32(seed=0):

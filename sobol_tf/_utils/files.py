@@ -1,9 +1,10 @@
-"""Files of the command line: saved Keras models, images, and maps.npz.
+"""Files of the command line: saved Keras models, images, the output folder, maps.npz.
 
 Private to :mod:`sobol_tf.cli`. A file that cannot be used raises :class:`FileProblem`,
 whose message is one line naming the file.
 """
 import os
+import tempfile
 import zipfile
 
 import numpy as np
@@ -12,6 +13,15 @@ MAPS_FILE = "maps.npz"
 #: keys of maps.npz that are not maps
 RESERVED_KEYS = ("files", "targets")
 CHANNEL_NAMES = {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGBA"}
+#: ITU-R 601-2 luma weights of R, G, B (PIL's convert("L"), Keras' load_img grayscale)
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+#: first bytes of a .keras file (a zip archive) and of a .h5 file (HDF5)
+ZIP_SIGNATURE = b"PK\x03\x04"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: where HDF5 may place its signature (after a user block of 512, 1024, 2048 ... bytes)
+HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
+NOT_A_MODEL = ("not a saved Keras model: a .keras file is a zip archive and a .h5 file "
+               "an HDF5 file; this file is neither")
 
 
 class FileProblem(Exception):
@@ -28,12 +38,13 @@ def one_line(exc):
 
 
 class ModelInput:
-    """What a model's single image input needs: (height, width, channels), rank.
+    """What a model's single image input needs: (height, width, channels), rank, and
+    its number of outputs per image.
 
-    ``height``/``width``/``channels`` are None when the model accepts any value.
+    ``height``/``width``/``channels``/``nb_outputs`` are None when not fixed.
     """
 
-    def __init__(self, model_path, shape):
+    def __init__(self, model_path, shape, output_shape=None):
         if not (isinstance(shape, tuple) and len(shape) in (3, 4)
                 and all(isinstance(d, (int, type(None))) for d in shape)):
             raise FileProblem(model_path, f"the model must take one batch of images "
@@ -41,27 +52,105 @@ class ModelInput:
         self.height, self.width = shape[1], shape[2]
         self.channels = shape[3] if len(shape) == 4 else 1
         self.squeeze = len(shape) == 3
+        if self.channels is not None and self.channels not in CHANNEL_NAMES:
+            raise FileProblem(model_path, f"the model takes images of {self.channels} "
+                              "channels; images have 1 to 4 (grayscale, grayscale + alpha, "
+                              "RGB, RGBA)")
+        self.nb_outputs = None
+        if isinstance(output_shape, tuple) and all(isinstance(d, int)
+                                                    for d in output_shape[1:]):
+            self.nb_outputs = int(np.prod(output_shape[1:], dtype=np.int64))
+
+
+def check_model_file(path):
+    """Refuse, with what is wrong, a file that is neither a zip (.keras) nor HDF5 (.h5)."""
+    with open(path, "rb") as handle:
+        head = handle.read(HDF5_OFFSETS[-1] + len(HDF5_SIGNATURE))
+    if not head:
+        raise FileProblem(path, "not a saved Keras model: the file is empty")
+    if any(head[offset:offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE
+           for offset in HDF5_OFFSETS):
+        return
+    if head.startswith(ZIP_SIGNATURE) or zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise FileProblem(path, f"a damaged zip archive: {one_line(exc)}") from exc
+        if "config.json" not in names:
+            raise FileProblem(path, "a zip archive but not a Keras model archive (no "
+                              "config.json inside); save models with model.save('m.keras')")
+        return
+    try:
+        text = head.decode("utf-8")
+        looks_like_text = all(char.isprintable() or char.isspace() for char in text)
+    except UnicodeDecodeError:  # may also be text cut inside a character: say bytes
+        looks_like_text = False
+    what = ("it looks like text" if looks_like_text
+            else "it starts with bytes " + " ".join(f"{b:02x}" for b in head[:4]))
+    raise FileProblem(path, f"{NOT_A_MODEL} ({what})")
 
 
 def load_model(path):
-    """Load a saved Keras model (.keras or .h5); returns (model, ModelInput)."""
+    """Load a saved Keras model (.keras or .h5); returns (model, ModelInput).
+
+    The file's first bytes are checked before Keras reads it, so a text file or a zip
+    that is not a Keras archive is named as such. The model must have one image input
+    and one output.
+    """
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise FileProblem(path, "a TensorFlow SavedModel folder, which Keras 3 cannot load "
+                          "as a model; save the model with model.save('model.keras')")
     if not os.path.isfile(path):
         raise FileProblem(path, "no such model file" if not os.path.exists(path)
                           else "not a file; expected a saved Keras model (.keras, .h5)")
+    try:
+        check_model_file(path)
+    except OSError as exc:
+        raise FileProblem(path, f"cannot read the model: {exc.strerror or exc}") from exc
     import keras
 
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # keras raises many types for a bad file
         raise FileProblem(path, f"cannot load a Keras model: {one_line(exc)}") from exc
-    return model, ModelInput(path, getattr(model, "input_shape", None))
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) > 1:
+        raise FileProblem(path, f"the model must have one output; it has {len(outputs)}")
+    return model, ModelInput(path, getattr(model, "input_shape", None),
+                             getattr(model, "output_shape", None))
+
+
+def convert_channels(image, channels):
+    """Convert a (H, W, C) float image to ``channels`` as Keras' ``load_img`` does.
+
+    Alpha is dropped when the model has none (no compositing, as PIL's
+    ``convert("RGB")``) and set to 1 (opaque) when it has one and the image has none;
+    grayscale becomes RGB by repeating the channel; RGB becomes grayscale by ITU-R
+    601-2 luma, L = 0.299 R + 0.587 G + 0.114 B, as PIL's ``convert("L")`` but without
+    rounding to whole grey levels. ``channels`` None: unchanged.
+    """
+    have = image.shape[-1]
+    if channels is None or have == channels:
+        return image
+    has_alpha = have in (2, 4)
+    color = image[..., :-1] if has_alpha else image
+    if color.shape[-1] == 3 and channels in (1, 2):
+        color = (color @ np.asarray(LUMA_WEIGHTS, np.float32))[..., None]
+    elif color.shape[-1] == 1 and channels in (3, 4):
+        color = np.repeat(color, 3, axis=-1)
+    if channels in (1, 3):
+        return color
+    alpha = image[..., -1:] if has_alpha else np.ones_like(color[..., :1])
+    return np.concatenate([color, alpha], axis=-1)
 
 
 def load_image(path, spec, scale):
     """Read one image; returns (display image in [0, 1], model input), float32 numpy.
 
-    The display image keeps the file's size; the model input is resized (bilinear,
-    antialiased) to the model's size and multiplied by ``scale``.
+    The image is converted to the model's channels (:func:`convert_channels`). The
+    display image keeps the file's size (and drops alpha); the model input is resized
+    (bilinear, antialiased) to the model's size and multiplied by ``scale``.
     """
     import tensorflow as tf
 
@@ -70,26 +159,25 @@ def load_image(path, spec, scale):
             data = handle.read()
     except OSError as exc:
         raise FileProblem(path, f"cannot read the image: {exc.strerror or exc}") from exc
+    if not data:
+        raise FileProblem(path, "the file is empty")
     try:
         image = tf.io.decode_image(data, dtype=tf.float32, expand_animations=False)
     except (tf.errors.InvalidArgumentError, ValueError) as exc:
         raise FileProblem(path, "cannot decode the image: not a PNG, JPEG, GIF or BMP "
                           "file, or a damaged one") from exc
-    channels = image.shape[-1]
-    if spec.channels is not None and channels != spec.channels:
-        raise FileProblem(
-            path, f"the image has {channels} channel(s) "
-            f"({CHANNEL_NAMES.get(channels, 'unknown')}) but the model expects "
-            f"{spec.channels} ({CHANNEL_NAMES.get(spec.channels, 'unknown')}); "
-            "convert the image")
+    if image.shape[-1] not in CHANNEL_NAMES:
+        raise FileProblem(path, f"the image has {image.shape[-1]} channels; expected 1 to 4")
+    image = convert_channels(image.numpy(), spec.channels)
     size = (spec.height or image.shape[0], spec.width or image.shape[1])
     inputs = image
     if tuple(image.shape[:2]) != size:
-        inputs = tf.image.resize(image, size, method="bilinear", antialias=True)
-    inputs = inputs * scale
+        inputs = tf.image.resize(image, size, method="bilinear", antialias=True).numpy()
+    inputs = inputs * np.float32(scale)
     if spec.squeeze:
         inputs = inputs[..., 0]
-    return image.numpy(), inputs.numpy()
+    display = image[..., :-1] if image.shape[-1] in (2, 4) else image
+    return display, inputs
 
 
 def group_by_shape(loaded):
@@ -100,29 +188,86 @@ def group_by_shape(loaded):
     return list(groups.values())
 
 
-def check_names(paths):
-    """Image file names, which key maps.npz and name overlays: they must be unique."""
-    seen = {}
+def check_names(paths, overlay_suffix=None):
+    """The image paths, each once, in order; their file names key maps.npz and name the
+    overlays (``<stem><overlay_suffix>``), so these must not collide.
+
+    Raises:
+        FileProblem: a reserved name, a name that is not valid UTF-8, two paths with
+            one file name, or (when
+            ``overlay_suffix`` is given) two file names with one overlay name.
+    """
+    seen, overlays, unique = {}, {}, []
     for path in paths:
         name = os.path.basename(path)
         if name in RESERVED_KEYS:
             raise FileProblem(path, f"an image cannot be named {name!r} (a key of "
                               f"{MAPS_FILE}); rename it")
-        if name in seen and seen[name] != path:
-            raise FileProblem(path, f"same file name as {seen[name]}; outputs are named "
-                              "after the file name, so rename one")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes of the file system's name
+            raise FileProblem(path, "its file name is not valid UTF-8 (it is saved as a "
+                              f"key of {MAPS_FILE}); rename it") from None
+        if name in seen:
+            if seen[name] != path:
+                raise FileProblem(path, f"same file name as {seen[name]}; outputs are "
+                                  "named after the file name, so rename one")
+            continue
+        if overlay_suffix is not None:
+            overlay = os.path.splitext(name)[0] + overlay_suffix
+            if overlay in overlays:
+                raise FileProblem(path, f"its overlay would be {overlay}, as for "
+                                  f"{overlays[overlay]}; rename one")
+            overlays[overlay] = path
         seen[name] = path
-    return [os.path.basename(path) for path in paths]
+        unique.append(path)
+    return unique
+
+
+def check_output_folder(folder):
+    """Create ``folder`` if needed and check that files can be written in it.
+
+    Raises:
+        FileProblem: it cannot be created or written in (with the system's reason), or
+            its maps.npz is a folder.
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise FileProblem(folder, "cannot create the output folder: "
+                          f"{exc.strerror or exc}") from exc
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".sobol-tf-", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise FileProblem(folder, "cannot write in the output folder: "
+                          f"{exc.strerror or exc}") from exc
+    if os.path.isdir(os.path.join(folder, MAPS_FILE)):
+        raise FileProblem(folder, f"{MAPS_FILE} is a folder there; remove or rename it")
 
 
 def save_maps(path, names, maps, targets):
-    """Write maps.npz with numpy's format (names may be any string)."""
-    arrays = {"files": np.asarray(names), "targets": np.asarray(targets, np.int64)}
+    """Write maps.npz with numpy's format (names may be any string), atomically: to a
+    temporary file in the same folder, then renamed over ``path``."""
+    arrays = {"files": np.asarray(names, dtype=str),
+              "targets": np.asarray(targets, np.int64)}
     arrays.update({name: np.asarray(m, np.float32) for name, m in zip(names, maps)})
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for key, array in arrays.items():
-            with archive.open(key + ".npy", "w") as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".",
+                                         prefix=".maps-", suffix=".npz.tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0o600 would stick after replace
+        with os.fdopen(handle, "wb") as raw, \
+                zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for key, array in arrays.items():
+                with archive.open(key + ".npy", "w") as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def load_maps(path):
