@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import lookup
+from sobol_tf._utils import check_positive_int, lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: float32 ulps of the scores' magnitude under which their spread counts as constant.
@@ -102,10 +102,7 @@ class SobolEstimator(ABC):
             raise InvalidArgumentError(
                 f"scores must have shape (N, nb_design * (d + 2)), got {scores.shape}."
             )
-        if isinstance(nb_design, bool) or not isinstance(nb_design, (int, np.integer)) \
-                or nb_design < 2:
-            raise InvalidTypeError(f"nb_design must be an integer >= 2, got {nb_design!r}.")
-        nb_design = int(nb_design)
+        nb_design = check_positive_int("nb_design", nb_design, minimum=2)
         total = scores.shape[1]
         if total % nb_design or total // nb_design < 3:
             raise InvalidArgumentError(

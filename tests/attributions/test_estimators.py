@@ -170,3 +170,14 @@ def test_constant_a_outputs_with_varying_others_stay_finite(name):
     estimator = estimators.get(name)
     assert np.all(np.isfinite(estimator(scores, n).numpy()))
     assert np.all(np.isfinite(estimator.first_order(scores, n).numpy()))
+
+
+def test_nb_design_errors_have_the_right_type():
+    from sobol_tf.errors import InvalidTypeError
+    scores = np.arange(8 * 5, dtype=np.float64)
+    with pytest.raises(InvalidArgumentError, match="nb_design must be an integer >= 2, got 1"):
+        estimators.JansenEstimator()(scores, 1)
+    with pytest.raises(InvalidTypeError, match="nb_design"):
+        estimators.JansenEstimator()(scores, 8.0)
+    np.testing.assert_array_equal(estimators.JansenEstimator()(scores, np.int64(8)).numpy(),
+                                  estimators.JansenEstimator()(scores, 8).numpy())
