@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from sobol_tf._utils import check_grid_fits, check_positive_int
 from sobol_tf.attributions import perturbations as perturbations_module
+from sobol_tf.attributions.estimators import DEGENERATE_ULPS
 from sobol_tf.attributions import samplers as samplers_module
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
@@ -19,6 +20,9 @@ ESTIMATOR_INPUTS = 8
 #: estimator memory for one input (about 4 nb_design**2 + nb_design * d floats), that an
 #: explainer accepts; larger ones are refused in the constructor.
 MAX_BYTES = 1 << 30
+
+
+_RESOLUTION = DEGENERATE_ULPS * float(np.finfo(np.float32).eps)
 
 
 def estimator_bytes(nb_design, dimension):
@@ -51,7 +55,9 @@ def hsic_binary_rbf(scores, centred_masks):
     at once (H is the centring matrix; the constant part of K cancels on H L H).
 
     When more than half of the pairs tie (median 0), s is the mean pairwise distance;
-    when all the scores are equal, every index is 0.
+    when the scores are constant to float32 resolution (spread at most
+    ``estimators.DEGENERATE_ULPS`` ulps of their magnitude, as for the Sobol
+    estimators), every index is 0.
 
     Args:
         scores: float32 (B, n), the scores of each input on the n designs.
@@ -73,7 +79,10 @@ def hsic_binary_rbf(scores, centred_masks):
     gram = tf.exp(-tf.square(distances) / (2.0 * tf.square(width)))        # (B, n, n)
     projected = tf.einsum("bjk,kd->bjd", gram, centred_masks)
     indices = tf.einsum("bjd,jd->bd", projected, centred_masks)
-    return 2.0 * indices / tf.cast(nb_design, tf.float32)
+    spread = tf.reduce_max(scores, axis=1) - tf.reduce_min(scores, axis=1)
+    constant = spread <= _RESOLUTION * tf.reduce_max(tf.abs(scores), axis=1)
+    return tf.where(constant[:, None], tf.zeros_like(indices),
+                    2.0 * indices / tf.cast(nb_design, tf.float32))
 
 
 class HsicAttributionMethod(BlackBoxExplainer):

@@ -179,3 +179,15 @@ def test_bad_arguments(kwargs, error, message, convnet):
 def test_grid_larger_than_input(convnet, images):
     with pytest.raises(InvalidArgumentError, match="grid_size=8 for inputs of 4x4"):
         HsicAttributionMethod(convnet, grid_size=8, nb_design=512)(images[:, :4, :4], [0] * 3)
+
+
+def test_float32_rounding_noise_counts_as_constant_and_small_variations_do_not():
+    rng = np.random.default_rng(0)
+    design = (rng.random((64, 4)) < 0.5).astype(np.float32)
+    centred = tf.constant(design - design.mean(axis=0))
+    noise = np.float32(1000.0) + rng.integers(-1, 2, 64).astype(np.float32) \
+        * np.spacing(np.float32(1000.0))
+    signal = np.float32(20.0) + np.float32(1e-4) * design[:, 2]
+    indices = hsic_binary_rbf(tf.constant(np.stack([noise, signal])), centred).numpy()
+    np.testing.assert_array_equal(indices[0], 0.0)
+    assert indices[1, 2] > 10 * np.abs(indices[1, [0, 1, 3]]).max()

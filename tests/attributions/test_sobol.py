@@ -261,3 +261,19 @@ def test_per_channel_design_over_the_cap_is_refused_at_explain(monkeypatch):
                                        per_channel=True)
     with pytest.raises(InvalidArgumentError, match="per_channel.*3 channels"):
         explainer(np.ones((1, 4, 4, 3), np.float32), [0])
+
+
+def test_readme_metrics_example_gives_every_centre_cell_a_nonzero_index():
+    def model(x):  # the README's: class 1 is the brightness of the 8x8 centre
+        centre = tf.reduce_mean(x[:, 4:12, 4:12, :], axis=[1, 2, 3])
+        return tf.stack([1.0 - centre, centre], axis=-1)
+
+    images = np.random.default_rng(0).uniform(size=(4, 16, 16, 3)).astype("float32")
+    explainer = SobolAttributionMethod(model, grid_size=4, nb_design=8)
+    model_view, inputs, targets = explainer._prepare(images, np.ones(4, int))
+    masks = explainer._masks(16, 16, 3)
+    cells = explainer.estimator(explainer._perturbed_scores(model_view, inputs, targets, masks),
+                                8).numpy()
+    centre = [5, 6, 9, 10]
+    assert np.all(cells[:, centre] > 0.01), cells[:, centre]
+    np.testing.assert_allclose(np.delete(cells, centre, axis=1), 0.0, atol=1e-6)
