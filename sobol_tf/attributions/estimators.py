@@ -147,6 +147,9 @@ class JansenEstimator(SobolEstimator):
 class HommaEstimator(SobolEstimator):
     """Homma & Saltelli (1996): ST_i = (V - mean(f(A) f(C_i)) + f0^2) / V.
 
+    Not shift invariant as written: it is applied to the centred scores (see the module's
+    docstring), which gives the reference's value on scores of mean 0.
+
     Ref. T. Homma, A. Saltelli, Importance measures in global sensitivity analysis of
     nonlinear models, Reliability Engineering & System Safety 52 (1996).
     """
@@ -161,7 +164,9 @@ class JanonEstimator(SobolEstimator):
     """Janon et al. (2014): mean and variance pooled over f(A) and f(C_i).
 
     ST_i = 1 - (mean(f(A) f(C_i)) - f0_i^2) / V_i, with f0_i the mean of f(A) and f(C_i)
-    and V_i their pooled second moment minus f0_i^2.
+    and V_i their pooled second moment minus f0_i^2 (the reference's: 1/(n - 1) for the
+    second moment, 1/n for the mean). Not shift invariant as written: it is applied to the
+    centred scores (see the module's docstring).
 
     Ref. A. Janon et al., Asymptotic normality and efficiency of two Sobol index
     estimators, ESAIM: Probability and Statistics 18 (2014).
