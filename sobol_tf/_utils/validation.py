@@ -16,13 +16,21 @@ def check_positive_int(name, value, minimum=1):
     return int(value)
 
 
-def check_power_of_two(name, value):
-    """Return ``value`` if it is a positive power of two; suggest the nearest one otherwise."""
-    value = check_positive_int(name, value)
+def check_power_of_two(name, value, minimum=1, maximum=None):
+    """Return ``value`` if it is a power of two >= ``minimum``; raise otherwise.
+
+    The message suggests the nearest power of two within [minimum, maximum] (``maximum``
+    None: no upper bound), so that the suggestion is itself accepted. A power of two
+    over ``maximum`` is not refused here: the caller says why it is too large.
+    """
+    value = check_positive_int(name, value, minimum=minimum)
     if value & (value - 1):
         lower = 1 << (value.bit_length() - 1)
         upper = lower << 1
         nearest = lower if value - lower < upper - value else upper
+        if maximum is not None and nearest > maximum:
+            nearest = 1 << (maximum.bit_length() - 1)
+        nearest = max(nearest, 1 << (minimum - 1).bit_length())
         raise InvalidArgumentError(
             f"{name} must be a power of two, got {value}; try {nearest}."
         )

@@ -3,23 +3,38 @@
 Every estimator reads the scores of the replicated design [A, B, C_1..C_d] (see
 :mod:`sobol_tf.attributions.samplers`), vectorised over inputs and dimensions: scores
 (N, nb_design * (d + 2)) -> indices (N, d). :meth:`SobolEstimator.__call__` splits and
-reshapes; a subclass implements only its formula for the total-order index, with
-``a`` (N, 1, n), ``b`` (N, 1, n) and ``c`` (N, d, n), in float64.
+reshapes; a subclass implements only its formula for the total-order index, as a
+numerator and a variance, with ``a`` (N, 1, n), ``b`` (N, 1, n) and ``c`` (N, d, n), in
+float64.
 
-The formulas, and the variance conventions (sample variance of the A outputs, except
-where stated), are those of the Sobol attribution method's reference implementation,
-so that indices match it. When the outputs do not vary (a constant model), every
-index is 0 rather than NaN.
+Rules shared by every estimator (and by :meth:`SobolEstimator.first_order`):
+
+- The scores of each input are centred first (their mean over the whole design is
+  subtracted, in float64), so every index is invariant to adding a constant to the
+  score. The formulas are those of the Sobol attribution method's reference
+  implementation, applied to the centred scores: Jansen's and Glen's are shift
+  invariant anyway (same values as the reference up to rounding); Homma's / Saltelli's,
+  Janon's and the first-order formula are not, and centring makes them so.
+- An input's scores count as constant when their spread (max - min over the design) is
+  at most :data:`DEGENERATE_ULPS` float32 ulps of their magnitude,
+  ``spread <= DEGENERATE_ULPS * eps_float32 * max|score|``: what a float32 model output
+  cannot resolve. Then every index is 0 (not NaN).
+- Otherwise, where an estimator's variance term is below that resolution (e.g. all the
+  A outputs equal while B or C_i vary, possible with few designs), the variance of all
+  the design's scores replaces it, so every index stays finite.
 """
 from abc import ABC, abstractmethod
 
+import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import lookup
+from sobol_tf._utils import check_positive_int, lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
-#: relative variance under which the outputs count as constant.
-DEGENERATE_VARIANCE = 1e-10
+#: float32 ulps of the scores' magnitude under which their spread counts as constant.
+DEGENERATE_ULPS = 4
+
+_RESOLUTION = DEGENERATE_ULPS * float(np.finfo(np.float32).eps)
 
 
 def _mean(x, keepdims=False):
@@ -31,43 +46,51 @@ def _sample_variance(x):
     return tf.reduce_sum(tf.square(x - _mean(x, True)), axis=-1) / tf.maximum(n - 1.0, 1.0)
 
 
-def _safe_ratio(numerator, variance, reference):
-    """numerator / variance, or 0 where the variance is negligible against ``reference``."""
-    degenerate = variance <= DEGENERATE_VARIANCE * (reference + 1e-300)
-    return tf.where(degenerate, tf.zeros_like(numerator),
-                    numerator / tf.where(degenerate, tf.ones_like(variance), variance))
-
-
 class SobolEstimator(ABC):
     """Base of the estimators: ``estimator(scores, nb_design)`` -> total-order indices.
 
     Args of ``__call__`` and ``first_order``:
         scores: (N, nb_design * (d + 2)) or (nb_design * (d + 2),) outputs of the
             replicated design, in the order [A, B, C_1..C_d].
-        nb_design: the number of rows of A.
+        nb_design: the number of rows of A, an integer >= 2.
 
     Returns:
-        float32 tf.Tensor (N, d) (or (d,) for 1-D scores).
+        float32 tf.Tensor (N, d) (or (d,) for 1-D scores): 0 for an input whose scores
+        are constant to float32 resolution (see the module's docstring).
+
+    Raises:
+        InvalidArgumentError: scores not of that layout.
+        InvalidTypeError: ``nb_design`` not an integer >= 2.
     """
 
     def __call__(self, scores, nb_design):
-        a, b, c, squeeze = self._split(scores, nb_design)
-        return self._finish(self._total(a, b, c), squeeze)
+        a, b, c, squeeze, context = self._split(scores, nb_design)
+        return self._finish(self._ratio(*self._total(a, b, c), context), squeeze)
 
     def first_order(self, scores, nb_design):
         """First-order indices S_i (Saltelli et al., 2010): E[f(B) (f(C_i) - f(A))] / V.
 
-        V is the variance of the A and B outputs pooled. Shared by every estimator.
+        V is the variance of the A and B outputs pooled; the scores are centred first.
+        Shared by every estimator.
         """
-        a, b, c, squeeze = self._split(scores, nb_design)
-        ab = tf.concat([a, b], axis=-1)
-        variance = tf.math.reduce_variance(ab, axis=-1)
-        numerator = _mean(b * (c - a))
-        return self._finish(_safe_ratio(numerator, variance, _mean(tf.square(ab))), squeeze)
+        a, b, c, squeeze, context = self._split(scores, nb_design)
+        variance = tf.math.reduce_variance(tf.concat([a, b], axis=-1), axis=-1)
+        return self._finish(self._ratio(_mean(b * (c - a)), variance, context), squeeze)
 
     @abstractmethod
     def _total(self, a, b, c):
-        """Total-order indices (N, d) from a, b (N, 1, n) and c (N, d, n)."""
+        """(numerator, variance) of the total-order indices, from centred a, b, c.
+
+        Both broadcast to (N, d); the index is numerator / variance.
+        """
+
+    @staticmethod
+    def _ratio(numerator, variance, context):
+        """numerator / variance, with the rules of the module's docstring."""
+        constant, floor, pooled = context
+        variance = tf.where(variance <= floor, pooled, variance)
+        variance = tf.where(constant, tf.ones_like(variance), variance)
+        return tf.where(constant, tf.zeros_like(numerator), numerator / variance)
 
     @staticmethod
     def _split(scores, nb_design):
@@ -79,8 +102,7 @@ class SobolEstimator(ABC):
             raise InvalidArgumentError(
                 f"scores must have shape (N, nb_design * (d + 2)), got {scores.shape}."
             )
-        if not isinstance(nb_design, int) or nb_design < 2:
-            raise InvalidTypeError(f"nb_design must be an integer >= 2, got {nb_design!r}.")
+        nb_design = check_positive_int("nb_design", nb_design, minimum=2)
         total = scores.shape[1]
         if total % nb_design or total // nb_design < 3:
             raise InvalidArgumentError(
@@ -88,10 +110,17 @@ class SobolEstimator(ABC):
                 f"{nb_design} and d >= 1."
             )
         dimension = total // nb_design - 2
+        # constant to float32 resolution, decided on the raw scores
+        spread = tf.reduce_max(scores, axis=1) - tf.reduce_min(scores, axis=1)
+        tolerance = _RESOLUTION * tf.reduce_max(tf.abs(scores), axis=1)
+        constant = (spread <= tolerance)[:, None]
+        floor = tf.square(tolerance)[:, None]
+        scores = scores - _mean(scores, True)
+        pooled = _mean(tf.square(scores))[:, None]
         a = scores[:, None, :nb_design]
         b = scores[:, None, nb_design:2 * nb_design]
         c = tf.reshape(scores[:, 2 * nb_design:], (-1, dimension, nb_design))
-        return a, b, c, squeeze
+        return a, b, c, squeeze, (constant, floor, pooled)
 
     @staticmethod
     def _finish(indices, squeeze):
@@ -112,12 +141,14 @@ class JansenEstimator(SobolEstimator):
     def _total(self, a, b, c):
         n = tf.cast(tf.shape(a)[-1], a.dtype)
         variance = _sample_variance(a)
-        numerator = tf.reduce_sum(tf.square(a - c), axis=-1) / (2.0 * n)
-        return _safe_ratio(numerator, variance, _mean(tf.square(a)))
+        return tf.reduce_sum(tf.square(a - c), axis=-1) / (2.0 * n), variance
 
 
 class HommaEstimator(SobolEstimator):
     """Homma & Saltelli (1996): ST_i = (V - mean(f(A) f(C_i)) + f0^2) / V.
+
+    Not shift invariant as written: it is applied to the centred scores (see the module's
+    docstring), which gives the reference's value on scores of mean 0.
 
     Ref. T. Homma, A. Saltelli, Importance measures in global sensitivity analysis of
     nonlinear models, Reliability Engineering & System Safety 52 (1996).
@@ -126,15 +157,16 @@ class HommaEstimator(SobolEstimator):
     def _total(self, a, b, c):
         f0 = _mean(a)
         variance = _sample_variance(a)
-        numerator = variance - _mean(a * c) + tf.square(f0)
-        return _safe_ratio(numerator, variance, _mean(tf.square(a)))
+        return variance - _mean(a * c) + tf.square(f0), variance
 
 
 class JanonEstimator(SobolEstimator):
     """Janon et al. (2014): mean and variance pooled over f(A) and f(C_i).
 
     ST_i = 1 - (mean(f(A) f(C_i)) - f0_i^2) / V_i, with f0_i the mean of f(A) and f(C_i)
-    and V_i their pooled second moment minus f0_i^2.
+    and V_i their pooled second moment minus f0_i^2 (the reference's: 1/(n - 1) for the
+    second moment, 1/n for the mean). Not shift invariant as written: it is applied to the
+    centred scores (see the module's docstring).
 
     Ref. A. Janon et al., Asymptotic normality and efficiency of two Sobol index
     estimators, ESAIM: Probability and Statistics 18 (2014).
@@ -145,13 +177,7 @@ class JanonEstimator(SobolEstimator):
         f0 = (_mean(a) + _mean(c)) / 2.0
         variance = tf.reduce_sum(tf.square(a) + tf.square(c), axis=-1) / (2.0 * (n - 1.0)) \
             - tf.square(f0)
-        numerator = variance - (_mean(a * c) - tf.square(f0))
-        # the reference's variance mixes 1/(n-1) and 1/n, so it is not 0 for constant
-        # outputs; decide degeneracy on the plain pooled variance instead
-        reference = _mean(tf.square(a))
-        spread = (reference + _mean(tf.square(c))) / 2.0 - tf.square(f0)
-        return tf.where(spread <= DEGENERATE_VARIANCE * (reference + 1e-300),
-                        tf.zeros_like(numerator), _safe_ratio(numerator, variance, reference))
+        return variance - (_mean(a * c) - tf.square(f0)), variance
 
 
 class GlenEstimator(SobolEstimator):
@@ -168,7 +194,7 @@ class GlenEstimator(SobolEstimator):
         covariance = tf.reduce_sum((a - _mean(a, True)) * (c - _mean(c, True)), axis=-1) \
             / (n - 1.0)
         scale = tf.sqrt(tf.math.reduce_variance(a, axis=-1) * tf.math.reduce_variance(c, axis=-1))
-        return _safe_ratio(scale - covariance, scale, _mean(tf.square(a)))
+        return scale - covariance, scale
 
 
 class SaltelliEstimator(HommaEstimator):

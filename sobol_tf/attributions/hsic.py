@@ -1,4 +1,5 @@
 """HSIC attribution method (Novello, Fel & Vigouroux, NeurIPS 2022)."""
+import math
 import warnings
 
 import numpy as np
@@ -6,12 +7,41 @@ import tensorflow as tf
 
 from sobol_tf._utils import check_grid_fits, check_positive_int
 from sobol_tf.attributions import perturbations as perturbations_module
+from sobol_tf.attributions.estimators import DEGENERATE_ULPS
 from sobol_tf.attributions import samplers as samplers_module
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
 
-#: inputs whose (nb_design, nb_design) Gram matrices the estimator computes at once.
+#: inputs whose (nb_design, nb_design) Gram matrices the estimator computes at once (at
+#: most; fewer when that would pass MAX_BYTES).
 ESTIMATOR_INPUTS = 8
+
+#: the largest binary design (nb_design x grid_size**2 float32 masks), and the largest
+#: estimator memory for one input (about 4 nb_design**2 + nb_design * d floats), that an
+#: explainer accepts; larger ones are refused in the constructor.
+MAX_BYTES = 1 << 30
+
+
+_RESOLUTION = DEGENERATE_ULPS * float(np.finfo(np.float32).eps)
+
+
+def estimator_bytes(nb_design, dimension):
+    """Bytes the HSIC estimator holds for one input: distances, pairs, Gram, projection."""
+    return 4 * (4 * nb_design ** 2 + nb_design * dimension)
+
+
+def twin_cells(design):
+    """The first pair (i, j), i < j, of columns of a binary design that are equal or
+    complementary, or None. Exact, in O(nb_design * d) (columns hashed as bytes).
+    """
+    canonical = design != design[:1]            # flip each column so that its row 0 is 0
+    packed = np.packbits(canonical, axis=0).T   # (d, ceil(n / 8)) one byte string per column
+    seen = {}
+    for column, key in enumerate(map(bytes, packed)):
+        if key in seen:
+            return seen[key], column
+        seen[key] = column
+    return None
 
 
 def hsic_binary_rbf(scores, centred_masks):
@@ -25,7 +55,9 @@ def hsic_binary_rbf(scores, centred_masks):
     at once (H is the centring matrix; the constant part of K cancels on H L H).
 
     When more than half of the pairs tie (median 0), s is the mean pairwise distance;
-    when all the scores are equal, every index is 0.
+    when the scores are constant to float32 resolution (spread at most
+    ``estimators.DEGENERATE_ULPS`` ulps of their magnitude, as for the Sobol
+    estimators), every index is 0.
 
     Args:
         scores: float32 (B, n), the scores of each input on the n designs.
@@ -47,7 +79,10 @@ def hsic_binary_rbf(scores, centred_masks):
     gram = tf.exp(-tf.square(distances) / (2.0 * tf.square(width)))        # (B, n, n)
     projected = tf.einsum("bjk,kd->bjd", gram, centred_masks)
     indices = tf.einsum("bjd,jd->bd", projected, centred_masks)
-    return 2.0 * indices / tf.cast(nb_design, tf.float32)
+    spread = tf.reduce_max(scores, axis=1) - tf.reduce_min(scores, axis=1)
+    constant = spread <= _RESOLUTION * tf.reduce_max(tf.abs(scores), axis=1)
+    return tf.where(constant[:, None], tf.zeros_like(indices),
+                    2.0 * indices / tf.cast(nb_design, tf.float32))
 
 
 class HsicAttributionMethod(BlackBoxExplainer):
@@ -90,10 +125,19 @@ class HsicAttributionMethod(BlackBoxExplainer):
         seed: seed of the sampler when it is given by name.
         verbose: show a progress bar.
 
+    The design is drawn at the first explain and kept; the constructor only checks
+    sizes: the sampler's dimensions (scipy's Sobol sequence: grid_size <= 145), and
+    :data:`MAX_BYTES` (1 GiB) for both the binary design (``nb_design * d`` float32) and
+    the estimator's memory for one input (about ``4 * nb_design**2 + nb_design * d``
+    floats, so nb_design <= 8184 at grid_size=8).
+
     Raises:
-        InvalidArgumentError: ``grid_size`` or ``nb_design`` < 1, an unknown sampler or
-            perturbation name, a design of the wrong shape or with cells that cannot be
-            told apart, a grid larger than the inputs (at explain time).
+        InvalidArgumentError: in the constructor: ``grid_size`` < 1, ``nb_design`` < 2,
+            an unknown sampler or perturbation name, a design over the sampler's
+            dimensions or over MAX_BYTES (the message gives the forward passes, the
+            memory and the largest nb_design that fits). At the first explain: a design
+            of the wrong shape, with values outside [0, 1], or with cells that cannot be
+            told apart; a grid larger than the inputs.
 
     Example:
         >>> explainer = HsicAttributionMethod(model, grid_size=8, nb_design=500)
@@ -112,7 +156,40 @@ class HsicAttributionMethod(BlackBoxExplainer):
         self.sampler = samplers_module.get(sampler, seed=seed)
         self.perturbation_function = perturbations_module.get(perturbation_function)
         self.seed = seed
-        self._design = self._draw_design()
+        self._check_size()
+        self._design = None  # drawn at the first explain
+
+    def _check_size(self):
+        """Refuse designs over the sampler's dimensions or MAX_BYTES, before any drawing."""
+        dimension = self.grid_size ** 2
+        what = f"grid_size={self.grid_size} and nb_design={self.nb_design} (d={dimension} cells)"
+        max_dimension = getattr(self.sampler, "max_dimension", None)
+        if max_dimension is not None and dimension > max_dimension:
+            raise InvalidArgumentError(
+                f"{what}: the sampler {type(self.sampler).__name__} supports at most "
+                f"{max_dimension} dimensions; use grid_size <= {math.isqrt(max_dimension)} "
+                "or a sampler without that limit ('halton', 'lhs', 'monte_carlo')."
+            )
+        design = 4 * self.nb_design * dimension
+        estimator = estimator_bytes(self.nb_design, dimension)
+        if design > MAX_BYTES or estimator > MAX_BYTES:
+            # the largest n with 16 n^2 + 4 n d <= MAX_BYTES and 4 n d <= MAX_BYTES
+            largest = min(MAX_BYTES // (4 * dimension),
+                          math.isqrt(dimension ** 2 + 4 * MAX_BYTES) // 8)
+            while estimator_bytes(largest + 1, dimension) <= MAX_BYTES \
+                    and 4 * (largest + 1) * dimension <= MAX_BYTES:
+                largest += 1
+            while largest > 1 and estimator_bytes(largest, dimension) > MAX_BYTES:
+                largest -= 1
+            lower = (f"nb_design <= {largest}" if largest >= 2
+                     else "a smaller grid_size")
+            raise InvalidArgumentError(
+                f"{what} need {self.nb_design} forward passes per input, a binary design of "
+                f"{design / 2 ** 30:.1f} GiB of float32 masks and {estimator / 2 ** 30:.1f} "
+                "GiB per input for the estimator's (nb_design, nb_design) matrices, over the "
+                f"{MAX_BYTES / 2 ** 30:.1f} GiB of sobol_tf.attributions.hsic.MAX_BYTES; "
+                f"use {lower}."
+            )
 
     def _draw_design(self):
         """Binary masks (nb_design, grid, grid, 1), checked so that every cell is told apart."""
@@ -120,27 +197,21 @@ class HsicAttributionMethod(BlackBoxExplainer):
         draw = getattr(self.sampler, "sample", self.sampler)
         with warnings.catch_warnings():  # balance matters little once thresholded
             warnings.filterwarnings("ignore", message=".*balance properties of Sobol")
-            points = np.asarray(draw(dimension, self.nb_design), dtype=np.float64)
-        if points.shape != (self.nb_design, dimension):
-            raise InvalidArgumentError(
-                f"sampler returned points of shape {points.shape}, expected "
-                f"{(self.nb_design, dimension)} (nb_design rows, grid_size**2 columns)."
-            )
+            points = samplers_module.check_design(
+                draw(dimension, self.nb_design), (self.nb_design, dimension),
+                "sampler (points: nb_design rows, grid_size**2 columns)")
         design = (points >= 0.5).astype(np.float32)
-        centred = design - design.mean(axis=0)
-        norms = np.linalg.norm(centred, axis=0)
-        constant = np.flatnonzero(norms == 0)
+        del points
+        constant = np.flatnonzero(np.all(design == design[:1], axis=0))
         if constant.size:
             raise InvalidArgumentError(
                 f"the binary design keeps cell {constant[0]} in all or none of the "
                 f"{self.nb_design} masks, so its HSIC is always 0; use a larger nb_design "
                 "or sampler='lhs'."
             )
-        correlation = np.abs(centred.T @ centred) / np.outer(norms, norms)
-        np.fill_diagonal(correlation, 0.0)
-        twins = np.argwhere(correlation > 1.0 - 1e-6)
-        if twins.size:
-            first, second = twins[0]
+        twins = twin_cells(design)
+        if twins is not None:
+            first, second = twins
             raise InvalidArgumentError(
                 f"the binary design gives cells {first} and {second} equal or "
                 f"complementary masks over the {self.nb_design} designs, so they cannot be "
@@ -153,6 +224,8 @@ class HsicAttributionMethod(BlackBoxExplainer):
         check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
 
     def _masks(self, height, width, channels):
+        if self._design is None:
+            self._design = self._draw_design()
         return self._design
 
     def _baselines(self, images):
@@ -164,11 +237,13 @@ class HsicAttributionMethod(BlackBoxExplainer):
     def _estimate(self, scores, masks, base_scores):
         flat = tf.reshape(masks, (masks.shape[0], -1))
         centred = flat - tf.reduce_mean(flat, axis=0, keepdims=True)
+        parallel = max(1, min(ESTIMATOR_INPUTS,
+                              MAX_BYTES // estimator_bytes(*flat.shape)))
 
         def step(indices, scores, centred):
             # one input at a time inside the step: memory O(nb_design**2) per input in flight
             return tf.map_fn(lambda row: hsic_binary_rbf(row[None], centred)[0],
-                             tf.gather(scores, indices), parallel_iterations=ESTIMATOR_INPUTS)
+                             tf.gather(scores, indices), parallel_iterations=parallel)
 
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None, scores.shape[1]], tf.float32),

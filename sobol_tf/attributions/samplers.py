@@ -8,25 +8,98 @@ replicated design
     [A, B, C_1, ..., C_d]      with C_i = A whose column i is taken from B,
 
 of ``nb_design * (dimension + 2)`` rows, the layout the estimators read.
+
+A design where column i of A equals column i of B gives C_i == A, so the index of
+dimension i would be 0 whatever the model does ("tied" dimensions). The unscrambled
+Sobol sequence gives such ties when ``nb_design`` is small for the dimension (e.g. 3 of
+16 dimensions at nb_design=8, every dimension at nb_design=2). The default sampler
+(``get(None)`` or ``get('sobol')`` without a seed, i.e. ``SobolSequence(scramble='auto')``)
+then uses the Owen-scrambled sequence of seed :data:`FALLBACK_SEED` instead, so results
+stay reproducible; any other sampler that ties a dimension is refused with
+InvalidArgumentError.
 """
 import numpy as np
 from scipy.stats import qmc
 
 from sobol_tf._utils import check_positive_int, lookup
-from sobol_tf.errors import InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+#: seed of the Owen-scrambled Sobol sequence the default sampler falls back to when the
+#: unscrambled one ties a column of A to the same column of B.
+FALLBACK_SEED = 0
+
+#: the error path looks for a tie-free nb_design of the unscrambled Sobol sequence up to
+#: this many points.
+_LARGEST_SUGGESTION = 1 << 12
 
 
 def replicate(a, b):
     """Build the replicated design [A, B, C_1..C_d] from A and B of shape (n, d).
 
+    Written straight into one float32 array (no float64 or (d, n, d) temporaries), so
+    that the peak memory is the design itself.
+
     Returns:
         float32 array (n * (d + 2), d).
     """
     n, d = a.shape
-    c = np.repeat(a[None], d, axis=0)  # (d, n, d)
+    design = np.empty((n * (d + 2), d), np.float32)
+    design[:n] = a
+    design[n:2 * n] = b
+    c = design[2 * n:].reshape(d, n, d)
+    c[:] = design[None, :n]
     columns = np.arange(d)
-    c[columns, :, columns] = b.T
-    return np.concatenate([a, b, c.reshape(n * d, d)], axis=0).astype(np.float32)
+    c[columns, :, columns] = design[n:2 * n].T
+    return design
+
+
+def tied_dimensions(design, nb_design):
+    """Dimensions i whose column in A equals the one in B (so C_i == A): int array."""
+    a, b = design[:nb_design], design[nb_design:2 * nb_design]
+    return np.flatnonzero(np.all(a == b, axis=0))
+
+
+def check_design(design, expected_shape, who):
+    """Raise InvalidArgumentError unless ``design`` has ``expected_shape`` and values in [0, 1].
+
+    Args:
+        design: array-like returned by a sampler.
+        expected_shape: the shape it must have.
+        who: what drew it, for the message (e.g. "sampler").
+
+    Returns:
+        the design as a numpy array.
+    """
+    design = np.asarray(design)
+    if design.shape != tuple(expected_shape):
+        raise InvalidArgumentError(
+            f"{who} returned a design of shape {design.shape}, expected {tuple(expected_shape)}."
+        )
+    if design.size and not (np.all(np.isfinite(design)) and design.min() >= 0
+                            and design.max() <= 1):
+        finite = np.isfinite(design)
+        low, high = (design[finite].min(), design[finite].max()) if finite.any() else (None,) * 2
+        raise InvalidArgumentError(
+            f"{who} returned values outside [0, 1] or non-finite ({design.size - int(finite.sum())}"
+            f" non-finite of {design.size}; finite ones from {low} to {high}); a design's "
+            "points must lie in [0, 1]."
+        )
+    return design
+
+
+def tied_design_error(tied, nb_design, dimension, suggestion=None):
+    """InvalidArgumentError for a replicated design with tied dimensions ``tied``."""
+    listed = tied[:10].tolist()
+    more = f" and {tied.size - 10} more" if tied.size > 10 else ""
+    larger = (f"a larger nb_design (nb_design={suggestion} has no tie)" if suggestion
+              else "a larger nb_design")
+    return InvalidArgumentError(
+        f"the sampler's design with nb_design={nb_design} gives A and B the same column for "
+        f"dimension(s) {listed}{more} of {dimension} (grid cells, row-major, for the Sobol "
+        "attribution method), so C_i == A and their index would be 0 whatever the model "
+        f"does; use {larger} or a scrambled sampler (sampler='sobol' with a seed, or "
+        "SobolSequence(scramble=True, seed=0))."
+    )
 
 
 class ReplicatedSampler:
@@ -35,14 +108,33 @@ class ReplicatedSampler:
     Subclasses implement ``_draw(dimension, nb_points)`` returning (nb_points, dimension)
     points in [0, 1]. Any object with ``__call__(dimension, nb_design)`` returning the
     replicated design can be given to :class:`SobolAttributionMethod` instead.
+
+    Attributes:
+        max_dimension: the most dimensions ``_draw`` supports (None: no limit). The
+            replicated design draws A and B together, so it supports half as many.
     """
 
+    max_dimension = None
+
     def __call__(self, dimension, nb_design):
-        """Return the replicated design (nb_design * (dimension + 2), dimension), float32."""
+        """Return the replicated design (nb_design * (dimension + 2), dimension), float32.
+
+        Raises:
+            InvalidArgumentError: ``2 * dimension`` over :attr:`max_dimension`, points
+                outside [0, 1], or a dimension whose column in A equals its column in B
+                (see the module's docstring).
+        """
         dimension = check_positive_int("dimension", dimension)
         nb_design = check_positive_int("nb_design", nb_design)
-        ab = np.asarray(self._draw(2 * dimension, nb_design), dtype=np.float64)
-        return replicate(ab[:, :dimension], ab[:, dimension:])
+        self._check_dimension(2 * dimension, "2 * dimension (A and B are drawn together)")
+        ab = self._draw_ab(dimension, nb_design)
+        ab = check_design(ab, (nb_design, 2 * dimension), repr(self))
+        design = replicate(ab[:, :dimension], ab[:, dimension:])
+        tied = tied_dimensions(design, nb_design)
+        if tied.size:
+            raise tied_design_error(tied, nb_design, dimension,
+                                    self._untied_nb_design(dimension, nb_design))
+        return design
 
     def sample(self, dimension, nb_points):
         """Plain points (no replication): float64 array (nb_points, dimension) in [0, 1].
@@ -52,7 +144,25 @@ class ReplicatedSampler:
         """
         dimension = check_positive_int("dimension", dimension)
         nb_points = check_positive_int("nb_points", nb_points)
-        return np.asarray(self._draw(dimension, nb_points), dtype=np.float64)
+        self._check_dimension(dimension, "dimension")
+        points = np.asarray(self._draw(dimension, nb_points), dtype=np.float64)
+        return check_design(points, (nb_points, dimension), repr(self))
+
+    def _check_dimension(self, needed, what):
+        if self.max_dimension is not None and needed > self.max_dimension:
+            raise InvalidArgumentError(
+                f"{type(self).__name__} supports at most {self.max_dimension} dimensions, "
+                f"got {what} = {needed}; use fewer dimensions (a smaller grid_size) or "
+                "another sampler ('halton', 'lhs', 'monte_carlo')."
+            )
+
+    def _draw_ab(self, dimension, nb_design):
+        """A and B side by side: (nb_design, 2 * dimension) points in [0, 1]."""
+        return self._draw(2 * dimension, nb_design)
+
+    def _untied_nb_design(self, dimension, nb_design):
+        """A nb_design without tied dimensions to suggest, or None if unknown."""
+        return None
 
     def _draw(self, dimension, nb_points):
         raise NotImplementedError
@@ -66,17 +176,49 @@ class SobolSequence(ReplicatedSampler):
     """Sobol low-discrepancy sequence (default).
 
     Args:
-        scramble: False (default) gives the deterministic, unscrambled sequence of the
-            reference implementation; True an Owen-scrambled one, reproducible with seed.
+        scramble: False gives the deterministic, unscrambled sequence of the reference
+            implementation; True an Owen-scrambled one, reproducible with seed; 'auto'
+            (what ``get(None)`` gives) the unscrambled sequence unless it would tie a
+            column of A to the same column of B, then the scrambled one of ``seed`` (or
+            :data:`FALLBACK_SEED` when ``seed`` is None).
         seed: seed of the scrambling.
     """
 
+    max_dimension = qmc.Sobol.MAXDIM
+
     def __init__(self, scramble=False, seed=None):
-        self.scramble = bool(scramble)
+        if scramble != "auto":
+            scramble = bool(scramble)
+        self.scramble = scramble
         self.seed = seed
 
+    def _draw_ab(self, dimension, nb_design):
+        if self.scramble != "auto":
+            return super()._draw_ab(dimension, nb_design)
+        ab = self._sobol(2 * dimension, nb_design, False, None)
+        if np.any(np.all(ab[:, :dimension].astype(np.float32)
+                         == ab[:, dimension:].astype(np.float32), axis=0)):
+            seed = FALLBACK_SEED if self.seed is None else self.seed
+            ab = self._sobol(2 * dimension, nb_design, True, seed)
+        return ab
+
+    def _untied_nb_design(self, dimension, nb_design):
+        if self.scramble is not False:
+            return None
+        nb_points = 2 * nb_design
+        while nb_points <= _LARGEST_SUGGESTION and nb_points * dimension <= 1 << 22:
+            ab = self._sobol(2 * dimension, nb_points, False, None)
+            if not np.any(np.all(ab[:, :dimension] == ab[:, dimension:], axis=0)):
+                return nb_points
+            nb_points *= 2
+        return None
+
     def _draw(self, dimension, nb_points):
-        engine = qmc.Sobol(dimension, scramble=self.scramble, seed=self.seed)
+        return self._sobol(dimension, nb_points, self.scramble is True, self.seed)
+
+    @staticmethod
+    def _sobol(dimension, nb_points, scramble, seed):
+        engine = qmc.Sobol(dimension, scramble=scramble, seed=seed)
         return engine.random_base2(int(np.log2(nb_points))) if _is_pow2(nb_points) \
             else engine.random(nb_points)
 
@@ -146,7 +288,9 @@ def get(identifier, seed=None):
         identifier: None, one of 'sobol', 'halton', 'lhs' (or 'latin_hypercube'),
             'monte_carlo' (or 'mc'), or a callable ``(dimension, nb_design) -> design``.
         seed: passed to a sampler built from a name. With ``seed`` set, 'sobol' is
-            scrambled; without, it is the unscrambled sequence of the reference.
+            scrambled; without (and for None), it is ``SobolSequence(scramble='auto')``:
+            the unscrambled sequence of the reference, or the scrambled one of
+            :data:`FALLBACK_SEED` where the unscrambled one would tie a dimension.
 
     Raises:
         InvalidArgumentError: an unknown name.
@@ -157,7 +301,7 @@ def get(identifier, seed=None):
     if isinstance(identifier, str):
         sampler = lookup("sampler", identifier, SAMPLERS, "a sampler object")
         if sampler is SobolSequence:
-            return SobolSequence(scramble=seed is not None, seed=seed)
+            return SobolSequence(scramble=True if seed is not None else "auto", seed=seed)
         return sampler(seed=seed)
     if callable(identifier):
         return identifier

@@ -1,6 +1,7 @@
 """Sobol attribution method (Fel et al., NeurIPS 2021)."""
 from collections import namedtuple
 
+import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_grid_fits, check_positive_int, check_power_of_two
@@ -9,6 +10,16 @@ from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
+
+#: the largest replicated design (float32 masks, nb_design * (d + 2) x d) an explainer
+#: accepts; larger ones are refused in the constructor (per_channel: at explain time).
+MAX_DESIGN_BYTES = 1 << 30
+
+
+def design_bytes(nb_design, dimension):
+    """Bytes of the float32 replicated design of ``nb_design`` points in ``dimension``."""
+    return 4 * nb_design * (dimension + 2) * dimension
+
 
 SobolIndices = namedtuple("SobolIndices", ["total", "first"])
 SobolIndices.__doc__ = """Sobol indices resized to the input, each (N, H, W, k) float32.
@@ -36,11 +47,19 @@ class SobolAttributionMethod(BlackBoxExplainer):
     Args:
         model: a Keras model or a callable on a batch tensor.
         grid_size: cells per side; 8 as in the reference.
-        nb_design: points of each of A and B; a power of two; 32 as in the reference.
-        sampler: 'sobol' (default: the unscrambled sequence of the reference, scrambled
-            when ``seed`` is set), 'halton', 'lhs', 'monte_carlo', or a callable
+        nb_design: points of each of A and B; a power of two >= 2; 32 as in the
+            reference. The replicated design (``nb_design * (d + 2) * d`` float32 mask
+            values) must fit in :data:`MAX_DESIGN_BYTES` (1 GiB).
+        sampler: 'sobol' (default: the unscrambled sequence of the reference, or, where
+            that would give A and B the same column for some cell (small nb_design), the
+            Owen-scrambled sequence of seed
+            :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED`; scrambled with
+            ``seed`` when it is set), 'halton', 'lhs', 'monte_carlo', or a callable
             ``(dimension, nb_design) -> design`` such as
-            :class:`~sobol_tf.attributions.samplers.SobolSequence`.
+            :class:`~sobol_tf.attributions.samplers.SobolSequence`. A sampler you choose
+            that gives a cell the same column in A and B (its index would be 0 whatever
+            the model does) is refused. The design is drawn at the first explain (once
+            per number of mask channels) and kept.
         estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli', or a
             :class:`~sobol_tf.attributions.estimators.SobolEstimator`.
         perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', a
@@ -55,8 +74,14 @@ class SobolAttributionMethod(BlackBoxExplainer):
         jit_compile, mixed_precision: see :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
-        InvalidArgumentError: ``nb_design`` not a power of two, ``grid_size`` < 1, an
-            unknown sampler, estimator or perturbation name.
+        InvalidArgumentError: in the constructor: ``nb_design`` < 2 or not a power of
+            two, ``grid_size`` < 1, an unknown sampler, estimator or perturbation name, a
+            design over :data:`MAX_DESIGN_BYTES` or over the sampler's dimensions
+            (scipy's Sobol sequence: 2d <= 21201, so grid_size <= 102); the message gives
+            the forward passes, the memory and the largest grid_size / nb_design that
+            fit. At the first explain: a sampler's design of the wrong shape, with
+            values outside [0, 1], not replicated, or tying a cell (see above); with
+            ``per_channel=True``, a design over the limits once the channels are known.
 
     Example:
         >>> explainer = SobolAttributionMethod(model, grid_size=8, nb_design=32)
@@ -73,15 +98,17 @@ class SobolAttributionMethod(BlackBoxExplainer):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision)
         self.grid_size = check_positive_int("grid_size", grid_size)
-        self.nb_design = check_power_of_two("nb_design", nb_design)
         self.sampler = samplers_module.get(sampler, seed=seed)
+        self.per_channel = bool(per_channel)
+        nb_design = check_positive_int("nb_design", nb_design, minimum=2)
+        self._check_size(nb_design, 1)
+        self.nb_design = check_power_of_two(
+            "nb_design", nb_design, minimum=2,
+            maximum=self._largest_nb_design(self.grid_size ** 2))
         self.estimator = estimators_module.get(estimator)
         self.perturbation_function = perturbations_module.get(perturbation_function)
-        self.per_channel = bool(per_channel)
         self._perturb_broadcasts = self.perturbation_function.broadcasts
         self._designs = {}
-        if not self.per_channel:
-            self._design(1)
 
     def explain_indices(self, inputs, targets=None):
         """Total- and first-order indices from the same forward passes.
@@ -101,17 +128,79 @@ class SobolAttributionMethod(BlackBoxExplainer):
                             first=self._to_input_size(first, *size))
 
     # -- the method's own parts -------------------------------------------------------
+    def _check_size(self, nb_design, channels):
+        """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES`."""
+        dimension = self.grid_size ** 2 * channels
+        what = (f"grid_size={self.grid_size}" + (
+            f" with per_channel=True and {channels} channels" if self.per_channel else "")
+            + f" and nb_design={nb_design} (d={dimension} cells)")
+        largest_grid = self._largest_grid(nb_design, channels)
+        lower_grid = (f"grid_size <= {largest_grid} at nb_design={nb_design}" if largest_grid
+                      else f"no grid_size fits at nb_design={nb_design}")
+        max_dimension = getattr(self.sampler, "max_dimension", None)
+        if max_dimension is not None and 2 * dimension > max_dimension:
+            raise InvalidArgumentError(
+                f"{what}: the sampler {type(self.sampler).__name__} supports at most "
+                f"{max_dimension} dimensions and draws A and B together in 2d = "
+                f"{2 * dimension}; use {lower_grid}, or a sampler without that limit "
+                "('halton', 'lhs', 'monte_carlo')."
+            )
+        needed = design_bytes(nb_design, dimension)
+        if needed > MAX_DESIGN_BYTES:
+            largest_nb = self._largest_nb_design(dimension)
+            lower_nb = (f"nb_design <= {largest_nb} at grid_size={self.grid_size}"
+                        if largest_nb else f"no nb_design >= 2 fits at grid_size={self.grid_size}")
+            raise InvalidArgumentError(
+                f"{what} need nb_design * (d + 2) = {nb_design * (dimension + 2)} forward "
+                f"passes per input and a replicated design of {needed / 2 ** 30:.1f} GiB of "
+                f"float32 masks, over the {MAX_DESIGN_BYTES / 2 ** 30:.1f} GiB of "
+                "sobol_tf.attributions.sobol.MAX_DESIGN_BYTES; lower grid_size "
+                f"({lower_grid}) or nb_design ({lower_nb})."
+            )
+
+    def _largest_nb_design(self, dimension):
+        """The largest power of two >= 2 whose design fits in MAX_DESIGN_BYTES, or 0."""
+        largest = MAX_DESIGN_BYTES // design_bytes(1, dimension)
+        return 1 << (largest.bit_length() - 1) if largest >= 2 else 0
+
+    def _largest_grid(self, nb_design, channels):
+        """The largest grid_size that fits the sampler and MAX_DESIGN_BYTES, or 0."""
+        max_dimension = getattr(self.sampler, "max_dimension", None)
+        grid = int((MAX_DESIGN_BYTES / (4 * nb_design * channels ** 2)) ** 0.25) + 2
+        while grid > 0 and (design_bytes(nb_design, grid ** 2 * channels) > MAX_DESIGN_BYTES
+                            or (max_dimension is not None
+                                and 2 * grid ** 2 * channels > max_dimension)):
+            grid -= 1
+        return grid
+
     def _design(self, channels):
-        """The replicated design for ``channels`` mask channels, drawn once."""
+        """The replicated design for ``channels`` mask channels, drawn once and checked."""
         if channels not in self._designs:
+            if self.per_channel:
+                self._check_size(self.nb_design, channels)
             dimension = self.grid_size ** 2 * channels
-            design = self.sampler(dimension, self.nb_design)
-            expected = (self.nb_design * (dimension + 2), dimension)
-            if tuple(design.shape) != expected:
+            nb_design = self.nb_design
+            design = samplers_module.check_design(
+                self.sampler(dimension, nb_design),
+                (nb_design * (dimension + 2), dimension),
+                "sampler (rows [A, B, C_1..C_d] of nb_design * (d + 2), d columns)")
+            a, b = design[:nb_design], design[nb_design:2 * nb_design]
+            c = design[2 * nb_design:].reshape(dimension, nb_design, dimension)
+            replicated = c == a[None]
+            columns = np.arange(dimension)
+            replicated[columns, :, columns] = c[columns, :, columns] == b.T
+            if not replicated.all():
+                cell = int(np.flatnonzero(~replicated.all(axis=(1, 2)))[0])
                 raise InvalidArgumentError(
-                    f"sampler returned a design of shape {tuple(design.shape)}, expected "
-                    f"{expected} (nb_design * (d + 2) rows [A, B, C_1..C_d], d columns)."
+                    f"sampler returned a design that is not replicated: C_{cell} (rows "
+                    f"{(2 + cell) * nb_design} to {(3 + cell) * nb_design - 1}) must be A "
+                    f"with column {cell} taken from B; build designs with "
+                    "sobol_tf.attributions.samplers.replicate(a, b)."
                 )
+            del replicated, c
+            tied = samplers_module.tied_dimensions(design, nb_design)
+            if tied.size:
+                raise samplers_module.tied_design_error(tied, nb_design, dimension)
             self._designs[channels] = tf.reshape(
                 tf.constant(design, tf.float32),
                 (-1, self.grid_size, self.grid_size, channels))

@@ -95,3 +95,89 @@ def test_bad_layout_and_names():
         estimators.JansenEstimator()(np.zeros((1, 30)), 8)
     with pytest.raises(InvalidArgumentError, match="'sobol'"):
         estimators.get("sobol")
+
+
+ISHIGAMI_FIRST = np.array([0.3139, 0.4424, 0.0])
+ISHIGAMI_TOTAL = np.array([0.5576, 0.4424, 0.2437])
+
+
+def ishigami(design, a=7.0, b=0.1):
+    x = -np.pi + 2 * np.pi * design
+    return np.sin(x[:, 0]) + a * np.sin(x[:, 1]) ** 2 + b * x[:, 2] ** 4 * np.sin(x[:, 0])
+
+
+@pytest.fixture(scope="module")
+def ishigami_scores():
+    design = samplers.SobolSequence(scramble=True, seed=0)(3, 2 ** 12).astype(np.float64)
+    return ishigami(design)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ishigami_indices_are_analytic_and_shift_invariant(name, ishigami_scores):
+    estimator = estimators.get(name)
+    n = 2 ** 12
+    total = estimator(ishigami_scores, n).numpy()
+    first = estimator.first_order(ishigami_scores, n).numpy()
+    np.testing.assert_allclose(total, ISHIGAMI_TOTAL, atol=0.03)
+    np.testing.assert_allclose(first, ISHIGAMI_FIRST, atol=0.03)
+    for shifted in (ishigami_scores + 100.0, ishigami_scores * 1.0 + 1e4):
+        np.testing.assert_allclose(estimator(shifted, n).numpy(), total, atol=1e-6)
+        np.testing.assert_allclose(estimator.first_order(shifted, n).numpy(), first, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_shift_changes_indices_by_rounding_only(name, ishigami_scores):
+    estimator = estimators.get(name)
+    n = 2 ** 12
+    base = ishigami_scores.astype(np.float32)
+    shifted = (ishigami_scores + 100.0).astype(np.float32)
+    np.testing.assert_allclose(estimator(shifted, n).numpy(), estimator(base, n).numpy(),
+                               atol=1e-4)
+    np.testing.assert_allclose(estimator.first_order(shifted, n).numpy(),
+                               estimator.first_order(base, n).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_small_variation_on_a_large_constant_is_resolved(name):
+    n, d = 64, 4
+    design = samplers.SobolSequence(scramble=True, seed=0)(d, n)
+    scores = np.float32(20.0) + np.float32(1e-4) * design[:, 0]  # float32, as a model gives
+    estimator = estimators.get(name)
+    total = estimator(scores, n).numpy()
+    assert total[0] > 0.8, total
+    np.testing.assert_allclose(total[1:], 0.0, atol=0.05)
+    first = estimator.first_order(scores, n).numpy()
+    assert first[0] > 0.8, first
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_rounding_noise_on_a_constant_counts_as_constant(name):
+    n, d = 16, 3
+    rng = np.random.default_rng(0)
+    scores = np.float32(1000.0) + rng.integers(-1, 2, n * (d + 2)).astype(np.float32) \
+        * np.spacing(np.float32(1000.0))
+    estimator = estimators.get(name)
+    np.testing.assert_array_equal(estimator(scores, n).numpy(), 0.0)
+    np.testing.assert_array_equal(estimator.first_order(scores, n).numpy(), 0.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constant_a_outputs_with_varying_others_stay_finite(name):
+    n, d = 8, 2
+    scores = np.zeros(n * (d + 2))
+    scores[n:2 * n] = np.arange(n)          # B varies, A and C_1 constant
+    scores[3 * n:] = np.arange(n)[::-1]     # C_2 varies
+    estimator = estimators.get(name)
+    assert np.all(np.isfinite(estimator(scores, n).numpy()))
+    assert np.all(np.isfinite(estimator.first_order(scores, n).numpy()))
+
+
+def test_nb_design_errors_have_the_right_type():
+    from sobol_tf.errors import InvalidTypeError
+    scores = np.arange(8 * 5, dtype=np.float64)
+    with pytest.raises(InvalidArgumentError, match="nb_design must be an integer >= 2, got 1"):
+        estimators.JansenEstimator()(scores, 1)
+    with pytest.raises(InvalidTypeError, match="nb_design"):
+        estimators.JansenEstimator()(scores, 8.0)
+    np.testing.assert_array_equal(estimators.JansenEstimator()(scores, np.int64(8)).numpy(),
+                                  estimators.JansenEstimator()(scores, 8).numpy())

@@ -45,7 +45,7 @@ def test_closed_form_for_a_model_reading_one_cell():
     bandwidth is 1 and HSIC_1 = n (1 - exp(-1/2)) / 4, while the other cells get exactly 0."""
     explainer = HsicAttributionMethod(RegionModel(rows=(0, 1), cols=(1, 2)), grid_size=2,
                                       nb_design=32)
-    design = explainer._design.numpy().reshape(32, 4)
+    design = explainer._masks(2, 2, 1).numpy().reshape(32, 4)
     centred = design - design.mean(axis=0)
     np.testing.assert_array_equal(design.mean(axis=0), 0.5)       # preconditions of the
     np.testing.assert_array_equal(centred.T @ centred, 8 * np.eye(4))  # closed form
@@ -100,15 +100,68 @@ def test_blurring_and_custom_sampler(convnet, images):
     assert maps.shape == (3, 8, 8, 1)
 
 
-def test_designs_whose_cells_cannot_be_told_apart_are_refused(convnet):
+def test_designs_whose_cells_cannot_be_told_apart_are_refused(convnet, images):
+    explainer = HsicAttributionMethod(convnet, grid_size=8, nb_design=16)  # drawn lazily
     with pytest.raises(InvalidArgumentError, match="cannot be told apart.*sampler='lhs'"):
-        HsicAttributionMethod(convnet, grid_size=8, nb_design=16)
+        explainer(images, [0, 1, 2])
     with pytest.raises(InvalidArgumentError, match="all or none"):
         HsicAttributionMethod(convnet, grid_size=2, nb_design=8,
-                              sampler=lambda d, n: np.full((n, d), 0.7))
+                              sampler=lambda d, n: np.full((n, d), 0.7))(images, [0, 1, 2])
     with pytest.raises(InvalidArgumentError, match=r"shape \(8, 3\), expected \(8, 4\)"):
         HsicAttributionMethod(convnet, grid_size=2, nb_design=8,
-                              sampler=lambda d, n: np.zeros((n, 3)))
+                              sampler=lambda d, n: np.zeros((n, 3)))(images, [0, 1, 2])
+    with pytest.raises(InvalidArgumentError, match=r"outside \[0, 1\]"):
+        HsicAttributionMethod(convnet, grid_size=2, nb_design=8,
+                              sampler=lambda d, n: np.full((n, d), -1.0))(images, [0, 1, 2])
+
+
+def test_complementary_cells_are_found_among_many():
+    from sobol_tf.attributions.hsic import twin_cells
+    rng = np.random.default_rng(0)
+    design = (rng.random((64, 300)) < 0.5).astype(np.float32)
+    assert twin_cells(design) is None
+    design[:, 250] = 1.0 - design[:, 17]
+    assert twin_cells(design) == (17, 250)
+    design[:, 250] = design[:, 3]
+    assert twin_cells(design) == (3, 250)
+
+
+def test_constructor_does_not_draw_and_is_cheap():
+    import time
+    import tracemalloc
+    calls = []
+
+    def sampler(dimension, nb_design):
+        calls.append(dimension)
+        return np.random.default_rng(0).random((nb_design, dimension))
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    HsicAttributionMethod(lambda x: x, grid_size=64, nb_design=500)
+    HsicAttributionMethod(lambda x: x, grid_size=8, nb_design=8000, sampler=sampler)
+    elapsed = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert calls == []
+    assert elapsed < 2.0 and peak < 100 * 2 ** 20, (elapsed, peak)
+
+
+@pytest.mark.parametrize("kwargs, patterns", [
+    ({"grid_size": 1000}, ["grid_size=1000", "21201", "grid_size <= 145"]),
+    ({"nb_design": 10 ** 6}, ["nb_design=1000000", "1000000 forward passes",
+                              "GiB", "nb_design <= 8"]),
+    ({"grid_size": 145, "nb_design": 20000}, ["grid_size=145", r"1\.6 GiB",
+                                             "nb_design <= "]),
+])
+def test_designs_that_cannot_work_are_refused_quickly(kwargs, patterns):
+    import re
+    import time
+    start = time.perf_counter()
+    with pytest.raises(InvalidArgumentError) as info:
+        HsicAttributionMethod(lambda x: x, **kwargs)
+    assert time.perf_counter() - start < 2.0
+    for pattern in patterns:
+        assert re.search(pattern, str(info.value)), (pattern, str(info.value))
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -126,3 +179,15 @@ def test_bad_arguments(kwargs, error, message, convnet):
 def test_grid_larger_than_input(convnet, images):
     with pytest.raises(InvalidArgumentError, match="grid_size=8 for inputs of 4x4"):
         HsicAttributionMethod(convnet, grid_size=8, nb_design=512)(images[:, :4, :4], [0] * 3)
+
+
+def test_float32_rounding_noise_counts_as_constant_and_small_variations_do_not():
+    rng = np.random.default_rng(0)
+    design = (rng.random((64, 4)) < 0.5).astype(np.float32)
+    centred = tf.constant(design - design.mean(axis=0))
+    noise = np.float32(1000.0) + rng.integers(-1, 2, 64).astype(np.float32) \
+        * np.spacing(np.float32(1000.0))
+    signal = np.float32(20.0) + np.float32(1e-4) * design[:, 2]
+    indices = hsic_binary_rbf(tf.constant(np.stack([noise, signal])), centred).numpy()
+    np.testing.assert_array_equal(indices[0], 0.0)
+    assert indices[1, 2] > 10 * np.abs(indices[1, [0, 1, 3]]).max()
