@@ -24,3 +24,11 @@ class ModelCallError(SobolTFError, RuntimeError):
     The message says what was being evaluated; the model's own exception is chained
     as ``__cause__``.
     """
+
+
+class SobolTFWarning(UserWarning):
+    """A result that is computed but deserves a word: e.g. an all-zero target row (its
+    map is all zeros), a model TensorFlow cannot trace (it runs eagerly, slower).
+
+    Silence it with ``warnings.filterwarnings("ignore", category=SobolTFWarning)``.
+    """
