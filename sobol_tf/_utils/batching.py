@@ -14,6 +14,7 @@ graph took about 3% longer than a ``tf.while_loop`` over index ranges
 (``benchmarks/bench_speed.py`` prints both references).
 """
 import logging
+import re
 import time
 import warnings
 
@@ -304,9 +305,13 @@ def check_finite(result, *, what, values, items_per_input=1, hint=NON_FINITE_HIN
 
 
 def _cause(exc):
-    """One line on an exception: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    """One line on an exception: its type and the first line of its message (for an
+    error autograph re-raised while tracing, the original error: its last line)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("in user code:"):
+        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+        return raised[-1] if raised else lines[-1]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trace_error):
@@ -391,10 +396,10 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
                 raise ours from None
             if not compiled.eager_fallback:
                 raise ModelCallError(
-                    f"the model could not be traced by TensorFlow while evaluating {what}: "
-                    f"{_cause(exc)}. This method takes gradients with TensorFlow: the "
-                    "model must be made of differentiable TensorFlow operations (a Keras "
-                    "model or a function of tf ops)."
+                    f"the model could not be traced by TensorFlow while evaluating {what}. "
+                    "This method takes gradients with TensorFlow: the model must be made "
+                    "of differentiable TensorFlow operations (a Keras model or a function "
+                    f"of tf ops). The error: {type(exc).__name__}: {exc}"
                 ) from exc
             trace_error = exc
             compiled.mode.eager = True
