@@ -6,6 +6,12 @@ product with the target row, so a one-hot target picks one class (classification
 a weight vector picks a direction in a regression output (regression). They differ in
 how 1-D targets are read: class ids for 'classification' (and for a callable), one
 output per input for 'regression'.
+
+The built-in operators read one output: a model returning a list, tuple or dict needs a
+callable operator that picks one (the model's outputs reach it untouched). Because they
+weigh the outputs by the target row, an all-zero row scores 0 whatever the input: a
+:class:`~sobol_tf.errors.SobolTFWarning` names those inputs. NaN or infinite targets
+are refused.
 """
 import warnings
 

@@ -253,3 +253,21 @@ def test_a_model_returning_another_batch_size_is_refused(data):
         EXPLAINERS["occlusion"](first_only).explain(x, labels)
     with pytest.raises(ModelCallError, match=BATCH_MISMATCH):
         Deletion(first_only, x, labels)
+
+
+def test_run_eagerly_can_be_asked_for(data):
+    x, labels, weights, explanations = data
+    model = tf_model(weights)
+    expected = EXPLAINERS["occlusion"](model).explain(x, labels)
+    explainer = EXPLAINERS["occlusion"](model)
+    explainer.run_eagerly = True
+    calls = []
+    maps, caught = run_counting_warnings(lambda: explainer.explain(x, labels))
+    np.testing.assert_allclose(np.asarray(maps), np.asarray(expected), atol=1e-5)
+    assert explainer.run_eagerly and not caught
+    traced = []
+    spy = lambda inputs: traced.append(tf.executing_eagerly()) or model(inputs)
+    explainer = EXPLAINERS["occlusion"](spy)
+    explainer.run_eagerly = True
+    explainer.explain(x, labels)
+    assert traced and all(traced)

@@ -1,9 +1,16 @@
 """Normalisation of inputs and targets at the API boundary.
 
 Inputs arrive as numpy arrays, tf.Tensors or a tf.data.Dataset of (input, target)
-pairs, batched or not; targets as one-hot / score vectors (N, K) or class ids (N,).
-They leave as one float32 tf.Tensor of inputs and one float32 (N, K) tf.Tensor of
-targets. The caller's arrays are never written to.
+pairs, 1-tuples or inputs alone, batched or not; targets as one-hot / score vectors
+(N, K) or class ids (N,). They leave as one float32 tf.Tensor of inputs and one float32
+(N, K) tf.Tensor of targets. The caller's arrays are never written to.
+
+Rules (README, "Inputs, targets and models: the rules"): inputs equal to the model's
+declared input shape without its batch axis are refused (add it: ``img[None]``); a
+dataset element is a batch when it has the model's declared batch rank, else when it has
+rank 4 or a dynamic first dimension; infinite datasets are refused, and datasets of
+unknown length are refused past :data:`MAX_DATASET_INPUTS` inputs or
+:data:`MAX_DATASET_BYTES`.
 """
 from dataclasses import dataclass
 

@@ -120,6 +120,22 @@ class ExplanationMetric(ABC):
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explanations)
 
+    @property
+    def run_eagerly(self):
+        """Whether the model runs eagerly, batch by batch, instead of compiled.
+
+        Set automatically (with one SobolTFWarning) when TensorFlow cannot trace the
+        model; set it to True yourself to skip the tracing attempt (e.g. to debug a
+        model with print or pdb). Gradient methods still need a model made of
+        differentiable TensorFlow operations.
+        """
+        return self._mode.eager
+
+    @run_eagerly.setter
+    def run_eagerly(self, value):
+        self._mode.eager = bool(value)
+        self._mode.warned = self._mode.warned or bool(value)
+
     # -- shared machinery -------------------------------------------------------------
     @staticmethod
     def _wrap_model(model, squeeze_channel, activation):
