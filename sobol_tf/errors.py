@@ -32,3 +32,17 @@ class SobolTFWarning(UserWarning):
 
     Silence it with ``warnings.filterwarnings("ignore", category=SobolTFWarning)``.
     """
+
+
+def warn(message):
+    """Emit ``message`` as a :class:`SobolTFWarning` pointing at the caller's line (the
+    first frame outside this package), not at the library's internals."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, SobolTFWarning, stacklevel=level)

@@ -13,14 +13,12 @@ weigh the outputs by the target row, an all-zero row scores 0 whatever the input
 :class:`~sobol_tf.errors.SobolTFWarning` names those inputs. NaN or infinite targets
 are refused.
 """
-import warnings
-
 import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils.batching import check_rows, describe_structure
 from sobol_tf._utils.validation import lookup
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, SobolTFWarning
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, warn
 
 
 def _flat_outputs(model, inputs, name):
@@ -118,12 +116,11 @@ def _zero_rows_warning(targets, operator):
         return
     shown = ", ".join(map(str, zero[:10])) + (", ..." if zero.size > 10 else "")
     which = f"input {shown} " if zero.size == 1 else f"inputs {shown} "
-    warnings.warn(
+    warn(
         f"the target row of {which}is all zeros: operator={operator.name!r} weighs the "
         "outputs by the target, so the score of that input is 0 whatever the input and "
         "its map is all zeros. For a regression output explain the output itself "
-        "(target 1), not its expected value; for classification give a class id.",
-        SobolTFWarning, stacklevel=4)
+        "(target 1), not its expected value; for classification give a class id.")
 
 
 def prepare_targets(targets, outputs, operator):

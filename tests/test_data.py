@@ -65,12 +65,12 @@ def test_a_dataset_of_dicts_says_how_to_map_it(images):
 @pytest.mark.parametrize("batch", [1, 2, 3])
 def test_batches_with_a_static_batch_dim_are_batches(images, batch):
     """.batch(b, drop_remainder=True) gives a static first dim: still a batch of images."""
-    ds = tf.data.Dataset.from_tensor_slices((images, np.arange(N))).batch(
+    ds = tf.data.Dataset.from_tensor_slices((images, np.arange(1, N + 1))).batch(
         batch, drop_remainder=True)
     prepared = prepare_inputs_targets(ds, None)
     kept = (N // batch) * batch
     np.testing.assert_array_equal(prepared.inputs.numpy(), images[:kept])
-    np.testing.assert_array_equal(prepared.targets, np.arange(kept))
+    np.testing.assert_array_equal(prepared.targets, np.arange(1, kept + 1))
     maps = Occlusion(lambda x: linear(x)[:, 0], patch_size=4, patch_stride=4,
                      operator="regression").explain(
         ds.map(lambda x, y: (x, tf.cast(y, tf.float32))))

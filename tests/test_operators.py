@@ -83,3 +83,9 @@ def test_user_operator_targets_of_any_width_pass_through(images):
     single = Occlusion(lambda x: two_outputs(x)[:, 1:], patch_size=4, patch_stride=4,
                        operator="regression").explain(images, targets[:, 0])
     np.testing.assert_allclose(np.asarray(maps), np.asarray(single), rtol=1e-5)
+
+
+def test_the_warning_points_at_the_callers_line(images):
+    _, caught = caught_warnings(lambda: Occlusion(
+        two_outputs, patch_size=4, patch_stride=4).explain(images, np.zeros((N, 2))))
+    assert caught[0].filename == __file__

@@ -16,13 +16,12 @@ graph took about 3% longer than a ``tf.while_loop`` over index ranges
 import logging
 import re
 import time
-import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from sobol_tf.errors import (InvalidArgumentError, InvalidTypeError, ModelCallError,
-                             SobolTFError, SobolTFWarning)
+                             SobolTFError, warn)
 
 #: run_batches sizes its chunks of batches so that one compiled call lasts about this
 #: long (seconds): long enough that the per-call cost vanishes, short enough for the
@@ -334,11 +333,11 @@ def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trac
             ) from exc
         if trace_error is not None and not compiled.mode.warned:
             compiled.mode.warned = True
-            warnings.warn(
+            warn(
                 "the model could not be traced by TensorFlow "
                 f"({_cause(trace_error)}); it runs eagerly, batch by batch, which is "
                 "slower. Write it with TensorFlow operations (or Keras layers) to run it "
-                "compiled.", SobolTFWarning, stacklevel=4)
+                "compiled.")
         if progress is not None:
             progress.update(-(-stop // batch_size))
     return results
