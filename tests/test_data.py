@@ -129,3 +129,22 @@ def test_the_callers_arrays_are_left_untouched(images):
     Deletion(model, x, targets, steps=3)(np.ones((N, H, W), np.float32))
     np.testing.assert_array_equal(x, images)
     np.testing.assert_array_equal(targets, kept)
+
+
+def test_grayscale_inputs_without_channel_for_a_model_with_one_channel(images):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((H, W, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    gray = images[..., 0]
+    explainer = Occlusion(model, patch_size=4, patch_stride=4)
+    maps = explainer.explain(gray, [0, 1, 0])
+    expected = explainer.explain(gray[..., None], [0, 1, 0])
+    np.testing.assert_allclose(np.asarray(maps), np.asarray(expected), atol=1e-6)
+    explanations = np.random.default_rng(1).normal(size=(N, H, W)).astype(np.float32)
+    assert Deletion(model, gray, [0, 1, 0], steps=3)(explanations) == pytest.approx(
+        Deletion(model, gray[..., None], [0, 1, 0], steps=3)(explanations), abs=1e-6)
+
+
+def test_inputs_of_another_rank_than_the_model_declares_are_named(keras_model, images):
+    with pytest.raises(InvalidArgumentError, match=r"(?s)\(3, 8, 8\).*\(None, 8, 8, 3\)"):
+        Occlusion(keras_model, patch_size=4, patch_stride=4).explain(images[..., 0], [0, 1, 0])

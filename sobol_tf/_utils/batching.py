@@ -328,7 +328,8 @@ def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trac
                 f" (TensorFlow could not trace it either: {_cause(trace_error)})")
             raise ModelCallError(
                 f"the model raised while evaluating {what} eagerly (items {first} to "
-                f"{stop - 1} of {nb_items}, batch_size={batch_size}): {_cause(exc)}"
+                f"{stop - 1} of {nb_items}, batch_size={batch_size}): "
+                f"{type(exc).__name__}: {str(exc)[:2000]}"
                 f"{traced}. {MODEL_CONTRACT}"
             ) from exc
         if trace_error is not None and not compiled.mode.warned:

@@ -91,19 +91,35 @@ def model_batch_rank(model):
 
 
 def check_batch_axis(shape, declared, name="inputs"):
-    """Raise when ``shape`` is one input of a model declaring ``declared`` (batch axis
-    included): the most common mistake, explain(img) instead of explain(img[None]).
+    """Check the shape of ``inputs`` against the model's declared input shape.
+
+    Accepted: ``declared`` itself (any size where it says None), and grayscale images
+    (N, H, W) for a model taking (None, H, W, 1).
 
     Raises:
-        InvalidArgumentError: ``shape`` equals ``declared`` without its batch axis.
+        InvalidArgumentError: ``shape`` equals ``declared`` without its batch axis (one
+            input: explain(img) instead of explain(img[None])), or another rank or size
+            than the model takes.
     """
-    if declared is None or len(shape) != len(declared) - 1:
+    if declared is None:
         return
-    if all(d is None or d == s for d, s in zip(declared[1:], shape)):
+    shape = tuple(shape)
+
+    def fits(dims, wanted):
+        return len(dims) == len(wanted) and all(w is None or w == d
+                                                for d, w in zip(dims, wanted))
+
+    if fits(shape, declared[1:]):
         raise InvalidArgumentError(
-            f"{name} has shape {tuple(shape)}, which is ONE input of the model (it takes "
+            f"{name} has shape {shape}, which is ONE input of the model (it takes "
             f"batches of shape {declared}): add the batch axis, e.g. img[None] or "
             "np.expand_dims(img, 0), to pass a batch of one input."
+        )
+    grayscale = declared[-1] in (1, None) and fits(shape[1:], declared[1:-1])
+    if not (fits(shape[1:], declared[1:]) or grayscale):
+        raise InvalidArgumentError(
+            f"{name} has shape {shape} but the model takes batches of shape {declared} "
+            "(None: any size); give inputs of that shape."
         )
 
 
