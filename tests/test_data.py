@@ -146,5 +146,6 @@ def test_grayscale_inputs_without_channel_for_a_model_with_one_channel(images):
 
 
 def test_inputs_of_another_rank_than_the_model_declares_are_named(keras_model, images):
-    with pytest.raises(InvalidArgumentError, match=r"(?s)\(3, 8, 8\).*\(None, 8, 8, 3\)"):
+    with pytest.raises(InvalidArgumentError,
+                       match=r"(?s)\(3, 8, 8\) \(rank 3\).*\(None, 8, 8, 3\)"):
         Occlusion(keras_model, patch_size=4, patch_stride=4).explain(images[..., 0], [0, 1, 0])

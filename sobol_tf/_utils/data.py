@@ -90,16 +90,15 @@ def model_batch_rank(model):
     return None if shape is None else len(shape)
 
 
-def check_batch_axis(shape, declared, name="inputs"):
+def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
     """Check the shape of ``inputs`` against the model's declared input shape.
-
-    Accepted: ``declared`` itself (any size where it says None), and grayscale images
-    (N, H, W) for a model taking (None, H, W, 1).
 
     Raises:
         InvalidArgumentError: ``shape`` equals ``declared`` without its batch axis (one
-            input: explain(img) instead of explain(img[None])), or another rank or size
-            than the model takes.
+            input: explain(img) instead of explain(img[None])); with ``rank_too``,
+            another rank than the model takes (grayscale images (N, H, W) for a model
+            taking (None, H, W, 1) are accepted). Sizes are left to the model's own
+            check (a method may have a clearer message, e.g. a grid too fine).
     """
     if declared is None:
         return
@@ -115,11 +114,11 @@ def check_batch_axis(shape, declared, name="inputs"):
             f"batches of shape {declared}): add the batch axis, e.g. img[None] or "
             "np.expand_dims(img, 0), to pass a batch of one input."
         )
-    grayscale = declared[-1] in (1, None) and fits(shape[1:], declared[1:-1])
-    if not (fits(shape[1:], declared[1:]) or grayscale):
+    grayscale = len(shape) == len(declared) - 1 and declared[-1] in (1, None)
+    if rank_too and len(shape) != len(declared) and not grayscale:
         raise InvalidArgumentError(
-            f"{name} has shape {shape} but the model takes batches of shape {declared} "
-            "(None: any size); give inputs of that shape."
+            f"{name} has shape {shape} (rank {len(shape)}) but the model takes batches of "
+            f"shape {declared} (rank {len(declared)}); give inputs of that rank."
         )
 
 
@@ -281,6 +280,7 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
             f"inputs must have rank {' or '.join(map(str, sorted(allowed_ranks)))}, "
             f"got shape {array.shape} (rank {array.ndim})."
         )
+    check_batch_axis(array.shape, declared_shape, rank_too=True)
     if array.size and not np.all(np.isfinite(array)):
         bad = int(np.sum(~np.isfinite(array)))
         raise InvalidArgumentError(
