@@ -271,3 +271,18 @@ def test_run_eagerly_can_be_asked_for(data):
     explainer.run_eagerly = True
     explainer.explain(x, labels)
     assert traced and all(traced)
+
+
+def test_an_operator_returning_a_row_per_input_is_refused(data):
+    """g(model, inputs, targets) must reduce to one score per input (B,)."""
+    x, labels, weights, explanations = data
+    forgot_to_reduce = lambda model, inputs, targets: model(inputs) * targets
+    one_hot = np.eye(K, dtype=np.float32)[labels]
+    for make in (lambda: EXPLAINERS["occlusion"](tf_model(weights),
+                                                 operator=forgot_to_reduce).explain(x, one_hot),
+                 lambda: METRICS["deletion"](tf_model(weights), x, one_hot,
+                                             operator=forgot_to_reduce)(explanations),
+                 lambda: METRICS["mufidelity"](tf_model(weights), x, one_hot,
+                                               operator=forgot_to_reduce)(explanations)):
+        with pytest.raises(ModelCallError, match=r"scores of shape \(\d+, 3\).*one score"):
+            make()

@@ -345,7 +345,7 @@ def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trac
 
 
 def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, what,
-                values="scores", items_per_input=1):
+                values="scores", items_per_input=1, one_score=False):
     """Run a compiled step over every batch of item indices, in order.
 
     A job of fewer than :data:`LOOP_MIN_BATCHES` batches calls the step once per batch;
@@ -370,6 +370,8 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
         what: what is evaluated, for the progress bar and error messages.
         values: what the results are, for the non-finite error ("scores").
         items_per_input: items of one input, to name the inputs in that error.
+        one_score: each item gives one score (an operator's output): results (B,) or
+            (B, 1) are returned flat, (nb_items,); any other shape raises.
 
     Returns:
         tf.Tensor of the stacked per-item results, (nb_items, ...).
@@ -437,5 +439,13 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
             f"{nb_items} items while evaluating {what}; it must map a batch (B, ...) to "
             "outputs (B, K) or scores (B,)."
         )
+    if one_score:
+        if tuple(result.shape[1:]) not in ((), (1,)):
+            raise ModelCallError(
+                f"the operator returned scores of shape {tuple(result.shape)} while "
+                f"evaluating {what}; it must return one score per input, shape (B,) "
+                "(reduce over the outputs, e.g. tf.reduce_sum(model(x) * t, axis=-1))."
+            )
+        result = tf.reshape(result, (-1,))
     check_finite(result, what=what, values=values, items_per_input=items_per_input)
     return result

@@ -217,7 +217,7 @@ class Explainer(ABC):
         return self._functions[key]
 
     def _run_batches(self, step, nb_items, arguments, what, *, values="scores",
-                     items_per_input=1):
+                     items_per_input=1, one_score=False):
         """Run a step compiled by :meth:`_compiled` on every batch of item indices.
 
         Batches run in order, in chunks of one compiled call; results are collected
@@ -229,7 +229,8 @@ class Explainer(ABC):
         """
         return run_batches(step, nb_items, arguments, batch_size=self.batch_size,
                            verbose=self.verbose, title=type(self).__name__, what=what,
-                           values=values, items_per_input=items_per_input)
+                           values=values, items_per_input=items_per_input,
+                           one_score=one_score)
 
     def _predict(self, model, images):
         """The model's outputs on the clean images, (N, K) as numpy."""
@@ -248,7 +249,8 @@ class Explainer(ABC):
                      tf.TensorSpec([None, targets.shape[1]], tf.float32)]
         function = self._compiled(model, ("scores", tuple(images.shape[1:]), targets.shape[1]),
                                   step, signature)
-        return self._run_batches(function, images.shape[0], (images, targets), "the clean inputs")
+        return self._run_batches(function, images.shape[0], (images, targets), "the clean inputs",
+                                 one_score=True)
 
     def _to_input_size(self, maps, height, width):
         maps = tf.convert_to_tensor(maps, tf.float32)
@@ -384,5 +386,5 @@ class BlackBoxExplainer(Explainer):
         scores = self._run_batches(function, nb_inputs * nb_masks,
                                    (images, baselines, targets, masks),
                                    f"{nb_masks} perturbations of {nb_inputs} input(s)",
-                                   items_per_input=nb_masks)
+                                   items_per_input=nb_masks, one_score=True)
         return tf.reshape(scores, (nb_inputs, nb_masks))

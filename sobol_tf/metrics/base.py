@@ -158,7 +158,7 @@ class ExplanationMetric(ABC):
         return shape[:3] if self._user_rank == 3 else shape
 
     def _run(self, name, python_step, nb_items, arguments, what, *, values="scores",
-             items_per_input=1):
+             items_per_input=1, one_score=False):
         """Run ``python_step(indices, *arguments)``, compiled once per name and shapes.
 
         Every argument is a tensor whose first axis may vary between calls; the step is
@@ -177,7 +177,7 @@ class ExplanationMetric(ABC):
         return run_batches(self._functions[key], nb_items, arguments,
                            batch_size=self.batch_size or nb_items, verbose=self.verbose,
                            title=type(self).__name__, what=what, values=values,
-                           items_per_input=items_per_input)
+                           items_per_input=items_per_input, one_score=one_score)
 
     def _predict(self):
         """The model's outputs (after the activation) on the clean inputs, (N, K) numpy."""
@@ -189,7 +189,7 @@ class ExplanationMetric(ABC):
         """The operator's scores on the clean inputs, (N,) float32 tensor."""
         step = scores_step(self._model_view, self.operator)
         return self._run("scores", step, len(self.inputs), (self.inputs, self.targets),
-                         "the clean inputs")
+                         "the clean inputs", one_score=True)
 
     def _baselines(self, baseline_mode):
         """Resolve ``baseline_mode`` into baselines (1, H, W, C) or (N, H, W, C).
