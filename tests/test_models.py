@@ -261,7 +261,6 @@ def test_run_eagerly_can_be_asked_for(data):
     expected = EXPLAINERS["occlusion"](model).explain(x, labels)
     explainer = EXPLAINERS["occlusion"](model)
     explainer.run_eagerly = True
-    calls = []
     maps, caught = run_counting_warnings(lambda: explainer.explain(x, labels))
     np.testing.assert_allclose(np.asarray(maps), np.asarray(expected), atol=1e-5)
     assert explainer.run_eagerly and not caught
