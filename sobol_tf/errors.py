@@ -24,3 +24,25 @@ class ModelCallError(SobolTFError, RuntimeError):
     The message says what was being evaluated; the model's own exception is chained
     as ``__cause__``.
     """
+
+
+class SobolTFWarning(UserWarning):
+    """A result that is computed but deserves a word: e.g. an all-zero target row (its
+    map is all zeros), a model TensorFlow cannot trace (it runs eagerly, slower).
+
+    Silence it with ``warnings.filterwarnings("ignore", category=SobolTFWarning)``.
+    """
+
+
+def warn(message):
+    """Emit ``message`` as a :class:`SobolTFWarning` pointing at the caller's line (the
+    first frame outside this package), not at the library's internals."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, SobolTFWarning, stacklevel=level)

@@ -6,33 +6,49 @@ product with the target row, so a one-hot target picks one class (classification
 a weight vector picks a direction in a regression output (regression). They differ in
 how 1-D targets are read: class ids for 'classification' (and for a callable), one
 output per input for 'regression'.
+
+The built-in operators read one output: a model returning a list, tuple or dict needs a
+callable operator that picks one (the model's outputs reach it untouched). Because they
+weigh the outputs by the target row, an all-zero row scores 0 whatever the input: a
+:class:`~sobol_tf.errors.SobolTFWarning` names those inputs. NaN or infinite targets
+are refused.
 """
 import numpy as np
 import tensorflow as tf
 
+from sobol_tf._utils.batching import check_rows, describe_structure
 from sobol_tf._utils.validation import lookup
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, warn
 
 
-def _flat_outputs(model, inputs):
+def _flat_outputs(model, inputs, name):
+    """The model's outputs on ``inputs`` as float32 (B, K); one output only."""
     outputs = model(inputs)
-    if isinstance(outputs, (list, tuple)):
+    if isinstance(outputs, (list, tuple, dict)):
         raise InvalidTypeError(
-            "the model returned several outputs; wrap it or pass operator=callable "
-            "g(model, inputs, targets) that picks the one to explain."
+            f"the model returned {describe_structure(outputs)}; operator={name!r} reads "
+            "one output (B, K). Pass operator=g(model, inputs, targets) that picks the "
+            "output to explain, e.g. lambda model, x, t: "
+            "tf.reduce_sum(model(x)[1] * t, axis=-1)."
         )
     outputs = tf.cast(outputs, tf.float32)
+    if outputs.shape.rank == 0:
+        raise ModelCallError(
+            "the model returned a single number for a batch of inputs; it must map a "
+            "batch (B, ...) to outputs (B, K) or (B,)."
+        )
+    outputs = check_rows(outputs, inputs, "the model")
     return tf.reshape(outputs, (tf.shape(outputs)[0], -1))
 
 
 def classification_operator(model, inputs, targets):
     """Score of the target class: sum(model(inputs) * one_hot_targets, -1)."""
-    return tf.reduce_sum(_flat_outputs(model, inputs) * targets, axis=-1)
+    return tf.reduce_sum(_flat_outputs(model, inputs, "classification") * targets, axis=-1)
 
 
 def regression_operator(model, inputs, targets):
     """Projection of the output on the target direction: sum(model(inputs) * targets, -1)."""
-    return tf.reduce_sum(_flat_outputs(model, inputs) * targets, axis=-1)
+    return tf.reduce_sum(_flat_outputs(model, inputs, "regression") * targets, axis=-1)
 
 
 class Operator:
@@ -86,12 +102,34 @@ def get(identifier):
     )
 
 
+def needs_outputs(targets, operator):
+    """Whether :func:`prepare_targets` needs the model's outputs on the clean inputs:
+    always for the built-in operators (width check, predicted class), and for a callable
+    only when ``targets`` is None or class ids (N,). Target rows (N, K) for a callable
+    pass through as given, whatever the model's outputs (several outputs included)."""
+    return operator.builtin or targets is None or np.ndim(targets) == 1
+
+
+def _zero_rows_warning(targets, operator):
+    zero = np.flatnonzero(~np.any(targets != 0, axis=1))
+    if zero.size == 0:
+        return
+    shown = ", ".join(map(str, zero[:10])) + (", ..." if zero.size > 10 else "")
+    which = f"input {shown} " if zero.size == 1 else f"inputs {shown} "
+    warn(
+        f"the target row of {which}is all zeros: operator={operator.name!r} weighs the "
+        "outputs by the target, so the score of that input is 0 whatever the input and "
+        "its map is all zeros. For a regression output explain the output itself "
+        "(target 1), not its expected value; for classification give a class id.")
+
+
 def prepare_targets(targets, outputs, operator):
     """Turn raw targets into a float32 (N, K) tensor matching the model's outputs.
 
     Args:
         targets: numpy (N,) or (N, K), or None (explain the predicted class).
-        outputs: the model's outputs on the clean inputs, (N, ...).
+        outputs: the model's outputs on the clean inputs, (N, ...); may be None when
+            :func:`needs_outputs` says they are not needed.
         operator: a resolved :class:`Operator`.
 
     Returns:
@@ -99,8 +137,26 @@ def prepare_targets(targets, outputs, operator):
 
     Raises:
         InvalidArgumentError: class ids out of range or not integers, a target width that
-            differs from the model's output width.
+            differs from the model's output width (built-in operators), NaN or infinite
+            targets.
+
+    Warns:
+        SobolTFWarning: with a built-in operator, target rows that are all zeros (their
+            scores, and so their maps, are all zeros); one warning naming the inputs.
     """
+    if targets is not None:
+        targets = np.asarray(targets)
+        if targets.size and not np.all(np.isfinite(targets.astype(np.float64))):
+            bad = int(np.sum(~np.isfinite(targets.astype(np.float64))))
+            rows = np.flatnonzero(~np.isfinite(targets.astype(np.float64)).reshape(
+                len(targets), -1).all(axis=1))
+            raise InvalidArgumentError(
+                f"targets contain {bad} NaN or infinite value(s) (rows "
+                f"{', '.join(map(str, rows[:10]))}); give finite one-hot rows, weights or "
+                "class ids."
+            )
+    if outputs is None:
+        return tf.constant(targets, dtype=tf.float32)
     outputs = np.asarray(outputs).reshape(len(outputs), -1)
     nb_outputs = outputs.shape[1]
     if targets is None:
@@ -132,4 +188,6 @@ def prepare_targets(targets, outputs, operator):
             f"targets has width {targets.shape[1]} but the model has {nb_outputs} "
             "outputs; give one-hot rows of that width or class ids of shape (N,)."
         )
+    if operator.builtin:
+        _zero_rows_warning(targets, operator)
     return tf.constant(targets, dtype=tf.float32)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from sobol_tf._utils import batching
 from sobol_tf._utils.batching import CompiledStep, run_batches
-from sobol_tf.errors import InvalidTypeError, ModelCallError
+from sobol_tf.errors import InvalidTypeError, ModelCallError, SobolTFWarning
 
 SIGNATURE = [tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, 2], tf.float32)]
 
@@ -95,3 +95,49 @@ def test_library_errors_pass_through(monkeypatch, loop_min_batches):
 
     with pytest.raises(InvalidTypeError, match="several outputs"):
         run(CompiledStep(several_outputs, SIGNATURE), 4, tf.zeros((4, 2)), batch_size=2)
+
+
+def numpy_rows(indices, table):
+    """A step TensorFlow cannot trace (numpy on a symbolic tensor): runs eagerly."""
+    return 2.0 * np.asarray(tf.gather(table, indices))
+
+
+@pytest.mark.parametrize("loop_min_batches", [1, 1000])
+def test_untraceable_steps_run_eagerly_with_one_warning_per_mode(monkeypatch, loop_min_batches):
+    monkeypatch.setattr(batching, "LOOP_MIN_BATCHES", loop_min_batches)
+    table = tf.constant(np.arange(14, dtype=np.float32).reshape(7, 2))
+    mode = batching.ModelMode()
+    with pytest.warns(SobolTFWarning, match=r"(?s)could not be traced.*eagerly") as caught:
+        first = run(CompiledStep(numpy_rows, SIGNATURE, mode=mode), 7, table, batch_size=3)
+        second = run(CompiledStep(numpy_rows, SIGNATURE, mode=mode), 7, table, batch_size=2)
+    assert len([w for w in caught if issubclass(w.category, SobolTFWarning)]) == 1
+    np.testing.assert_array_equal(first, 2 * table.numpy())
+    np.testing.assert_array_equal(second, 2 * table.numpy())
+    assert mode.eager
+
+
+def test_steps_that_need_tracing_refuse_to_run_eagerly():
+    step = CompiledStep(numpy_rows, SIGNATURE, eager_fallback=False)
+    with pytest.raises(ModelCallError, match="could not be traced"):
+        run(step, 4, tf.zeros((4, 2)), batch_size=2)
+
+
+def test_non_finite_results_are_counted_and_placed():
+    def some_infinite(indices, table):
+        return tf.gather(table, indices) / tf.gather(table, indices)[:, :1]
+
+    table = tf.constant([[1.0, 2.0], [0.0, 1.0], [3.0, 3.0], [0.0, -1.0]])
+    with pytest.raises(ModelCallError, match=r"non-finite rows: 4 of 8 \(2 NaN, 1 \+inf, "
+                                             r"1 -inf\), from inputs 0, 1, while evaluating "
+                                             r"rows\."):
+        run_batches(CompiledStep(some_infinite, SIGNATURE), 4, (table,), batch_size=3,
+                    verbose=False, title="Test", what="rows", values="rows",
+                    items_per_input=2)
+
+
+def test_a_step_returning_another_number_of_rows_is_refused():
+    def first_row_only(indices, table):
+        return tf.gather(table, indices)[:1]
+
+    with pytest.raises(ModelCallError, match="another number of inputs|1 rows"):
+        run(CompiledStep(first_row_only, SIGNATURE), 4, tf.zeros((4, 2)), batch_size=2)

@@ -11,6 +11,7 @@ from sobol_tf._utils.batching import CompiledStep, progbar, run_batches
 from sobol_tf._utils.data import (
     PreparedData,
     model_batch_rank,
+    model_input_shape,
     prepare_inputs_targets,
     to_numpy,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "lookup",
     "PreparedData",
     "model_batch_rank",
+    "model_input_shape",
     "prepare_inputs_targets",
     "to_numpy",
     "CompiledStep",

@@ -14,11 +14,14 @@ graph took about 3% longer than a ``tf.while_loop`` over index ranges
 (``benchmarks/bench_speed.py`` prints both references).
 """
 import logging
+import re
 import time
 
+import numpy as np
 import tensorflow as tf
 
-from sobol_tf.errors import InvalidTypeError, ModelCallError, SobolTFError
+from sobol_tf.errors import (InvalidArgumentError, InvalidTypeError, ModelCallError,
+                             SobolTFError, warn)
 
 #: run_batches sizes its chunks of batches so that one compiled call lasts about this
 #: long (seconds): long enough that the per-call cost vanishes, short enough for the
@@ -43,6 +46,20 @@ class _RetracingFilter(logging.Filter):
 tf.get_logger().addFilter(_RetracingFilter())
 
 
+class ModelMode:
+    """How the steps of one model run, shared by every step of an explainer or metric.
+
+    Attributes:
+        eager: run the steps eagerly, batch by batch (set when the model could not be
+            traced by TensorFlow, or by the user).
+        warned: the warning saying so was emitted (once per explainer or metric).
+    """
+
+    def __init__(self, eager=False):
+        self.eager = bool(eager)
+        self.warned = False
+
+
 class CompiledStep:
     """A step ``step(indices, *arguments)`` compiled two ways, each on first use.
 
@@ -53,29 +70,48 @@ class CompiledStep:
     Both return float32 results stacked over the items. The loop costs one more
     compilation (about 25-45 ms for a small model on a 2-core CPU) and saves the
     Python call of every batch (about 1 ms each on a small convnet, see the module's
-    docstring).
+    docstring). When the step cannot be traced (a model that is not made of TensorFlow
+    operations), :func:`run_batches` calls ``python_step`` eagerly instead.
 
     Args:
         python_step: a function of int64 item indices (B,) and tensors ``arguments``,
             returning one tensor (B, ...).
         input_signature: TensorSpecs of ``(indices, *arguments)``.
         jit_compile: XLA-compile the step (the loop around it stays a TF graph).
+        mode: the :class:`ModelMode` shared by the steps of one model (a new one if None).
+        eager_fallback: whether the step may run eagerly when it cannot be traced
+            (False for steps that need TensorFlow's gradients of the model).
     """
 
-    def __init__(self, python_step, input_signature, *, jit_compile=False):
+    def __init__(self, python_step, input_signature, *, jit_compile=False, mode=None,
+                 eager_fallback=True):
         def step(indices, *arguments):
-            return tf.cast(python_step(indices, *arguments), tf.float32)
+            result = python_step(indices, *arguments)
+            if isinstance(result, (list, tuple, dict)):
+                raise ModelCallError(
+                    f"the operator returned {describe_structure(result)}; it must return "
+                    "one score per input, shape (B,)."
+                )
+            result = tf.cast(result, tf.float32)
+            if result.shape.rank == 0:
+                raise ModelCallError(
+                    "the model (or the operator) returned a single number for a batch of "
+                    "inputs; it must map a batch (B, ...) to outputs (B, K) or scores (B,)."
+                )
+            return check_rows(result, indices, "the model (or the operator)")
 
         step.__qualname__ = step.__name__ = f"{_NAME}_step"  # see _RetracingFilter
-        self._python_step = step
+        self.python_step = step
         self._signature = list(input_signature)
         self._jit_compile = jit_compile
+        self.mode = mode if mode is not None else ModelMode()
+        self.eager_fallback = eager_fallback
         self._step = self._loop = None
 
     @property
     def step(self):
         if self._step is None:
-            self._step = tf.function(self._python_step, input_signature=self._signature,
+            self._step = tf.function(self.python_step, input_signature=self._signature,
                                      jit_compile=self._jit_compile).get_concrete_function()
         return self._step
 
@@ -86,7 +122,7 @@ class CompiledStep:
         return self._loop
 
     def _compile_loop(self):
-        step = self._python_step
+        step = self.python_step
         if self._jit_compile:  # an XLA cluster of its own; else traced inline in the body
             step = tf.function(step, jit_compile=True)
 
@@ -109,20 +145,82 @@ class CompiledStep:
 
         loop.__qualname__ = loop.__name__ = f"{_NAME}_loop"  # see _RetracingFilter
         scalar = tf.TensorSpec([], tf.int64)
-        return tf.function(loop, input_signature=[scalar] * 3 + self._signature[1:])
+        compiled = tf.function(loop, input_signature=[scalar] * 3 + self._signature[1:])
+        concrete = compiled.get_concrete_function()  # traced now: errors come out here
+
+        def call(start, stop, batch_size, *arguments):
+            return concrete(*(tf.constant(v, tf.int64) for v in (start, stop, batch_size)),
+                            *arguments)
+
+        return call
 
 
-def outputs_step(model):
-    """A step ``(indices, images) -> outputs (B, K) float32`` of ``model`` on clean inputs."""
+def describe_structure(value):
+    """A few words on a nested output: 'a list of 2 tensors', "a dict with keys ['a']"."""
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    kind = "list" if isinstance(value, list) else "tuple"
+    return f"a {kind} of {len(value)} {'tensor' if len(value) == 1 else 'tensors'}"
+
+
+def check_rows(result, indices, who):
+    """Fail when ``result`` does not hold one row per item of ``indices`` (a model that
+    drops, adds or reduces over the batch): statically when both sizes are known, else
+    with a runtime assertion (ignored inside XLA clusters; :func:`run_batches` then
+    checks the total).
+
+    Returns:
+        ``result``, after the check when it runs at run time.
+    """
+    rows, items = result.shape[0], indices.shape[0]
+    if rows is not None and items is not None:
+        if rows != items:
+            raise ModelCallError(
+                f"{who} returned {rows} rows of outputs for a batch of {items} inputs; it "
+                "must map a batch (B, ...) to outputs (B, K) or scores (B,)."
+            )
+        return result
+    check = tf.debugging.assert_equal(
+        tf.shape(result, out_type=tf.int64)[0], tf.shape(indices, out_type=tf.int64)[0],
+        message=f"{who} returned outputs for another number of inputs than the batch it "
+                "was given (rows of outputs, batch size); it must map a batch (B, ...) to "
+                "outputs (B, K) or scores (B,)")
+    with tf.control_dependencies([check] if check is not None else []):
+        return tf.identity(result)
+
+
+def outputs_step(model, operator_name="classification", builtin=True):
+    """A step ``(indices, images) -> outputs (B, K) float32`` of ``model`` on clean inputs.
+
+    Used only to read the number of outputs and the predicted class (targets). A model
+    with several outputs (list, tuple, dict) has neither: the error says what to pass.
+    """
 
     def step(indices, images):
         outputs = model(tf.gather(images, indices))
-        if isinstance(outputs, (list, tuple)):
-            raise InvalidTypeError(
-                "the model returned several outputs; pass operator=callable "
-                "g(model, inputs, targets) that picks the one to use."
+        if isinstance(outputs, (list, tuple, dict)):
+            structure = describe_structure(outputs)
+            if builtin:
+                raise InvalidTypeError(
+                    f"the model returned {structure}; operator={operator_name!r} reads one "
+                    "output (B, K). Pass operator=g(model, inputs, targets) that picks the "
+                    "output to explain, e.g. lambda model, x, t: "
+                    "tf.reduce_sum(model(x)[1] * t, axis=-1)."
+                )
+            raise InvalidArgumentError(
+                f"the model returned {structure}: with several outputs, targets cannot be "
+                "None or class ids (there is no single output to take the predicted class "
+                "or the number of classes from); give targets as rows (N, K) that your "
+                "operator reads, e.g. one-hot rows of the output it picks."
             )
-        return tf.cast(tf.reshape(outputs, (tf.shape(indices)[0], -1)), tf.float32)
+        outputs = tf.cast(outputs, tf.float32)
+        if outputs.shape.rank == 0:
+            raise ModelCallError(
+                "the model returned a single number for a batch of inputs; it must map a "
+                "batch (B, ...) to outputs (B, K) or (B,)."
+            )
+        outputs = check_rows(outputs, indices, "the model")
+        return tf.reshape(outputs, (tf.shape(indices)[0], -1))
 
     return step
 
@@ -158,14 +256,109 @@ def _library_error(exc):
     return None
 
 
-def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, what):
+#: what :func:`run_batches` suggests when a model gives NaN or infinite values.
+NON_FINITE_HINT = (
+    "The model (or the operator) overflows or divides by zero on some inputs, e.g. on "
+    "perturbed inputs far from the data: clip its outputs, compute probabilities with a "
+    "stable softmax / log-softmax of the logits (tf.nn.softmax, tf.nn.log_softmax), or "
+    "guard divisions, logs and square roots."
+)
+
+#: what a model must be, said when it fails.
+MODEL_CONTRACT = (
+    "The model must map a float32 batch (B, ...) (a tf.Tensor; call np.asarray on it if "
+    "it works on numpy) to outputs (B, K) as an array or tensor (or any structure, with "
+    "an operator that picks from it)."
+)
+
+
+def _format_ids(ids):
+    ids = sorted(set(int(i) for i in ids))
+    shown = ", ".join(map(str, ids[:10])) + (", ..." if len(ids) > 10 else "")
+    return f"input {shown}" if len(ids) == 1 else f"inputs {shown}"
+
+
+def check_finite(result, *, what, values, items_per_input=1, hint=NON_FINITE_HINT):
+    """Raise ModelCallError when ``result`` holds NaN or infinite values.
+
+    One reduction on the device when everything is finite; the counts are computed only
+    when something is not.
+
+    Args:
+        result: (nb_items, ...) tensor.
+        what: what was evaluated ("the clean inputs").
+        values: what the values are ("scores", "outputs of the model").
+        items_per_input: items of one input (item i belongs to input i // items_per_input).
+    """
+    if bool(tf.reduce_all(tf.math.is_finite(result))):
+        return
+    array = result.numpy()
+    nan, positive, negative = (int(np.sum(np.isnan(array))), int(np.sum(array == np.inf)),
+                               int(np.sum(array == -np.inf)))
+    bad_items = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
+    raise ModelCallError(
+        f"non-finite {values}: {nan + positive + negative} of {array.size} ({nan} NaN, "
+        f"{positive} +inf, {negative} -inf), from {_format_ids(bad_items // items_per_input)}"
+        f", while evaluating {what}. {hint}"
+    )
+
+
+def _cause(exc):
+    """One line on an exception: its type and the first line of its message (for an
+    error autograph re-raised while tracing, the original error: its last line)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("in user code:"):
+        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+        return raised[-1] if raised else lines[-1]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trace_error):
+    """Call the step's Python function batch by batch, without tf.function."""
+    results = []
+    for first in range(0, nb_items, batch_size):
+        stop = min(first + batch_size, nb_items)
+        try:
+            results.append(compiled.python_step(tf.range(first, stop, dtype=tf.int64),
+                                                *arguments))
+        except SobolTFError:
+            raise
+        except Exception as exc:
+            traced = "" if trace_error is None else (
+                f" (TensorFlow could not trace it either: {_cause(trace_error)})")
+            raise ModelCallError(
+                f"the model raised while evaluating {what} eagerly (items {first} to "
+                f"{stop - 1} of {nb_items}, batch_size={batch_size}): "
+                f"{type(exc).__name__}: {str(exc)[:2000]}"
+                f"{traced}. {MODEL_CONTRACT}"
+            ) from exc
+        if trace_error is not None and not compiled.mode.warned:
+            compiled.mode.warned = True
+            warn(
+                "the model could not be traced by TensorFlow "
+                f"({_cause(trace_error)}); it runs eagerly, batch by batch, which is "
+                "slower. Write it with TensorFlow operations (or Keras layers) to run it "
+                "compiled.")
+        if progress is not None:
+            progress.update(-(-stop // batch_size))
+    return results
+
+
+def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, what,
+                values="scores", items_per_input=1, one_score=False):
     """Run a compiled step over every batch of item indices, in order.
 
     A job of fewer than :data:`LOOP_MIN_BATCHES` batches calls the step once per batch;
     a longer one runs in chunks, each one call of the compiled loop, a chunk holding one
     batch at first and doubling while a call lasts less than :data:`CHUNK_SECONDS`.
-    Results are collected once and stacked. Model errors are re-raised as
-    ModelCallError naming ``what``.
+    Results are collected once and stacked, then checked: NaN or infinite values raise
+    (:func:`check_finite`). Model errors are re-raised as ModelCallError naming ``what``.
+
+    A step TensorFlow cannot trace because of the model (a numpy function, a model
+    reading ``int(x.shape[0])``, one returning numpy arrays) runs eagerly instead,
+    batch by batch, with one :class:`~sobol_tf.errors.SobolTFWarning` per
+    :class:`ModelMode` (that is, per explainer or metric); every later step of the same
+    mode runs eagerly at once. A step made with ``eager_fallback=False`` raises instead.
 
     Args:
         compiled: a :class:`CompiledStep`.
@@ -175,40 +368,84 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
         verbose: show a progress bar when there is more than one batch.
         title: printed above the progress bar (who is working).
         what: what is evaluated, for the progress bar and error messages.
+        values: what the results are, for the non-finite error ("scores").
+        items_per_input: items of one input, to name the inputs in that error.
+        one_score: each item gives one score (an operator's output): results (B,) or
+            (B, 1) are returned flat, (nb_items,); any other shape raises.
 
     Returns:
         tf.Tensor of the stacked per-item results, (nb_items, ...).
 
     Raises:
-        ModelCallError: the step raised something other than a SobolTFError.
+        ModelCallError: the step raised something other than a SobolTFError (also
+            eagerly), returned another number of rows than items, or non-finite values.
     """
     nb_batches = -(-nb_items // batch_size)
     progress = progbar(nb_batches, verbose and nb_batches > 1, f"{title}: {what}")
     in_loop = nb_batches >= LOOP_MIN_BATCHES
     results = []
-    first, chunk = 0, 1
-    try:
-        while first < nb_items:
-            stop = min(first + chunk * batch_size, nb_items)
-            started = time.perf_counter()
-            if in_loop:
-                results.append(compiled.loop(first, stop, batch_size, *arguments))
-                if time.perf_counter() - started < CHUNK_SECONDS / 2:
-                    chunk *= 2
-            else:
-                results.append(compiled.step(tf.range(first, stop, dtype=tf.int64),
-                                             *arguments))
-            first = stop
-            if progress is not None:
-                progress.update(-(-first // batch_size))
-    except SobolTFError:
-        raise
-    except Exception as exc:
-        ours = _library_error(exc)
-        if ours is not None:  # raised while tracing, wrapped by autograph
-            raise ours from None
+    first, stop, chunk = 0, 0, 1
+    trace_error = None
+    runner = None
+    if not compiled.mode.eager:
+        try:
+            runner = compiled.loop if in_loop else compiled.step  # traced here
+        except SobolTFError:
+            raise
+        except Exception as exc:
+            ours = _library_error(exc)
+            if ours is not None:  # raised while tracing, wrapped by autograph
+                raise ours from None
+            if not compiled.eager_fallback:
+                raise ModelCallError(
+                    f"the model could not be traced by TensorFlow while evaluating {what}. "
+                    "This method takes gradients with TensorFlow: the model must be made "
+                    "of differentiable TensorFlow operations (a Keras model or a function "
+                    f"of tf ops). The error: {type(exc).__name__}: {exc}"
+                ) from exc
+            trace_error = exc
+            compiled.mode.eager = True
+    if compiled.mode.eager:
+        results = _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what,
+                               trace_error)
+    else:
+        try:
+            while first < nb_items:
+                stop = min(first + chunk * batch_size, nb_items)
+                started = time.perf_counter()
+                if in_loop:
+                    results.append(runner(first, stop, batch_size, *arguments))
+                    if time.perf_counter() - started < CHUNK_SECONDS / 2:
+                        chunk *= 2
+                else:
+                    results.append(runner(tf.range(first, stop, dtype=tf.int64), *arguments))
+                first = stop
+                if progress is not None:
+                    progress.update(-(-first // batch_size))
+        except SobolTFError:
+            raise
+        except Exception as exc:
+            ours = _library_error(exc)
+            if ours is not None:
+                raise ours from None
+            raise ModelCallError(
+                f"the model raised while evaluating {what} (items {first} to {stop - 1} of "
+                f"{nb_items}, batch_size={batch_size}): {type(exc).__name__}: {exc}"
+            ) from exc
+    result = tf.concat(results, axis=0) if len(results) > 1 else results[0]
+    if result.shape[0] != nb_items:
         raise ModelCallError(
-            f"the model raised while evaluating {what} (items {first} to {stop - 1} of "
-            f"{nb_items}, batch_size={batch_size}): {type(exc).__name__}: {exc}"
-        ) from exc
-    return tf.concat(results, axis=0) if len(results) > 1 else results[0]
+            f"the model (or the operator) returned {result.shape[0]} rows of results for "
+            f"{nb_items} items while evaluating {what}; it must map a batch (B, ...) to "
+            "outputs (B, K) or scores (B,)."
+        )
+    if one_score:
+        if tuple(result.shape[1:]) not in ((), (1,)):
+            raise ModelCallError(
+                f"the operator returned scores of shape {tuple(result.shape)} while "
+                f"evaluating {what}; it must return one score per input, shape (B,) "
+                "(reduce over the outputs, e.g. tf.reduce_sum(model(x) * t, axis=-1))."
+            )
+        result = tf.reshape(result, (-1,))
+    check_finite(result, what=what, values=values, items_per_input=items_per_input)
+    return result

@@ -1,9 +1,16 @@
 """Normalisation of inputs and targets at the API boundary.
 
 Inputs arrive as numpy arrays, tf.Tensors or a tf.data.Dataset of (input, target)
-pairs, batched or not; targets as one-hot / score vectors (N, K) or class ids (N,).
-They leave as one float32 tf.Tensor of inputs and one float32 (N, K) tf.Tensor of
-targets. The caller's arrays are never written to.
+pairs, 1-tuples or inputs alone, batched or not; targets as one-hot / score vectors
+(N, K) or class ids (N,). They leave as one float32 tf.Tensor of inputs and one float32
+(N, K) tf.Tensor of targets. The caller's arrays are never written to.
+
+Rules (README, "Inputs, targets and models: the rules"): inputs equal to the model's
+declared input shape without its batch axis are refused (add it: ``img[None]``); a
+dataset element is a batch when it has the model's declared batch rank, else when it has
+rank 4 or a dynamic first dimension; infinite datasets are refused, and datasets of
+unknown length are refused past :data:`MAX_DATASET_INPUTS` inputs or
+:data:`MAX_DATASET_BYTES`.
 """
 from dataclasses import dataclass
 
@@ -26,12 +33,93 @@ class PreparedData:
     targets: object
 
 
+#: a tf.data.Dataset of unknown cardinality (e.g. after ``filter``) is read until it
+#: ends; past this many inputs it is refused (an endless one would never end).
+MAX_DATASET_INPUTS = 2 ** 20
+
+#: nor past this many bytes of inputs (float32), whichever comes first.
+MAX_DATASET_BYTES = 4 * 2 ** 30
+
+
+def check_model(model):
+    """Raise InvalidTypeError unless ``model`` is callable (saying what to pass for an
+    object with a ``predict_proba`` / ``predict`` method, e.g. a scikit-learn model)."""
+    if callable(model):
+        return
+    for method in ("predict_proba", "predict"):
+        if callable(getattr(model, method, None)):
+            raise InvalidTypeError(
+                f"model must be callable on a batch; this {type(model).__name__} is not, "
+                f"but has .{method}: pass model.{method} (it runs eagerly if it works on "
+                "numpy arrays)."
+            )
+    raise InvalidTypeError(
+        f"model must be a Keras model or a callable on a batch tensor, got "
+        f"{type(model).__name__}."
+    )
+
+
+def model_input_shape(model):
+    """The input shape a model declares, batch axis included (e.g. (None, 224, 224, 3)),
+    or None when it declares none or several inputs.
+
+    Read from ``model.input_shape`` (Keras) or ``model.inputs[0].shape``; any error
+    while reading it (an unbuilt subclassed model) counts as "not declared".
+    """
+    try:
+        shape = getattr(model, "input_shape", None)
+        if shape is None:
+            inputs = getattr(model, "inputs", None)
+            if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+                shape = tuple(inputs[0].shape)
+    except Exception:  # noqa: BLE001 - a property that cannot answer declares nothing
+        return None
+    if isinstance(shape, list) and len(shape) == 1:
+        shape = shape[0]
+    if isinstance(shape, tf.TensorShape):
+        shape = tuple(shape.as_list()) if shape.rank is not None else None
+    if (isinstance(shape, tuple) and len(shape) >= 2
+            and all(isinstance(d, (int, type(None))) for d in shape)):
+        return shape
+    return None
+
+
 def model_batch_rank(model):
     """Rank of a batch for ``model`` when it declares its input shape, else None."""
-    shape = getattr(model, "input_shape", None)
-    if isinstance(shape, tuple) and shape and all(isinstance(d, (int, type(None))) for d in shape):
-        return len(shape)
-    return None
+    shape = model_input_shape(model)
+    return None if shape is None else len(shape)
+
+
+def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
+    """Check the shape of ``inputs`` against the model's declared input shape.
+
+    Raises:
+        InvalidArgumentError: ``shape`` equals ``declared`` without its batch axis (one
+            input: explain(img) instead of explain(img[None])); with ``rank_too``,
+            another rank than the model takes (grayscale images (N, H, W) for a model
+            taking (None, H, W, 1) are accepted). Sizes are left to the model's own
+            check (a method may have a clearer message, e.g. a grid too fine).
+    """
+    if declared is None:
+        return
+    shape = tuple(shape)
+
+    def fits(dims, wanted):
+        return len(dims) == len(wanted) and all(w is None or w == d
+                                                for d, w in zip(dims, wanted))
+
+    if fits(shape, declared[1:]):
+        raise InvalidArgumentError(
+            f"{name} has shape {shape}, which is ONE input of the model (it takes "
+            f"batches of shape {declared}): add the batch axis, e.g. img[None] or "
+            "np.expand_dims(img, 0), to pass a batch of one input."
+        )
+    grayscale = len(shape) == len(declared) - 1 and declared[-1] in (1, None)
+    if rank_too and len(shape) != len(declared) and not grayscale:
+        raise InvalidArgumentError(
+            f"{name} has shape {shape} (rank {len(shape)}) but the model takes batches of "
+            f"shape {declared} (rank {len(declared)}); give inputs of that rank."
+        )
 
 
 def to_numpy(value, name):
@@ -49,46 +137,113 @@ def to_numpy(value, name):
         ) from exc
 
 
-def _dataset_to_arrays(dataset, batched_rank):
-    """Collect a tf.data.Dataset of (input, target) pairs (or inputs alone)."""
-    spec = dataset.element_spec
-    has_targets = isinstance(spec, tuple) and len(spec) == 2
-    x_spec = spec[0] if has_targets else spec
-    if isinstance(spec, tuple) and len(spec) not in (1, 2):
-        raise InvalidArgumentError(
-            "inputs as a tf.data.Dataset must yield (input, target) pairs or inputs "
-            f"alone, got elements of {len(spec)} parts."
+def _element_parts(spec):
+    """(input spec, target spec or None) of a dataset's element spec."""
+    if isinstance(spec, dict):
+        keys = sorted(spec)
+        example = keys[0] if keys else "image"
+        raise InvalidTypeError(
+            f"inputs is a tf.data.Dataset of dicts (keys {keys}); map it to (input, target) "
+            f"pairs or inputs alone first, e.g. ds.map(lambda d: (d['{example}'], "
+            "d['label'])) with the keys of your dataset."
         )
-    if batched_rank is not None:
-        batched = x_spec.shape.rank == batched_rank
+    if isinstance(spec, tuple):
+        if len(spec) not in (1, 2):
+            raise InvalidArgumentError(
+                "inputs as a tf.data.Dataset must yield (input, target) pairs, 1-tuples "
+                f"(input,) or inputs alone, got elements of {len(spec)} parts."
+            )
+        parts = (spec[0], spec[1] if len(spec) == 2 else None)
     else:
-        batched = x_spec.shape.rank is not None and x_spec.shape[0] is None
-    if not batched:
+        parts = (spec, None)
+    for part, what in zip(parts, ("input", "target")):
+        if part is not None and not isinstance(part, tf.TensorSpec):
+            raise InvalidTypeError(
+                f"inputs is a tf.data.Dataset whose {what} part is a "
+                f"{type(part).__name__}, not a tensor; map it to (input, target) pairs of "
+                "tensors first, e.g. ds.map(lambda x, y: (x['image'], y))."
+            )
+    return parts
+
+
+def _is_batched(x_spec, batched_rank):
+    """Whether a dataset's input elements are batches: the model's batch rank when it
+    declares one; else rank 4 (a batch of images), or a dynamic first dimension
+    (``.batch(b)``), is a batch, and any other element is one input (H, W, C) or (H, W).
+    """
+    rank = x_spec.shape.rank
+    if rank is None:
+        return False
+    if batched_rank is not None:
+        return rank == batched_rank
+    return rank >= 4 or (rank >= 1 and x_spec.shape[0] is None)
+
+
+def _dataset_to_arrays(dataset, batched_rank):
+    """Collect a tf.data.Dataset of (input, target) pairs, 1-tuples or inputs alone."""
+    x_spec, y_spec = _element_parts(dataset.element_spec)
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise InvalidArgumentError(
+            "inputs is an infinite tf.data.Dataset (e.g. after .repeat()); explain a "
+            "finite part of it: ds.take(n) (unbatched) or ds.take(nb_batches)."
+        )
+    if not _is_batched(x_spec, batched_rank):
         dataset = dataset.batch(256)
     xs, ys = [], []
+    count = size = 0
     for element in dataset:
-        if has_targets:
-            xs.append(element[0].numpy())
-            ys.append(element[1].numpy())
+        if isinstance(element, tuple):
+            x, y = element[0], (element[1] if y_spec is not None else None)
         else:
-            xs.append((element[0] if isinstance(element, tuple) else element).numpy())
+            x, y = element, None
+        x = x.numpy()
+        xs.append(x)
+        if y is not None:
+            ys.append(y.numpy())
+        count += len(x) if x.ndim else 1
+        size += x.size * 4
+        if cardinality == tf.data.UNKNOWN_CARDINALITY and (
+                count > MAX_DATASET_INPUTS or size > MAX_DATASET_BYTES):
+            raise InvalidArgumentError(
+                "inputs is a tf.data.Dataset of unknown length that yielded more than "
+                f"{MAX_DATASET_INPUTS} inputs or {MAX_DATASET_BYTES / 2 ** 30:.0f} GiB "
+                f"(read so far: {count} inputs); it may be endless (e.g. .repeat() before "
+                ".filter()). Explain a finite part of it: ds.take(n)."
+            )
     if not xs:
         raise InvalidArgumentError("inputs is an empty tf.data.Dataset; give at least one input.")
     inputs = np.concatenate(xs, axis=0)
-    targets = np.concatenate(ys, axis=0) if has_targets else None
+    targets = np.concatenate(ys, axis=0) if y_spec is not None else None
     return inputs, targets
 
 
-def prepare_inputs_targets(inputs, targets, *, batched_rank=None, allowed_ranks=None,
+def _check_real_dtype(array, name):
+    """Raise InvalidTypeError unless ``array`` holds real numbers (booleans included)."""
+    if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer) or np.issubdtype(
+            array.dtype, np.floating):
+        return
+    what = "complex numbers" if np.issubdtype(array.dtype, np.complexfloating) else \
+        f"dtype {array.dtype}"
+    raise InvalidTypeError(
+        f"{name} must hold real numbers (floats, integers or booleans), got {what}; "
+        "convert them first (e.g. np.abs or .real for complex values)."
+    )
+
+
+def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_ranks=None,
                            require_targets=True):
     """Check and normalise ``inputs`` and ``targets``.
 
     Args:
-        inputs: numpy array, tf.Tensor or tf.data.Dataset of (input, target) pairs.
+        inputs: numpy array, tf.Tensor or tf.data.Dataset of (input, target) pairs,
+            1-tuples (input,) or inputs alone, batched or not. Numbers of any real dtype
+            (integers and booleans are read as float32).
         targets: numpy array or tf.Tensor (N,) or (N, K); None when ``inputs`` is a dataset
             that carries them (or when ``require_targets`` is False).
-        batched_rank: rank of a batch for the model, when known; decides whether a dataset
-            is batched.
+        declared_shape: the model's input shape, batch axis included, when it declares
+            one (:func:`model_input_shape`): inputs equal to it without the batch axis
+            are refused, and it decides whether a dataset's elements are batches.
         allowed_ranks: ranks of ``inputs`` the caller can handle (None: any rank >= 2).
         require_targets: raise if no targets are given.
 
@@ -96,10 +251,13 @@ def prepare_inputs_targets(inputs, targets, *, batched_rank=None, allowed_ranks=
         PreparedData.
 
     Raises:
-        InvalidArgumentError: empty inputs, NaN/inf in inputs, a rank not allowed,
-            targets whose length differs from the inputs.
-        InvalidTypeError: inputs or targets of a type that is not an array.
+        InvalidArgumentError: empty inputs, NaN/inf in inputs, a rank not allowed, one
+            input without its batch axis, targets whose length differs from the inputs,
+            an infinite dataset or one of unknown length past :data:`MAX_DATASET_INPUTS`.
+        InvalidTypeError: inputs or targets of a type that is not an array of real
+            numbers, a dataset of dicts.
     """
+    batched_rank = None if declared_shape is None else len(declared_shape)
     if isinstance(inputs, tf.data.Dataset):
         array, ds_targets = _dataset_to_arrays(inputs, batched_rank)
         if targets is not None and ds_targets is not None:
@@ -110,9 +268,9 @@ def prepare_inputs_targets(inputs, targets, *, batched_rank=None, allowed_ranks=
         targets = ds_targets if targets is None else targets
     else:
         array = to_numpy(inputs, "inputs")
+        check_batch_axis(array.shape, declared_shape)
 
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
-        raise InvalidTypeError(f"inputs must hold numbers, got dtype {array.dtype}.")
+    _check_real_dtype(array, "inputs")
     if array.ndim == 0 or array.shape[0] == 0:
         raise InvalidArgumentError(
             f"inputs is empty (shape {array.shape}); give at least one input."
@@ -122,6 +280,7 @@ def prepare_inputs_targets(inputs, targets, *, batched_rank=None, allowed_ranks=
             f"inputs must have rank {' or '.join(map(str, sorted(allowed_ranks)))}, "
             f"got shape {array.shape} (rank {array.ndim})."
         )
+    check_batch_axis(array.shape, declared_shape, rank_too=True)
     if array.size and not np.all(np.isfinite(array)):
         bad = int(np.sum(~np.isfinite(array)))
         raise InvalidArgumentError(
@@ -146,6 +305,5 @@ def prepare_inputs_targets(inputs, targets, *, batched_rank=None, allowed_ranks=
                 f"targets has {target_array.shape[0]} rows but inputs has "
                 f"{array.shape[0]}; give one target per input."
             )
-        if not np.issubdtype(target_array.dtype, np.number) and target_array.dtype != np.bool_:
-            raise InvalidTypeError(f"targets must hold numbers, got dtype {target_array.dtype}.")
+        _check_real_dtype(target_array, "targets")
     return PreparedData(inputs=tf.constant(array, dtype=tf.float32), targets=target_array)

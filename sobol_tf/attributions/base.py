@@ -14,8 +14,8 @@ import tensorflow as tf
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import (check_choice, check_positive_int, CompiledStep,
                              prepare_inputs_targets, run_batches)
-from sobol_tf._utils.batching import outputs_step, scores_step
-from sobol_tf._utils.data import model_batch_rank as _batched_rank
+from sobol_tf._utils.batching import ModelMode, outputs_step, scores_step
+from sobol_tf._utils.data import check_model, model_input_shape
 from sobol_tf.errors import InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
@@ -51,8 +51,11 @@ class Explainer(ABC):
     """Common base of every explainer.
 
     Args:
-        model: a Keras 3 model, a tf.keras model, or any callable mapping a batch tensor
-            to outputs (batch, K) with TensorFlow ops.
+        model: a Keras 3 model, a tf.keras model, or any callable mapping a float32 batch
+            (B, ...) to outputs (B, K) (or (B,)); with an ``operator`` that picks one,
+            outputs of any structure (list, tuple, dict). A model TensorFlow cannot trace
+            (numpy code, ``model.predict_proba`` of a scikit-learn model) runs eagerly,
+            slower, with one :class:`~sobol_tf.errors.SobolTFWarning`.
         batch_size: number of inputs (clean or perturbed) per forward pass. Bounds memory.
         operator: the scalar explained per input: None or 'classification' (the output of
             the target class), 'regression', or a callable g(model, inputs, targets)
@@ -75,11 +78,7 @@ class Explainer(ABC):
 
     def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
                  jit_compile=False, mixed_precision=None):
-        if not callable(model):
-            raise InvalidTypeError(
-                f"model must be a Keras model or a callable on a batch tensor, got "
-                f"{type(model).__name__}."
-            )
+        check_model(model)
         self.model = model
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.operator = operators_module.get(operator)
@@ -96,6 +95,7 @@ class Explainer(ABC):
         self.mixed_precision = mixed_precision
         self._functions = {}
         self._views = {}
+        self._mode = ModelMode()
 
     # -- public API -------------------------------------------------------------------
     def explain(self, inputs, targets=None):
@@ -112,9 +112,19 @@ class Explainer(ABC):
             when the method attributes each channel separately).
 
         Raises:
-            InvalidArgumentError: empty inputs, NaN or inf in inputs, a rank the method
-                cannot handle, targets whose length or width does not match.
-            ModelCallError: the model raised; the message says on what.
+            InvalidArgumentError: empty inputs, NaN or inf in inputs or targets, a rank the
+                method cannot handle, one input without its batch axis, targets whose
+                length or width does not match, targets None or class ids with a model of
+                several outputs, an infinite tf.data.Dataset.
+            InvalidTypeError: a built-in operator with a model of several outputs, a
+                dataset of dicts, inputs that are not real numbers.
+            ModelCallError: the model raised (the message says on what), returned another
+                number of rows than inputs, or NaN / infinite scores (the message counts
+                them and names the inputs).
+
+        Warns:
+            SobolTFWarning: an all-zero target row with a built-in operator (that map is
+                all zeros); a model that runs eagerly.
         """
         model, images, targets = self._prepare(inputs, targets)
         maps = self._explain(model, images, targets)
@@ -124,6 +134,22 @@ class Explainer(ABC):
         """Alias of :meth:`explain`."""
         return self.explain(inputs, targets)
 
+    @property
+    def run_eagerly(self):
+        """Whether the model runs eagerly, batch by batch, instead of compiled.
+
+        Set automatically (with one SobolTFWarning) when TensorFlow cannot trace the
+        model; set it to True yourself to skip the tracing attempt (e.g. to debug a
+        model with print or pdb). Gradient methods still need a model made of
+        differentiable TensorFlow operations.
+        """
+        return self._mode.eager
+
+    @run_eagerly.setter
+    def run_eagerly(self, value):
+        self._mode.eager = bool(value)
+        self._mode.warned = self._mode.warned or bool(value)
+
     def _prepare(self, inputs, targets):
         """Check and normalise the arguments of explain().
 
@@ -132,7 +158,7 @@ class Explainer(ABC):
             images (N, H, W, C) and float32 targets (N, K).
         """
         data = prepare_inputs_targets(
-            inputs, targets, batched_rank=_batched_rank(self.model),
+            inputs, targets, declared_shape=model_input_shape(self.model),
             allowed_ranks=self.input_ranks, require_targets=False,
         )
         images = data.inputs
@@ -141,7 +167,9 @@ class Explainer(ABC):
             images = images[..., None]
         self._check_inputs(images)
         model = self._model_view(squeeze_channel)
-        outputs = self._predict(model, images)
+        outputs = None
+        if operators_module.needs_outputs(data.targets, self.operator):
+            outputs = self._predict(model, images)
         targets = operators_module.prepare_targets(data.targets, outputs, self.operator)
         return model, images, targets
 
@@ -169,36 +197,49 @@ class Explainer(ABC):
             self._views[squeeze_channel] = model
         return self._views[squeeze_channel]
 
+    #: the method needs TensorFlow's gradients of the model: a model TensorFlow cannot
+    #: trace is refused instead of being run eagerly (see README, "Inputs, targets and
+    #: models: the rules").
+    needs_gradients = False
+
     def _compiled(self, model, key, python_function, input_signature):
         """``python_function`` compiled with its batch loop, once per ``key`` and model view.
 
-        Steps that call the model are XLA-compiled when ``jit_compile`` is set.
+        Steps that call the model are XLA-compiled when ``jit_compile`` is set. Every
+        step shares the explainer's :class:`~sobol_tf._utils.batching.ModelMode`: once
+        the model could not be traced, every step runs eagerly.
         """
         key = (id(model),) + key
         if key not in self._functions:
             self._functions[key] = CompiledStep(python_function, input_signature,
-                                                 jit_compile=self.jit_compile)
+                                                 jit_compile=self.jit_compile, mode=self._mode,
+                                                 eager_fallback=not self.needs_gradients)
         return self._functions[key]
 
-    def _run_batches(self, step, nb_items, arguments, what):
+    def _run_batches(self, step, nb_items, arguments, what, *, values="scores",
+                     items_per_input=1, one_score=False):
         """Run a step compiled by :meth:`_compiled` on every batch of item indices.
 
         Batches run in order, in chunks of one compiled call; results are collected
-        once and stacked. Model errors are re-raised as ModelCallError naming ``what``.
+        once, stacked and checked for NaN or infinite values. Model errors are re-raised
+        as ModelCallError naming ``what``.
 
         Returns:
             tf.Tensor of the stacked per-item results, (nb_items, ...).
         """
         return run_batches(step, nb_items, arguments, batch_size=self.batch_size,
-                           verbose=self.verbose, title=type(self).__name__, what=what)
+                           verbose=self.verbose, title=type(self).__name__, what=what,
+                           values=values, items_per_input=items_per_input,
+                           one_score=one_score)
 
     def _predict(self, model, images):
         """The model's outputs on the clean images, (N, K) as numpy."""
-        step = outputs_step(model)
+        step = outputs_step(model, self.operator.name, self.operator.builtin)
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32)]
         function = self._compiled(model, ("predict", tuple(images.shape[1:])), step, signature)
-        return self._run_batches(function, images.shape[0], (images,), "the clean inputs").numpy()
+        return self._run_batches(function, images.shape[0], (images,), "the clean inputs",
+                                 values="outputs of the model").numpy()
 
     def _scores(self, model, images, targets):
         """The operator's scores on the clean images, (N,) float32 tensor."""
@@ -208,7 +249,8 @@ class Explainer(ABC):
                      tf.TensorSpec([None, targets.shape[1]], tf.float32)]
         function = self._compiled(model, ("scores", tuple(images.shape[1:]), targets.shape[1]),
                                   step, signature)
-        return self._run_batches(function, images.shape[0], (images, targets), "the clean inputs")
+        return self._run_batches(function, images.shape[0], (images, targets), "the clean inputs",
+                                 one_score=True)
 
     def _to_input_size(self, maps, height, width):
         maps = tf.convert_to_tensor(maps, tf.float32)
@@ -343,5 +385,6 @@ class BlackBoxExplainer(Explainer):
         function = self._compiled(model, key, step, signature)
         scores = self._run_batches(function, nb_inputs * nb_masks,
                                    (images, baselines, targets, masks),
-                                   f"{nb_masks} perturbations of {nb_inputs} input(s)")
+                                   f"{nb_masks} perturbations of {nb_inputs} input(s)",
+                                   items_per_input=nb_masks, one_score=True)
         return tf.reshape(scores, (nb_inputs, nb_masks))

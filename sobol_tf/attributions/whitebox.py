@@ -75,10 +75,17 @@ class WhiteBoxExplainer(Explainer):
     Raises:
         InvalidTypeError: ``output_layer`` given with a model that is not a Keras model.
         InvalidArgumentError: no such ``output_layer``.
+
+    ``explain`` raises ModelCallError for a model TensorFlow cannot trace (gradients need
+    TensorFlow operations; the black-box methods would run it eagerly) and for NaN or
+    infinite gradients (e.g. tf.sqrt or tf.math.log at 0 in the model).
     """
 
     #: gradient evaluations averaged per input (1: one gradient per input).
     nb_evaluations = 1
+
+    #: gradients need a model TensorFlow can trace and differentiate: no eager fallback.
+    needs_gradients = True
 
     def __init__(self, model, *, output_layer=None, batch_size=64, operator=None,
                  verbose=False):
@@ -145,4 +152,5 @@ class WhiteBoxExplainer(Explainer):
         what = f"the gradients of {images.shape[0]} input(s)"
         if nb_evaluations > 1:
             what += f" at {nb_evaluations} points each"
-        return self._run_batches(function, images.shape[0], (images, targets) + extras, what)
+        return self._run_batches(function, images.shape[0], (images, targets) + extras, what,
+                                 values="gradient attributions")

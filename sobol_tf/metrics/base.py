@@ -16,9 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import (check_positive_int, CompiledStep, model_batch_rank,
+from sobol_tf._utils import (check_positive_int, CompiledStep, model_input_shape,
                              prepare_inputs_targets, run_batches, to_numpy)
-from sobol_tf._utils.batching import outputs_step, scores_step
+from sobol_tf._utils.batching import ModelMode, outputs_step, scores_step
+from sobol_tf._utils.data import check_model
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: activations applied to the model's outputs before the operator, as in Xplique.
@@ -54,7 +55,9 @@ class ExplanationMetric(ABC):
     """Base of the metrics that score explanations of fixed inputs.
 
     Args:
-        model: a Keras model or any callable mapping a batch tensor to outputs (B, K).
+        model: a Keras model or any callable mapping a float32 batch (B, ...) to outputs
+            (B, K); outputs of any structure with an ``operator`` that picks one; a model
+            TensorFlow cannot trace runs eagerly (one SobolTFWarning), as for explainers.
         inputs: images (N, H, W, C) or (N, H, W) as numpy, tf.Tensor, or a tf.data.Dataset
             of (input, target) pairs, batched or not.
         targets: one-hot rows (N, K) or class ids (N,); None: the predicted class (or the
@@ -63,7 +66,8 @@ class ExplanationMetric(ABC):
             (as Xplique).
         operator: None / 'classification', 'regression', or g(model, inputs, targets).
         activation: None, 'softmax' or 'sigmoid', applied to the model's outputs before
-            the operator (e.g. to score probabilities of a model that outputs logits).
+            the operator (e.g. to score probabilities of a model that outputs logits); to
+            each output of a model with several.
         verbose: show a progress bar.
 
     Attributes:
@@ -71,18 +75,21 @@ class ExplanationMetric(ABC):
         targets: float32 tf.Tensor (N, K).
 
     Raises:
-        InvalidTypeError: ``model`` not callable, arguments of the wrong type.
-        InvalidArgumentError: bad shapes or values (the message says which and why).
-        ModelCallError: the model raised on the clean inputs.
+        InvalidTypeError: ``model`` not callable, arguments of the wrong type, a built-in
+            operator with a model of several outputs.
+        InvalidArgumentError: bad shapes or values (the message says which and why), one
+            input without its batch axis, NaN or infinite targets.
+        ModelCallError: the model raised on the clean inputs or gave NaN / infinite
+            outputs (scoring raises it too, with the count of non-finite scores).
+
+    Warns:
+        SobolTFWarning: all-zero target rows with a built-in operator; a model that runs
+            eagerly.
     """
 
     def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
                  activation=None, *, verbose=False):
-        if not callable(model):
-            raise InvalidTypeError(
-                f"model must be a Keras model or a callable on a batch tensor, got "
-                f"{type(model).__name__}."
-            )
+        check_model(model)
         self.model = model
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
@@ -90,15 +97,18 @@ class ExplanationMetric(ABC):
         self.activation = activation
         self.verbose = bool(verbose)
         self._functions = {}
+        self._mode = ModelMode()
 
-        data = prepare_inputs_targets(inputs, targets, batched_rank=model_batch_rank(model),
+        data = prepare_inputs_targets(inputs, targets, declared_shape=model_input_shape(model),
                                       allowed_ranks=IMAGE_RANKS, require_targets=False)
         self._user_rank = data.inputs.shape.rank
         images = data.inputs[..., None] if self._user_rank == 3 else data.inputs
         self.inputs = images
         self._model_view = self._wrap_model(model, self._user_rank == 3,
                                             get_activation(activation))
-        outputs = self._predict()
+        outputs = None
+        if operators_module.needs_outputs(data.targets, self.operator):
+            outputs = self._predict()
         self.targets = operators_module.prepare_targets(data.targets, outputs, self.operator)
 
     # -- public API -------------------------------------------------------------------
@@ -110,16 +120,34 @@ class ExplanationMetric(ABC):
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explanations)
 
+    @property
+    def run_eagerly(self):
+        """Whether the model runs eagerly, batch by batch, instead of compiled.
+
+        Set automatically (with one SobolTFWarning) when TensorFlow cannot trace the
+        model; set it to True yourself to skip the tracing attempt (e.g. to debug a
+        model with print or pdb). Gradient methods still need a model made of
+        differentiable TensorFlow operations.
+        """
+        return self._mode.eager
+
+    @run_eagerly.setter
+    def run_eagerly(self, value):
+        self._mode.eager = bool(value)
+        self._mode.warned = self._mode.warned or bool(value)
+
     # -- shared machinery -------------------------------------------------------------
     @staticmethod
     def _wrap_model(model, squeeze_channel, activation):
-        """The model as metrics call it: on (B, H, W, C) batches, activation applied."""
+        """The model as metrics call it: on (B, H, W, C) batches, activation applied (to
+        each output of a model with several)."""
 
         def view(x):
             outputs = model(x[..., 0] if squeeze_channel else x)
-            if activation is None or isinstance(outputs, (list, tuple)):
+            if activation is None:
                 return outputs
-            return activation(tf.cast(outputs, tf.float32))
+            return tf.nest.map_structure(lambda output: activation(tf.cast(output, tf.float32)),
+                                         outputs)
 
         return view
 
@@ -129,36 +157,39 @@ class ExplanationMetric(ABC):
         shape = tuple(self.inputs.shape)
         return shape[:3] if self._user_rank == 3 else shape
 
-    def _run(self, name, python_step, nb_items, arguments, what):
+    def _run(self, name, python_step, nb_items, arguments, what, *, values="scores",
+             items_per_input=1, one_score=False):
         """Run ``python_step(indices, *arguments)``, compiled once per name and shapes.
 
         Every argument is a tensor whose first axis may vary between calls; the step is
         traced once per ``name`` and the shapes of the other axes.
 
         Returns:
-            tf.Tensor (nb_items, ...) of the stacked results.
+            tf.Tensor (nb_items, ...) of the stacked results, checked for NaN and
+            infinite values (ModelCallError).
         """
         arguments = tuple(tf.convert_to_tensor(a) for a in arguments)
         key = (name,) + tuple((tuple(a.shape[1:]), a.dtype.name) for a in arguments)
         if key not in self._functions:
             signature = [tf.TensorSpec([None], tf.int64)] + [
                 tf.TensorSpec([None] + a.shape[1:].as_list(), a.dtype) for a in arguments]
-            self._functions[key] = CompiledStep(python_step, signature)
+            self._functions[key] = CompiledStep(python_step, signature, mode=self._mode)
         return run_batches(self._functions[key], nb_items, arguments,
                            batch_size=self.batch_size or nb_items, verbose=self.verbose,
-                           title=type(self).__name__, what=what)
+                           title=type(self).__name__, what=what, values=values,
+                           items_per_input=items_per_input, one_score=one_score)
 
     def _predict(self):
         """The model's outputs (after the activation) on the clean inputs, (N, K) numpy."""
-        step = outputs_step(self._model_view)
+        step = outputs_step(self._model_view, self.operator.name, self.operator.builtin)
         return self._run("predict", step, len(self.inputs), (self.inputs,),
-                         "the clean inputs").numpy()
+                         "the clean inputs", values="outputs of the model").numpy()
 
     def _clean_scores(self):
         """The operator's scores on the clean inputs, (N,) float32 tensor."""
         step = scores_step(self._model_view, self.operator)
         return self._run("scores", step, len(self.inputs), (self.inputs, self.targets),
-                         "the clean inputs")
+                         "the clean inputs", one_score=True)
 
     def _baselines(self, baseline_mode):
         """Resolve ``baseline_mode`` into baselines (1, H, W, C) or (N, H, W, C).

@@ -167,7 +167,8 @@ class CausalFidelity(ExplanationMetric):
 
         scores = self._run(self.causal_mode, step, nb_inputs * len(self.counts),
                            (self.inputs, self._baseline_values, self.targets, ranks, counts),
-                           f"{len(self.counts)} steps of {nb_inputs} input(s)")
+                           f"{len(self.counts)} steps of {nb_inputs} input(s)",
+                           items_per_input=len(self.counts), one_score=True)
         scores = np.reshape(scores.numpy().astype(np.float64), (nb_inputs, len(self.counts)))
         return CausalCurves(counts=self.counts.copy(), scores=scores, areas=curve_area(scores))
 
@@ -374,7 +375,8 @@ class MuFidelity(ExplanationMetric):
 
         scores = self._run("mufidelity", step, nb_inputs * self.nb_samples,
                            (self.inputs, self._baseline_values, self.targets, self._keep),
-                           f"{self.nb_samples} subsets of {nb_inputs} input(s)")
+                           f"{self.nb_samples} subsets of {nb_inputs} input(s)",
+                           items_per_input=self.nb_samples, one_score=True)
         scores = np.reshape(scores.numpy().astype(np.float64), (nb_inputs, self.nb_samples))
         clean = self._clean_scores().numpy().astype(np.float64)
         self._drops = clean[:, None] - scores

@@ -1,0 +1,151 @@
+"""Inputs at the API boundary (sobol_tf._utils.data): datasets, the batch axis, dtypes."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sobol_tf._utils import data as data_module
+from sobol_tf._utils.data import prepare_inputs_targets
+from sobol_tf.attributions import Occlusion
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.metrics import Deletion
+
+N, H, W, C = 3, 8, 8, 3
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(size=(N, H, W, C)).astype(np.float32)
+
+
+def linear(x):
+    return tf.stack([tf.reduce_sum(x, axis=[1, 2, 3]), tf.reduce_mean(x, axis=[1, 2, 3])], -1)
+
+
+@pytest.fixture(scope="module")
+def keras_model():
+    return keras.Sequential([keras.Input((H, W, C)), keras.layers.Flatten(),
+                             keras.layers.Dense(2)])
+
+
+# -- the forgotten batch axis (issue 11, item 6) ---------------------------------------------
+def test_a_missing_batch_axis_is_named(keras_model, images):
+    image = images[0]
+    with pytest.raises(InvalidArgumentError, match=r"(?s)batch axis.*img\[None\]"):
+        Occlusion(keras_model, patch_size=4, patch_stride=4).explain(image, [0])
+    with pytest.raises(InvalidArgumentError, match=r"(?s)batch axis.*img\[None\]"):
+        Deletion(keras_model, image, [0])
+    # with the batch axis, the same image is explained
+    maps = Occlusion(keras_model, patch_size=4, patch_stride=4).explain(image[None], [0])
+    assert maps.shape == (1, H, W, 1)
+
+
+def test_a_missing_batch_axis_in_an_unbatched_dataset_is_not_confused(keras_model, images):
+    ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(N, int)))
+    maps = Occlusion(keras_model, patch_size=4, patch_stride=4).explain(ds)
+    assert maps.shape == (N, H, W, 1)
+
+
+# -- tf.data (issue 11, item 11) ------------------------------------------------------------
+def test_a_dataset_of_one_tuples_is_inputs_alone(images):
+    expected = prepare_inputs_targets(images, None, require_targets=False)
+    for ds in (tf.data.Dataset.from_tensor_slices((images,)),
+               tf.data.Dataset.from_tensor_slices((images,)).batch(2)):
+        prepared = prepare_inputs_targets(ds, None, require_targets=False)
+        np.testing.assert_array_equal(prepared.inputs.numpy(), expected.inputs.numpy())
+        assert prepared.targets is None
+
+
+def test_a_dataset_of_dicts_says_how_to_map_it(images):
+    ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": np.zeros(N, int)})
+    with pytest.raises(InvalidTypeError, match=r"(?s)dict.*ds\.map\(lambda d: \(d\['image'\]"):
+        prepare_inputs_targets(ds, None)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_batches_with_a_static_batch_dim_are_batches(images, batch):
+    """.batch(b, drop_remainder=True) gives a static first dim: still a batch of images."""
+    ds = tf.data.Dataset.from_tensor_slices((images, np.arange(1, N + 1))).batch(
+        batch, drop_remainder=True)
+    prepared = prepare_inputs_targets(ds, None)
+    kept = (N // batch) * batch
+    np.testing.assert_array_equal(prepared.inputs.numpy(), images[:kept])
+    np.testing.assert_array_equal(prepared.targets, np.arange(1, kept + 1))
+    maps = Occlusion(lambda x: linear(x)[:, 0], patch_size=4, patch_stride=4,
+                     operator="regression").explain(
+        ds.map(lambda x, y: (x, tf.cast(y, tf.float32))))
+    assert maps.shape == (kept, H, W, 1)
+
+
+def test_unbatched_grayscale_and_batched_grayscale(images):
+    gray = images[..., 0]
+    unbatched = tf.data.Dataset.from_tensor_slices(gray)            # elements (H, W)
+    batched = tf.data.Dataset.from_tensor_slices(gray).batch(2)     # (None, H, W)
+    for ds in (unbatched, batched):
+        prepared = prepare_inputs_targets(ds, None, require_targets=False)
+        np.testing.assert_array_equal(prepared.inputs.numpy(), gray)
+
+
+def test_an_infinite_dataset_is_refused_at_once(images):
+    ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(N, int))).repeat()
+    with pytest.raises(InvalidArgumentError, match=r"(?s)infinite.*\.take\("):
+        prepare_inputs_targets(ds, None)
+
+
+def test_an_unknown_cardinality_dataset_is_read_up_to_a_cap(images, monkeypatch):
+    finite = tf.data.Dataset.from_tensor_slices((images, np.arange(N))).filter(
+        lambda x, y: True)
+    assert finite.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    prepared = prepare_inputs_targets(finite, None)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), images)
+    monkeypatch.setattr(data_module, "MAX_DATASET_INPUTS", 5)
+    endless = tf.data.Dataset.from_tensor_slices((images, np.arange(N))).repeat().filter(
+        lambda x, y: True)
+    with pytest.raises(InvalidArgumentError, match=r"(?s)more than 5 inputs.*\.take\("):
+        prepare_inputs_targets(endless, None)
+
+
+# -- more of the same kind ------------------------------------------------------------------
+def test_integer_and_boolean_inputs_are_read_as_floats(images):
+    as_uint8 = (images * 255).astype(np.uint8)
+    prepared = prepare_inputs_targets(as_uint8, None, require_targets=False)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), as_uint8.astype(np.float32))
+    as_bool = images > 0.5
+    prepared = prepare_inputs_targets(as_bool, None, require_targets=False)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), as_bool.astype(np.float32))
+
+
+def test_complex_inputs_are_refused(images):
+    with pytest.raises(InvalidTypeError, match="complex"):
+        prepare_inputs_targets(images.astype(np.complex64), None, require_targets=False)
+
+
+def test_the_callers_arrays_are_left_untouched(images):
+    x = images.copy()
+    targets = np.eye(2, dtype=np.float32)[[0, 1, 0]]
+    kept = targets.copy()
+    model = lambda batch: linear(batch)
+    Occlusion(model, patch_size=4, patch_stride=4).explain(x, targets)
+    Deletion(model, x, targets, steps=3)(np.ones((N, H, W), np.float32))
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(targets, kept)
+
+
+def test_grayscale_inputs_without_channel_for_a_model_with_one_channel(images):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((H, W, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    gray = images[..., 0]
+    explainer = Occlusion(model, patch_size=4, patch_stride=4)
+    maps = explainer.explain(gray, [0, 1, 0])
+    expected = explainer.explain(gray[..., None], [0, 1, 0])
+    np.testing.assert_allclose(np.asarray(maps), np.asarray(expected), atol=1e-6)
+    explanations = np.random.default_rng(1).normal(size=(N, H, W)).astype(np.float32)
+    assert Deletion(model, gray, [0, 1, 0], steps=3)(explanations) == pytest.approx(
+        Deletion(model, gray[..., None], [0, 1, 0], steps=3)(explanations), abs=1e-6)
+
+
+def test_inputs_of_another_rank_than_the_model_declares_are_named(keras_model, images):
+    with pytest.raises(InvalidArgumentError,
+                       match=r"(?s)\(3, 8, 8\) \(rank 3\).*\(None, 8, 8, 3\)"):
+        Occlusion(keras_model, patch_size=4, patch_stride=4).explain(images[..., 0], [0, 1, 0])
