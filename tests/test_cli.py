@@ -54,6 +54,7 @@ def expected_inputs(pixels):
     return image
 
 
+@pytest.mark.slow
 def test_explain_in_a_subprocess_writes_maps_equal_to_the_explainer(files, tmp_path):
     out = tmp_path / "out"
     paths = files["paths"]
@@ -412,6 +413,7 @@ def direct_maps(model, images):
 
 
 # -- item 16: TensorFlow's log lines are silenced ------------------------------------
+@pytest.mark.slow
 def test_quiet_run_prints_nothing_at_all(tiny, tmp_path):
     """No absl/oneDNN/cuInit lines, even when TF_CPP_MIN_LOG_LEVEL is not set."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

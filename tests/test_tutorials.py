@@ -34,6 +34,7 @@ def test_stored_without_outputs_with_a_colab_link(path):
     assert 'if "google.colab" in sys.modules:' in install and "pip install" in install
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.name)
 def test_runs_offline_without_error(path, monkeypatch):
     monkeypatch.setenv("SOBOL_TF_OFFLINE", "1")
