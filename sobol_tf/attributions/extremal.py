@@ -161,6 +161,11 @@ class ExtremalPerturbation(Explainer):
             a non-positive number, ``num_levels`` < 2.
         InvalidTypeError: an argument of the wrong type.
 
+    ``explain`` and ``explain_masks`` raise ModelCallError for a model TensorFlow cannot
+    trace (a numpy function, ``predict_proba``): the masks follow TensorFlow's gradients
+    of the model, which such a model does not have, so it is refused as by the gradient
+    methods instead of being run eagerly.
+
     Example:
         >>> explainer = ExtremalPerturbation(model, areas=(0.05, 0.1, 0.2), steps=100,
         ...                                  learning_rate=0.1, mask_step=2, mask_sigma=2.0,
@@ -168,6 +173,9 @@ class ExtremalPerturbation(Explainer):
         >>> maps = explainer(images, labels)                # (N, H, W, 1), sum of masks
         >>> masks = explainer.explain_masks(images, labels) # (N, 3, H, W, 1)
     """
+
+    #: the masks follow TensorFlow's gradients of the model: no eager fallback.
+    needs_gradients = True
 
     def __init__(self, model, *, areas=(0.1,), variant="preserve", perturbation="blur",
                  steps=800, learning_rate=0.01, mask_step=7, mask_sigma=21.0,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sobol_tf.attributions import ExtremalPerturbation
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError
 
 from tests.conftest import RegionModel, tiny_convnet
 
@@ -160,3 +160,16 @@ def test_bad_arguments_raise_naming_the_argument(region_model, argument, value, 
         ExtremalPerturbation(region_model, **{argument: value})
     if isinstance(value, str):
         assert repr(value) in str(info.value) or value in str(info.value)
+
+
+def test_a_model_tensorflow_cannot_trace_is_refused(region_model):
+    """The masks are optimised by TensorFlow's gradients of the model: a numpy model has
+    none, so it is refused (as by the gradient methods) instead of run eagerly."""
+    x = patches_image(nb=1)
+
+    def numpy_model(inputs):
+        return np.asarray(region_model(np.asarray(inputs)))
+
+    explainer = ExtremalPerturbation(numpy_model, areas=(0.1,), **dict(SHORT, steps=2))
+    with pytest.raises(ModelCallError, match="(?s)could not be traced.*gradients"):
+        explainer.explain(x, [0])
