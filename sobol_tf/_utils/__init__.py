@@ -5,6 +5,7 @@ from sobol_tf._utils.validation import (
     check_probability,
     check_choice,
     check_grid_fits,
+    check_seed,
     lookup,
 )
 from sobol_tf._utils.batching import CompiledStep, progbar, run_batches
@@ -22,6 +23,7 @@ __all__ = [
     "check_probability",
     "check_choice",
     "check_grid_fits",
+    "check_seed",
     "lookup",
     "PreparedData",
     "model_batch_rank",

@@ -1,6 +1,8 @@
 """Argument checks that raise the library's clear exceptions."""
 import numbers
 
+import numpy as np
+
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -84,3 +86,38 @@ def lookup(argument, name, registry, alternatives):
             f"{argument} must be one of {sorted(registry)} or {alternatives}, got {name!r}."
         )
     return registry[key]
+
+
+#: what ``seed`` accepts, said in the errors of :func:`check_seed`.
+SEED_RULE = "None, an integer >= 0 or a numpy.random.Generator"
+
+
+def check_seed(seed, name="seed"):
+    """``seed`` as None or an int >= 0: the one rule of every random component.
+
+    Accepts None (a fresh draw), an integer >= 0 (Python or numpy), or a
+    ``numpy.random.Generator`` (scipy's samplers accept one): one integer is drawn from
+    it here, so the component then behaves as if given that integer (its results are
+    reproducible across calls) and the generator advances by one draw. A
+    ``numpy.random.SeedSequence`` is refused, as scipy's samplers refuse it.
+
+    Raises:
+        InvalidTypeError: anything else (a float, a string, a bool, a SeedSequence).
+        InvalidArgumentError: a negative integer.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**63))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        hint = (" Give np.random.default_rng(your_sequence) or an integer."
+                if isinstance(seed, np.random.SeedSequence) else "")
+        raise InvalidTypeError(
+            f"{name} must be {SEED_RULE}, got {seed!r} of type {type(seed).__name__}.{hint}"
+        )
+    if seed < 0:
+        raise InvalidArgumentError(
+            f"{name} must be {SEED_RULE}, got {seed}; use a non-negative integer such as "
+            f"{-int(seed)}."
+        )
+    return int(seed)

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_choice, check_positive_int
+from sobol_tf._utils import check_choice, check_positive_int, check_seed
 from sobol_tf.attributions.base import Explainer
 from sobol_tf.attributions.extremal_masks import (
     SmoothMaskGenerator,
@@ -152,13 +152,14 @@ class ExtremalPerturbation(Explainer):
             ``num_levels`` copies of the input.
         operator: None / 'classification', 'regression' or g(model, inputs, targets);
             its score is the one kept or removed.
-        seed: seed of the random flips of ``jitter``; without jitter the method is
-            deterministic and ``seed`` is unused.
+        seed: seed of the random flips of ``jitter``: None, an integer >= 0 or a numpy
+            Generator (one integer is drawn from it); without jitter the method is
+            deterministic and ``seed`` is unused (but still checked).
         verbose: show a progress bar over batches.
 
     Raises:
         InvalidArgumentError: areas outside (0, 1], an unknown variant or perturbation,
-            a non-positive number, ``num_levels`` < 2.
+            a non-positive number, ``num_levels`` < 2, a negative ``seed``.
         InvalidTypeError: an argument of the wrong type.
 
     ``explain`` and ``explain_masks`` raise ModelCallError for a model TensorFlow cannot
@@ -197,10 +198,7 @@ class ExtremalPerturbation(Explainer):
         self.area_weight_growth = _check_positive_number("area_weight_growth",
                                                          area_weight_growth)
         self.jitter = bool(jitter)
-        if seed is not None and (isinstance(seed, bool)
-                                 or not isinstance(seed, numbers.Integral)):
-            raise InvalidTypeError(f"seed must be None or an integer, got {seed!r}.")
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def explain_masks(self, inputs, targets=None):
         """The mask of every area, one by one.

@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int
+from sobol_tf._utils import check_positive_int, check_seed
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer, find_layer
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
@@ -22,13 +22,6 @@ def _check_real(name, value, minimum=None):
     if minimum is not None and value < minimum:
         raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}.")
     return float(value)
-
-
-def _check_seed(seed):
-    """``seed`` (None or an int >= 0) as the int seeding the explainer's random draws."""
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % 2**63)
-    return check_positive_int("seed", seed, minimum=0)
 
 
 class Saliency(WhiteBoxExplainer):
@@ -133,11 +126,13 @@ class SmoothGrad(WhiteBoxExplainer):
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         nb_samples: noisy copies per input; 50 as Xplique.
         noise: standard deviation of the Gaussian noise; 0.2 as Xplique.
-        seed: seed of the noise (None: drawn once per explainer).
+        seed: seed of the noise (None: drawn once per explainer); an integer >= 0 or a
+            numpy Generator (one integer is drawn from it).
         verbose: show a progress bar.
 
     Raises:
         InvalidArgumentError: ``nb_samples`` < 1, ``noise`` < 0, ``seed`` < 0.
+        InvalidTypeError: a ``seed`` that is not None, an integer or a numpy Generator.
 
     Example:
         >>> maps = SmoothGrad(model, nb_samples=50, noise=0.2, seed=0)(images, labels)
@@ -149,8 +144,9 @@ class SmoothGrad(WhiteBoxExplainer):
                          operator=operator, verbose=verbose)
         self.nb_samples = check_positive_int("nb_samples", nb_samples)
         self.noise = _check_real("noise", noise, minimum=0.0)
-        self.seed = seed
-        self._seed = _check_seed(seed)
+        self.seed = check_seed(seed)
+        self._seed = (int(np.random.SeedSequence().entropy % 2**63) if self.seed is None
+                      else self.seed)
         self.nb_evaluations = self.nb_samples
 
     def _extras(self, images):

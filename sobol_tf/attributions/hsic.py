@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_grid_fits, check_positive_int
+from sobol_tf._utils import check_grid_fits, check_positive_int, check_seed
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions.estimators import DEGENERATE_ULPS
 from sobol_tf.attributions import samplers as samplers_module
@@ -122,7 +122,9 @@ class HsicAttributionMethod(BlackBoxExplainer):
         batch_size: perturbed inputs per forward pass; 256 as Xplique. (The estimator
             holds about 4 * nb_design**2 floats per input, ESTIMATOR_INPUTS at a time.)
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
-        seed: seed of the sampler when it is given by name.
+        seed: seed of the sampler when it is given by name: None, an integer >= 0 or a
+            numpy Generator (one integer is drawn from it). With a sampler object, give
+            the seed to the object: both together are refused.
         verbose: show a progress bar.
 
     The design is drawn at the first explain and kept; the constructor only checks
@@ -133,7 +135,8 @@ class HsicAttributionMethod(BlackBoxExplainer):
 
     Raises:
         InvalidArgumentError: in the constructor: ``grid_size`` < 1, ``nb_design`` < 2,
-            an unknown sampler or perturbation name, a design over the sampler's
+            an unknown sampler or perturbation name, a negative ``seed`` or one given
+            with a sampler object, a design over the sampler's
             dimensions or over MAX_BYTES (the message gives the forward passes, the
             memory and the largest nb_design that fits). At the first explain: a design
             of the wrong shape, with values outside [0, 1], or with cells that cannot be
@@ -153,9 +156,9 @@ class HsicAttributionMethod(BlackBoxExplainer):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
         self.grid_size = check_positive_int("grid_size", grid_size)
         self.nb_design = check_positive_int("nb_design", nb_design, minimum=2)
-        self.sampler = samplers_module.get(sampler, seed=seed)
+        self.seed = check_seed(seed)
+        self.sampler = samplers_module.get(sampler, seed=self.seed)
         self.perturbation_function = perturbations_module.get(perturbation_function)
-        self.seed = seed
         self._check_size()
         self._design = None  # drawn at the first explain
 

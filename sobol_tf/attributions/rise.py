@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, check_probability
+from sobol_tf._utils import check_positive_int, check_probability, check_seed
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidTypeError
 
@@ -44,13 +44,15 @@ class Rise(BlackBoxExplainer):
         grid_size: cells per side of the low-resolution grids; 7 as Xplique.
         preservation_probability: probability that a cell is kept, in (0, 1]; 0.5.
         mask_value: the value masked-out pixels move towards; 0.
-        seed: seed of the masks (None: drawn once per explainer).
+        seed: seed of the masks (None: drawn once per explainer); an integer >= 0 or a
+            numpy Generator (one integer is drawn from it).
         verbose: show a progress bar.
 
     Raises:
         InvalidArgumentError: ``nb_samples`` or ``grid_size`` < 1, a
             ``preservation_probability`` outside (0, 1], ``seed`` < 0.
-        InvalidTypeError: a ``mask_value`` that is not a number.
+        InvalidTypeError: a ``mask_value`` that is not a number, a ``seed`` that is not
+            None, an integer or a numpy Generator.
 
     Example:
         >>> explainer = Rise(model, nb_samples=2000, grid_size=7, seed=0)
@@ -70,9 +72,9 @@ class Rise(BlackBoxExplainer):
         if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
             raise InvalidTypeError(f"mask_value must be a number, got {mask_value!r}.")
         self.mask_value = float(mask_value)
-        self.seed = seed
-        self._entropy = (np.random.SeedSequence().entropy if seed is None
-                         else check_positive_int("seed", seed, minimum=0))
+        self.seed = check_seed(seed)
+        self._entropy = (np.random.SeedSequence().entropy if self.seed is None
+                         else self.seed)
         self._mask_cache = {}
 
     def _masks(self, height, width, channels):

@@ -21,7 +21,7 @@ InvalidArgumentError.
 import numpy as np
 from scipy.stats import qmc
 
-from sobol_tf._utils import check_positive_int, lookup
+from sobol_tf._utils import check_positive_int, check_seed, lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: seed of the Owen-scrambled Sobol sequence the default sampler falls back to when the
@@ -181,7 +181,11 @@ class SobolSequence(ReplicatedSampler):
             (what ``get(None)`` gives) the unscrambled sequence unless it would tie a
             column of A to the same column of B, then the scrambled one of ``seed`` (or
             :data:`FALLBACK_SEED` when ``seed`` is None).
-        seed: seed of the scrambling.
+        seed: seed of the scrambling: None, an integer >= 0 or a numpy Generator (one
+            integer is drawn from it; see :func:`~sobol_tf._utils.validation.check_seed`).
+
+    Raises:
+        InvalidArgumentError, InvalidTypeError: another ``seed``.
     """
 
     max_dimension = qmc.Sobol.MAXDIM
@@ -190,7 +194,7 @@ class SobolSequence(ReplicatedSampler):
         if scramble != "auto":
             scramble = bool(scramble)
         self.scramble = scramble
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def _draw_ab(self, dimension, nb_design):
         if self.scramble != "auto":
@@ -228,12 +232,12 @@ class HaltonSequence(ReplicatedSampler):
 
     Args:
         scramble: randomise the sequence (reproducible with ``seed``).
-        seed: seed of the scrambling.
+        seed: seed of the scrambling (as :class:`SobolSequence`).
     """
 
     def __init__(self, scramble=True, seed=None):
         self.scramble = bool(scramble)
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def _draw(self, dimension, nb_points):
         return qmc.Halton(dimension, scramble=self.scramble, seed=self.seed).random(nb_points)
@@ -243,11 +247,11 @@ class LatinHypercube(ReplicatedSampler):
     """Latin hypercube sampling.
 
     Args:
-        seed: seed of the permutations and jitter.
+        seed: seed of the permutations and jitter (as :class:`SobolSequence`).
     """
 
     def __init__(self, seed=None):
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def _draw(self, dimension, nb_points):
         return qmc.LatinHypercube(dimension, seed=self.seed).random(nb_points)
@@ -257,11 +261,11 @@ class MonteCarlo(ReplicatedSampler):
     """Plain Monte Carlo: independent uniform points.
 
     Args:
-        seed: seed of the generator.
+        seed: seed of the generator (as :class:`SobolSequence`).
     """
 
     def __init__(self, seed=None):
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def _draw(self, dimension, nb_points):
         return np.random.default_rng(self.seed).random((nb_points, dimension))
@@ -290,12 +294,17 @@ def get(identifier, seed=None):
         seed: passed to a sampler built from a name. With ``seed`` set, 'sobol' is
             scrambled; without (and for None), it is ``SobolSequence(scramble='auto')``:
             the unscrambled sequence of the reference, or the scrambled one of
-            :data:`FALLBACK_SEED` where the unscrambled one would tie a dimension.
+            :data:`FALLBACK_SEED` where the unscrambled one would tie a dimension. None,
+            an integer >= 0 or a numpy Generator; must be None with a sampler object,
+            which carries its own seed.
 
     Raises:
-        InvalidArgumentError: an unknown name.
-        InvalidTypeError: neither None, a string nor a callable.
+        InvalidArgumentError: an unknown name, a negative ``seed``, a ``seed`` with a
+            sampler object (it would be ignored).
+        InvalidTypeError: neither None, a string nor a callable; a ``seed`` of another
+            type.
     """
+    seed = check_seed(seed)
     if identifier is None:
         identifier = "sobol"
     if isinstance(identifier, str):
@@ -304,6 +313,12 @@ def get(identifier, seed=None):
             return SobolSequence(scramble=True if seed is not None else "auto", seed=seed)
         return sampler(seed=seed)
     if callable(identifier):
+        if seed is not None:
+            raise InvalidArgumentError(
+                f"seed={seed} is not used with a sampler object ({identifier!r}): give the "
+                "seed to the sampler itself, e.g. sampler=SobolSequence(scramble=True, "
+                f"seed={seed}), or name the sampler (sampler='sobol') with seed={seed}."
+            )
         return identifier
     raise InvalidTypeError(
         f"sampler must be a name or a callable (dimension, nb_design) -> design, got "

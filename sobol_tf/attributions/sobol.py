@@ -4,7 +4,8 @@ from collections import namedtuple
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_grid_fits, check_positive_int, check_power_of_two
+from sobol_tf._utils import (check_grid_fits, check_positive_int, check_power_of_two,
+                             check_seed)
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
@@ -69,13 +70,16 @@ class SobolAttributionMethod(BlackBoxExplainer):
             maps then have C channels.
         batch_size: perturbed inputs per forward pass (bounds memory); 256 as Xplique.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
-        seed: seed of the sampler when it is given by name.
+        seed: seed of the sampler when it is given by name: None, an integer >= 0 or a
+            numpy Generator (one integer is drawn from it). With a sampler object, give
+            the seed to the object: both together are refused.
         verbose: show a progress bar.
         jit_compile, mixed_precision: see :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidArgumentError: in the constructor: ``nb_design`` < 2 or not a power of
             two, ``grid_size`` < 1, an unknown sampler, estimator or perturbation name, a
+            negative ``seed`` or one given with a sampler object, a
             design over :data:`MAX_DESIGN_BYTES` or over the sampler's dimensions
             (scipy's Sobol sequence: 2d <= 21201, so grid_size <= 102); the message gives
             the forward passes, the memory and the largest grid_size / nb_design that
@@ -98,7 +102,8 @@ class SobolAttributionMethod(BlackBoxExplainer):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision)
         self.grid_size = check_positive_int("grid_size", grid_size)
-        self.sampler = samplers_module.get(sampler, seed=seed)
+        self.seed = check_seed(seed)
+        self.sampler = samplers_module.get(sampler, seed=self.seed)
         self.per_channel = bool(per_channel)
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
         self._check_size(nb_design, 1)

@@ -13,7 +13,7 @@ import tensorflow as tf
 from scipy.stats import rankdata
 
 from sobol_tf._utils import (check_choice, check_grid_fits, check_positive_int,
-                             check_probability)
+                             check_probability, check_seed)
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.metrics.base import ExplanationMetric
 
@@ -276,11 +276,14 @@ class MuFidelity(ExplanationMetric):
         baseline_mode: a number (default 0.0), an array broadcastable to the inputs, or
             a callable on all the inputs returning one baseline per input.
         nb_samples: number of random subsets, >= 2 (default 200).
-        seed: seed of the subsets; the same seed gives the same score.
+        seed: seed of the subsets; the same seed gives the same score. None, an integer
+            >= 0 or a numpy Generator (one integer is drawn from it).
 
     Raises:
         InvalidArgumentError: ``grid_size`` larger than the inputs, ``subset_percent``
-            outside (0, 1), ``nb_samples`` < 2, a bad baseline, plus the base's checks.
+            outside (0, 1), ``nb_samples`` < 2, a bad baseline, a negative ``seed``, plus
+            the base's checks.
+        InvalidTypeError: a ``seed`` that is not None, an integer or a numpy Generator.
 
     Differences from Xplique: the subsets are drawn once per metric (from ``seed``) and
     shared by every input and every call of ``evaluate``, so that explanations compared
@@ -311,9 +314,9 @@ class MuFidelity(ExplanationMetric):
                                                 open_low=True, open_high=True)
         self.nb_samples = check_positive_int("nb_samples", nb_samples, minimum=2)
         self.baseline_mode = baseline_mode
-        self.seed = seed
+        self.seed = check_seed(seed)
         self._baseline_values = self._baselines(baseline_mode)
-        draws = np.random.default_rng(seed).uniform(size=(self.nb_samples,) + cells)
+        draws = np.random.default_rng(self.seed).uniform(size=(self.nb_samples,) + cells)
         #: (S, gh, gw, 1) float32: 1 keeps a cell, 0 sets it to the baseline.
         self._keep = tf.constant((draws >= self.subset_percent)[..., None], tf.float32)
         cell_ids = tf.reshape(tf.range(cells[0] * cells[1], dtype=tf.float32),
