@@ -276,7 +276,8 @@ class BlackBoxExplainer(Explainer):
 
     and may override ``_baselines(images)`` (what a masked-out value becomes) and
     ``_perturb(inputs, masks, baselines)`` (default: ``inputs * masks + (1 - masks) *
-    baselines``), and ``upsampling`` (the tf.image.resize method for masks).
+    baselines``), and ``upsampling`` (the tf.image.resize method for masks) or, for masks
+    that are more than a resize of what ``_masks`` draws, ``_upsample``.
     """
 
     #: how low-resolution masks become input-size masks (tf.image.resize method).
@@ -316,38 +317,46 @@ class BlackBoxExplainer(Explainer):
     #: perturb that input broadcast (1, H, W, C) instead of a gathered copy per mask.
     _perturb_broadcasts = True
 
+    def _upsample(self, masks, mask_ids, height, width):
+        """Masks as drawn (B, h, w, k), those of ids ``mask_ids`` (B,) int64, at the input
+        size (B, H, W, k): resized with ``upsampling``, kept as they are when already
+        (H, W). Runs inside the compiled step (batch by batch) or once on all the masks."""
+        if masks.shape[1:3] == (height, width):
+            return masks
+        return tf.image.resize(masks, (height, width), method=self.upsampling)
+
     def _cached_masks(self, masks, height, width):
-        """Masks upsampled to (H, W) when they fit in MASK_CACHE_BYTES; else the masks as
-        drawn, to be upsampled batch by batch.
+        """``(masks, True)``: the masks at (H, W) when they fit in MASK_CACHE_BYTES; else
+        ``(masks, False)``: the masks as drawn, to be upsampled batch by batch.
 
         The last upsampled set is kept for the next call with the same masks and size
         (one entry, so the cache stays within MASK_CACHE_BYTES).
         """
-        if masks.shape[1:3] == (height, width):
-            return masks
         if masks.shape[0] * height * width * masks.shape[3] * 4 > MASK_CACHE_BYTES:
-            return masks
+            return masks, False
         cached = getattr(self, "_upsampled", None)
         if cached is None or cached[0] is not masks or cached[1] != (height, width):
-            upsampled = tf.image.resize(masks, (height, width), method=self.upsampling)
+            ids = tf.range(masks.shape[0], dtype=tf.int64)
+            upsampled = self._upsample(masks, ids, height, width)
             self._upsampled = cached = (masks, (height, width), upsampled)
-        return cached[2]
+        return cached[2], True
 
     def _perturbed_scores(self, model, images, targets, masks):
         """Scores (N, P) of every input perturbed by every mask."""
         nb_inputs, height, width, _ = images.shape
         nb_masks = masks.shape[0]
-        masks = self._cached_masks(masks, height, width)
+        masks, upsampled = self._cached_masks(masks, height, width)
         baselines = tf.convert_to_tensor(self._baselines(images), tf.float32)
-        operator, upsampling, perturb = self.operator, self.upsampling, self._perturb
+        operator, upsample, perturb = self.operator, self._upsample, self._perturb
         broadcasts = self._perturb_broadcasts
 
         def perturb_batch(indices, images, baselines, masks):
             nb_masks = tf.shape(masks, out_type=tf.int64)[0]
             input_ids = indices // nb_masks
-            batch_masks = tf.gather(masks, indices % nb_masks)
-            if batch_masks.shape[1] != height or batch_masks.shape[2] != width:
-                batch_masks = tf.image.resize(batch_masks, (height, width), method=upsampling)
+            mask_ids = indices % nb_masks
+            batch_masks = tf.gather(masks, mask_ids)
+            if not upsampled:
+                batch_masks = upsample(batch_masks, mask_ids, height, width)
             last_baseline = tf.shape(baselines, out_type=tf.int64)[0] - 1
             baseline_ids = tf.minimum(input_ids, last_baseline)
 
@@ -367,7 +376,8 @@ class BlackBoxExplainer(Explainer):
         # pass over the batch (2-3x faster than TF's separate kernels on a CPU); the model
         # itself stays out of XLA unless jit_compile is set.
         if XLA_PERTURBATION and broadcasts and (
-                masks.shape[1:3] == (height, width) or upsampling in XLA_RESIZE_METHODS):
+                upsampled or masks.shape[1:3] == (height, width)
+                or self.upsampling in XLA_RESIZE_METHODS):
             perturb_batch = tf.function(perturb_batch, jit_compile=True)
 
         def step(indices, images, baselines, targets, masks):

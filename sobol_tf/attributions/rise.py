@@ -8,7 +8,8 @@ from sobol_tf._utils import check_positive_int, check_probability, check_seed
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidTypeError
 
-#: masks are upsampled and shifted this many at a time (bounds the transient memory).
+#: masks are upsampled and shifted this many at a time outside the batches (the cache,
+#: the estimate): bounds the transient memory to MASK_CHUNK full-size masks.
 MASK_CHUNK = 256
 
 
@@ -28,9 +29,12 @@ class Rise(BlackBoxExplainer):
 
     Deviations from Xplique: every mask gets its own random shift, as in the paper
     (Xplique's ``tf.image.random_crop`` shifts a whole batch of masks by the same
-    offset); the masks are drawn from ``seed`` once per input size and kept, at full
-    resolution, which takes ``nb_samples * H * W * 4`` bytes (800 MB for 4000 masks of
-    224 x 224: lower ``nb_samples`` for large inputs);
+    offset); the grids and shifts are drawn from ``seed`` once per input size and kept;
+    the full-size masks (``nb_samples * H * W * 4`` bytes, 800 MB for 4000 masks of
+    224 x 224) are kept too when they fit in
+    :data:`~sobol_tf.attributions.base.MASK_CACHE_BYTES` (256 MiB), and otherwise
+    upsampled and cropped batch by batch on the device (and again, MASK_CHUNK at a time,
+    for the estimate), so memory does not grow with ``nb_samples * H * W``;
     ``grid_size`` is an int (Xplique also takes a tuple).
 
     Ref. V. Petsiuk, A. Das, K. Saenko. RISE: Randomized Input Sampling for Explanation
@@ -62,6 +66,9 @@ class Rise(BlackBoxExplainer):
     #: added to the denominator: a pixel never kept gets 0 (its numerator is 0 too).
     EPSILON = 1e-4
 
+    #: the grids are upsampled bilinearly (then cropped, see :meth:`_upsample`).
+    upsampling = "bilinear"
+
     def __init__(self, model, *, batch_size=32, operator=None, nb_samples=4000, grid_size=7,
                  preservation_probability=0.5, mask_value=0.0, seed=None, verbose=False):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
@@ -78,33 +85,61 @@ class Rise(BlackBoxExplainer):
         self._mask_cache = {}
 
     def _masks(self, height, width, channels):
+        """The binary grids (P, grid_size, grid_size, 1) of this input size; their shifts
+        are kept beside them for :meth:`_upsample`."""
         if (height, width) not in self._mask_cache:
-            self._mask_cache[(height, width)] = tf.constant(self._draw_masks(height, width))
-        return self._mask_cache[(height, width)]
+            self._mask_cache[(height, width)] = self._draw_grids(height, width)
+        return self._mask_cache[(height, width)][0]
 
-    def _draw_masks(self, height, width):
-        """Shifted crops of upsampled random binary grids: float32 (P, H, W, 1)."""
+    def _draw_grids(self, height, width):
+        """Random binary grids float32 (P, g, g, 1) and shifts int64 (P,) of rows, columns."""
         rng = np.random.default_rng([self._entropy, height, width])
         size = self.grid_size
         grids = rng.random((self.nb_samples, size, size, 1)) < self.preservation_probability
-        up_height = max(height, int(height * (1.0 + 1.0 / size)))
-        up_width = max(width, int(width * (1.0 + 1.0 / size)))
+        up_height, up_width = self._upsampled_size(height, width)
         shift_rows = rng.integers(0, up_height - height + 1, self.nb_samples)
         shift_cols = rng.integers(0, up_width - width + 1, self.nb_samples)
-        masks = np.empty((self.nb_samples, height, width, 1), np.float32)
-        for start in range(0, self.nb_samples, MASK_CHUNK):
-            chunk = slice(start, start + MASK_CHUNK)
-            upsampled = tf.image.resize(grids[chunk].astype(np.float32),
-                                        (up_height, up_width), method="bilinear")
-            rows = shift_rows[chunk, None] + np.arange(height)
-            cols = shift_cols[chunk, None] + np.arange(width)
-            cropped = tf.gather(upsampled, rows, axis=1, batch_dims=1)
-            masks[chunk] = tf.gather(cropped, cols, axis=2, batch_dims=1).numpy()
-        return masks
+        return (tf.constant(grids, tf.float32), tf.constant(shift_rows, tf.int64),
+                tf.constant(shift_cols, tf.int64))
+
+    def _upsampled_size(self, height, width):
+        scale = 1.0 + 1.0 / self.grid_size
+        return max(height, int(height * scale)), max(width, int(width * scale))
+
+    def _upsample(self, masks, mask_ids, height, width):
+        """Shifted crops (B, H, W, 1) of the grids ``masks`` upsampled bilinearly."""
+        if masks.shape[0] is not None and masks.shape[0] > MASK_CHUNK:  # outside a batch
+            return tf.concat([self._upsample(masks[start:start + MASK_CHUNK],
+                                             mask_ids[start:start + MASK_CHUNK], height, width)
+                              for start in range(0, masks.shape[0], MASK_CHUNK)], axis=0)
+        _, shift_rows, shift_cols = self._mask_cache[(height, width)]
+        upsampled = tf.image.resize(masks, self._upsampled_size(height, width),
+                                    method="bilinear")
+        rows = tf.gather(shift_rows, mask_ids)[:, None] + tf.range(height, dtype=tf.int64)
+        cols = tf.gather(shift_cols, mask_ids)[:, None] + tf.range(width, dtype=tf.int64)
+        cropped = tf.gather(upsampled, rows, axis=1, batch_dims=1)
+        return tf.gather(cropped, cols, axis=2, batch_dims=1)
+
+    def _input_size_masks(self, height, width):
+        """All the masks at the input size, (P, H, W, 1) float32 (for small sizes)."""
+        grids = self._masks(height, width, 1)
+        return self._upsample(grids, tf.range(self.nb_samples, dtype=tf.int64), height, width)
 
     def _baselines(self, images):
         return tf.fill((1,) + tuple(images.shape[1:]), self.mask_value)
 
     def _estimate(self, scores, masks, base_scores):
-        weighted = tf.einsum("np,phwk->nhwk", scores, masks)
-        return weighted / (tf.reduce_sum(masks, axis=0) + self.EPSILON)
+        height, width = next(size for size, (grids, _, _) in self._mask_cache.items()
+                             if grids is masks)
+        full, upsampled = self._cached_masks(masks, height, width)
+        if upsampled:
+            weighted = tf.einsum("np,phwk->nhwk", scores, full)
+            return weighted / (tf.reduce_sum(full, axis=0) + self.EPSILON)
+        weighted = tf.zeros((scores.shape[0], height, width, 1))
+        total = tf.zeros((height, width, 1))
+        for start in range(0, masks.shape[0], MASK_CHUNK):  # bounded: MASK_CHUNK masks
+            ids = tf.range(start, min(start + MASK_CHUNK, masks.shape[0]), dtype=tf.int64)
+            chunk = self._upsample(tf.gather(masks, ids), ids, height, width)
+            weighted += tf.einsum("np,phwk->nhwk", tf.gather(scores, ids, axis=1), chunk)
+            total += tf.reduce_sum(chunk, axis=0)
+        return weighted / (total + self.EPSILON)

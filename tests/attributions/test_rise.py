@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sobol_tf.attributions import Rise
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.attributions import Rise, base
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError
 
 from tests.conftest import RegionModel
 
@@ -26,7 +26,7 @@ def test_maps_equal_the_score_weighted_mean_of_the_masks(mask_value):
     explainer = Rise(linear, nb_samples=50, grid_size=3, mask_value=mask_value, seed=0,
                      batch_size=16)
     maps = explainer(x, [0, 1]).numpy()
-    masks = explainer._masks(6, 6, 2).numpy().astype(np.float64)
+    masks = explainer._input_size_masks(6, 6).numpy().astype(np.float64)
     for row, (image, sign) in enumerate(zip(x, (1, -1))):
         perturbed = image * masks + (1 - masks) * mask_value                # (P, 6, 6, 2)
         scores = sign * (perturbed * WEIGHTS).sum(axis=(1, 2, 3))
@@ -38,7 +38,7 @@ def test_masks_are_shifted_crops_of_bilinearly_upsampled_binary_grids():
     """Each mask is the H x W crop, at its own shift, of one of the 2**4 binary 2x2 grids
     upsampled bilinearly to int(H * (1 + 1/2)) = 12."""
     explainer = Rise(linear, nb_samples=40, grid_size=2, seed=1)
-    masks = explainer._masks(8, 8, 3).numpy()[..., 0]
+    masks = explainer._input_size_masks(8, 8).numpy()[..., 0]
     assert masks.shape == (40, 8, 8) and masks.min() >= 0 and masks.max() <= 1
     grids = np.array(list(itertools.product([0.0, 1.0], repeat=4))).reshape(16, 2, 2, 1)
     upsampled = tf.image.resize(grids, (12, 12), method="bilinear").numpy()[..., 0]
@@ -53,7 +53,7 @@ def test_masks_are_shifted_crops_of_bilinearly_upsampled_binary_grids():
 
 def test_preservation_probability_is_the_mean_of_the_masks():
     masks = Rise(linear, nb_samples=2000, grid_size=4, preservation_probability=0.3,
-                 seed=0)._masks(16, 16, 1).numpy()
+                 seed=0)._input_size_masks(16, 16).numpy()
     assert abs(masks.mean() - 0.3) < 0.02
 
 
@@ -80,13 +80,14 @@ def test_region_model_is_found():
 def test_seed_reproduces_masks_per_size_and_differs_across_seeds():
     first = Rise(linear, nb_samples=20, seed=7)
     again = Rise(linear, nb_samples=20, seed=7)
-    np.testing.assert_array_equal(first._masks(8, 8, 1), again._masks(8, 8, 1))
-    assert first._masks(6, 6, 1).shape == (20, 6, 6, 1)
+    np.testing.assert_array_equal(first._input_size_masks(8, 8), again._input_size_masks(8, 8))
+    assert first._input_size_masks(6, 6).shape == (20, 6, 6, 1)
     assert first._masks(8, 8, 1) is first._masks(8, 8, 1)  # drawn once per size
     other = Rise(linear, nb_samples=20, seed=8)
-    assert not np.allclose(first._masks(8, 8, 1), other._masks(8, 8, 1))
+    assert not np.allclose(first._input_size_masks(8, 8), other._input_size_masks(8, 8))
     unseeded = Rise(linear, nb_samples=20)
-    np.testing.assert_array_equal(unseeded._masks(8, 8, 1), unseeded._masks(8, 8, 1))
+    np.testing.assert_array_equal(unseeded._input_size_masks(8, 8),
+                                  unseeded._input_size_masks(8, 8))
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -102,3 +103,46 @@ def test_seed_reproduces_masks_per_size_and_differs_across_seeds():
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         Rise(linear, **kwargs)
+
+
+def held_bytes(value):
+    """Bytes of the arrays and tensors an object holds (through dicts, lists, tuples)."""
+    if isinstance(value, (tf.Tensor, np.ndarray)):
+        return int(np.prod(value.shape)) * value.dtype.size
+    if isinstance(value, dict):
+        return sum(held_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(held_bytes(item) for item in value)
+    return 0
+
+
+def test_masks_over_the_cache_are_not_held_at_full_resolution():
+    """4096 masks of 300 x 300 would take 1.47 GB: RISE keeps the grids and shifts, and
+    upsamples batch by batch (the model here answers on the clean input, then stops the
+    run at the first perturbed batch)."""
+    calls = []
+
+    def stop(x):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyError("first batch")
+        return tf.zeros((tf.shape(x)[0], 2))
+
+    explainer = Rise(stop, nb_samples=4096, grid_size=7, seed=0)
+    assert 4096 * 300 * 300 * 4 > 2**30
+    with pytest.raises(ModelCallError, match="first batch"):
+        explainer(np.zeros((1, 300, 300, 1), np.float32), np.array([[1.0, 0.0]]))
+    assert held_bytes(vars(explainer)) < base.MASK_CACHE_BYTES / 8
+
+
+@pytest.mark.parametrize("nb_samples", [40, 300])
+def test_masks_upsampled_batch_by_batch_give_the_same_maps(monkeypatch, nb_samples):
+    """Over the cache (here: any size), masks are built per batch and, for the estimate,
+    MASK_CHUNK at a time (300 > MASK_CHUNK): the maps do not change."""
+    x = np.random.default_rng(0).uniform(size=(2, 6, 6, 2)).astype(np.float32)
+    settings = dict(nb_samples=nb_samples, grid_size=3, seed=0, batch_size=16)
+    cached = Rise(linear, **settings)(x, [0, 1]).numpy()
+    monkeypatch.setattr(base, "MASK_CACHE_BYTES", 0)
+    streamed = Rise(linear, **settings)
+    np.testing.assert_allclose(streamed(x, [0, 1]).numpy(), cached, rtol=1e-5, atol=1e-5)
+    assert streamed._upsample.__func__ is Rise._upsample
