@@ -27,25 +27,24 @@ and the exit status is then 1; bad options or an unusable output folder exit wit
 ``--help`` and argument errors do not import TensorFlow; the commands import it with
 its start-up log lines silenced (see :mod:`sobol_tf._quiet`).
 """
-import argparse
 import json
 import os
 import sys
 
 import numpy as np
 
+from sobol_tf._cli_parser import (  # noqa: F401 (the option names, re-exported)
+    ESTIMATOR_NAMES,
+    PERTURBATION_NAMES,
+    PROGRAM,
+    SAMPLER_NAMES,
+    SCALES,
+    build_parser,
+)
 from sobol_tf._quiet import import_tensorflow_quietly
 
-PROGRAM = "sobol-tf"
 OVERLAY_SUFFIX = "_sobol.png"
-#: what ``--scale`` multiplies [0, 1] pixels by
-SCALES = {"1": 1.0, "255": 255.0}
 METRIC_NAMES = ("deletion", "insertion", "mufidelity")
-#: the names of samplers.SAMPLERS, estimators.ESTIMATORS and perturbations.PERTURBATIONS
-#: (a test keeps them equal), here so that --help needs no TensorFlow
-SAMPLER_NAMES = ("halton", "latin_hypercube", "lhs", "mc", "monte_carlo", "sobol")
-ESTIMATOR_NAMES = ("glen", "homma", "janon", "jansen", "saltelli")
-PERTURBATION_NAMES = ("amplitude", "blurring", "inpainting")
 EXIT_FILE_ERROR = 1
 EXIT_USAGE = 2
 #: the shell's status for a run stopped by Ctrl-C (128 + SIGINT)
@@ -379,110 +378,9 @@ def run_score(args):
     return EXIT_FILE_ERROR if failed else 0
 
 
-def int_at_least(minimum, also=None):
-    """An argparse type: an integer >= ``minimum`` (or equal to ``also``), checked while
-    parsing, before TensorFlow is imported."""
-    allowed = f"an integer >= {minimum}" + (f" or {also}" if also is not None else "")
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
-        if value < minimum and value != also:
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
-        return value
-
-    parse.__name__ = "integer"  # argparse names the type in some messages
-    return parse
-
-
-def open_fraction(text):
-    """argparse type: a number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {value}")
-    return value
-
-
-def _add_common(parser):
-    parser.add_argument("model", metavar="MODEL", help="a saved Keras model (.keras, .h5)")
-    parser.add_argument("images", metavar="IMAGE", nargs="+",
-                        help="PNG, JPEG, GIF or BMP files, resized to the model's input")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="1",
-                        help="pixel range the model expects: 1 for [0, 1] (default), "
-                             "255 for raw 0..255 values")
-    parser.add_argument("--batch-size", type=int_at_least(1), default=256,
-                        help="inputs per forward pass (bounds memory; default 256)")
-
-
-def build_parser():
-    """The argparse parser of ``sobol-tf``."""
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    explain = commands.add_parser(
-        "explain", help="Sobol attribution maps of a model's predictions",
-        description="Explain each image's predicted class (or --target) with the Sobol "
-                    "attribution method; write <stem>_sobol.png per image and maps.npz.")
-    _add_common(explain)
-    explain.add_argument("--out", required=True, metavar="DIR",
-                         help="folder for the overlays and maps.npz (created if needed)")
-    explain.add_argument("--target", type=int, default=None, metavar="K",
-                         help="class id to explain for every image (default: predicted)")
-    explain.add_argument("--grid-size", type=int_at_least(1), default=8,
-                         help="cells per side (8)")
-    explain.add_argument("--nb-design", type=int_at_least(2), default=32,
-                         help="design size, a power of two (32); cost: "
-                              "nb_design * (grid_size**2 + 2) forward passes per image")
-    explain.add_argument("--sampler", default="sobol", choices=SAMPLER_NAMES,
-                         help="how mask values are drawn (sobol)")
-    explain.add_argument("--estimator", default="jansen",
-                         choices=ESTIMATOR_NAMES,
-                         help="estimator of the total-order indices (jansen)")
-    explain.add_argument("--perturbation", default="inpainting",
-                         choices=PERTURBATION_NAMES,
-                         help="what a masked-out cell becomes (inpainting)")
-    explain.add_argument("--seed", type=int_at_least(0), default=None,
-                         help="seed of the sampler (scrambles the Sobol sequence)")
-    explain.add_argument("--quiet", action="store_true",
-                         help="no progress bar, only errors")
-    explain.set_defaults(run=run_explain)
-
-    score = commands.add_parser(
-        "score", help="Deletion, Insertion and MuFidelity of saved maps",
-        description="Score the maps saved by 'explain' (matched to the images by file "
-                    "name) with Deletion (lower is better), Insertion and MuFidelity "
-                    "(higher is better); one row per image and their mean.")
-    _add_common(score)
-    score.add_argument("--maps", required=True, metavar="MAPS.npz",
-                       help="the maps.npz written by 'explain'")
-    score.add_argument("--target", type=int, default=None, metavar="K",
-                       help="class id to score for every image (default: the class in "
-                            "maps.npz, else the predicted one)")
-    score.add_argument("--steps", type=int_at_least(1, also=-1), default=10,
-                       help="Deletion/Insertion steps (10)")
-    score.add_argument("--baseline", type=float, default=0.0,
-                       help="value of removed pixels, in the model's input range (0.0)")
-    score.add_argument("--mu-grid-size", type=int_at_least(1), default=9,
-                       help="MuFidelity's grid of cells per side (9)")
-    score.add_argument("--nb-samples", type=int_at_least(2), default=200,
-                       help="MuFidelity's random subsets, at least 2 (200)")
-    score.add_argument("--subset-percent", type=open_fraction, default=0.2,
-                       help="MuFidelity's probability that a cell is removed (0.2)")
-    score.add_argument("--seed", type=int_at_least(0), default=0,
-                       help="seed of MuFidelity's subsets (0)")
-    score.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    score.set_defaults(run=run_score)
-    return parser
-
-
 def main(argv=None):
     """Run ``sobol-tf`` with ``argv`` (default: sys.argv[1:]); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(__doc__.splitlines()[0], run_explain, run_score).parse_args(argv)
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ are refused.
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils.batching import check_rows, describe_structure
+from sobol_tf._utils.checks import check_rows, describe_structure
 from sobol_tf._utils.validation import lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, warn
 

@@ -5,6 +5,8 @@ alone and together with a loop over its batches: one call of the compiled loop r
 whole chunk of batches inside TensorFlow, so no Python runs between two forward passes.
 The items themselves (perturbed inputs) are built inside the step, on the device, so
 that memory is bounded by ``batch_size`` whatever the number of items.
+What the steps return is checked by :mod:`sobol_tf._utils.checks` (one row per item,
+finite values), which also words the errors.
 
 Why a graph loop rather than a Python loop over a ``tf.data`` pipeline of indices:
 measured on a 2-core CPU (small convnet on 32x32 inputs, 132 batches of 256, about 12 ms
@@ -14,12 +16,12 @@ graph took about 3% longer than a ``tf.while_loop`` over index ranges
 (``benchmarks/bench_speed.py`` prints both references).
 """
 import logging
-import re
 import time
 
-import numpy as np
 import tensorflow as tf
 
+from sobol_tf._utils.checks import (MODEL_CONTRACT, cause_line, check_finite, check_rows,
+                                    describe_structure, library_error)
 from sobol_tf.errors import (InvalidArgumentError, InvalidTypeError, ModelCallError,
                              SobolTFError, warn)
 
@@ -155,40 +157,6 @@ class CompiledStep:
         return call
 
 
-def describe_structure(value):
-    """A few words on a nested output: 'a list of 2 tensors', "a dict with keys ['a']"."""
-    if isinstance(value, dict):
-        return f"a dict with keys {sorted(map(str, value))}"
-    kind = "list" if isinstance(value, list) else "tuple"
-    return f"a {kind} of {len(value)} {'tensor' if len(value) == 1 else 'tensors'}"
-
-
-def check_rows(result, indices, who):
-    """Fail when ``result`` does not hold one row per item of ``indices`` (a model that
-    drops, adds or reduces over the batch): statically when both sizes are known, else
-    with a runtime assertion (ignored inside XLA clusters; :func:`run_batches` then
-    checks the total).
-
-    Returns:
-        ``result``, after the check when it runs at run time.
-    """
-    rows, items = result.shape[0], indices.shape[0]
-    if rows is not None and items is not None:
-        if rows != items:
-            raise ModelCallError(
-                f"{who} returned {rows} rows of outputs for a batch of {items} inputs; it "
-                "must map a batch (B, ...) to outputs (B, K) or scores (B,)."
-            )
-        return result
-    check = tf.debugging.assert_equal(
-        tf.shape(result, out_type=tf.int64)[0], tf.shape(indices, out_type=tf.int64)[0],
-        message=f"{who} returned outputs for another number of inputs than the batch it "
-                "was given (rows of outputs, batch size); it must map a batch (B, ...) to "
-                "outputs (B, K) or scores (B,)")
-    with tf.control_dependencies([check] if check is not None else []):
-        return tf.identity(result)
-
-
 def outputs_step(model, operator_name="classification", builtin=True):
     """A step ``(indices, images) -> outputs (B, K) float32`` of ``model`` on clean inputs.
 
@@ -244,75 +212,6 @@ def progbar(total, verbose, title):
     return keras.utils.Progbar(total, unit_name="batch")
 
 
-def _library_error(exc):
-    """The SobolTFError an exception wraps (autograph re-raises tracing errors as
-    StagingError with the original as context), or None."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, SobolTFError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-#: what :func:`run_batches` suggests when a model gives NaN or infinite values.
-NON_FINITE_HINT = (
-    "The model (or the operator) overflows or divides by zero on some inputs, e.g. on "
-    "perturbed inputs far from the data: clip its outputs, compute probabilities with a "
-    "stable softmax / log-softmax of the logits (tf.nn.softmax, tf.nn.log_softmax), or "
-    "guard divisions, logs and square roots."
-)
-
-#: what a model must be, said when it fails.
-MODEL_CONTRACT = (
-    "The model must map a float32 batch (B, ...) (a tf.Tensor; call np.asarray on it if "
-    "it works on numpy) to outputs (B, K) as an array or tensor (or any structure, with "
-    "an operator that picks from it)."
-)
-
-
-def _format_ids(ids):
-    ids = sorted(set(int(i) for i in ids))
-    shown = ", ".join(map(str, ids[:10])) + (", ..." if len(ids) > 10 else "")
-    return f"input {shown}" if len(ids) == 1 else f"inputs {shown}"
-
-
-def check_finite(result, *, what, values, items_per_input=1, hint=NON_FINITE_HINT):
-    """Raise ModelCallError when ``result`` holds NaN or infinite values.
-
-    One reduction on the device when everything is finite; the counts are computed only
-    when something is not.
-
-    Args:
-        result: (nb_items, ...) tensor.
-        what: what was evaluated ("the clean inputs").
-        values: what the values are ("scores", "outputs of the model").
-        items_per_input: items of one input (item i belongs to input i // items_per_input).
-    """
-    if bool(tf.reduce_all(tf.math.is_finite(result))):
-        return
-    array = result.numpy()
-    nan, positive, negative = (int(np.sum(np.isnan(array))), int(np.sum(array == np.inf)),
-                               int(np.sum(array == -np.inf)))
-    bad_items = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
-    raise ModelCallError(
-        f"non-finite {values}: {nan + positive + negative} of {array.size} ({nan} NaN, "
-        f"{positive} +inf, {negative} -inf), from {_format_ids(bad_items // items_per_input)}"
-        f", while evaluating {what}. {hint}"
-    )
-
-
-def _cause(exc):
-    """One line on an exception: its type and the first line of its message (for an
-    error autograph re-raised while tracing, the original error: its last line)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if lines and lines[0].startswith("in user code:"):
-        raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
-        return raised[-1] if raised else lines[-1]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
-
-
 def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trace_error):
     """Call the step's Python function batch by batch, without tf.function."""
     results = []
@@ -325,7 +224,7 @@ def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trac
             raise
         except Exception as exc:
             traced = "" if trace_error is None else (
-                f" (TensorFlow could not trace it either: {_cause(trace_error)})")
+                f" (TensorFlow could not trace it either: {cause_line(trace_error)})")
             raise ModelCallError(
                 f"the model raised while evaluating {what} eagerly (items {first} to "
                 f"{stop - 1} of {nb_items}, batch_size={batch_size}): "
@@ -336,7 +235,7 @@ def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trac
             compiled.mode.warned = True
             warn(
                 "the model could not be traced by TensorFlow "
-                f"({_cause(trace_error)}); it runs eagerly, batch by batch, which is "
+                f"({cause_line(trace_error)}); it runs eagerly, batch by batch, which is "
                 "slower. Write it with TensorFlow operations (or Keras layers) to run it "
                 "compiled.")
         if progress is not None:
@@ -393,7 +292,7 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
         except SobolTFError:
             raise
         except Exception as exc:
-            ours = _library_error(exc)
+            ours = library_error(exc)
             if ours is not None:  # raised while tracing, wrapped by autograph
                 raise ours from None
             if not compiled.eager_fallback:
@@ -425,7 +324,7 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
         except SobolTFError:
             raise
         except Exception as exc:
-            ours = _library_error(exc)
+            ours = library_error(exc)
             if ours is not None:
                 raise ours from None
             raise ModelCallError(
