@@ -229,11 +229,7 @@ def run_explain(args):
     saved = 0  # maps in maps.npz on disk
     try:
         for group in group_by_shape(loaded):
-            try:
-                results = in_batches_or_alone(group, explain, cannot_explain)
-            except UsageProblem as problem:
-                _report(problem)
-                return EXIT_USAGE
+            results = in_batches_or_alone(group, explain, cannot_explain)
             for indices, (maps, targets, outputs) in results:
                 for row, i in enumerate(indices):
                     path, display, _ = loaded[i]
@@ -358,11 +354,7 @@ def run_score(args):
 
     rows = []
     for group in group_by_shape(usable):
-        try:
-            results = in_batches_or_alone(group, score, cannot_score)
-        except UsageProblem as problem:
-            _report(problem)
-            return EXIT_USAGE
+        results = in_batches_or_alone(group, score, cannot_score)
         rows += [row for _, group_rows in results for row in group_rows]
     if rows:
         order = [os.path.basename(p) for p in paths]
@@ -383,6 +375,9 @@ def main(argv=None):
     args = build_parser(__doc__.splitlines()[0], run_explain, run_score).parse_args(argv)
     try:
         return args.run(args)
+    except UsageProblem as problem:  # an option found wrong while running
+        _report(problem)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         _report("interrupted")
         return EXIT_INTERRUPTED

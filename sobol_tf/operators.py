@@ -16,29 +16,14 @@ are refused.
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils.checks import check_rows, describe_structure
+from sobol_tf._utils.checks import one_output
 from sobol_tf._utils.validation import lookup
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, warn
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
 
 def _flat_outputs(model, inputs, name):
     """The model's outputs on ``inputs`` as float32 (B, K); one output only."""
-    outputs = model(inputs)
-    if isinstance(outputs, (list, tuple, dict)):
-        raise InvalidTypeError(
-            f"the model returned {describe_structure(outputs)}; operator={name!r} reads "
-            "one output (B, K). Pass operator=g(model, inputs, targets) that picks the "
-            "output to explain, e.g. lambda model, x, t: "
-            "tf.reduce_sum(model(x)[1] * t, axis=-1)."
-        )
-    outputs = tf.cast(outputs, tf.float32)
-    if outputs.shape.rank == 0:
-        raise ModelCallError(
-            "the model returned a single number for a batch of inputs; it must map a "
-            "batch (B, ...) to outputs (B, K) or (B,)."
-        )
-    outputs = check_rows(outputs, inputs, "the model")
-    return tf.reshape(outputs, (tf.shape(outputs)[0], -1))
+    return one_output(model(inputs), inputs, name)
 
 
 def classification_operator(model, inputs, targets):

@@ -20,10 +20,9 @@ import time
 
 import tensorflow as tf
 
-from sobol_tf._utils.checks import (MODEL_CONTRACT, cause_line, check_finite, check_rows,
-                                    describe_structure, library_error)
-from sobol_tf.errors import (InvalidArgumentError, InvalidTypeError, ModelCallError,
-                             SobolTFError, warn)
+from sobol_tf._utils.checks import (MODEL_CONTRACT, batch_result, cause_line, check_finite,
+                                    describe_structure, library_error, one_output)
+from sobol_tf.errors import InvalidArgumentError, ModelCallError, SobolTFError, warn
 
 #: run_batches sizes its chunks of batches so that one compiled call lasts about this
 #: long (seconds): long enough that the per-call cost vanishes, short enough for the
@@ -62,6 +61,27 @@ class ModelMode:
         self.warned = False
 
 
+class RunsEagerly:
+    """The ``run_eagerly`` switch of an object (an explainer, a metric) whose steps share
+    the :class:`ModelMode` ``self._mode``."""
+
+    @property
+    def run_eagerly(self):
+        """Whether the model runs eagerly, batch by batch, instead of compiled.
+
+        Set automatically (with one SobolTFWarning) when TensorFlow cannot trace the
+        model; set it to True yourself to skip the tracing attempt (e.g. to debug a
+        model with print or pdb). Gradient methods and ExtremalPerturbation still need a
+        model made of differentiable TensorFlow operations.
+        """
+        return self._mode.eager
+
+    @run_eagerly.setter
+    def run_eagerly(self, value):
+        self._mode.eager = bool(value)
+        self._mode.warned = self._mode.warned or bool(value)
+
+
 class CompiledStep:
     """A step ``step(indices, *arguments)`` compiled two ways, each on first use.
 
@@ -87,20 +107,13 @@ class CompiledStep:
 
     def __init__(self, python_step, input_signature, *, jit_compile=False, mode=None,
                  eager_fallback=True):
+        def several(structure):
+            return ModelCallError(f"the operator returned {structure}; it must return one "
+                                  "score per input, shape (B,).")
+
         def step(indices, *arguments):
-            result = python_step(indices, *arguments)
-            if isinstance(result, (list, tuple, dict)):
-                raise ModelCallError(
-                    f"the operator returned {describe_structure(result)}; it must return "
-                    "one score per input, shape (B,)."
-                )
-            result = tf.cast(result, tf.float32)
-            if result.shape.rank == 0:
-                raise ModelCallError(
-                    "the model (or the operator) returned a single number for a batch of "
-                    "inputs; it must map a batch (B, ...) to outputs (B, K) or scores (B,)."
-                )
-            return check_rows(result, indices, "the model (or the operator)")
+            return batch_result(python_step(indices, *arguments), indices,
+                                "the model (or the operator)", several)
 
         step.__qualname__ = step.__name__ = f"{_NAME}_step"  # see _RetracingFilter
         self.python_step = step
@@ -166,29 +179,14 @@ def outputs_step(model, operator_name="classification", builtin=True):
 
     def step(indices, images):
         outputs = model(tf.gather(images, indices))
-        if isinstance(outputs, (list, tuple, dict)):
-            structure = describe_structure(outputs)
-            if builtin:
-                raise InvalidTypeError(
-                    f"the model returned {structure}; operator={operator_name!r} reads one "
-                    "output (B, K). Pass operator=g(model, inputs, targets) that picks the "
-                    "output to explain, e.g. lambda model, x, t: "
-                    "tf.reduce_sum(model(x)[1] * t, axis=-1)."
-                )
+        if not builtin and isinstance(outputs, (list, tuple, dict)):
             raise InvalidArgumentError(
-                f"the model returned {structure}: with several outputs, targets cannot be "
-                "None or class ids (there is no single output to take the predicted class "
-                "or the number of classes from); give targets as rows (N, K) that your "
-                "operator reads, e.g. one-hot rows of the output it picks."
+                f"the model returned {describe_structure(outputs)}: with several outputs, "
+                "targets cannot be None or class ids (there is no single output to take "
+                "the predicted class or the number of classes from); give targets as rows "
+                "(N, K) that your operator reads, e.g. one-hot rows of the output it picks."
             )
-        outputs = tf.cast(outputs, tf.float32)
-        if outputs.shape.rank == 0:
-            raise ModelCallError(
-                "the model returned a single number for a batch of inputs; it must map a "
-                "batch (B, ...) to outputs (B, K) or (B,)."
-            )
-        outputs = check_rows(outputs, indices, "the model")
-        return tf.reshape(outputs, (tf.shape(indices)[0], -1))
+        return one_output(outputs, indices, operator_name)
 
     return step
 

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf.errors import ModelCallError, SobolTFError
+from sobol_tf.errors import InvalidTypeError, ModelCallError, SobolTFError
 
 
 def describe_structure(value):
@@ -16,6 +16,45 @@ def describe_structure(value):
         return f"a dict with keys {sorted(map(str, value))}"
     kind = "list" if isinstance(value, list) else "tuple"
     return f"a {kind} of {len(value)} {'tensor' if len(value) == 1 else 'tensors'}"
+
+
+def batch_result(result, indices, who, several):
+    """``result`` of a batch as float32, checked: one tensor (not a list, tuple or dict:
+    ``several(structure)`` is raised, ``structure`` in words), not a single number, one
+    row per item of ``indices`` (:func:`check_rows`). ``who`` names what returned it.
+
+    Raises:
+        ModelCallError: a single number, or another number of rows than items.
+    """
+    if isinstance(result, (list, tuple, dict)):
+        raise several(describe_structure(result))
+    result = tf.cast(result, tf.float32)
+    if result.shape.rank == 0:
+        raise ModelCallError(
+            f"{who} returned a single number for a batch of inputs; it must map a batch "
+            "(B, ...) to outputs (B, K) or scores (B,)."
+        )
+    return check_rows(result, indices, who)
+
+
+def one_output(outputs, indices, operator_name):
+    """A model's ``outputs`` on a batch as float32 (B, K), for a built-in operator
+    (``operator_name``), which reads a single output.
+
+    Raises:
+        InvalidTypeError: several outputs (list, tuple, dict); the message says to pass
+            an operator that picks one.
+        ModelCallError: see :func:`batch_result`.
+    """
+    def several(structure):
+        return InvalidTypeError(
+            f"the model returned {structure}; operator={operator_name!r} reads one output "
+            "(B, K). Pass operator=g(model, inputs, targets) that picks the output to "
+            "explain, e.g. lambda model, x, t: tf.reduce_sum(model(x)[1] * t, axis=-1)."
+        )
+
+    outputs = batch_result(outputs, indices, "the model", several)
+    return tf.reshape(outputs, (tf.shape(outputs)[0], -1))
 
 
 def check_rows(result, indices, who):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import (check_choice, check_positive_int, CompiledStep,
                              prepare_inputs_targets, run_batches)
-from sobol_tf._utils.batching import ModelMode, outputs_step, scores_step
+from sobol_tf._utils.batching import ModelMode, RunsEagerly, outputs_step, scores_step
 from sobol_tf._utils.data import check_model, model_input_shape
 from sobol_tf.errors import InvalidTypeError
 
@@ -47,7 +47,7 @@ def _mixed_precision_clone(model, name):
     return clone
 
 
-class Explainer(ABC):
+class Explainer(RunsEagerly, ABC):
     """Common base of every explainer.
 
     Args:
@@ -133,22 +133,6 @@ class Explainer(ABC):
     def __call__(self, inputs, targets=None):
         """Alias of :meth:`explain`."""
         return self.explain(inputs, targets)
-
-    @property
-    def run_eagerly(self):
-        """Whether the model runs eagerly, batch by batch, instead of compiled.
-
-        Set automatically (with one SobolTFWarning) when TensorFlow cannot trace the
-        model; set it to True yourself to skip the tracing attempt (e.g. to debug a
-        model with print or pdb). Gradient methods still need a model made of
-        differentiable TensorFlow operations.
-        """
-        return self._mode.eager
-
-    @run_eagerly.setter
-    def run_eagerly(self, value):
-        self._mode.eager = bool(value)
-        self._mode.warned = self._mode.warned or bool(value)
 
     def _prepare(self, inputs, targets):
         """Check and normalise the arguments of explain().

@@ -18,7 +18,7 @@ import tensorflow as tf
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import (check_positive_int, CompiledStep, model_input_shape,
                              prepare_inputs_targets, run_batches, to_numpy)
-from sobol_tf._utils.batching import ModelMode, outputs_step, scores_step
+from sobol_tf._utils.batching import ModelMode, RunsEagerly, outputs_step, scores_step
 from sobol_tf._utils.data import check_model
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
@@ -51,7 +51,7 @@ def get_activation(identifier):
     )
 
 
-class ExplanationMetric(ABC):
+class ExplanationMetric(RunsEagerly, ABC):
     """Base of the metrics that score explanations of fixed inputs.
 
     Args:
@@ -119,22 +119,6 @@ class ExplanationMetric(ABC):
     def __call__(self, explanations):
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explanations)
-
-    @property
-    def run_eagerly(self):
-        """Whether the model runs eagerly, batch by batch, instead of compiled.
-
-        Set automatically (with one SobolTFWarning) when TensorFlow cannot trace the
-        model; set it to True yourself to skip the tracing attempt (e.g. to debug a
-        model with print or pdb). Gradient methods still need a model made of
-        differentiable TensorFlow operations.
-        """
-        return self._mode.eager
-
-    @run_eagerly.setter
-    def run_eagerly(self, value):
-        self._mode.eager = bool(value)
-        self._mode.warned = self._mode.warned or bool(value)
 
     # -- shared machinery -------------------------------------------------------------
     @staticmethod
