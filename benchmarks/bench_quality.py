@@ -278,7 +278,8 @@ def plot_maps(path, maps, images, labels, boxes):
     titles = [f"{name}\n(label {labels[i]})" if i == 0 else f"label {labels[i]}"
               for i in range(count) for name in names]
     figure = plot_attributions(grid, under, cols=len(names), img_size=1.6, titles=titles,
-                               clip_percentile=1, alpha=0.6, cmap="jet")
+                               clip_percentile=1, alpha=0.6, cmap="jet",
+                               show_inputs=False)
     for index, axis in enumerate(figure.axes[:len(grid)]):
         top, left, bottom, right = boxes[index // len(names)]
         axis.add_patch(plt.Rectangle((left - 0.5, top - 0.5), right - left, bottom - top,
