@@ -149,3 +149,90 @@ def test_inputs_of_another_rank_than_the_model_declares_are_named(keras_model, i
     with pytest.raises(InvalidArgumentError,
                        match=r"(?s)\(3, 8, 8\) \(rank 3\).*\(None, 8, 8, 3\)"):
         Occlusion(keras_model, patch_size=4, patch_stride=4).explain(images[..., 0], [0, 1, 0])
+
+
+# -- generators of images of any size (audit of issue 11, item 11) ------------------------
+def _from_generator(elements, *specs):
+    def generate():
+        yield from elements
+    signature = specs[0] if len(specs) == 1 else tuple(specs)
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def test_a_generator_of_images_of_any_size_is_read_one_image_per_element(images):
+    labels = np.arange(N)
+    any_size = tf.TensorSpec((None, None, C), tf.float32)
+    # pairs with a scalar target: one image per element
+    pairs = _from_generator(list(zip(images, labels)), any_size, tf.TensorSpec((), tf.int64))
+    prepared = prepare_inputs_targets(pairs, None)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), images)
+    np.testing.assert_array_equal(prepared.targets, labels)
+    # inputs alone: H and W dynamic, C static -> one (H, W, C) image per element
+    alone = _from_generator(list(images), any_size)
+    prepared = prepare_inputs_targets(alone, None, require_targets=False)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), images)
+    # end to end with a model that takes inputs of any rank
+    any_rank = lambda x: tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), 1)
+    maps = Occlusion(any_rank, patch_size=4, patch_stride=4, operator="regression").explain(
+        alone, np.ones(N, np.float32))
+    assert maps.shape == (N, H, W, 1)
+
+
+def test_the_target_spec_decides_whether_elements_are_batches(images):
+    gray = images[..., 0]
+    labels = np.arange(N)
+    # (None, W, C) inputs with scalar targets: one image of unknown height per element
+    # (the rule for inputs alone would read a batch of grayscale images)
+    pairs = _from_generator(list(zip(images, labels)), tf.TensorSpec((None, W, C)),
+                            tf.TensorSpec((), tf.int64))
+    prepared = prepare_inputs_targets(pairs, None)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), images)
+    # fully dynamic rank-3 batches with targets (None,): batches of grayscale images
+    batches = [(gray[:2], labels[:2]), (gray[2:], labels[2:])]
+    ds = _from_generator(batches, tf.TensorSpec((None, None, None)), tf.TensorSpec((None,),
+                                                                                   tf.int64))
+    prepared = prepare_inputs_targets(ds, None)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), gray)
+    np.testing.assert_array_equal(prepared.targets, labels)
+    # one-hot rows (None, K): batches too
+    rows = np.eye(2, dtype=np.float32)[[0, 1, 0]]
+    ds = _from_generator([(gray[:2], rows[:2]), (gray[2:], rows[2:])],
+                         tf.TensorSpec((None, None, None)), tf.TensorSpec((None, 2)))
+    np.testing.assert_array_equal(prepare_inputs_targets(ds, None).inputs.numpy(), gray)
+
+
+def test_fully_dynamic_rank_3_inputs_alone_are_ambiguous(images):
+    ds = _from_generator(list(images), tf.TensorSpec((None, None, None)))
+    with pytest.raises(InvalidArgumentError,
+                       match=r"(?s)\(None, None, None\).*TensorSpec\(\(None, None, 3\)"):
+        prepare_inputs_targets(ds, None, require_targets=False)
+
+
+def test_images_of_different_sizes_are_refused_with_how_to_resize(images):
+    small = images[:, :6, :6]
+    ds = _from_generator([images[0], small[0], images[1]], tf.TensorSpec((None, None, C)))
+    with pytest.raises(InvalidArgumentError,
+                       match=r"(?s)different shapes.*\(8, 8, 3\).*\(6, 6, 3\).*resize"):
+        prepare_inputs_targets(ds, None, require_targets=False)
+    # batches of different sizes too
+    ds = _from_generator([images[:2], small[:1]], tf.TensorSpec((None, None, None, C)))
+    with pytest.raises(InvalidArgumentError, match=r"(?s)different shapes.*resize"):
+        prepare_inputs_targets(ds, None, require_targets=False)
+
+
+def test_an_endless_generator_is_refused_quickly(images, monkeypatch):
+    assert data_module.MAX_DATASET_INPUTS <= 2 ** 16
+    assert data_module.MAX_DATASET_BYTES <= 2 * 2 ** 30
+    monkeypatch.setattr(data_module, "MAX_DATASET_INPUTS", 50)
+    yielded = []
+
+    def endless():
+        while True:
+            yielded.append(1)
+            yield images[0]
+
+    ds = tf.data.Dataset.from_generator(endless, output_signature=tf.TensorSpec((H, W, C)))
+    assert ds.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    with pytest.raises(InvalidArgumentError, match=r"(?s)more than 50 inputs.*\.take\("):
+        prepare_inputs_targets(ds, None, require_targets=False)
+    assert len(yielded) < 1000
