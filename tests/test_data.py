@@ -236,3 +236,62 @@ def test_an_endless_generator_is_refused_quickly(images, monkeypatch):
     with pytest.raises(InvalidArgumentError, match=r"(?s)more than 50 inputs.*\.take\("):
         prepare_inputs_targets(ds, None, require_targets=False)
     assert len(yielded) < 1000
+
+
+# -- one image without its batch axis, the model's declared sizes (audit, items 6) ---------
+def test_one_rgb_image_for_a_plain_function_warns_that_it_is_read_as_grayscale(images):
+    from sobol_tf.errors import SobolTFWarning
+    model = lambda x: tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), 1)
+    image = np.random.default_rng(0).uniform(size=(16, 16, 3)).astype(np.float32)
+    with pytest.warns(SobolTFWarning,
+                      match=r"(?s)\(16, 16, 3\).*16 grayscale images of 16x3.*img\[None\]") as rec:
+        Occlusion(model, patch_size=2, patch_stride=2, operator="regression").explain(
+            image, np.ones(16, np.float32))
+    assert rec[0].filename == __file__                       # points at the caller's line
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # a batch of grayscale images (last axis not 1, 3 or 4): no warning
+        prepare_inputs_targets(images[..., 0], None, require_targets=False)
+        # a model that declares its input shape decides itself: no warning
+        prepare_inputs_targets(image, None, declared_shape=(None, 16, 3, 1),
+                               require_targets=False)
+        prepare_inputs_targets(image[None], None, require_targets=False)
+
+
+def test_one_grayscale_image_without_channel_says_to_add_the_batch_axis(images):
+    model = keras.Sequential([keras.Input((H, W, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    gray = images[0, ..., 0]                                     # (8, 8)
+    for make in (lambda: Occlusion(model, patch_size=4, patch_stride=4).explain(gray, [0]),
+                 lambda: Deletion(model, gray, [0])):
+        with pytest.raises(InvalidArgumentError,
+                           match=r"(?s)\(8, 8\).*batch axis.*img\[None\].*\(1, 8, 8\)"):
+            make()
+    maps = Occlusion(model, patch_size=4, patch_stride=4).explain(gray[None], [0])
+    assert maps.shape == (1, H, W, 1)
+
+
+def test_inputs_of_another_size_than_the_model_declares_are_refused_up_front(keras_model,
+                                                                             images):
+    small = images[:2, :4, :4]                                   # (2, 4, 4, 3)
+    pattern = r"(?s)\(2, 4, 4, 3\).*\(None, 8, 8, 3\)"
+    with pytest.raises(InvalidArgumentError, match=pattern):
+        Occlusion(keras_model, patch_size=2, patch_stride=2).explain(small, [0, 1])
+    with pytest.raises(InvalidArgumentError, match=pattern):
+        Deletion(keras_model, small, [0, 1])
+    with pytest.raises(InvalidArgumentError, match=pattern):
+        Occlusion(keras_model, patch_size=2, patch_stride=2).explain(
+            tf.data.Dataset.from_tensor_slices((small, [0, 1])))
+    with pytest.raises(InvalidArgumentError, match=r"(?s)\(2, 8, 8, 1\).*\(None, 8, 8, 3\)"):
+        prepare_inputs_targets(images[:2, ..., :1], None, declared_shape=(None, H, W, C),
+                               require_targets=False)
+    # grayscale (N, H, W) of the right size for (None, H, W, 1) is accepted, of another not
+    prepare_inputs_targets(images[..., 0], None, declared_shape=(None, H, W, 1),
+                           require_targets=False)
+    with pytest.raises(InvalidArgumentError, match=r"(?s)\(2, 4, 4\).*\(None, 8, 8, 1\)"):
+        prepare_inputs_targets(small[..., 0], None, declared_shape=(None, H, W, 1),
+                               require_targets=False)
+    # dynamic sizes accept any size
+    prepare_inputs_targets(small, None, declared_shape=(None, None, None, C),
+                           require_targets=False)

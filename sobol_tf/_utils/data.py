@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
 
 @dataclass(frozen=True)
@@ -93,35 +93,56 @@ def model_batch_rank(model):
     return None if shape is None else len(shape)
 
 
+def _fits(dims, wanted):
+    """Whether ``dims`` (None: unknown) surely match ``wanted`` (None: any size)."""
+    return len(dims) == len(wanted) and all(w is None or w == d for d, w in zip(dims, wanted))
+
+
 def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
     """Check the shape of ``inputs`` against the model's declared input shape.
 
     Raises:
         InvalidArgumentError: ``shape`` equals ``declared`` without its batch axis (one
-            input: explain(img) instead of explain(img[None])); with ``rank_too``,
-            another rank than the model takes (grayscale images (N, H, W) for a model
-            taking (None, H, W, 1) are accepted). Sizes are left to the model's own
-            check (a method may have a clearer message, e.g. a grid too fine).
+            input: explain(img) instead of explain(img[None])), or, for a model taking
+            (None, H, W, 1), equals (H, W) (one grayscale image without its batch axis:
+            img[None] gives (1, H, W), which the grayscale rule accepts). With
+            ``rank_too``: another rank than the model takes (grayscale images (N, H, W)
+            for a model taking (None, H, W, 1) are accepted), or another size than it
+            declares (every static dimension but the batch one is compared).
     """
     if declared is None:
         return
     shape = tuple(shape)
-
-    def fits(dims, wanted):
-        return len(dims) == len(wanted) and all(w is None or w == d
-                                                for d, w in zip(dims, wanted))
-
-    if fits(shape, declared[1:]):
+    if _fits(shape, declared[1:]):
         raise InvalidArgumentError(
             f"{name} has shape {shape}, which is ONE input of the model (it takes "
             f"batches of shape {declared}): add the batch axis, e.g. img[None] or "
             "np.expand_dims(img, 0), to pass a batch of one input."
         )
-    grayscale = len(shape) == len(declared) - 1 and declared[-1] in (1, None)
-    if rank_too and len(shape) != len(declared) and not grayscale:
+    channel_free = declared[-1] in (1, None) and len(declared) >= 3
+    if channel_free and _fits(shape, declared[1:-1]):
+        raise InvalidArgumentError(
+            f"{name} has shape {shape}, which is ONE grayscale image without its channel "
+            f"axis (the model takes batches of shape {declared}): add the batch axis, "
+            f"img[None], giving {(1,) + shape}, a batch of one grayscale image (N, H, W) "
+            f"(or img[None, ..., None], giving {(1,) + shape + (1,)})."
+        )
+    if not rank_too:
+        return
+    grayscale = len(shape) == len(declared) - 1 and channel_free
+    if len(shape) != len(declared) and not grayscale:
         raise InvalidArgumentError(
             f"{name} has shape {shape} (rank {len(shape)}) but the model takes batches of "
             f"shape {declared} (rank {len(declared)}); give inputs of that rank."
+        )
+    wanted = declared[1:-1] if grayscale else declared[1:]
+    if not _fits(shape[1:], wanted):
+        raise InvalidArgumentError(
+            f"{name} has shape {shape} but the model declares its input shape {declared}: "
+            f"each input must be {wanted}"
+            + (" (grayscale, without the channel axis)" if grayscale else "")
+            + ". Resize the inputs to that size (tf.image.resize), or, if the model "
+            "takes any size, build it with keras.Input((None, None, channels))."
         )
 
 
@@ -167,11 +188,6 @@ def _element_parts(spec):
                 "tensors first, e.g. ds.map(lambda x, y: (x['image'], y))."
             )
     return parts
-
-
-def _fits(dims, wanted):
-    """Whether ``dims`` (None: unknown) surely match ``wanted`` (None: any size)."""
-    return len(dims) == len(wanted) and all(w is None or w == d for d, w in zip(dims, wanted))
 
 
 def _is_batched(x_spec, y_spec, declared):
@@ -336,8 +352,9 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
         targets: numpy array or tf.Tensor (N,) or (N, K); None when ``inputs`` is a dataset
             that carries them (or when ``require_targets`` is False).
         declared_shape: the model's input shape, batch axis included, when it declares
-            one (:func:`model_input_shape`): inputs equal to it without the batch axis
-            are refused, and it decides whether a dataset's elements are batches.
+            one (:func:`model_input_shape`): inputs equal to it without the batch axis,
+            or of another rank or size, are refused (:func:`check_batch_axis`), and it
+            decides whether a dataset's elements are batches.
         allowed_ranks: ranks of ``inputs`` the caller can handle (None: any rank >= 2).
         require_targets: raise if no targets are given.
 
@@ -352,6 +369,11 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
             (rank 3, first and last dimensions dynamic, no declared input shape).
         InvalidTypeError: inputs or targets of a type that is not an array of real
             numbers, a dataset of dicts.
+
+    Warns:
+        SobolTFWarning: rank-3 inputs (an array or tensor) whose last axis is 1, 3 or 4,
+            for a model that declares no input shape: they are read as N grayscale images
+            (N, H, W), but are more likely one image (H, W, C) without its batch axis.
     """
     if isinstance(inputs, tf.data.Dataset):
         array, ds_targets = _dataset_to_arrays(inputs, declared_shape)
@@ -364,6 +386,14 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
     else:
         array = to_numpy(inputs, "inputs")
         check_batch_axis(array.shape, declared_shape)
+        if (declared_shape is None and array.ndim == 3 and array.shape[-1] in (1, 3, 4)
+                and (allowed_ranks is None or 3 in allowed_ranks)):
+            n, h, w = array.shape
+            warn(
+                f"inputs {array.shape} are read as {n} grayscale images of {h}x{w} (rank-3 "
+                "inputs are (N, H, W)); if this is one image (H, W, C), add the batch "
+                f"axis: img[None] (shape {(1,) + array.shape})."
+            )
 
     _check_real_dtype(array, "inputs")
     if array.ndim == 0 or array.shape[0] == 0:
