@@ -149,3 +149,149 @@ def test_inputs_of_another_rank_than_the_model_declares_are_named(keras_model, i
     with pytest.raises(InvalidArgumentError,
                        match=r"(?s)\(3, 8, 8\) \(rank 3\).*\(None, 8, 8, 3\)"):
         Occlusion(keras_model, patch_size=4, patch_stride=4).explain(images[..., 0], [0, 1, 0])
+
+
+# -- generators of images of any size (audit of issue 11, item 11) ------------------------
+def _from_generator(elements, *specs):
+    def generate():
+        yield from elements
+    signature = specs[0] if len(specs) == 1 else tuple(specs)
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def test_a_generator_of_images_of_any_size_is_read_one_image_per_element(images):
+    labels = np.arange(N)
+    any_size = tf.TensorSpec((None, None, C), tf.float32)
+    # pairs with a scalar target: one image per element
+    pairs = _from_generator(list(zip(images, labels)), any_size, tf.TensorSpec((), tf.int64))
+    prepared = prepare_inputs_targets(pairs, None)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), images)
+    np.testing.assert_array_equal(prepared.targets, labels)
+    # inputs alone: H and W dynamic, C static -> one (H, W, C) image per element
+    alone = _from_generator(list(images), any_size)
+    prepared = prepare_inputs_targets(alone, None, require_targets=False)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), images)
+    # end to end with a model that takes inputs of any rank
+    any_rank = lambda x: tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), 1)
+    maps = Occlusion(any_rank, patch_size=4, patch_stride=4, operator="regression").explain(
+        alone, np.ones(N, np.float32))
+    assert maps.shape == (N, H, W, 1)
+
+
+def test_the_target_spec_decides_whether_elements_are_batches(images):
+    gray = images[..., 0]
+    labels = np.arange(N)
+    # (None, W, C) inputs with scalar targets: one image of unknown height per element
+    # (the rule for inputs alone would read a batch of grayscale images)
+    pairs = _from_generator(list(zip(images, labels)), tf.TensorSpec((None, W, C)),
+                            tf.TensorSpec((), tf.int64))
+    prepared = prepare_inputs_targets(pairs, None)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), images)
+    # fully dynamic rank-3 batches with targets (None,): batches of grayscale images
+    batches = [(gray[:2], labels[:2]), (gray[2:], labels[2:])]
+    ds = _from_generator(batches, tf.TensorSpec((None, None, None)), tf.TensorSpec((None,),
+                                                                                   tf.int64))
+    prepared = prepare_inputs_targets(ds, None)
+    np.testing.assert_array_equal(prepared.inputs.numpy(), gray)
+    np.testing.assert_array_equal(prepared.targets, labels)
+    # one-hot rows (None, K): batches too
+    rows = np.eye(2, dtype=np.float32)[[0, 1, 0]]
+    ds = _from_generator([(gray[:2], rows[:2]), (gray[2:], rows[2:])],
+                         tf.TensorSpec((None, None, None)), tf.TensorSpec((None, 2)))
+    np.testing.assert_array_equal(prepare_inputs_targets(ds, None).inputs.numpy(), gray)
+
+
+def test_fully_dynamic_rank_3_inputs_alone_are_ambiguous(images):
+    ds = _from_generator(list(images), tf.TensorSpec((None, None, None)))
+    with pytest.raises(InvalidArgumentError,
+                       match=r"(?s)\(None, None, None\).*TensorSpec\(\(None, None, 3\)"):
+        prepare_inputs_targets(ds, None, require_targets=False)
+
+
+def test_images_of_different_sizes_are_refused_with_how_to_resize(images):
+    small = images[:, :6, :6]
+    ds = _from_generator([images[0], small[0], images[1]], tf.TensorSpec((None, None, C)))
+    with pytest.raises(InvalidArgumentError,
+                       match=r"(?s)different shapes.*\(8, 8, 3\).*\(6, 6, 3\).*resize"):
+        prepare_inputs_targets(ds, None, require_targets=False)
+    # batches of different sizes too
+    ds = _from_generator([images[:2], small[:1]], tf.TensorSpec((None, None, None, C)))
+    with pytest.raises(InvalidArgumentError, match=r"(?s)different shapes.*resize"):
+        prepare_inputs_targets(ds, None, require_targets=False)
+
+
+def test_an_endless_generator_is_refused_quickly(images, monkeypatch):
+    assert data_module.MAX_DATASET_INPUTS <= 2 ** 16
+    assert data_module.MAX_DATASET_BYTES <= 2 * 2 ** 30
+    monkeypatch.setattr(data_module, "MAX_DATASET_INPUTS", 50)
+    yielded = []
+
+    def endless():
+        while True:
+            yielded.append(1)
+            yield images[0]
+
+    ds = tf.data.Dataset.from_generator(endless, output_signature=tf.TensorSpec((H, W, C)))
+    assert ds.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    with pytest.raises(InvalidArgumentError, match=r"(?s)more than 50 inputs.*\.take\("):
+        prepare_inputs_targets(ds, None, require_targets=False)
+    assert len(yielded) < 1000
+
+
+# -- one image without its batch axis, the model's declared sizes (audit, items 6) ---------
+def test_one_rgb_image_for_a_plain_function_warns_that_it_is_read_as_grayscale(images):
+    from sobol_tf.errors import SobolTFWarning
+    model = lambda x: tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), 1)
+    image = np.random.default_rng(0).uniform(size=(16, 16, 3)).astype(np.float32)
+    with pytest.warns(SobolTFWarning,
+                      match=r"(?s)\(16, 16, 3\).*16 grayscale images of 16x3.*img\[None\]") as rec:
+        Occlusion(model, patch_size=2, patch_stride=2, operator="regression").explain(
+            image, np.ones(16, np.float32))
+    assert rec[0].filename == __file__                       # points at the caller's line
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # a batch of grayscale images (last axis not 1, 3 or 4): no warning
+        prepare_inputs_targets(images[..., 0], None, require_targets=False)
+        # a model that declares its input shape decides itself: no warning
+        prepare_inputs_targets(image, None, declared_shape=(None, 16, 3, 1),
+                               require_targets=False)
+        prepare_inputs_targets(image[None], None, require_targets=False)
+
+
+def test_one_grayscale_image_without_channel_says_to_add_the_batch_axis(images):
+    model = keras.Sequential([keras.Input((H, W, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    gray = images[0, ..., 0]                                     # (8, 8)
+    for make in (lambda: Occlusion(model, patch_size=4, patch_stride=4).explain(gray, [0]),
+                 lambda: Deletion(model, gray, [0])):
+        with pytest.raises(InvalidArgumentError,
+                           match=r"(?s)\(8, 8\).*batch axis.*img\[None\].*\(1, 8, 8\)"):
+            make()
+    maps = Occlusion(model, patch_size=4, patch_stride=4).explain(gray[None], [0])
+    assert maps.shape == (1, H, W, 1)
+
+
+def test_inputs_of_another_size_than_the_model_declares_are_refused_up_front(keras_model,
+                                                                             images):
+    small = images[:2, :4, :4]                                   # (2, 4, 4, 3)
+    pattern = r"(?s)\(2, 4, 4, 3\).*\(None, 8, 8, 3\)"
+    with pytest.raises(InvalidArgumentError, match=pattern):
+        Occlusion(keras_model, patch_size=2, patch_stride=2).explain(small, [0, 1])
+    with pytest.raises(InvalidArgumentError, match=pattern):
+        Deletion(keras_model, small, [0, 1])
+    with pytest.raises(InvalidArgumentError, match=pattern):
+        Occlusion(keras_model, patch_size=2, patch_stride=2).explain(
+            tf.data.Dataset.from_tensor_slices((small, [0, 1])))
+    with pytest.raises(InvalidArgumentError, match=r"(?s)\(2, 8, 8, 1\).*\(None, 8, 8, 3\)"):
+        prepare_inputs_targets(images[:2, ..., :1], None, declared_shape=(None, H, W, C),
+                               require_targets=False)
+    # grayscale (N, H, W) of the right size for (None, H, W, 1) is accepted, of another not
+    prepare_inputs_targets(images[..., 0], None, declared_shape=(None, H, W, 1),
+                           require_targets=False)
+    with pytest.raises(InvalidArgumentError, match=r"(?s)\(2, 4, 4\).*\(None, 8, 8, 1\)"):
+        prepare_inputs_targets(small[..., 0], None, declared_shape=(None, H, W, 1),
+                               require_targets=False)
+    # dynamic sizes accept any size
+    prepare_inputs_targets(small, None, declared_shape=(None, None, None, C),
+                           require_targets=False)

@@ -100,9 +100,13 @@ def test_built_in_operators_name_the_output_structure(two_heads, data):
         with pytest.raises(InvalidTypeError, match=r"(?s)a list of 2 tensors.*operator="):
             make()
     dict_model = lambda inputs: {"a": inputs[:, 0, 0, :], "b": inputs[:, 1, 1, :]}
-    with pytest.raises(InvalidTypeError, match=r"a dict with keys \['a', 'b'\]"):
+    with pytest.raises(InvalidTypeError, match=r"a dict with keys \['a', 'b'\]") as info:
         EXPLAINERS["occlusion"](dict_model, operator="regression").explain(
             x, np.ones((N, C), np.float32))
+    # the suggested operator indexes the dict by one of its keys, not by a position
+    assert "model(x)['a']" in str(info.value) and "model(x)[1]" not in str(info.value)
+    with pytest.raises(InvalidTypeError, match=r"model\(x\)\[1\]"):
+        EXPLAINERS["occlusion"](model).explain(x, labels)
 
 
 def test_several_outputs_need_target_rows_with_an_operator(two_heads, data):

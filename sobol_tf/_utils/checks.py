@@ -43,18 +43,27 @@ def one_output(outputs, indices, operator_name):
 
     Raises:
         InvalidTypeError: several outputs (list, tuple, dict); the message says to pass
-            an operator that picks one.
+            an operator that picks one (indexing a dict by its first key).
         ModelCallError: see :func:`batch_result`.
     """
     def several(structure):
         return InvalidTypeError(
             f"the model returned {structure}; operator={operator_name!r} reads one output "
             "(B, K). Pass operator=g(model, inputs, targets) that picks the output to "
-            "explain, e.g. lambda model, x, t: tf.reduce_sum(model(x)[1] * t, axis=-1)."
+            f"explain, e.g. lambda model, x, t: tf.reduce_sum(model(x)[{_an_index(outputs)}]"
+            " * t, axis=-1)."
         )
 
     outputs = batch_result(outputs, indices, "the model", several)
     return tf.reshape(outputs, (tf.shape(outputs)[0], -1))
+
+
+def _an_index(outputs):
+    """How to pick one of several ``outputs`` in an example: the first key of a dict
+    (``'cls'``), else position 1 of a list or tuple."""
+    if isinstance(outputs, dict) and outputs:
+        return repr(next(iter(outputs)))
+    return "1"
 
 
 def check_rows(result, indices, who):

@@ -6,10 +6,11 @@ pairs, 1-tuples or inputs alone, batched or not; targets as one-hot / score vect
 (N, K) tf.Tensor of targets. The caller's arrays are never written to.
 
 Rules (README, "Inputs, targets and models: the rules"): inputs equal to the model's
-declared input shape without its batch axis are refused (add it: ``img[None]``); a
-dataset element is a batch when it has the model's declared batch rank, else when it has
-rank 4 or a dynamic first dimension; infinite datasets are refused, and datasets of
-unknown length are refused past :data:`MAX_DATASET_INPUTS` inputs or
+declared input shape without its batch axis are refused (add it: ``img[None]``); whether
+a dataset element is a batch is read from the target's spec, else the model's declared
+input shape, else the element's own spec (:func:`_is_batched`); elements of different
+shapes are refused (resize them in the pipeline); infinite datasets are refused, and
+datasets of unknown length are refused past :data:`MAX_DATASET_INPUTS` inputs or
 :data:`MAX_DATASET_BYTES`.
 """
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,14 @@ class PreparedData:
     targets: object
 
 
-#: a tf.data.Dataset of unknown cardinality (e.g. after ``filter``) is read until it
-#: ends; past this many inputs it is refused (an endless one would never end).
-MAX_DATASET_INPUTS = 2 ** 20
+#: a tf.data.Dataset of unknown cardinality (e.g. after ``filter``, or from a generator)
+#: is read until it ends; past this many inputs it is refused (an endless one would never
+#: end). 2**16 8x8x3 inputs from a generator take ~6 s to read; to explain more, collect
+#: them into an array (or explain the dataset in parts, ds.skip(k).take(n)).
+MAX_DATASET_INPUTS = 2 ** 16
 
 #: nor past this many bytes of inputs (float32), whichever comes first.
-MAX_DATASET_BYTES = 4 * 2 ** 30
+MAX_DATASET_BYTES = 2 * 2 ** 30
 
 
 def check_model(model):
@@ -90,35 +93,56 @@ def model_batch_rank(model):
     return None if shape is None else len(shape)
 
 
+def _fits(dims, wanted):
+    """Whether ``dims`` (None: unknown) surely match ``wanted`` (None: any size)."""
+    return len(dims) == len(wanted) and all(w is None or w == d for d, w in zip(dims, wanted))
+
+
 def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
     """Check the shape of ``inputs`` against the model's declared input shape.
 
     Raises:
         InvalidArgumentError: ``shape`` equals ``declared`` without its batch axis (one
-            input: explain(img) instead of explain(img[None])); with ``rank_too``,
-            another rank than the model takes (grayscale images (N, H, W) for a model
-            taking (None, H, W, 1) are accepted). Sizes are left to the model's own
-            check (a method may have a clearer message, e.g. a grid too fine).
+            input: explain(img) instead of explain(img[None])), or, for a model taking
+            (None, H, W, 1), equals (H, W) (one grayscale image without its batch axis:
+            img[None] gives (1, H, W), which the grayscale rule accepts). With
+            ``rank_too``: another rank than the model takes (grayscale images (N, H, W)
+            for a model taking (None, H, W, 1) are accepted), or another size than it
+            declares (every static dimension but the batch one is compared).
     """
     if declared is None:
         return
     shape = tuple(shape)
-
-    def fits(dims, wanted):
-        return len(dims) == len(wanted) and all(w is None or w == d
-                                                for d, w in zip(dims, wanted))
-
-    if fits(shape, declared[1:]):
+    if _fits(shape, declared[1:]):
         raise InvalidArgumentError(
             f"{name} has shape {shape}, which is ONE input of the model (it takes "
             f"batches of shape {declared}): add the batch axis, e.g. img[None] or "
             "np.expand_dims(img, 0), to pass a batch of one input."
         )
-    grayscale = len(shape) == len(declared) - 1 and declared[-1] in (1, None)
-    if rank_too and len(shape) != len(declared) and not grayscale:
+    channel_free = declared[-1] in (1, None) and len(declared) >= 3
+    if channel_free and _fits(shape, declared[1:-1]):
+        raise InvalidArgumentError(
+            f"{name} has shape {shape}, which is ONE grayscale image without its channel "
+            f"axis (the model takes batches of shape {declared}): add the batch axis, "
+            f"img[None], giving {(1,) + shape}, a batch of one grayscale image (N, H, W) "
+            f"(or img[None, ..., None], giving {(1,) + shape + (1,)})."
+        )
+    if not rank_too:
+        return
+    grayscale = len(shape) == len(declared) - 1 and channel_free
+    if len(shape) != len(declared) and not grayscale:
         raise InvalidArgumentError(
             f"{name} has shape {shape} (rank {len(shape)}) but the model takes batches of "
             f"shape {declared} (rank {len(declared)}); give inputs of that rank."
+        )
+    wanted = declared[1:-1] if grayscale else declared[1:]
+    if not _fits(shape[1:], wanted):
+        raise InvalidArgumentError(
+            f"{name} has shape {shape} but the model declares its input shape {declared}: "
+            f"each input must be {wanted}"
+            + (" (grayscale, without the channel axis)" if grayscale else "")
+            + ". Resize the inputs to that size (tf.image.resize), or, if the model "
+            "takes any size, build it with keras.Input((None, None, channels))."
         )
 
 
@@ -166,20 +190,80 @@ def _element_parts(spec):
     return parts
 
 
-def _is_batched(x_spec, batched_rank):
-    """Whether a dataset's input elements are batches: the model's batch rank when it
-    declares one; else rank 4 (a batch of images), or a dynamic first dimension
-    (``.batch(b)``), is a batch, and any other element is one input (H, W, C) or (H, W).
+def _is_batched(x_spec, y_spec, declared):
+    """Whether a dataset's input elements are batches (the rule of the README).
+
+    1. With (input, target) pairs, the target's spec first: a scalar target (rank 0)
+       means one input per element; a rank-2 target (rows (B, K)) or a rank-1 target
+       with a dynamic length ((B,) class ids of ``.batch(b)``) means batches.
+    2. Else the model's declared input shape: an element of its rank is a batch; an
+       element one rank lower is a batch of grayscale images (B, H, W) when the model
+       takes (None, H, W, 1) and the element is not one (H, W, 1) input; any other
+       element is one input.
+    3. Else: an element of rank 4 or more is a batch; an element of rank 1 to 3 whose
+       first dimension is dynamic and whose others are static ((B, H, W) after
+       ``.batch(b)``) is a batch; an element of rank 3 with a static channel dimension
+       (e.g. (None, None, 3), images of any size) or a static first dimension is one
+       image (H, W, C); rank 2 (H, W) is one grayscale image.
+
+    Raises:
+        InvalidArgumentError: inputs alone whose elements have rank 3 with the first and
+            last dimensions dynamic (one image (H, W, C) or a batch (B, H, W)?).
     """
-    rank = x_spec.shape.rank
+    shape = x_spec.shape
+    rank = shape.rank
+    if y_spec is not None and y_spec.shape.rank is not None:
+        y_shape = y_spec.shape
+        if y_shape.rank == 0:
+            return False
+        if y_shape.rank == 2 or (y_shape.rank == 1 and y_shape[0] is None):
+            return True
     if rank is None:
         return False
-    if batched_rank is not None:
-        return rank == batched_rank
-    return rank >= 4 or (rank >= 1 and x_spec.shape[0] is None)
+    dims = tuple(shape.as_list())
+    if declared is not None:
+        if rank == len(declared):
+            return True
+        if (rank == len(declared) - 1 and declared[-1] in (1, None)
+                and not _fits(dims, declared[1:])):
+            return _fits(dims[1:], declared[1:-1])
+        return False
+    if rank >= 4:
+        return True
+    if rank >= 1 and dims[0] is None and all(d is not None for d in dims[1:]):
+        return True
+    if rank == 3 and dims[0] is None and dims[2] is None:
+        raise InvalidArgumentError(
+            f"inputs is a tf.data.Dataset of inputs alone with elements of shape {dims}: "
+            "that may be one image (H, W, C) or a batch of grayscale images (B, H, W), and "
+            "the model declares no input shape to tell. Give the channels in the spec, e.g. "
+            "output_signature=tf.TensorSpec((None, None, 3)) for one RGB image per element "
+            "(or ds.map(lambda x: tf.ensure_shape(x, (None, None, 3)))), give the grayscale "
+            "batches a channel axis (ds.map(lambda x: x[..., None])), or yield (input, "
+            "target) pairs, whose target tells."
+        )
+    return False
 
 
-def _dataset_to_arrays(dataset, batched_rank):
+def _check_same_shapes(arrays, what):
+    """Raise InvalidArgumentError unless the collected ``arrays`` (N_i, ...) have the same
+    shape past their first axis (images of different sizes); ``what`` names them."""
+    shapes = []
+    for array in arrays:
+        if array.shape[1:] not in shapes:
+            shapes.append(array.shape[1:])
+    if len(shapes) <= 1:
+        return
+    shown = ", ".join(map(str, shapes[:4])) + (", ..." if len(shapes) > 4 else "")
+    raise InvalidArgumentError(
+        f"inputs is a tf.data.Dataset whose {what} have different shapes ({shown}); the "
+        "explainers and metrics take inputs of one size. Resize them in the pipeline, e.g. "
+        "ds.map(lambda x, y: (tf.image.resize(x, (224, 224)), y)) (or "
+        "tf.image.resize_with_crop_or_pad), to the size the model takes."
+    )
+
+
+def _dataset_to_arrays(dataset, declared):
     """Collect a tf.data.Dataset of (input, target) pairs, 1-tuples or inputs alone."""
     x_spec, y_spec = _element_parts(dataset.element_spec)
     cardinality = int(dataset.cardinality())
@@ -188,7 +272,13 @@ def _dataset_to_arrays(dataset, batched_rank):
             "inputs is an infinite tf.data.Dataset (e.g. after .repeat()); explain a "
             "finite part of it: ds.take(n) (unbatched) or ds.take(nb_batches)."
         )
-    if not _is_batched(x_spec, batched_rank):
+    batched = _is_batched(x_spec, y_spec, declared)
+    # one element at a time when the elements may differ in shape (images of any size):
+    # .batch would fail on them with TensorFlow's error; then the shapes are compared
+    static = x_spec.shape.is_fully_defined() and (
+        y_spec is None or y_spec.shape.is_fully_defined())
+    chunked = not batched and static
+    if chunked:
         dataset = dataset.batch(256)
     xs, ys = [], []
     count = size = 0
@@ -198,9 +288,12 @@ def _dataset_to_arrays(dataset, batched_rank):
         else:
             x, y = element, None
         x = x.numpy()
+        if not batched and not chunked:
+            x = x[None]
         xs.append(x)
         if y is not None:
-            ys.append(y.numpy())
+            y = y.numpy()
+            ys.append(y if batched or chunked else y[None])
         count += len(x) if x.ndim else 1
         size += x.size * 4
         if cardinality == tf.data.UNKNOWN_CARDINALITY and (
@@ -208,13 +301,30 @@ def _dataset_to_arrays(dataset, batched_rank):
             raise InvalidArgumentError(
                 "inputs is a tf.data.Dataset of unknown length that yielded more than "
                 f"{MAX_DATASET_INPUTS} inputs or {MAX_DATASET_BYTES / 2 ** 30:.0f} GiB "
-                f"(read so far: {count} inputs); it may be endless (e.g. .repeat() before "
-                ".filter()). Explain a finite part of it: ds.take(n)."
+                f"(read so far: {count} inputs); it may be endless (e.g. a generator that "
+                "never stops, or .repeat() before .filter()). Explain a finite part of it: "
+                "ds.take(n); to explain more, collect the inputs into an array first and "
+                "pass the array (or explain the dataset in parts with ds.skip / ds.take)."
             )
     if not xs:
         raise InvalidArgumentError("inputs is an empty tf.data.Dataset; give at least one input.")
+    if any(x.ndim == 0 for x in xs):
+        raise InvalidArgumentError(
+            f"inputs is a tf.data.Dataset whose input elements are single numbers (spec "
+            f"{x_spec.shape}); give images (H, W, C) or (H, W), or batches of them."
+        )
+    _check_same_shapes(xs, "inputs" if not batched else "batches of inputs")
     inputs = np.concatenate(xs, axis=0)
-    targets = np.concatenate(ys, axis=0) if y_spec is not None else None
+    targets = None
+    if y_spec is not None:
+        if any(y.ndim == 0 for y in ys):
+            raise InvalidArgumentError(
+                f"inputs is a tf.data.Dataset of batches (input spec {x_spec.shape}) with "
+                f"single-number targets (spec {y_spec.shape}); batched elements need one "
+                "target per input, (B,) or (B, K)."
+            )
+        _check_same_shapes([y[:, None] if y.ndim == 1 else y for y in ys], "targets")
+        targets = np.concatenate(ys, axis=0)
     return inputs, targets
 
 
@@ -242,8 +352,9 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
         targets: numpy array or tf.Tensor (N,) or (N, K); None when ``inputs`` is a dataset
             that carries them (or when ``require_targets`` is False).
         declared_shape: the model's input shape, batch axis included, when it declares
-            one (:func:`model_input_shape`): inputs equal to it without the batch axis
-            are refused, and it decides whether a dataset's elements are batches.
+            one (:func:`model_input_shape`): inputs equal to it without the batch axis,
+            or of another rank or size, are refused (:func:`check_batch_axis`), and it
+            decides whether a dataset's elements are batches.
         allowed_ranks: ranks of ``inputs`` the caller can handle (None: any rank >= 2).
         require_targets: raise if no targets are given.
 
@@ -253,13 +364,19 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
     Raises:
         InvalidArgumentError: empty inputs, NaN/inf in inputs, a rank not allowed, one
             input without its batch axis, targets whose length differs from the inputs,
-            an infinite dataset or one of unknown length past :data:`MAX_DATASET_INPUTS`.
+            an infinite dataset or one of unknown length past :data:`MAX_DATASET_INPUTS`,
+            a dataset whose inputs differ in shape, inputs alone of an ambiguous spec
+            (rank 3, first and last dimensions dynamic, no declared input shape).
         InvalidTypeError: inputs or targets of a type that is not an array of real
             numbers, a dataset of dicts.
+
+    Warns:
+        SobolTFWarning: rank-3 inputs (an array or tensor) whose last axis is 1, 3 or 4,
+            for a model that declares no input shape: they are read as N grayscale images
+            (N, H, W), but are more likely one image (H, W, C) without its batch axis.
     """
-    batched_rank = None if declared_shape is None else len(declared_shape)
     if isinstance(inputs, tf.data.Dataset):
-        array, ds_targets = _dataset_to_arrays(inputs, batched_rank)
+        array, ds_targets = _dataset_to_arrays(inputs, declared_shape)
         if targets is not None and ds_targets is not None:
             raise InvalidArgumentError(
                 "targets must be None when inputs is a tf.data.Dataset of (input, target) "
@@ -269,6 +386,14 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
     else:
         array = to_numpy(inputs, "inputs")
         check_batch_axis(array.shape, declared_shape)
+        if (declared_shape is None and array.ndim == 3 and array.shape[-1] in (1, 3, 4)
+                and (allowed_ranks is None or 3 in allowed_ranks)):
+            n, h, w = array.shape
+            warn(
+                f"inputs {array.shape} are read as {n} grayscale images of {h}x{w} (rank-3 "
+                "inputs are (N, H, W)); if this is one image (H, W, C), add the batch "
+                f"axis: img[None] (shape {(1,) + array.shape})."
+            )
 
     _check_real_dtype(array, "inputs")
     if array.ndim == 0 or array.shape[0] == 0:
