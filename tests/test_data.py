@@ -7,7 +7,7 @@ import tensorflow as tf
 from sobol_tf._utils import data as data_module
 from sobol_tf._utils.data import prepare_inputs_targets
 from sobol_tf.attributions import Occlusion
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError
 from sobol_tf.metrics import Deletion
 
 N, H, W, C = 3, 8, 8, 3
@@ -272,24 +272,33 @@ def test_one_grayscale_image_without_channel_says_to_add_the_batch_axis(images):
     assert maps.shape == (1, H, W, 1)
 
 
-def test_inputs_of_another_size_than_the_model_declares_are_refused_up_front(keras_model,
-                                                                             images):
+def test_inputs_of_another_size_than_the_model_declares_warn_up_front(keras_model, images):
+    from sobol_tf.errors import SobolTFWarning
+
     small = images[:2, :4, :4]                                   # (2, 4, 4, 3)
     pattern = r"(?s)\(2, 4, 4, 3\).*\(None, 8, 8, 3\)"
-    with pytest.raises(InvalidArgumentError, match=pattern):
+    # the warning comes before the forward pass; this Flatten-Dense model then fails
+    with pytest.warns(SobolTFWarning, match=pattern), pytest.raises(ModelCallError):
         Occlusion(keras_model, patch_size=2, patch_stride=2).explain(small, [0, 1])
-    with pytest.raises(InvalidArgumentError, match=pattern):
+    with pytest.warns(SobolTFWarning, match=pattern), pytest.raises(ModelCallError):
         Deletion(keras_model, small, [0, 1])
-    with pytest.raises(InvalidArgumentError, match=pattern):
+    with pytest.warns(SobolTFWarning, match=pattern), pytest.raises(ModelCallError):
         Occlusion(keras_model, patch_size=2, patch_stride=2).explain(
             tf.data.Dataset.from_tensor_slices((small, [0, 1])))
+    # a fully convolutional model declared at 8x8 runs on 4x4, as in Keras, with the warning
+    convolutional = keras.Sequential([keras.Input((H, W, C)), keras.layers.Conv2D(2, 1),
+                                      keras.layers.GlobalAveragePooling2D()])
+    with pytest.warns(SobolTFWarning, match=pattern):
+        maps = Occlusion(convolutional, patch_size=2, patch_stride=2).explain(small, [0, 1])
+    assert maps.shape == (2, 4, 4, 1)
+    # another number of channels is refused
     with pytest.raises(InvalidArgumentError, match=r"(?s)\(2, 8, 8, 1\).*\(None, 8, 8, 3\)"):
         prepare_inputs_targets(images[:2, ..., :1], None, declared_shape=(None, H, W, C),
                                require_targets=False)
-    # grayscale (N, H, W) of the right size for (None, H, W, 1) is accepted, of another not
+    # grayscale (N, H, W) of the right size for (None, H, W, 1) is accepted, of another warns
     prepare_inputs_targets(images[..., 0], None, declared_shape=(None, H, W, 1),
                            require_targets=False)
-    with pytest.raises(InvalidArgumentError, match=r"(?s)\(2, 4, 4\).*\(None, 8, 8, 1\)"):
+    with pytest.warns(SobolTFWarning, match=r"(?s)\(2, 4, 4\).*\(None, 8, 8, 1\)"):
         prepare_inputs_targets(small[..., 0], None, declared_shape=(None, H, W, 1),
                                require_targets=False)
     # dynamic sizes accept any size

@@ -107,8 +107,12 @@ def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
             (None, H, W, 1), equals (H, W) (one grayscale image without its batch axis:
             img[None] gives (1, H, W), which the grayscale rule accepts). With
             ``rank_too``: another rank than the model takes (grayscale images (N, H, W)
-            for a model taking (None, H, W, 1) are accepted), or another size than it
-            declares (every static dimension but the batch one is compared).
+            for a model taking (None, H, W, 1) are accepted), or another number of
+            channels than it declares.
+
+    Warns:
+        SobolTFWarning: with ``rank_too``, another height or width than the model
+            declares (Keras runs fully convolutional models on any size).
     """
     if declared is None:
         return
@@ -136,14 +140,24 @@ def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
             f"shape {declared} (rank {len(declared)}); give inputs of that rank."
         )
     wanted = declared[1:-1] if grayscale else declared[1:]
-    if not _fits(shape[1:], wanted):
+    if _fits(shape[1:], wanted):
+        return
+    if not grayscale and not _fits(shape[-1:], wanted[-1:]):
         raise InvalidArgumentError(
             f"{name} has shape {shape} but the model declares its input shape {declared}: "
-            f"each input must be {wanted}"
-            + (" (grayscale, without the channel axis)" if grayscale else "")
-            + ". Resize the inputs to that size (tf.image.resize), or, if the model "
-            "takes any size, build it with keras.Input((None, None, channels))."
+            f"each input must have {wanted[-1]} channel(s), got {shape[-1]}. Convert the "
+            "inputs (e.g. tf.image.grayscale_to_rgb or rgb_to_grayscale)."
         )
+    # another spatial size: Keras runs fully convolutional models on it, so warn only
+    warn(
+        f"{name} has shape {shape} but the model declares its input shape {declared}: "
+        f"each input should be {wanted}"
+        + (" (grayscale, without the channel axis)" if grayscale else "")
+        + ". The inputs are passed as they are (a fully convolutional model runs on any "
+        "size); if the model fails on them, resize them (tf.image.resize), or, if it "
+        "takes any size, build it with keras.Input((None, None, channels)) to silence "
+        "this warning."
+    )
 
 
 def to_numpy(value, name):
