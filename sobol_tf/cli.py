@@ -104,6 +104,27 @@ def predicted_classes(model, inputs, batch_size):
     return outputs.argmax(axis=1), outputs
 
 
+def failure_reason(model, spec, inputs, exc):
+    """One line saying why an image failed: for a model of free input size that cannot
+    take the image's size, "the image (H x W) is too small for the model: <Keras' shape
+    check>" (found by Keras' shape inference, which runs nothing); else the most
+    informative line of ``exc`` and its causes."""
+    import keras
+
+    from sobol_tf._utils.files import one_line
+
+    if (spec.height is None or spec.width is None) and isinstance(model, keras.Model):
+        try:
+            model.compute_output_spec(keras.KerasTensor((1,) + tuple(inputs.shape)))
+        except Exception as shape_exc:  # the model's layers refuse this size
+            why = one_line(shape_exc).replace("`", "")
+            size = f"{inputs.shape[0]} x {inputs.shape[1]}"
+            if "negative" in why.lower() or "too small" in why.lower():
+                return f"the image ({size}) is too small for the model: {why}"
+            return f"the model cannot take an image of {size}: {why}"
+    return one_line(exc)
+
+
 def in_batches_or_alone(indices, work, failed):
     """Run ``work(indices)``; if it raises, run ``work([i])`` for each index alone, so
     that one image the model cannot take loses only itself.
@@ -223,7 +244,8 @@ def run_explain(args):
 
     def cannot_explain(index, exc):
         nonlocal failed
-        _report(f"{loaded[index][0]}: cannot explain: {one_line(exc)}")
+        reason = failure_reason(model, spec, loaded[index][2], exc)
+        _report(f"{loaded[index][0]}: cannot explain: {reason}")
         failed += 1
 
     saved = 0  # maps in maps.npz on disk
@@ -349,7 +371,8 @@ def run_score(args):
 
     def cannot_score(index, exc):
         nonlocal failed
-        _report(f"{usable[index][0]}: cannot score: {one_line(exc)}")
+        reason = failure_reason(model, spec, usable[index][2], exc)
+        _report(f"{usable[index][0]}: cannot score: {reason}")
         failed += 1
 
     rows = []

@@ -460,6 +460,38 @@ def test_images_are_converted_to_the_models_channels(tiny, tmp_path, capsys, mod
 
 
 # -- item 13: one bad file never loses the others' results ---------------------------
+def assert_says_too_small(line):
+    """The reason names the cause: the image's size, too small, and TensorFlow's own
+    account of it (the 5x5 kernel does not fit in 3x3), without the op's internals."""
+    reason = line.split(": cannot ", 1)[1]
+    assert "the image (3 x 3) is too small for the model" in reason, line
+    assert "subtracting 5 from 3" in reason or "would be zero or negative" in reason, line
+    assert "{{node" not in reason and "\x1b" not in reason and len(line) < 400, line
+
+
+def test_one_line_skips_the_lines_that_only_say_where():
+    from sobol_tf._utils.files import one_line
+    graph = ValueError('Graph execution error:\n\nDetected at node c defined at (most recent '
+                       'call last):\n  File "a.py", line 1, in <module>\n\ninput depth must '
+                       'be evenly divisible\n\t [[{{node c}}]] [Op:__inference_f_1]')
+    assert one_line(graph) == "input depth must be evenly divisible"
+    keras_call = ValueError(
+        "Exception encountered when calling Conv2D.call().\n\n\x1b[1mNegative dimension size "
+        "caused by subtracting 5 from 4 for '{{node c}} = Conv2D[T=DT_FLOAT]' with input "
+        "shapes: [1,4,4,3].\x1b[0m\n\nArguments received by Conv2D.call():\n  \u2022 inputs=x")
+    assert one_line(keras_call) == ("Negative dimension size caused by subtracting 5 from 4 "
+                                    "with input shapes: [1,4,4,3].")
+    try:
+        try:
+            raise RuntimeError("the real cause\nmore")
+        except RuntimeError as cause:
+            raise ValueError("Graph execution error:") from cause
+    except ValueError as chained:
+        assert one_line(chained) == "the real cause"
+    assert one_line(ValueError("plain\nsecond")) == "plain"
+    assert one_line(ValueError()) == "ValueError"
+
+
 def test_too_small_image_for_a_flexible_model_loses_only_itself(tiny, tmp_path, capsys):
     images = tiny["images"]
     out = tmp_path / "out"
@@ -469,6 +501,7 @@ def test_too_small_image_for_a_flexible_model_loses_only_itself(tiny, tmp_path, 
     lines = stderr.strip().splitlines()
     assert status == 1 and len(lines) == 1, stderr
     assert lines[0].startswith(f"sobol-tf: error: {images['small']}: cannot explain: ")
+    assert_says_too_small(lines[0])
     saved = np.load(out / "maps.npz")
     assert list(saved["files"]) == ["rgb.png", "rgb10.png"]
     model = tiny["models"]["flexible"]
@@ -542,6 +575,7 @@ def test_score_loses_only_the_bad_image(tiny, tmp_path, capsys):
     lines = stderr.strip().splitlines()
     assert status == 1 and len(lines) == 1, stderr
     assert lines[0].startswith(f"sobol-tf: error: {images['small']}: cannot score: ")
+    assert_says_too_small(lines[0])
     assert [row["file"] for row in json.loads(stdout)["images"]] == ["rgb.png", "rgb10.png"]
 
 

@@ -4,6 +4,7 @@ Private to :mod:`sobol_tf.cli`. A file that cannot be used raises :class:`FilePr
 whose message is one line naming the file.
 """
 import os
+import re
 import tempfile
 import zipfile
 
@@ -31,10 +32,34 @@ class FileProblem(Exception):
         super().__init__(f"{path}: {message}")
 
 
+#: lines of TensorFlow's and Keras' messages that say where an error happened, not what
+WHERE_LINES = re.compile(r'^(Graph execution error:?|Exception encountered when calling .*|'
+                         r'Detected at node .*|File ".*|Arguments received by .*|\u2022 .*|'
+                         r'\[\[.*)$')
+#: terminal colour codes (Keras writes some) and TensorFlow's graph-node descriptions
+ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
+NODE_DESCRIPTIONS = re.compile(r" for '\{\{node [^']*'")
+
+
 def one_line(exc):
-    """The first meaningful line of an exception's message."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    """The first line of an exception's message that says what went wrong.
+
+    Lines that only say where (TensorFlow's "Graph execution error:" and its traceback,
+    Keras' "Exception encountered when calling ...", "Arguments received by ...") are
+    skipped, and the exception's chained causes are read when its own message has no
+    other line; colour codes and graph-node descriptions are removed. The exception's
+    type name when nothing is left.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for line in ANSI_CODES.sub("", str(exc)).splitlines():
+            line = NODE_DESCRIPTIONS.sub("", line).strip()
+            if line and not WHERE_LINES.match(line):
+                return line
+        last = exc
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return type(last).__name__
 
 
 class ModelInput:

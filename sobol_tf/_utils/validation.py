@@ -75,6 +75,20 @@ def check_grid_fits(grid_size, height, width, alternative=""):
         )
 
 
+def check_memory(what, passes, held, needed, cap, cap_name, lower):
+    """Raise InvalidArgumentError when ``needed`` bytes exceed the ``cap`` bytes.
+
+    The message reads "<what> need <passes> and <needed> GiB of <held>, over the <cap>
+    GiB of <cap_name>; lower <lower>." (``passes``: the forward passes, e.g. "4000
+    forward passes per input"; ``lower``: what to lower, with values that fit).
+    """
+    if needed > cap:
+        raise InvalidArgumentError(
+            f"{what} need {passes} and {needed / 2 ** 30:.1f} GiB of {held}, over the "
+            f"{cap / 2 ** 30:.1f} GiB of {cap_name}; lower {lower}."
+        )
+
+
 def lookup(argument, name, registry, alternatives):
     """``registry[name.lower()]``, or InvalidArgumentError listing the valid names.
 

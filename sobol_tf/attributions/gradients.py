@@ -178,7 +178,9 @@ class GradCAM(WhiteBoxExplainer):
         output_layer: as :class:`Saliency`.
         batch_size: inputs per forward/backward pass; 32 as Xplique.
         operator: None / 'classification', 'regression' or g(model, inputs, targets)
-            (the operator is given a model that returns the outputs already computed).
+            (the operator is given a model that returns the outputs already computed,
+            with the model's output structure: a tensor, or the list, tuple or dict of a
+            model with several outputs, as ``model(x)`` returns them).
         conv_layer: name or index of the convolutional layer; None: the last layer with
             ``filters`` and a 4-D output, as Xplique.
         verbose: show a progress bar.
@@ -223,7 +225,13 @@ class GradCAM(WhiteBoxExplainer):
                     f"{layer.name!r} with output shape {tuple(layer.output.shape)}."
                 )
         self.conv_layer = layer
-        self._cam_model = keras.Model(self.model.inputs, [layer.output, self.model.outputs[0]])
+        # the operator sees the model's whole output structure (list, tuple, dict), as
+        # model(x) returns it, so that an operator picking one head gets that head
+        try:
+            structure = self.model.output
+        except AttributeError:      # a Sequential model: one output
+            structure = self.model.outputs
+        self._cam_model = keras.Model(self.model.inputs, [layer.output, structure])
 
     def _attribute(self, model, inputs, targets, evaluations):
         # the engine passes the model, or a view squeezing a channel added to (N, H, W) inputs
@@ -231,6 +239,8 @@ class GradCAM(WhiteBoxExplainer):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(model_inputs)
             features, outputs = self._cam_model(model_inputs)
+            if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+                outputs = outputs[0]    # as Keras' model(x) unpacks a single output
             scores = self.operator(lambda _: outputs, inputs, targets)
         gradients = tape.gradient(scores, features,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)

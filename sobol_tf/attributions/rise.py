@@ -1,16 +1,31 @@
 """RISE: Randomized Input Sampling for Explanation (Petsiuk et al., BMVC 2018)."""
+import math
 import numbers
 
 import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_positive_int, check_probability, check_seed
+from sobol_tf._utils.validation import check_memory
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidTypeError
 
 #: masks are upsampled and shifted this many at a time outside the batches (the cache,
 #: the estimate): bounds the transient memory to MASK_CHUNK full-size masks.
 MASK_CHUNK = 256
+
+#: the most memory Rise's grids may take (see :func:`rise_bytes`); larger
+#: ``nb_samples`` x ``grid_size`` are refused in the constructor.
+MAX_BYTES = 1 << 30
+
+
+def rise_bytes(nb_samples, grid_size):
+    """Bytes Rise holds per input size for its grids, whatever the image size.
+
+    Per mask: the grid drawn in float64 (8 g^2), kept as bool then float32 (5 g^2) and
+    its two int64 shifts (16). The scores, 4 bytes per mask and input, come on top.
+    """
+    return nb_samples * (13 * grid_size ** 2 + 16)
 
 
 class Rise(BlackBoxExplainer):
@@ -53,7 +68,10 @@ class Rise(BlackBoxExplainer):
         verbose: show a progress bar.
 
     Raises:
-        InvalidArgumentError: ``nb_samples`` or ``grid_size`` < 1, a
+        InvalidArgumentError: ``nb_samples`` or ``grid_size`` < 1, grids over
+            :data:`MAX_BYTES` (1 GiB; :func:`rise_bytes`: about 13 * nb_samples *
+            grid_size^2 bytes; the message gives the forward passes, the memory and
+            the largest nb_samples / grid_size that fit), a
             ``preservation_probability`` outside (0, 1], ``seed`` < 0.
         InvalidTypeError: a ``mask_value`` that is not a number, a ``seed`` that is not
             None, an integer or a numpy Generator.
@@ -74,6 +92,7 @@ class Rise(BlackBoxExplainer):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
         self.nb_samples = check_positive_int("nb_samples", nb_samples)
         self.grid_size = check_positive_int("grid_size", grid_size)
+        self._check_size()
         self.preservation_probability = check_probability(
             "preservation_probability", preservation_probability, open_low=True)
         if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
@@ -83,6 +102,21 @@ class Rise(BlackBoxExplainer):
         self._entropy = (np.random.SeedSequence().entropy if self.seed is None
                          else self.seed)
         self._mask_cache = {}
+
+    def _check_size(self):
+        """Refuse grids over :data:`MAX_BYTES`, before drawing anything."""
+        nb_samples, grid = self.nb_samples, self.grid_size
+        largest_nb = MAX_BYTES // rise_bytes(1, grid)
+        largest_grid = math.isqrt(max(0, MAX_BYTES // nb_samples - 16) // 13)
+        lower = [f"nb_samples (nb_samples <= {largest_nb} at grid_size={grid})"
+                 if largest_nb else f"nb_samples (none fits at grid_size={grid})"]
+        lower.append(f"grid_size (grid_size <= {largest_grid} at nb_samples={nb_samples})"
+                     if largest_grid else f"grid_size (none fits at nb_samples={nb_samples})")
+        check_memory(f"nb_samples={nb_samples} and grid_size={grid}",
+                     f"{nb_samples} forward passes per input",
+                     f"random grids ({nb_samples} x {grid} x {grid}, drawn in float64)",
+                     rise_bytes(nb_samples, grid), MAX_BYTES,
+                     "sobol_tf.attributions.rise.MAX_BYTES", " or ".join(lower))
 
     def _masks(self, height, width, channels):
         """The binary grids (P, grid_size, grid_size, 1) of this input size; their shifts

@@ -14,10 +14,22 @@ from scipy.stats import rankdata
 
 from sobol_tf._utils import (check_choice, check_grid_fits, check_positive_int,
                              check_probability, check_seed)
+from sobol_tf._utils.validation import check_memory
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.metrics.base import ExplanationMetric
 
 CAUSAL_MODES = ("deletion", "insertion")
+
+#: the most memory MuFidelity's subsets and score drops may take (see
+#: :func:`mufidelity_bytes`); larger ``nb_samples`` are refused in the constructor.
+MAX_BYTES = 1 << 30
+
+
+def mufidelity_bytes(nb_samples, nb_cells, nb_inputs):
+    """Bytes MuFidelity holds: its subsets, ``nb_samples`` x ``nb_cells`` drawn in float64
+    and kept in float32 (12 bytes each), and its score drops, ``nb_inputs`` x
+    ``nb_samples`` float64 (8 bytes each)."""
+    return nb_samples * (12 * nb_cells + 8 * nb_inputs)
 
 CausalCurves = namedtuple("CausalCurves", ["counts", "scores", "areas"])
 CausalCurves.__doc__ = """Per-input Deletion or Insertion curves.
@@ -275,14 +287,18 @@ class MuFidelity(ExplanationMetric):
             (default 0.2).
         baseline_mode: a number (default 0.0), an array broadcastable to the inputs, or
             a callable on all the inputs returning one baseline per input.
-        nb_samples: number of random subsets, >= 2 (default 200).
+        nb_samples: number of random subsets, >= 2 (default 200); the subsets and the
+            drops may take at most :data:`MAX_BYTES` (1 GiB, :func:`mufidelity_bytes`:
+            nb_samples * (12 * cells + 8 * N) bytes).
         seed: seed of the subsets; the same seed gives the same score. None, an integer
             >= 0 or a numpy Generator (one integer is drawn from it).
 
     Raises:
         InvalidArgumentError: ``grid_size`` larger than the inputs, ``subset_percent``
-            outside (0, 1), ``nb_samples`` < 2, a bad baseline, a negative ``seed``, plus
-            the base's checks.
+            outside (0, 1), ``nb_samples`` < 2, subsets and drops over
+            :data:`MAX_BYTES` (the message gives the forward passes, the memory and the
+            largest nb_samples that fits), a bad baseline, a negative ``seed``, plus the
+            base's checks.
         InvalidTypeError: a ``seed`` that is not None, an integer or a numpy Generator.
 
     Differences from Xplique: the subsets are drawn once per metric (from ``seed``) and
@@ -313,6 +329,7 @@ class MuFidelity(ExplanationMetric):
         self.subset_percent = check_probability("subset_percent", subset_percent,
                                                 open_low=True, open_high=True)
         self.nb_samples = check_positive_int("nb_samples", nb_samples, minimum=2)
+        self._check_size(cells, self.inputs.shape[0])
         self.baseline_mode = baseline_mode
         self.seed = check_seed(seed)
         self._baseline_values = self._baselines(baseline_mode)
@@ -325,6 +342,26 @@ class MuFidelity(ExplanationMetric):
         self._cell_of_pixel = tf.reshape(tf.cast(
             self._upsample(cell_ids, height, width), tf.int32), (-1,))
         self._drops = None
+
+    def _check_size(self, cells, nb_inputs):
+        """Refuse subsets and drops over :data:`MAX_BYTES`, before drawing anything."""
+        nb_cells = cells[0] * cells[1]
+        largest = MAX_BYTES // mufidelity_bytes(1, nb_cells, nb_inputs)
+        grid = ("pixel-wise subsets (grid_size=None)" if self.grid_size is None
+                else f"grid_size={self.grid_size}")
+        lower = (f"nb_samples (nb_samples <= {largest} at {grid} with {nb_inputs} inputs)"
+                 if largest >= 2 else f"nb_samples (none fits at {grid})")
+        if self.grid_size is None or self.grid_size > 1:
+            lower += ", grid_size, or the number of inputs per metric"
+        else:
+            lower += " or the number of inputs per metric"
+        check_memory(f"nb_samples={self.nb_samples} with {grid} ({nb_cells} cells) and "
+                     f"{nb_inputs} inputs",
+                     f"{nb_inputs * self.nb_samples} forward passes",
+                     f"subsets ({self.nb_samples} x {nb_cells}, drawn in float64) and score "
+                     f"drops ({nb_inputs} x {self.nb_samples} float64)",
+                     mufidelity_bytes(self.nb_samples, nb_cells, nb_inputs), MAX_BYTES,
+                     "sobol_tf.metrics.fidelity.MAX_BYTES", lower)
 
     @staticmethod
     def _upsample(masks, height, width):

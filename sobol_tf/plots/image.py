@@ -1,5 +1,7 @@
 """Attribution maps beside and over their images, with a colour bar (matplotlib imported
 lazily)."""
+import textwrap
+
 import numpy as np
 import tensorflow as tf
 
@@ -12,6 +14,16 @@ PAIR_GAP = 0.15        # width of the gap between (input, map) pairs, in panels
 COLORBAR_INCHES = 5.0  # length of the colour bar when the figure is wider
 BACKGROUND_BRIGHTNESS = 0.7  # the input under a map is dimmed so that colours stand out
 LUMINANCE = np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R BT.601 weights
+CAPTION_POINTS = 8     # font size of the colour bar's caption
+CAPTION_CHAR_INCHES = 0.6 * CAPTION_POINTS / 72   # a generous width of one character
+CAPTION_LINE_INCHES = 1.25 * CAPTION_POINTS / 72  # the height of one caption line
+
+
+def _wrap_caption(label, width_inches):
+    """The caption's lines wrapped to fit ``width_inches`` (its own line breaks kept)."""
+    chars = max(12, int(width_inches / CAPTION_CHAR_INCHES))
+    return "\n".join(textwrap.fill(line, chars, break_on_hyphens=False) if line.strip() else line
+                     for line in str(label).split("\n"))
 
 
 def _normalise_heatmap(heatmap, clip_percentile, absolute_value, diverging):
@@ -137,7 +149,8 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
         colorbar: draw one colour bar for all maps, labelled with what the values mean.
         diverging: keep the sign: maps divided by their largest |value|, a diverging
             colormap centred on 0 (``vmin = -1``, ``vmax = 1``).
-        colorbar_label: the colour bar's label (default: says how the maps are scaled).
+        colorbar_label: the colour bar's label (default: says how the maps are scaled);
+            its lines are wrapped to the figure's width.
         title: optional title of the whole figure (say what the maps are).
         plot_kwargs: passed to ``imshow`` for the maps (e.g. ``interpolation``).
 
@@ -183,8 +196,15 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
     width = sum(ratios) * panel_width
     title_lines = max((str(text).count("\n") + 1 for text in titles), default=0) \
         if titles is not None else 0
+    caption = ""
+    if colorbar:   # wrapped to the figure's width, the figure made taller for its lines
+        caption = _wrap_caption(
+            colorbar_label if colorbar_label is not None
+            else _default_label(clip_percentile, diverging, images is not None), width - 0.2)
+    extra_lines = max(0, caption.count("\n") - 1)
     figure = plt.figure(figsize=(width, rows * (panel_height + 0.1 + 0.2 * title_lines)
-                                 + 0.9 * bool(colorbar) + 0.4 * bool(title)),
+                                 + (0.9 + CAPTION_LINE_INCHES * extra_lines) * bool(colorbar)
+                                 + 0.4 * bool(title)),
                         layout="constrained")
     grid = figure.add_gridspec(rows, len(ratios), width_ratios=ratios)
     cell = lambda index, offset: grid[index // cols, (index % cols) * stride + offset]
@@ -226,9 +246,7 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
         else:
             bar.set_ticks([0.0, 0.5, 1.0], labels=["0\nlowest", "0.5", "1\nhighest"])
         bar.ax.tick_params(labelsize=8)
-        bar.set_label(colorbar_label if colorbar_label is not None
-                      else _default_label(clip_percentile, diverging, images is not None),
-                      fontsize=8)
+        bar.set_label(caption, fontsize=CAPTION_POINTS)
     if title:
         figure.suptitle(title, fontsize=10)
     return figure

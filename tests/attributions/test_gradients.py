@@ -219,3 +219,49 @@ def test_bad_arguments(method, kwargs, error, message):
 def test_output_layer_needs_a_keras_model():
     with pytest.raises(InvalidTypeError, match="output_layer needs a Keras model"):
         Saliency(lambda inputs: inputs, output_layer=-1)
+
+
+def two_head_models():
+    """A two-head functional model (as a list, a tuple and a dict) and its single heads."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    features = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inp)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    head0, head1 = keras.layers.Dense(3)(pooled), keras.layers.Dense(3)(pooled)
+    multi = {"list": keras.Model(inp, [head0, head1]), "tuple": keras.Model(inp, (head0, head1)),
+             "dict": keras.Model(inp, {"a": head0, "b": head1})}
+    return multi, [keras.Model(inp, head0), keras.Model(inp, head1)]
+
+
+@pytest.mark.parametrize("structure", ["list", "tuple", "dict"])
+@pytest.mark.parametrize("method", [
+    lambda model, **kw: GradCAM(model, **kw),
+    lambda model, **kw: Saliency(model, **kw),
+    lambda model, **kw: IntegratedGradients(model, steps=3, **kw),
+    lambda model, **kw: SmoothGrad(model, nb_samples=2, seed=0, **kw)],
+    ids=["gradcam", "saliency", "ig", "smoothgrad"])
+def test_an_operator_picking_a_head_explains_that_head(structure, method):
+    """The operator's model returns the model's whole output structure, as model(x) does."""
+    multi, singles = two_head_models()
+    images = np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype(np.float32)
+    onehot = np.eye(3, dtype=np.float32)
+    for head in (0, 1):
+        key = ("a", "b")[head] if structure == "dict" else head
+
+        def pick(model, inputs, targets, key=key):
+            return tf.reduce_sum(model(inputs)[key] * targets, axis=-1)
+
+        got = method(multi[structure], operator=pick)(images, onehot).numpy()
+        expected = method(singles[head])(images, onehot).numpy()
+        assert np.abs(expected).max() > 0
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gradcam_of_a_two_head_model_without_operator_is_refused_as_the_others():
+    """Regression guard: with the full output structure handed on, Grad-CAM still asks
+    for an operator that picks the head, as the other methods do."""
+    multi, _ = two_head_models()
+    images = np.zeros((2, 8, 8, 1), np.float32)
+    for method in (GradCAM, Saliency):
+        with pytest.raises(InvalidTypeError, match="picks the output"):
+            method(multi["list"])(images, [0, 1])

@@ -146,3 +146,24 @@ def test_masks_upsampled_batch_by_batch_give_the_same_maps(monkeypatch, nb_sampl
     streamed = Rise(linear, **settings)
     np.testing.assert_allclose(streamed(x, [0, 1]).numpy(), cached, rtol=1e-5, atol=1e-5)
     assert streamed._upsample.__func__ is Rise._upsample
+
+
+@pytest.mark.parametrize("kwargs, lower", [
+    ({"nb_samples": 10 ** 9}, "nb_samples <= "),
+    ({"grid_size": 10 ** 5}, "grid_size <= "),
+])
+def test_sizes_over_max_bytes_are_refused_in_the_constructor(kwargs, lower):
+    """Grids nb_samples x grid_size^2 over rise.MAX_BYTES are refused before any drawing,
+    naming the forward passes, the memory and what to lower; the suggestion fits."""
+    from sobol_tf.attributions import rise
+    with pytest.raises(InvalidArgumentError, match="forward passes") as caught:
+        Rise(linear, **kwargs)
+    message = str(caught.value)
+    assert "GiB" in message and "MAX_BYTES" in message and lower in message, message
+    name = next(iter(kwargs))
+    suggested = int(message.split(f"{name} <= ")[1].split()[0].rstrip(",)"))
+    Rise(linear, **{name: suggested})                   # the suggestion is accepted
+    with pytest.raises(InvalidArgumentError, match="MAX_BYTES"):
+        Rise(linear, **{name: suggested + 1})
+    assert rise.rise_bytes(**{"nb_samples": 4000, "grid_size": 7, name: suggested}) \
+        <= rise.MAX_BYTES

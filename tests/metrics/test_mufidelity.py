@@ -72,3 +72,23 @@ def test_spearman_matches_scipy_and_gives_zero_on_constants():
     expected = [spearmanr(a[i], b[i])[0] for i in range(6)]
     np.testing.assert_allclose(spearman_rows(a, b), expected, atol=1e-12)
     assert spearman_rows(np.ones((1, 5)), rng.normal(size=(1, 5)))[0] == 0.0
+
+
+@pytest.mark.parametrize("kwargs, lower", [
+    ({"nb_samples": 10 ** 9, "grid_size": 4}, "nb_samples <= "),
+    ({"nb_samples": 2 * 10 ** 7, "grid_size": None}, "nb_samples <= "),
+])
+def test_sizes_over_max_bytes_are_refused_in_the_constructor(kwargs, lower):
+    """Subsets (nb_samples x cells) and drops (N x nb_samples) over fidelity.MAX_BYTES are
+    refused before any drawing, naming the forward passes, the memory and what to lower."""
+    from sobol_tf.metrics import fidelity
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    model = LinearModel(np.ones((8, 8, 1), np.float32))
+    with pytest.raises(fidelity.InvalidArgumentError, match="forward passes") as caught:
+        MuFidelity(model, x, np.zeros(2, int), **kwargs)
+    message = str(caught.value)
+    assert "GiB" in message and "MAX_BYTES" in message and lower in message, message
+    suggested = int(message.split("nb_samples <= ")[1].split()[0].rstrip(",)"))
+    cells = 64 if kwargs["grid_size"] is None else kwargs["grid_size"] ** 2
+    assert fidelity.mufidelity_bytes(suggested, cells, 2) <= fidelity.MAX_BYTES
+    assert fidelity.mufidelity_bytes(suggested + 1, cells, 2) > fidelity.MAX_BYTES

@@ -184,3 +184,34 @@ def test_bad_arguments():
         plot_attributions(np.array([np.ones((2, 2)), [[np.nan, 1.0], [np.inf, 0.0]]]))
     with pytest.raises(InvalidArgumentError, match="clip_percentile"):
         plot_attributions(np.zeros((1, 4, 4)), clip_percentile=60)
+
+
+def inside_the_figure(figure):
+    """Every text of the colour bar (caption, tick labels) lies inside the figure."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    box = figure.bbox
+    (colorbar,) = labelled(figure, "colorbar")
+    texts = [colorbar.xaxis.label, colorbar.yaxis.label] + colorbar.get_xticklabels()
+    for text in texts:
+        if not text.get_text():
+            continue
+        extent = text.get_window_extent(renderer)
+        assert (extent.x0 >= box.x0 - 0.5 and extent.x1 <= box.x1 + 0.5
+                and extent.y0 >= box.y0 - 0.5 and extent.y1 <= box.y1 + 0.5), (
+            text.get_text(), extent, box)
+
+
+@pytest.mark.parametrize("diverging", [False, True])
+@pytest.mark.parametrize("kwargs", [{}, {"cols": 1, "img_size": 4.0, "titles": ["a.png"]},
+                                    {"show_inputs": False}, {"img_size": 1.0}],
+                         ids=["one input", "cli overlay", "map alone", "small panels"])
+def test_the_colour_bar_caption_fits_in_the_figure(kwargs, diverging):
+    import matplotlib.pyplot as plt
+    maps = np.random.default_rng(3).normal(size=(1, 16, 16))
+    images = np.random.default_rng(4).uniform(size=(1, 16, 16, 3))
+    figure = plot_attributions(maps, images, diverging=diverging, **kwargs)
+    try:
+        inside_the_figure(figure)
+    finally:
+        plt.close(figure)
