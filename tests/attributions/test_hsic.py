@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from sobol_tf.attributions import HsicAttributionMethod
 from sobol_tf.attributions.hsic import hsic_binary_rbf
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, SobolTFWarning
 
 from tests.conftest import RegionModel
 
@@ -177,7 +177,9 @@ def test_bad_arguments(kwargs, error, message, convnet):
 
 
 def test_grid_larger_than_input(convnet, images):
-    with pytest.raises(InvalidArgumentError, match="grid_size=8 for inputs of 4x4"):
+    # (the 8x8 convnet also warns that it declared another size)
+    with pytest.raises(InvalidArgumentError, match="grid_size=8 for inputs of 4x4"), \
+            pytest.warns(SobolTFWarning, match="declares its input shape"):
         HsicAttributionMethod(convnet, grid_size=8, nb_design=512)(images[:, :4, :4], [0] * 3)
 
 
