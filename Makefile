@@ -16,7 +16,7 @@ $(VENV)/.installed: setup.cfg setup.py
 
 install: $(VENV)/.installed
 
-# two pytest-xdist workers: the suite takes about 2.5 minutes on a 2-core machine
+# two pytest-xdist workers: the suite takes about 3 minutes on a 2-core machine
 test: install
 	$(PY) -m pytest -x -q -n 2
 

@@ -1,12 +1,11 @@
 """Shared fixtures: tiny models whose right answer is known, and small images."""
-import os
+from sobol_tf._quiet import import_tensorflow_quietly
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+tf = import_tensorflow_quietly()  # no absl/oneDNN start-up lines in each xdist worker
 
-import numpy as np
-import pytest
-import tensorflow as tf
-import keras
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def tiny_convnet(input_shape=(8, 8, 3), nb_classes=3, seed=0):
