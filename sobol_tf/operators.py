@@ -16,7 +16,7 @@ are refused.
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils.checks import one_output
+from sobol_tf._utils.checks import format_ids, one_output
 from sobol_tf._utils.validation import lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
@@ -99,11 +99,9 @@ def _zero_rows_warning(targets, operator):
     zero = np.flatnonzero(~np.any(targets != 0, axis=1))
     if zero.size == 0:
         return
-    shown = ", ".join(map(str, zero[:10])) + (", ..." if zero.size > 10 else "")
-    which = f"input {shown} " if zero.size == 1 else f"inputs {shown} "
     warn(
-        f"the target row of {which}is all zeros: operator={operator.name!r} weighs the "
-        "outputs by the target, so the score of that input is 0 whatever the input and "
+        f"the target row of {format_ids(zero)} is all zeros: operator={operator.name!r} "
+        "weighs the outputs by the target, so the score of that input is 0 whatever the input and "
         "its map is all zeros. For a regression output explain the output itself "
         "(target 1), not its expected value; for classification give a class id.")
 
@@ -131,12 +129,12 @@ def prepare_targets(targets, outputs, operator):
     """
     if targets is not None:
         targets = np.asarray(targets)
-        if targets.size and not np.all(np.isfinite(targets.astype(np.float64))):
-            bad = int(np.sum(~np.isfinite(targets.astype(np.float64))))
-            rows = np.flatnonzero(~np.isfinite(targets.astype(np.float64)).reshape(
-                len(targets), -1).all(axis=1))
+        finite = np.isfinite(targets.astype(np.float64))
+        if not finite.all():
+            rows = np.flatnonzero(~finite.reshape(len(targets), -1).all(axis=1))
             raise InvalidArgumentError(
-                f"targets contain {bad} NaN or infinite value(s) (rows "
+                f"targets contain {int(finite.size - finite.sum())} NaN or infinite "
+                f"value(s) (rows "
                 f"{', '.join(map(str, rows[:10]))}); give finite one-hot rows, weights or "
                 "class ids."
             )

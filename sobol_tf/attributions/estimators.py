@@ -37,6 +37,20 @@ DEGENERATE_ULPS = 4
 _RESOLUTION = DEGENERATE_ULPS * float(np.finfo(np.float32).eps)
 
 
+def scores_tolerance(scores):
+    """Per row of ``scores`` (N, P): the spread under which they count as constant,
+    :data:`DEGENERATE_ULPS` float32 ulps of their largest magnitude, (N,)."""
+    return _RESOLUTION * tf.reduce_max(tf.abs(scores), axis=1)
+
+
+def constant_scores(scores):
+    """Per row of ``scores`` (N, P): whether they are constant to float32 resolution
+    (max - min within :func:`scores_tolerance`), (N,) bool. Shared by every estimator
+    of this module and by HSIC."""
+    spread = tf.reduce_max(scores, axis=1) - tf.reduce_min(scores, axis=1)
+    return spread <= scores_tolerance(scores)
+
+
 def _mean(x, keepdims=False):
     return tf.reduce_mean(x, axis=-1, keepdims=keepdims)
 
@@ -111,10 +125,8 @@ class SobolEstimator(ABC):
             )
         dimension = total // nb_design - 2
         # constant to float32 resolution, decided on the raw scores
-        spread = tf.reduce_max(scores, axis=1) - tf.reduce_min(scores, axis=1)
-        tolerance = _RESOLUTION * tf.reduce_max(tf.abs(scores), axis=1)
-        constant = (spread <= tolerance)[:, None]
-        floor = tf.square(tolerance)[:, None]
+        constant = constant_scores(scores)[:, None]
+        floor = tf.square(scores_tolerance(scores))[:, None]
         scores = scores - _mean(scores, True)
         pooled = _mean(tf.square(scores))[:, None]
         a = scores[:, None, :nb_design]

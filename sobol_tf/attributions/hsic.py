@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from sobol_tf._utils import check_grid_fits, check_positive_int, check_seed
 from sobol_tf.attributions import perturbations as perturbations_module
-from sobol_tf.attributions.estimators import DEGENERATE_ULPS
+from sobol_tf.attributions.estimators import constant_scores
 from sobol_tf.attributions import samplers as samplers_module
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
@@ -21,8 +21,6 @@ ESTIMATOR_INPUTS = 8
 #: explainer accepts; larger ones are refused in the constructor.
 MAX_BYTES = 1 << 30
 
-
-_RESOLUTION = DEGENERATE_ULPS * float(np.finfo(np.float32).eps)
 
 
 def estimator_bytes(nb_design, dimension):
@@ -79,9 +77,7 @@ def hsic_binary_rbf(scores, centred_masks):
     gram = tf.exp(-tf.square(distances) / (2.0 * tf.square(width)))        # (B, n, n)
     projected = tf.einsum("bjk,kd->bjd", gram, centred_masks)
     indices = tf.einsum("bjd,jd->bd", projected, centred_masks)
-    spread = tf.reduce_max(scores, axis=1) - tf.reduce_min(scores, axis=1)
-    constant = spread <= _RESOLUTION * tf.reduce_max(tf.abs(scores), axis=1)
-    return tf.where(constant[:, None], tf.zeros_like(indices),
+    return tf.where(constant_scores(scores)[:, None], tf.zeros_like(indices),
                     2.0 * indices / tf.cast(nb_design, tf.float32))
 
 

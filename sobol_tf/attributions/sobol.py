@@ -185,31 +185,39 @@ class SobolAttributionMethod(BlackBoxExplainer):
                 self._check_size(self.nb_design, channels)
             dimension = self.grid_size ** 2 * channels
             nb_design = self.nb_design
-            design = samplers_module.check_design(
-                self.sampler(dimension, nb_design),
-                (nb_design * (dimension + 2), dimension),
-                "sampler (rows [A, B, C_1..C_d] of nb_design * (d + 2), d columns)")
-            a, b = design[:nb_design], design[nb_design:2 * nb_design]
-            c = design[2 * nb_design:].reshape(dimension, nb_design, dimension)
-            replicated = c == a[None]
-            columns = np.arange(dimension)
-            replicated[columns, :, columns] = c[columns, :, columns] == b.T
-            if not replicated.all():
-                cell = int(np.flatnonzero(~replicated.all(axis=(1, 2)))[0])
-                raise InvalidArgumentError(
-                    f"sampler returned a design that is not replicated: C_{cell} (rows "
-                    f"{(2 + cell) * nb_design} to {(3 + cell) * nb_design - 1}) must be A "
-                    f"with column {cell} taken from B; build designs with "
-                    "sobol_tf.attributions.samplers.replicate(a, b)."
-                )
-            del replicated, c
-            tied = samplers_module.tied_dimensions(design, nb_design)
-            if tied.size:
-                raise samplers_module.tied_design_error(tied, nb_design, dimension)
+            design = self.sampler(dimension, nb_design)
+            if not isinstance(self.sampler, samplers_module.ReplicatedSampler):
+                design = self._checked_design(design, dimension)
             self._designs[channels] = tf.reshape(
                 tf.constant(design, tf.float32),
                 (-1, self.grid_size, self.grid_size, channels))
         return self._designs[channels]
+
+    def _checked_design(self, design, dimension):
+        """A design from a user's callable, checked as a ReplicatedSampler checks its own
+        (shape, values in [0, 1], no tied cell) and for its replication."""
+        nb_design = self.nb_design
+        design = samplers_module.check_design(
+            design, (nb_design * (dimension + 2), dimension),
+            "sampler (rows [A, B, C_1..C_d] of nb_design * (d + 2), d columns)")
+        a, b = design[:nb_design], design[nb_design:2 * nb_design]
+        c = design[2 * nb_design:].reshape(dimension, nb_design, dimension)
+        replicated = c == a[None]
+        columns = np.arange(dimension)
+        replicated[columns, :, columns] = c[columns, :, columns] == b.T
+        if not replicated.all():
+            cell = int(np.flatnonzero(~replicated.all(axis=(1, 2)))[0])
+            raise InvalidArgumentError(
+                f"sampler returned a design that is not replicated: C_{cell} (rows "
+                f"{(2 + cell) * nb_design} to {(3 + cell) * nb_design - 1}) must be A "
+                f"with column {cell} taken from B; build designs with "
+                "sobol_tf.attributions.samplers.replicate(a, b)."
+            )
+        del replicated, c
+        tied = samplers_module.tied_dimensions(design, nb_design)
+        if tied.size:
+            raise samplers_module.tied_design_error(tied, nb_design, dimension)
+        return design
 
     def _check_inputs(self, images):
         check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
