@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from sobol_tf._utils import (check_grid_fits, check_positive_int, check_power_of_two,
                              check_seed)
+from sobol_tf._utils.validation import check_memory
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
@@ -150,18 +151,14 @@ class SobolAttributionMethod(BlackBoxExplainer):
                 f"{2 * dimension}; use {lower_grid}, or a sampler without that limit "
                 "('halton', 'lhs', 'monte_carlo')."
             )
-        needed = design_bytes(nb_design, dimension)
-        if needed > MAX_DESIGN_BYTES:
-            largest_nb = self._largest_nb_design(dimension)
-            lower_nb = (f"nb_design <= {largest_nb} at grid_size={self.grid_size}"
-                        if largest_nb else f"no nb_design >= 2 fits at grid_size={self.grid_size}")
-            raise InvalidArgumentError(
-                f"{what} need nb_design * (d + 2) = {nb_design * (dimension + 2)} forward "
-                f"passes per input and a replicated design of {needed / 2 ** 30:.1f} GiB of "
-                f"float32 masks, over the {MAX_DESIGN_BYTES / 2 ** 30:.1f} GiB of "
-                "sobol_tf.attributions.sobol.MAX_DESIGN_BYTES; lower grid_size "
-                f"({lower_grid}) or nb_design ({lower_nb})."
-            )
+        largest_nb = self._largest_nb_design(dimension)
+        lower_nb = (f"nb_design <= {largest_nb} at grid_size={self.grid_size}" if largest_nb
+                    else f"no nb_design >= 2 fits at grid_size={self.grid_size}")
+        check_memory(what, f"nb_design * (d + 2) = {nb_design * (dimension + 2)} forward "
+                     "passes per input", "float32 masks for the replicated design",
+                     design_bytes(nb_design, dimension), MAX_DESIGN_BYTES,
+                     "sobol_tf.attributions.sobol.MAX_DESIGN_BYTES",
+                     f"grid_size ({lower_grid}) or nb_design ({lower_nb})")
 
     def _largest_nb_design(self, dimension):
         """The largest power of two >= 2 whose design fits in MAX_DESIGN_BYTES, or 0."""
