@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import to_numpy
+from sobol_tf._utils.files import LUMA_WEIGHTS
 from sobol_tf.errors import InvalidArgumentError
 
 DEFAULT_CMAP = "jet"
@@ -13,7 +14,6 @@ DEFAULT_DIVERGING_CMAP = "RdBu_r"
 PAIR_GAP = 0.15        # width of the gap between (input, map) pairs, in panels
 COLORBAR_INCHES = 5.0  # length of the colour bar when the figure is wider
 BACKGROUND_BRIGHTNESS = 0.7  # the input under a map is dimmed so that colours stand out
-LUMINANCE = np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R BT.601 weights
 CAPTION_POINTS = 8     # font size of the colour bar's caption
 CAPTION_CHAR_INCHES = 0.6 * CAPTION_POINTS / 72   # a generous width of one character
 CAPTION_LINE_INCHES = 1.25 * CAPTION_POINTS / 72  # the height of one caption line
@@ -224,7 +224,7 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
             if paired:
                 input_axes[index].imshow(image, cmap="gray" if image.ndim == 2 else None,
                                          vmin=0, vmax=1)
-            gray = image if image.ndim == 2 else image @ LUMINANCE
+            gray = image if image.ndim == 2 else image @ np.asarray(LUMA_WEIGHTS, np.float32)
             axis.imshow(gray, cmap="gray", vmin=0, vmax=1 / BACKGROUND_BRIGHTNESS)
             opacity = alpha * (np.abs(heatmap) if diverging else heatmap)
             axis.imshow(heatmap, cmap=cmap, norm=norm, alpha=opacity, **plot_kwargs)
