@@ -57,6 +57,8 @@ class Explainer(RunsEagerly, ABC):
             (numpy code, ``model.predict_proba`` of a scikit-learn model) runs eagerly,
             slower, with one :class:`~sobol_tf.errors.SobolTFWarning`.
         batch_size: number of inputs (clean or perturbed) per forward pass. Bounds memory.
+            None: everything in one pass (as Xplique's ``batch_size=None``; memory then
+            grows with the job).
         operator: the scalar explained per input: None or 'classification' (the output of
             the target class), 'regression', or a callable g(model, inputs, targets)
             returning (batch,) scores.
@@ -80,7 +82,8 @@ class Explainer(RunsEagerly, ABC):
                  jit_compile=False, mixed_precision=None):
         check_model(model)
         self.model = model
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = (None if batch_size is None
+                           else check_positive_int("batch_size", batch_size))
         self.operator = operators_module.get(operator)
         self.verbose = bool(verbose)
         self.jit_compile = bool(jit_compile)
@@ -211,7 +214,8 @@ class Explainer(RunsEagerly, ABC):
         Returns:
             tf.Tensor of the stacked per-item results, (nb_items, ...).
         """
-        return run_batches(step, nb_items, arguments, batch_size=self.batch_size,
+        return run_batches(step, nb_items, arguments,
+                           batch_size=self.batch_size or max(nb_items, 1),
                            verbose=self.verbose, title=type(self).__name__, what=what,
                            values=values, items_per_input=items_per_input,
                            one_score=one_score)

@@ -121,7 +121,8 @@ class WhiteBoxExplainer(Explainer):
 
     def _explain(self, model, images, targets):
         extras = tuple(tf.convert_to_tensor(extra, tf.float32) for extra in self._extras(images))
-        nb_evaluations, chunk = self.nb_evaluations, self.batch_size
+        nb_evaluations = self.nb_evaluations
+        chunk = self.batch_size or images.shape[0] * nb_evaluations
         attribute, reduce = self._attribute, self._reduce
 
         def step(indices, images, targets, *extras):
