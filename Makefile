@@ -25,6 +25,7 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/bench_speed.py
+	$(PY) benchmarks/bench_eager.py
 
 bench-quality: install
 	$(PY) benchmarks/bench_quality.py
