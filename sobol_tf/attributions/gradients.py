@@ -178,6 +178,8 @@ class GradCAM(WhiteBoxExplainer):
         model: a Keras functional or Sequential model (Grad-CAM reads a layer's output
             through the model's graph; a subclassed model is refused).
         output_layer: as :class:`Saliency` (e.g. -2: the logits before a softmax layer).
+            Xplique 2.0.2's GradCAM and GradCAMPP ignore it (they explain the model's
+            output whatever ``output_layer`` says); we explain that layer's output.
         batch_size: inputs per forward/backward pass; 32 as Xplique; None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets)
             (the operator is given a model that returns the outputs already computed,
