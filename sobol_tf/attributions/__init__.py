@@ -6,6 +6,7 @@ from sobol_tf.attributions.rise import Rise
 from sobol_tf.attributions.occlusion import Occlusion
 from sobol_tf.attributions.hsic import HsicAttributionMethod
 from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
+from sobol_tf.attributions.cam import FEM, GradCAMPP
 from sobol_tf.attributions.extremal import ExtremalPerturbation
 from sobol_tf.attributions import estimators, extremal_masks, perturbations, samplers
 
@@ -22,6 +23,8 @@ __all__ = [
     "IntegratedGradients",
     "SmoothGrad",
     "GradCAM",
+    "GradCAMPP",
+    "FEM",
     "ExtremalPerturbation",
     "estimators",
     "extremal_masks",

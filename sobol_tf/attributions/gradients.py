@@ -167,63 +167,50 @@ class GradCAM(WhiteBoxExplainer):
 
     cam = relu(sum_k a_k A_k) with A_k the k-th feature map of ``conv_layer`` and
     a_k = mean over positions of d score / d A_k; the cam (h', w') is resized to the
-    input bilinearly, as Xplique does.
+    input with bicubic interpolation, as Xplique (so a resized map can dip slightly
+    below 0 near sharp edges). Several inputs share each forward/backward pass.
 
     Ref. R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra.
     Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization.
     ICCV 2017. https://arxiv.org/abs/1610.02391
 
     Args:
-        model: a Keras functional or Sequential model (Grad-CAM reads a layer's output).
-        output_layer: as :class:`Saliency`.
-        batch_size: inputs per forward/backward pass; 32 as Xplique.
+        model: a Keras functional or Sequential model (Grad-CAM reads a layer's output
+            through the model's graph; a subclassed model is refused).
+        output_layer: as :class:`Saliency` (e.g. -2: the logits before a softmax layer).
+            Xplique 2.0.2's GradCAM and GradCAMPP ignore it (they explain the model's
+            output whatever ``output_layer`` says); we explain that layer's output.
+        batch_size: inputs per forward/backward pass; 32 as Xplique; None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets)
             (the operator is given a model that returns the outputs already computed,
             with the model's output structure: a tensor, or the list, tuple or dict of a
             model with several outputs, as ``model(x)`` returns them).
-        conv_layer: name or index of the convolutional layer; None: the last layer with
-            ``filters`` and a 4-D output, as Xplique.
-        verbose: show a progress bar.
+        conv_layer: name or index (in ``model.layers``, also when ``output_layer`` is
+            given) of the layer whose feature maps are weighted: any layer, as Xplique
+            (a convolution, or e.g. the Activation or BatchNormalization after it), but
+            ``explain`` needs its outputs to be 4-D feature maps (B, h, w, k). None: the
+            last layer with ``filters`` and 4-D outputs (Xplique takes the last layer
+            with ``filters``, whatever its rank).
+        verbose: keyword only; show a progress bar.
 
     Raises:
-        InvalidTypeError: ``model`` is not a Keras model.
-        InvalidArgumentError: no such ``conv_layer``, a ``conv_layer`` whose output is
-            not 4-D, or no convolutional layer in the model.
+        InvalidTypeError: ``model`` is not a Keras model, or a subclassed one;
+            ``conv_layer`` neither a name nor an index.
+        InvalidArgumentError: no such ``conv_layer``, or ``conv_layer=None`` and no layer
+            with ``filters`` and 4-D outputs in the model. ``explain`` raises it when the
+            ``conv_layer``'s outputs are not 4-D (e.g. a Flatten layer).
 
     Example:
-        >>> maps = GradCAM(model, conv_layer="block5_conv3")(images, labels)
+        >>> maps = GradCAM(model, -2, conv_layer="block5_conv3")(images, labels)
     """
 
-    resize_method = "bilinear"
-
-    def __init__(self, model, *, output_layer=None, batch_size=32, operator=None,
-                 conv_layer=None, verbose=False):
+    def __init__(self, model, output_layer=None, batch_size=32, operator=None,
+                 conv_layer=None, *, verbose=False):
         import keras  # light: tensorflow already imported it
 
-        if not isinstance(model, keras.Model):
-            raise InvalidTypeError(
-                "GradCAM needs a Keras functional or Sequential model (it reads a "
-                f"convolutional layer's output), got a {type(model).__name__}; use a "
-                "black-box method (e.g. SobolAttributionMethod) for other callables."
-            )
+        layer = self._find_conv_layer(model, conv_layer, type(self).__name__)
         super().__init__(model, output_layer=output_layer, batch_size=batch_size,
                          operator=operator, verbose=verbose)
-        if conv_layer is None:
-            candidates = [layer for layer in self.model.layers[::-1]
-                          if hasattr(layer, "filters") and len(layer.output.shape) == 4]
-            if not candidates:
-                raise InvalidArgumentError(
-                    "conv_layer=None looks for the last convolutional layer, but the model "
-                    "has none; name a layer with 4-D outputs (B, h, w, k) as conv_layer."
-                )
-            layer = candidates[0]
-        else:
-            layer = find_layer(self.model, conv_layer, argument="conv_layer")
-            if len(layer.output.shape) != 4:
-                raise InvalidArgumentError(
-                    f"conv_layer must have 4-D outputs (B, h, w, k), got layer "
-                    f"{layer.name!r} with output shape {tuple(layer.output.shape)}."
-                )
         self.conv_layer = layer
         # the operator sees the model's whole output structure (list, tuple, dict), as
         # model(x) returns it, so that an operator picking one head gets that head
@@ -232,6 +219,69 @@ class GradCAM(WhiteBoxExplainer):
         except AttributeError:      # a Sequential model: one output
             structure = self.model.outputs
         self._cam_model = keras.Model(self.model.inputs, [layer.output, structure])
+
+    @staticmethod
+    def _find_conv_layer(model, conv_layer, name):
+        """The layer of ``model`` named or indexed by ``conv_layer``, or (None) its last
+        layer with ``filters`` and 4-D outputs; refuses what has no graph to read it from.
+        ``name``: the explainer's, for the messages (FEM shares this lookup)."""
+        import keras  # light: tensorflow already imported it
+
+        if not isinstance(model, keras.Model):
+            raise InvalidTypeError(
+                f"{name} needs a Keras functional or Sequential model (it reads a "
+                f"convolutional layer's output), got a {type(model).__name__}; use a "
+                "black-box method (e.g. SobolAttributionMethod) for other callables."
+            )
+        try:
+            model.inputs
+        except AttributeError:
+            raise InvalidTypeError(
+                f"{name} needs a Keras functional or Sequential model (it reads a layer's "
+                f"output through the model's graph); this {type(model).__name__} has no "
+                "symbolic inputs: a subclassed model (rebuild it with the functional API, "
+                "or use a black-box method, e.g. SobolAttributionMethod) or a Sequential "
+                "model without keras.Input (add one as its first layer)."
+            ) from None
+        if conv_layer is not None:
+            return find_layer(model, conv_layer, argument="conv_layer")
+        for layer in model.layers[::-1]:
+            if hasattr(layer, "filters") and len(layer.output.shape) == 4:
+                return layer
+        raise InvalidArgumentError(
+            "conv_layer=None looks for the last convolutional layer (one with filters and "
+            "4-D outputs), but the model has none; name a layer with 4-D outputs "
+            "(B, h, w, k) as conv_layer."
+        )
+
+    def _check_inputs(self, images):
+        self._check_feature_maps(self.conv_layer, type(self).__name__)
+
+    @staticmethod
+    def _check_feature_maps(layer, name):
+        """Refuse a ``conv_layer`` whose outputs are not 4-D (explain time, as Xplique
+        accepts any layer when it is built)."""
+        shape = tuple(layer.output.shape)
+        if len(shape) != 4:
+            raise InvalidArgumentError(
+                f"conv_layer {layer.name!r} has outputs of shape {shape}: "
+                f"{name} needs 4-D feature maps (B, h, w, k) to make a map; "
+                "name a convolutional layer (or a layer after one that keeps its 4-D "
+                "outputs, e.g. an Activation) as conv_layer."
+            )
+
+    @staticmethod
+    def _compute_weights(feature_maps_gradients, feature_maps):
+        """Weights (B, 1, 1, k) of the feature maps: the mean gradient of each map."""
+        gradients = tf.cast(feature_maps_gradients, tf.float32)
+        return tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+
+    @staticmethod
+    def _apply_weights(weights, feature_maps):
+        """The cams (B, h, w): relu of the feature maps (B, h, w, k) summed with their
+        ``weights`` (B, 1, 1, k)."""
+        features = tf.cast(feature_maps, tf.float32)
+        return tf.nn.relu(tf.reduce_sum(tf.cast(weights, tf.float32) * features, axis=-1))
 
     def _attribute(self, model, inputs, targets, evaluations):
         # the engine passes the model, or a view squeezing a channel added to (N, H, W) inputs
@@ -244,8 +294,8 @@ class GradCAM(WhiteBoxExplainer):
             scores = self.operator(lambda _: outputs, inputs, targets)
         gradients = tape.gradient(scores, features,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-        return tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
+        return self._apply_weights(self._compute_weights(gradients, features), features)[..., None]
 
     def _reduce(self, sums):
         return sums
+

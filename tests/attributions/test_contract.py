@@ -12,6 +12,7 @@ import keras
 from sobol_tf.attributions import (
     ExtremalPerturbation,
     GradCAM,
+    GradCAMPP,
     HsicAttributionMethod,
     IntegratedGradients,
     Occlusion,
@@ -42,6 +43,7 @@ EXPLAINERS = {
     "smoothgrad": lambda model, batch_size: SmoothGrad(
         model, nb_samples=8, seed=0, batch_size=batch_size),
     "gradcam": lambda model, batch_size: GradCAM(model, batch_size=batch_size),
+    "gradcampp": lambda model, batch_size: GradCAMPP(model, batch_size=batch_size),
     "extremal_dual_jitter": lambda model, batch_size: ExtremalPerturbation(
         model, areas=(0.1, 0.3), variant="dual", steps=8, learning_rate=0.1, mask_step=2,
         mask_sigma=2.0, max_blur=3.0, jitter=True, seed=0, batch_size=batch_size),
@@ -49,7 +51,7 @@ EXPLAINERS = {
 
 #: methods that read a layer of a Keras model and so refuse a plain callable: the
 #: "model that raises" check uses a Keras model whose layer raises at call time instead.
-NEEDS_KERAS_MODEL = {"gradcam"}
+NEEDS_KERAS_MODEL = {"gradcam", "gradcampp"}
 
 #: per-method tolerance for batch-size invariance (float32 sums in other orders).
 ATOL = 1e-4

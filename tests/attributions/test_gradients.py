@@ -124,13 +124,13 @@ def test_gradcam_closed_form():
     np.testing.assert_array_equal(maps[1], 0.0)
 
 
-def test_gradcam_picks_the_last_conv_layer_and_resizes_bilinearly():
+def test_gradcam_picks_the_last_conv_layer_and_resizes_bicubically():
     x = np.random.default_rng(0).uniform(0.1, 1, size=(2, 4, 4, 1)).astype(np.float32)
     model = cam_model(pool=True)
     explainer = GradCAM(model)
     assert explainer.conv_layer.name == "pooled"
     pooled = tf.nn.avg_pool2d(x, 2, 2, "VALID")                       # (2, 2, 2, 1)
-    expected = tf.image.resize(pooled / 4, (4, 4), method="bilinear").numpy()
+    expected = tf.image.resize(pooled / 4, (4, 4), method="bicubic").numpy()   # as Xplique
     np.testing.assert_allclose(explainer(x, [0, 0]).numpy(), expected, rtol=1e-5)
     first = GradCAM(model, conv_layer="conv")(x, [0, 0]).numpy()       # A = x, 16 positions
     np.testing.assert_allclose(first, x / 16, rtol=1e-5)
@@ -192,8 +192,8 @@ def test_gradcam_errors():
         GradCAM(lambda inputs: inputs)
     with pytest.raises(InvalidArgumentError, match="conv_layer must name a layer.*'nope'"):
         GradCAM(cam_model(), conv_layer="nope")
-    with pytest.raises(InvalidArgumentError, match="conv_layer must have 4-D outputs"):
-        GradCAM(cam_model(), conv_layer="head")
+    with pytest.raises(InvalidArgumentError, match="'head'.*needs 4-D feature maps"):
+        GradCAM(cam_model(), conv_layer="head")(np.ones((1, 4, 4, 1), np.float32), [0])
     with pytest.raises(InvalidArgumentError, match=r"conv_layer must be a layer index"):
         GradCAM(cam_model(), conv_layer=12)
     dense_only, _ = linear_keras()
