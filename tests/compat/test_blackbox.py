@@ -68,3 +68,75 @@ def test_rise_takes_a_tuple_grid_size_as_xplique():
     assert np.ptp(masks, axis=2).max() > 0.5
     maps = explainer(np.ones((1, 6, 6, 1), np.float32), [0])
     assert maps.shape == (1, 6, 6, 1)
+
+
+def test_lime_positional_order_is_xpliques():
+    """Lime(model, batch_size, operator, interpretable_model, similarity_kernel,
+    pertub_func, map_to_interpret_space, ref_value, nb_samples, distance_mode,
+    kernel_width, prob)."""
+    from sobol_tf.attributions import Lime
+    from sobol_tf.attributions.lime import WeightedLinearRegression
+
+    surrogate = WeightedLinearRegression(0.0)
+
+    def kernel(x, z, p):
+        return tf.ones(len(z))
+
+    def pertub(nb_features, nb_samples):
+        return np.random.default_rng(0).integers(0, 2, (nb_samples, nb_features))
+
+    def mapping(image):
+        return tf.reshape(tf.range(36), (6, 6)) // 9        # 4 bands of rows
+
+    explainer = Lime(linear, 11, "classification", surrogate, kernel, pertub, mapping,
+                     np.array([0.25]), 40, "cosine", 3.0, 0.3)
+    assert explainer.batch_size == 11 and explainer.operator.name == "classification"
+    assert explainer.interpretable_model is surrogate
+    assert explainer.similarity_kernel is kernel and explainer.pertub_func is pertub
+    assert explainer.map_to_interpret_space is mapping
+    assert explainer.ref_value.tolist() == [0.25] and explainer.nb_samples == 40
+    assert explainer.distance_mode == "cosine" and explainer.kernel_width == 3.0
+    assert explainer.prob == 0.3
+    x = np.random.default_rng(2).uniform(size=(1, 6, 6, 1)).astype(np.float32)
+    maps = explainer(x, [0]).numpy()[0, :, :, 0]
+    ids = np.arange(36).reshape(6, 6) // 9
+    values = WEIGHTS[..., 0] * (x[0, ..., 0] - 0.25)        # a linear model: exact
+    np.testing.assert_allclose(maps, np.bincount(ids.ravel(), values.ravel())[ids],
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError):
+        Lime(linear, 11, None, None, None, None, None, None, 40, "cosine", 3.0, 0.3, 8)
+
+
+def test_kernel_shap_positional_order_is_xpliques():
+    """KernelShap(model, batch_size, operator, map_to_interpret_space, nb_samples,
+    ref_value): Shapley values of a linear model are w (x - ref) per feature."""
+    from sobol_tf.attributions import KernelShap
+
+    def mapping(image):
+        return tf.reshape(tf.range(36), (6, 6)) % 3          # 3 features: columns mod 3
+
+    explainer = KernelShap(linear, 9, None, mapping, 50, np.array([0.5]))
+    assert explainer.batch_size == 9 and explainer.nb_samples == 50
+    assert explainer.map_to_interpret_space is mapping and explainer.ref_value.tolist() == [0.5]
+    x = np.random.default_rng(3).uniform(size=(2, 6, 6, 1)).astype(np.float32)
+    maps = explainer(x, [1, 0]).numpy()[..., 0]
+    ids = np.arange(36).reshape(6, 6) % 3
+    for image, sign, found in zip(x[..., 0], (-1, 1), maps):
+        values = sign * WEIGHTS[..., 0] * (image - 0.5)
+        np.testing.assert_allclose(found, np.bincount(ids.ravel(), values.ravel())[ids],
+                                   rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError):
+        KernelShap(linear, 9, None, mapping, 50, None, 4)    # grid_size is keyword-only
+
+
+def test_kernel_shap_explains_tabular_rows_with_xpliques_defaults():
+    """Xplique's defaults on tabular rows: one feature per column, ref 0."""
+    from sobol_tf.attributions import KernelShap
+    weights = np.array([[1.0, -1.0], [2.0, 0.0], [0.0, 3.0]], np.float32)
+
+    def scores(rows):
+        return tf.matmul(rows, weights)
+
+    rows = np.array([[1.0, 2.0, 3.0]], np.float32)
+    maps = KernelShap(scores, nb_samples=30, seed=0)(rows, [1]).numpy()
+    np.testing.assert_allclose(maps, [[-1.0, 0.0, 9.0]], atol=1e-4)
