@@ -21,6 +21,10 @@ DEFAULT_GRID_SIZE = 8
 #: more interpretable features than this in one input: a warning (slow fits), as Xplique.
 MANY_FEATURES = 10000
 
+#: eigenvalues of the Gram matrix below this fraction of the largest count as 0 in the
+#: least-squares fit (directions the samples do not determine get no coefficient).
+RANK_TOLERANCE = 1e-10
+
 #: the L2 norm below which a vector counts as zero in the cosine distance (as Keras'
 #: l2_normalize).
 NORM_EPSILON = 1e-12
@@ -85,13 +89,16 @@ class WeightedLinearRegression:
         root = np.sqrt(weights)[:, :, None]
         design = root * centred
         target = root[..., 0] * (scores - mean_y[:, None])
+        gram = np.einsum("npf,npg->nfg", design, design)              # (N, F, F)
+        moment = np.einsum("npf,np->nf", design, target)
         if self.alpha > 0:
-            gram = np.einsum("npf,npg->nfg", design, design)
-            gram += self.alpha * np.eye(samples.shape[2])
-            coef = np.linalg.solve(gram, np.einsum("npf,np->nf", design, target)[..., None])
-            coef = coef[..., 0]
-        else:
-            coef = np.einsum("nfp,np->nf", np.linalg.pinv(design), target)
+            coef = np.linalg.solve(gram + self.alpha * np.eye(samples.shape[2]),
+                                   moment[..., None])[..., 0]
+        else:  # the minimum-norm solution: the pseudo-inverse of the Gram matrix
+            values, vectors = np.linalg.eigh(gram)
+            kept = values > RANK_TOLERANCE * values.max(axis=1, keepdims=True)
+            inverse = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)
+            coef = np.einsum("nfk,nk,ngk,ng->nf", vectors, inverse, vectors, moment)
         return coef, mean_y - np.einsum("nf,nf->n", mean_z, coef)
 
 
@@ -308,8 +315,11 @@ class Lime(BlackBoxExplainer):
         each pixel's column in the samples ``masks`` (B, 1, T, 1)."""
         samples = masks[:, 0, :, 0]
         ids = tf.cast(inputs[..., -1], tf.int32)
-        ids = tf.broadcast_to(ids, tf.concat([tf.shape(samples)[:1], tf.shape(ids)[1:]], 0))
-        keep = tf.gather(samples, ids, axis=1, batch_dims=1)[..., None]
+        if inputs.shape[0] == 1:  # one input broadcast over its samples (the usual batch)
+            keep = tf.gather(samples, ids[0], axis=1)[..., None]
+        else:  # one input per sample, or a number of rows known only when running
+            ids = tf.broadcast_to(ids, tf.concat([tf.shape(samples)[:1], tf.shape(ids)[1:]], 0))
+            keep = tf.gather(samples, ids, axis=1, batch_dims=1)[..., None]
         return baselines + keep * (inputs[..., :-1] - baselines)
 
     def _layout(self, model):
