@@ -225,7 +225,7 @@ def main(argv=None):
         results["metrics"] = rows
 
     if "l" in args.cases:
-        header_l = ["method (constructor + explain)", "N", "ours s"]
+        header_l = ["method (explain)", "N", "ours s"]
         if with_xplique:
             header_l += ["xplique s", "speed-up"]
         nb = 4 if args.quick else 8
