@@ -10,8 +10,9 @@ looped inside one tf.function, with no Python between batches (what explain() do
 Cases: (a) small convnet, 32x32x3, N=16; (b) MobileNetV2 (weights=None), 96x96x3, N=2;
 (c) grid_size 4, 8, 12 on (a); (d) peak RSS against nb_design (subprocesses); extra rows
 for the engine options (jit_compile, mixed precision, masks upsampled per batch); and,
-when xplique is importable, Xplique's SobolAttributionMethod on the same model and inputs.
-Usage: python benchmarks/bench_speed.py [--quick] [--cases abcdomD] [--json FILE]
+(l) Lime and KernelShap; when xplique is importable, Xplique's SobolAttributionMethod,
+metrics, Lime and KernelShap on the same model and inputs.
+Usage: python benchmarks/bench_speed.py [--quick] [--cases abcdomlD] [--json FILE]
 """
 import argparse
 import json
@@ -93,6 +94,46 @@ def metric_rows(model, x, labels, repeats, with_xplique):
     return rows
 
 
+def lime_shap_rows(model, x, labels, repeats, with_xplique):
+    """Lime and KernelShap (Xplique's defaults: 150 samples, batch 150; 800 samples,
+    batch 64): ours against Xplique's on the same model, inputs and superpixels (a grid of
+    8 x 8 cells, the same mapping function given to both)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from sobol_tf import attributions
+    from sobol_tf.attributions.lime import grid_mapping
+
+    cells = tf.constant(grid_mapping(x.shape[1], x.shape[2], 8))
+
+    def mapping(image):  # one input -> (H, W) superpixel ids, for both libraries
+        return cells
+
+    one_hot = np.eye(model.output_shape[-1], dtype=np.float32)[labels]
+    settings = {
+        "Lime (150 samples, batch 150)": ("Lime", {"batch_size": 150, "nb_samples": 150}),
+        "KernelShap (800 samples, batch 64)": ("KernelShap",
+                                               {"batch_size": 64, "nb_samples": 800}),
+    }
+    rows = []
+    for label, (name, kwargs) in settings.items():
+        ours = getattr(attributions, name)(model, map_to_interpret_space=mapping, seed=0,
+                                           **kwargs)
+        functions = {"ours": lambda: ours(x, one_hot).numpy()}
+        if with_xplique:
+            import xplique.attributions
+
+            peer = getattr(xplique.attributions, name)(model, map_to_interpret_space=mapping,
+                                                       **kwargs)
+            functions["xplique"] = lambda: np.asarray(peer.explain(x, one_hot))
+        times = side_by_side(functions, repeats)
+        row = [label, len(x), f"{times['ours']:.2f}"]
+        if with_xplique:
+            row += [f"{times['xplique']:.2f}", f"{times['xplique'] / times['ours']:.2f}x"]
+        rows.append(row)
+    return rows
+
+
 def peak_rss(size, nb_design, nb_inputs, model_name):
     """Peak RSS (MiB) of a fresh process explaining ``nb_inputs`` images."""
     code = f"""
@@ -118,8 +159,9 @@ print(before, after)
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller cases")
-    parser.add_argument("--cases", default="abcdom",
-                        help="a b c d, o (options), m (metrics), D (MobileNetV2 at 224, "
+    parser.add_argument("--cases", default="abcdoml",
+                        help="a b c d, o (options), m (metrics), l (Lime, KernelShap), "
+                        "D (MobileNetV2 at 224, "
                         "nb_design=64: slow), any subset")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
@@ -134,7 +176,7 @@ def main(argv=None):
         header += ["xplique s", "xplique overhead", "speed-up"]
     results = {}
 
-    if any(case in args.cases for case in "acom"):
+    if any(case in args.cases for case in "acoml"):
         convnet = small_convnet()
         x16, labels16 = images(16, 32), [i % 10 for i in range(16)]
     rows = []
@@ -181,6 +223,16 @@ def main(argv=None):
         rows = metric_rows(convnet, x16, labels16, repeats, with_xplique)
         print_table("Metrics on the convnet of (a), batch_size=256", header_m, rows)
         results["metrics"] = rows
+
+    if "l" in args.cases:
+        header_l = ["method (explain)", "N", "ours s"]
+        if with_xplique:
+            header_l += ["xplique s", "speed-up"]
+        nb = 4 if args.quick else 8
+        rows = lime_shap_rows(convnet, x16[:nb], labels16[:nb], repeats, with_xplique)
+        print_table("Lime and KernelShap on the convnet of (a), 8x8 grid superpixels",
+                    header_l, rows)
+        results["lime_shap"] = rows
 
     if "d" in args.cases:
         rows = []

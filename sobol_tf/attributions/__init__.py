@@ -4,6 +4,8 @@ from sobol_tf.attributions.whitebox import WhiteBoxExplainer
 from sobol_tf.attributions.sobol import SobolAttributionMethod, SobolIndices
 from sobol_tf.attributions.rise import Rise
 from sobol_tf.attributions.occlusion import Occlusion
+from sobol_tf.attributions.lime import Lime
+from sobol_tf.attributions.kernel_shap import KernelShap
 from sobol_tf.attributions.hsic import HsicAttributionMethod
 from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
 from sobol_tf.attributions.cam import FEM, GradCAMPP
@@ -18,6 +20,8 @@ __all__ = [
     "SobolIndices",
     "Rise",
     "Occlusion",
+    "Lime",
+    "KernelShap",
     "HsicAttributionMethod",
     "Saliency",
     "IntegratedGradients",

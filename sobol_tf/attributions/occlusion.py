@@ -41,12 +41,16 @@ class Occlusion(BlackBoxExplainer):
 
     Args:
         model: a Keras model or a callable on a batch tensor.
-        batch_size: occluded inputs per forward pass; 32 as Xplique.
+        batch_size: occluded inputs per forward pass; 32 as Xplique. None: every occluded
+            input of every image in one pass.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         patch_size: side of the patch, or (rows, cols); 3 as Xplique.
         patch_stride: step between patches, or (rows, cols); 3 as Xplique.
         occlusion_value: value of the occluded pixels; 0 as Xplique.
-        verbose: show a progress bar.
+        verbose: show a progress bar (keyword-only).
+
+    The positional order is Xplique's: ``Occlusion(model, batch_size, operator,
+    patch_size, patch_stride, occlusion_value)``.
 
     Raises:
         InvalidArgumentError: a ``patch_size`` or ``patch_stride`` < 1, or a patch larger
@@ -59,8 +63,8 @@ class Occlusion(BlackBoxExplainer):
 
     _needs_base_scores = True
 
-    def __init__(self, model, *, batch_size=32, operator=None, patch_size=3, patch_stride=3,
-                 occlusion_value=0.0, verbose=False):
+    def __init__(self, model, batch_size=32, operator=None, patch_size=3, patch_stride=3,
+                 occlusion_value=0.0, *, verbose=False):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
         self.patch_size = _pair("patch_size", patch_size)
         self.patch_stride = _pair("patch_stride", patch_stride)

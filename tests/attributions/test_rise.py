@@ -99,6 +99,9 @@ def test_seed_reproduces_masks_per_size_and_differs_across_seeds():
     ({"mask_value": "zero"}, InvalidTypeError, "mask_value must be a number"),
     ({"seed": -1}, InvalidArgumentError, "seed must be None, an integer >= 0 .*, got -1"),
     ({"batch_size": 0}, InvalidArgumentError, "batch_size"),
+    ({"grid_size": (3,)}, InvalidArgumentError, r"tuple \(rows, cols\) of two ints"),
+    ({"grid_size": (3, 0)}, InvalidArgumentError, "grid_size must be an integer >= 1"),
+    ({"grid_size": (3, 2.5)}, InvalidTypeError, "grid_size must be an integer"),
 ])
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -167,3 +170,19 @@ def test_sizes_over_max_bytes_are_refused_in_the_constructor(kwargs, lower):
         Rise(linear, **{name: suggested + 1})
     assert rise.rise_bytes(**{"nb_samples": 4000, "grid_size": 7, name: suggested}) \
         <= rise.MAX_BYTES
+
+
+def test_square_tuple_grid_gives_the_int_grids_maps():
+    """grid_size=(3, 3) draws the same grids and shifts as grid_size=3."""
+    x = np.random.default_rng(2).uniform(size=(1, 6, 6, 2)).astype(np.float32)
+    square = Rise(linear, nb_samples=40, grid_size=3, seed=4)(x, [0]).numpy()
+    pair = Rise(linear, nb_samples=40, grid_size=(3, 3), seed=4)(x, [0]).numpy()
+    np.testing.assert_array_equal(pair, square)
+
+
+def test_tuple_grid_over_max_bytes_names_the_cells_that_fit():
+    from sobol_tf.attributions import rise
+    with pytest.raises(InvalidArgumentError, match=r"rows x cols <= \d+") as caught:
+        Rise(linear, nb_samples=4000, grid_size=(10 ** 3, 10 ** 3))
+    cells = int(str(caught.value).split("rows x cols <= ")[1].split()[0])
+    assert rise.rise_bytes(4000, (1, cells)) <= rise.MAX_BYTES < rise.rise_bytes(4000, (1, cells + 1))
