@@ -15,6 +15,8 @@ from sobol_tf.attributions import (
     GradCAMPP,
     HsicAttributionMethod,
     IntegratedGradients,
+    KernelShap,
+    Lime,
     Occlusion,
     Rise,
     Saliency,
@@ -44,6 +46,10 @@ EXPLAINERS = {
         model, nb_samples=8, seed=0, batch_size=batch_size),
     "gradcam": lambda model, batch_size: GradCAM(model, batch_size=batch_size),
     "gradcampp": lambda model, batch_size: GradCAMPP(model, batch_size=batch_size),
+    "lime": lambda model, batch_size: Lime(
+        model, batch_size=batch_size, nb_samples=16, grid_size=2, kernel_width=5.0, seed=0),
+    "kernel_shap": lambda model, batch_size: KernelShap(
+        model, batch_size=batch_size, nb_samples=16, grid_size=2, seed=0),
     "extremal_dual_jitter": lambda model, batch_size: ExtremalPerturbation(
         model, areas=(0.1, 0.3), variant="dual", steps=8, learning_rate=0.1, mask_step=2,
         mask_sigma=2.0, max_blur=3.0, jitter=True, seed=0, batch_size=batch_size),
