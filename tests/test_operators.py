@@ -212,3 +212,29 @@ def test_task_targets_of_higher_rank_are_checked_against_the_outputs():
     # classification still reads (N,) or (N, K) only
     with pytest.raises(InvalidArgumentError, match=r"\(N,\) or .*\(N, K\)"):
         operators.prepare_targets(np.ones((2, 3, 7)), boxes, operators.get(None))
+
+
+def test_all_zero_target_boxes_warn_naming_the_input():
+    boxes = np.ones((2, 3, 7), np.float32)
+    targets = boxes.copy()
+    targets[0] = 0
+    _, caught = caught_warnings(lambda: operators.prepare_targets(
+        targets, boxes, operators.get("object detection")))
+    assert len(caught) == 1 and "input 0 " in str(caught[0].message)
+
+
+def test_tasks_and_target_helpers_import_without_tensorflow():
+    import subprocess
+    import sys
+    code = ("import sys; import sobol_tf.tasks, sobol_tf.utils_functions; "
+            "print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_boxes_of_another_width_than_the_targets_are_refused():
+    """(B, 2, 14) boxes flatten like (B, 4, 7): the operator checks the box width itself."""
+    model = lambda v: tf.ones((2, 2, 14))  # noqa: E731
+    with pytest.raises(InvalidArgumentError, match=r"width 7.*\(2, 2, 14\)"):
+        operators.object_detection_operator(model, tf.zeros((2, 4, 4, 1)), tf.ones((2, 7)))
