@@ -1,11 +1,25 @@
 """Operators: the scalar explained for each input.
 
 An operator is ``g(model, inputs, targets) -> scores`` of shape (batch,), as in Xplique.
-The built-in ones take the model's output (flattened to (batch, K)) and its inner
-product with the target row, so a one-hot target picks one class (classification) and
-a weight vector picks a direction in a regression output (regression). They differ in
-how 1-D targets are read: class ids for 'classification' (and for a callable), one
-output per input for 'regression'.
+The built-in ones are Xplique's tasks (:class:`sobol_tf.tasks.Tasks`), named by a member
+of ``Tasks`` or its string:
+
+- 'classification' and 'regression' take the model's output (flattened to (batch, K))
+  and its inner product with the target row, so a one-hot target picks one class and a
+  weight vector picks a direction in a regression output. They differ in how 1-D targets
+  are read: class ids for 'classification' (and for a callable), one output per input
+  for 'regression'.
+- 'semantic segmentation': targets are masks shaped like the model's outputs (N, H, W,
+  C), non-zero on the zone and class explained; the score is the mean of ``outputs *
+  targets`` over the mask's non-zero entries.
+- 'object detection' (DRise, Petsiuk et al. 2021) and its variants 'object detection
+  box position', 'box proba', 'box class': the model returns boxes (batch, nb_boxes,
+  4 + 1 + K), (x1, y1, x2, y2, detection probability, K class scores), before any NMS;
+  targets are boxes (N, 4 + 1 + K) or (N, nb_boxes, 4 + 1 + K). Each target box is
+  matched with its best predicted box: IoU x probability x cosine similarity of the
+  class scores (the variants leave out the probability, the classes or both); the score
+  is the mean over the target boxes. All-zero box rows are padding (neither a target
+  nor a prediction); with no box on either side, the score is 0.
 
 The built-in operators read one output: a model returning a list, tuple or dict needs a
 callable operator that picks one (the model's outputs reach it untouched). Because they
@@ -17,8 +31,12 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils.checks import format_ids, one_output
-from sobol_tf._utils.validation import lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
+from sobol_tf.tasks import Tasks
+
+#: added to the denominators of the IoU and of the cosine similarity of the class scores
+#: (as Xplique), so that empty boxes and all-zero class scores score 0, not NaN.
+EPSILON = 1e-4
 
 
 def _flat_outputs(model, inputs, name):
@@ -32,25 +50,155 @@ def classification_operator(model, inputs, targets):
 
 
 def regression_operator(model, inputs, targets):
-    """Projection of the output on the target direction: sum(model(inputs) * targets, -1)."""
+    """Projection of the output on the target direction: sum(model(inputs) * targets, -1).
+
+    Xplique's ``Tasks.REGRESSION`` (its predictions operator), not its deprecated
+    ``regression_operator`` (a mean absolute error, whose gradients are zeros).
+    """
     return tf.reduce_sum(_flat_outputs(model, inputs, "regression") * targets, axis=-1)
+
+
+#: Xplique's name of the classification operator.
+predictions_operator = classification_operator
+
+
+def semantic_segmentation_operator(model, inputs, targets):
+    """Mean of ``model(inputs) * targets`` over the non-zero entries of ``targets``.
+
+    Args:
+        model: maps inputs (B, H, W, C_in) to per-pixel class scores (B, H, W, C) (a
+            softmax output: the scores should be positive).
+        inputs: (B, H, W, C_in).
+        targets: masks (B, H, W, C) shaped like the outputs: non-zero on the zone and
+            class explained (1, or -1 on an outer border, see
+            :func:`sobol_tf.utils_functions.segmentation.get_in_out_border`).
+
+    Returns:
+        (B,) float32 scores.
+    """
+    outputs = _flat_outputs(model, inputs, Tasks.SEMANTIC_SEGMENTATION.value)
+    masks = tf.reshape(tf.cast(targets, tf.float32), (tf.shape(targets)[0], -1))
+    counts = tf.reduce_sum(tf.cast(tf.not_equal(masks, 0), tf.float32), axis=-1)
+    return tf.reduce_sum(outputs * masks, axis=-1) / counts
+
+
+def box_iou(boxes_a, boxes_b):
+    """IoU of boxes (..., 4) as (x1, y1, x2, y2), x1 < x2 and y1 < y2, broadcast over
+    the leading axes: (...,) float32 tensor. Disjoint boxes score 0."""
+    left = tf.maximum(boxes_a[..., 0], boxes_b[..., 0])
+    low = tf.maximum(boxes_a[..., 1], boxes_b[..., 1])
+    right = tf.minimum(boxes_a[..., 2], boxes_b[..., 2])
+    high = tf.minimum(boxes_a[..., 3], boxes_b[..., 3])
+    intersection = tf.maximum(right - left, 0.0) * tf.maximum(high - low, 0.0)
+
+    def area(boxes):
+        return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+    return intersection / (area(boxes_a) + area(boxes_b) - intersection + EPSILON)
+
+
+def _box_outputs(model, inputs, width, name):
+    """The model's boxes on ``inputs`` as float32 (B, nb_boxes, width)."""
+    outputs = model(inputs)
+    if isinstance(outputs, (list, tuple, dict)):
+        one_output(outputs, tf.range(tf.shape(inputs)[0]), name)  # raises, saying why
+    outputs = tf.cast(outputs, tf.float32)
+    if outputs.shape.rank == 2:
+        outputs = outputs[:, None, :]
+    if outputs.shape.rank != 3 or (outputs.shape[-1] is not None
+                                   and width is not None and outputs.shape[-1] != width):
+        raise InvalidArgumentError(
+            f"operator={name!r} needs a model returning boxes (B, nb_boxes, 4 + 1 + "
+            f"nb_classes) of the targets' width {width}, got outputs of shape "
+            f"{tuple(outputs.shape)}.")
+    return outputs
+
+
+def object_detection_operator(model, inputs, targets, intersection_score_fn=box_iou,
+                              include_detection_probability=True,
+                              include_classification_score=True):
+    """DRise score of the target boxes (Petsiuk et al., 2021), batched over inputs.
+
+    For each target box, every predicted box scores
+    ``intersection_score_fn(target, box) * probability * cosine(target classes, box
+    classes)`` (the last two factors left out when their flag is False); the target's
+    score is that of its best match, and the input's score is the mean over its target
+    boxes. All-zero rows (targets or predictions) are padding; an input with no target
+    box or no predicted box scores 0.
+
+    Args:
+        model: maps inputs (B, H, W, C) to boxes (B, nb_boxes, 4 + 1 + K) (no NMS).
+        inputs: (B, H, W, C).
+        targets: (B, 4 + 1 + K), one box per input, or (B, nb_targets, 4 + 1 + K).
+        intersection_score_fn: f(boxes_a, boxes_b) -> scores for coordinates (..., 4),
+            broadcast over the leading axes (here (B, nb_targets, 1, 4) against (B, 1,
+            nb_boxes, 4)). Default: :func:`box_iou`.
+        include_detection_probability: multiply by the predicted box's probability.
+        include_classification_score: multiply by the cosine similarity of the classes.
+
+    Returns:
+        (B,) float32 scores.
+    """
+    name = Tasks.OBJECT_DETECTION.value
+    targets = tf.cast(targets, tf.float32)
+    width = targets.shape[-1]
+    references = tf.reshape(targets, (tf.shape(targets)[0], -1, tf.shape(targets)[-1]))
+    boxes = _box_outputs(model, inputs, width, name)
+    real_references = tf.reduce_any(tf.not_equal(references, 0), axis=-1)  # (B, R)
+    real_boxes = tf.reduce_any(tf.not_equal(boxes, 0), axis=-1)  # (B, P)
+    pairs = tf.cast(intersection_score_fn(references[:, :, None, :4], boxes[:, None, :, :4]),
+                    tf.float32)  # (B, R, P)
+    if include_detection_probability:
+        pairs = pairs * boxes[:, None, :, 4]
+    if include_classification_score:
+        reference_classes, box_classes = references[..., 5:], boxes[..., 5:]
+        products = tf.einsum("brk,bpk->brp", reference_classes, box_classes)
+        norms = (tf.norm(reference_classes, axis=-1)[:, :, None]
+                 * tf.norm(box_classes, axis=-1)[:, None, :])
+        pairs = pairs * products / (norms + EPSILON)
+    lowest = tf.fill(tf.shape(pairs), tf.constant(-np.inf, tf.float32))
+    best = tf.reduce_max(tf.where(real_boxes[:, None, :], pairs, lowest), axis=-1)  # (B, R)
+    counted = tf.logical_and(real_references,
+                             tf.reduce_any(real_boxes, axis=-1, keepdims=True))
+    best = tf.where(counted, best, tf.zeros_like(best))
+    nb_references = tf.reduce_sum(tf.cast(real_references, tf.float32), axis=-1)
+    return tf.reduce_sum(best, axis=-1) / tf.maximum(nb_references, 1.0)
+
+
+def _detection_variant(include_detection_probability, include_classification_score):
+    def operator(model, inputs, targets):
+        return object_detection_operator(
+            model, inputs, targets,
+            include_detection_probability=include_detection_probability,
+            include_classification_score=include_classification_score)
+
+    return operator
+
+
+#: how a built-in operator reads its targets: rows (N,) or (N, K), masks like the
+#: outputs, boxes (N, 4 + 1 + K) or (N, nb_boxes, 4 + 1 + K).
+ROWS, MASKS, BOXES = "rows", "masks", "boxes"
 
 
 class Operator:
     """A resolved operator.
 
     Attributes:
-        name: 'classification', 'regression' or the callable's name.
+        name: a task's name ('classification', 'object detection', ...) or the
+            callable's name.
         fn: g(model, inputs, targets) -> (batch,) scores.
         builtin: True for the library's operators (targets checked against the output).
         ids_as_classes: 1-D integer targets are class ids, one-hot encoded.
+        targets_kind: for a built-in operator, how it reads targets: :data:`ROWS`,
+            :data:`MASKS` or :data:`BOXES`; None for a callable (any shape passes).
     """
 
-    def __init__(self, name, fn, builtin, ids_as_classes):
+    def __init__(self, name, fn, builtin, ids_as_classes, targets_kind=None):
         self.name = name
         self.fn = fn
         self.builtin = builtin
         self.ids_as_classes = ids_as_classes
+        self.targets_kind = targets_kind if builtin else None
 
     def __call__(self, model, inputs, targets):
         return self.fn(model, inputs, targets)
@@ -59,32 +207,51 @@ class Operator:
         return f"Operator({self.name!r})"
 
 
+_FUNCTIONS = {
+    Tasks.CLASSIFICATION: (classification_operator, ROWS),
+    Tasks.REGRESSION: (regression_operator, ROWS),
+    Tasks.SEMANTIC_SEGMENTATION: (semantic_segmentation_operator, MASKS),
+    Tasks.OBJECT_DETECTION: (object_detection_operator, BOXES),
+    Tasks.OBJECT_DETECTION_BOX_POSITION: (_detection_variant(False, False), BOXES),
+    Tasks.OBJECT_DETECTION_BOX_PROBA: (_detection_variant(True, False), BOXES),
+    Tasks.OBJECT_DETECTION_BOX_CLASS: (_detection_variant(False, True), BOXES),
+}
+
+#: the built-in operators, by task name
 OPERATORS = {
-    "classification": Operator("classification", classification_operator, True, True),
-    "regression": Operator("regression", regression_operator, True, False),
+    task.value: Operator(task.value, function, True, task is Tasks.CLASSIFICATION, kind)
+    for task, (function, kind) in _FUNCTIONS.items()
 }
 
 
 def get(identifier):
-    """Resolve an operator from None, a name or a callable g(model, inputs, targets).
+    """Resolve an operator from None (classification), a :class:`~sobol_tf.tasks.Tasks`
+    member, a task name ('semantic segmentation', ...) or a callable g(model, inputs,
+    targets). Xplique's ``get_operator`` (an alias).
 
     Raises:
         InvalidArgumentError: an unknown name.
-        InvalidTypeError: neither a string nor a callable.
+        InvalidTypeError: none of these.
     """
     if identifier is None:
-        return OPERATORS["classification"]
+        return OPERATORS[Tasks.CLASSIFICATION.value]
     if isinstance(identifier, Operator):
         return identifier
+    if isinstance(identifier, Tasks):
+        return OPERATORS[identifier.value]
     if isinstance(identifier, str):
-        return lookup("operator", identifier, OPERATORS, "a callable g(model, inputs, targets)")
+        return OPERATORS[Tasks.from_string(identifier).value]
     if callable(identifier):
         name = getattr(identifier, "__name__", type(identifier).__name__)
         return Operator(name, identifier, False, True)
     raise InvalidTypeError(
-        "operator must be None, 'classification', 'regression' or a callable "
-        f"g(model, inputs, targets), got {type(identifier).__name__}."
+        f"operator must be None, a sobol_tf.Tasks member, one of {sorted(OPERATORS)} or a "
+        f"callable g(model, inputs, targets), got {type(identifier).__name__}."
     )
+
+
+#: Xplique's name of :func:`get`.
+get_operator = get
 
 
 def needs_outputs(targets, operator):
@@ -106,22 +273,79 @@ def _zero_rows_warning(targets, operator):
         "(target 1), not its expected value; for classification give a class id.")
 
 
+def _task_targets(targets, outputs, operator):
+    """Checks of the targets of the segmentation and detection operators (numpy)."""
+    task = operator.name
+    if targets is None:
+        what = ("masks (N, H, W, C) shaped like the model's outputs" if
+                operator.targets_kind == MASKS else
+                "boxes (N, 4 + 1 + nb_classes) or (N, nb_boxes, 4 + 1 + nb_classes)")
+        raise InvalidArgumentError(f"targets is required with operator={task!r}: {what}.")
+    rows = targets.reshape(len(targets), -1)
+    per_input = outputs.reshape(len(outputs), -1).shape[1] if outputs is not None else None
+    if operator.targets_kind == MASKS:
+        if targets.ndim < 2 or (outputs is not None and (
+                rows.shape[1] != per_input
+                or (np.ndim(outputs) > 2 and targets.shape[1:] != np.shape(outputs)[1:]))):
+            raise InvalidArgumentError(
+                f"targets of operator={task!r} are masks shaped like the model's outputs "
+                f"(N, H, W, C), got targets of shape {targets.shape} for outputs of shape "
+                f"{np.shape(outputs)}; build them with "
+                "sobol_tf.utils_functions.segmentation (e.g. get_class_zone).")
+        empty = np.flatnonzero(~np.any(rows != 0, axis=1))
+        if empty.size:
+            raise InvalidArgumentError(
+                f"the target mask of {format_ids(empty)} is all zeros: operator={task!r} "
+                "averages the outputs over the mask's non-zero entries, so it needs at "
+                "least one (the zone and class explained).")
+        return
+    if targets.ndim not in (2, 3):
+        raise InvalidArgumentError(
+            f"targets of operator={task!r} must have rank 2, boxes (N, 4 + 1 + "
+            "nb_classes), or rank 3, (N, nb_boxes, 4 + 1 + nb_classes), got shape "
+            f"{targets.shape}.")
+    width = targets.shape[-1]
+    if width < 5:
+        raise InvalidArgumentError(
+            f"targets of operator={task!r} are boxes of width 4 + 1 + nb_classes "
+            "(x1, y1, x2, y2, detection probability, class scores), got width "
+            f"{width} (shape {targets.shape}).")
+    model_width = np.shape(outputs)[-1] if np.ndim(outputs) == 3 else per_input
+    if outputs is not None and model_width % width:
+        raise InvalidArgumentError(
+            f"targets are boxes of width {width} but the model's outputs (shape "
+            f"{np.shape(outputs)}) are not boxes of that width; operator={task!r} needs "
+            "targets of the model's box format (B, nb_boxes, 4 + 1 + nb_classes).")
+    empty = np.flatnonzero(~np.any(rows != 0, axis=1))
+    if empty.size:
+        warn(f"the target boxes of {format_ids(empty)} are all zeros: all-zero rows are "
+             f"padding for operator={task!r}, so with no target box the score of that "
+             "input is 0 whatever the input and its map is all zeros.")
+
+
 def prepare_targets(targets, outputs, operator):
-    """Turn raw targets into a float32 (N, K) tensor matching the model's outputs.
+    """Turn raw targets into a float32 tensor matching the model's outputs.
 
     Args:
-        targets: numpy (N,) or (N, K), or None (explain the predicted class).
+        targets: numpy (N,) or (N, K), or None (explain the predicted class); for the
+            segmentation operator masks (N, H, W, C) shaped like the outputs; for the
+            detection operators boxes (N, 4 + 1 + K) or (N, nb_boxes, 4 + 1 + K); for a
+            callable operator, any shape (rows (N, ...) passed through as given).
         outputs: the model's outputs on the clean inputs, (N, ...); may be None when
             :func:`needs_outputs` says they are not needed.
         operator: a resolved :class:`Operator`.
 
     Returns:
-        float32 tf.Tensor (N, K).
+        float32 tf.Tensor (N, K) (classification, regression, class ids for a
+        callable), or of the targets' shape (the other tasks, rows for a callable).
 
     Raises:
         InvalidArgumentError: class ids out of range or not integers, a target width that
-            differs from the model's output width (built-in operators), NaN or infinite
-            targets.
+            differs from the model's output width (classification, regression), targets
+            of another rank than the operator reads, NaN or infinite targets, no targets
+            for an operator that cannot take the predicted class; segmentation masks of
+            another shape than the outputs or all zeros (no zone); boxes narrower than
+            4 + 1 + 1 or of another width than the model's boxes.
 
     Warns:
         SobolTFWarning: with a built-in operator, target rows that are all zeros (their
@@ -138,6 +362,14 @@ def prepare_targets(targets, outputs, operator):
                 f"{', '.join(map(str, rows[:10]))}); give finite one-hot rows, weights or "
                 "class ids."
             )
+    if operator.targets_kind in (MASKS, BOXES):
+        _task_targets(targets, outputs, operator)
+        return tf.constant(targets, dtype=tf.float32)
+    if operator.builtin and targets is not None and targets.ndim not in (1, 2):
+        raise InvalidArgumentError(
+            f"targets of operator={operator.name!r} must be class ids of shape (N,) or "
+            f"one-hot / score vectors of shape (N, K), got shape {targets.shape}; masks "
+            "and boxes need operator='semantic segmentation' or 'object detection'.")
     if outputs is None:
         return tf.constant(targets, dtype=tf.float32)
     outputs = np.asarray(outputs).reshape(len(outputs), -1)

@@ -363,7 +363,9 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
         inputs: numpy array, tf.Tensor or tf.data.Dataset of (input, target) pairs,
             1-tuples (input,) or inputs alone, batched or not. Numbers of any real dtype
             (integers and booleans are read as float32).
-        targets: numpy array or tf.Tensor (N,) or (N, K); None when ``inputs`` is a dataset
+        targets: numpy array or tf.Tensor (N, ...): (N,) or (N, K), or of higher rank
+            for the operators that read it (checked by
+            :func:`sobol_tf.operators.prepare_targets`); None when ``inputs`` is a dataset
             that carries them (or when ``require_targets`` is False).
         declared_shape: the model's input shape, batch axis included, when it declares
             one (:func:`model_input_shape`): inputs equal to it without the batch axis,
@@ -434,10 +436,11 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
         target_array = None
     else:
         target_array = to_numpy(targets, "targets")
-        if target_array.ndim not in (1, 2):
+        if target_array.ndim == 0:  # the rank each operator reads: operators.prepare_targets
             raise InvalidArgumentError(
                 "targets must be class ids of shape (N,) or one-hot / score vectors of "
-                f"shape (N, K), got shape {target_array.shape}."
+                f"shape (N, K) (masks (N, H, W, C) or boxes (N, nb_boxes, 4 + 1 + K) for "
+                f"the segmentation and detection operators), got a single number."
             )
         if target_array.shape[0] != array.shape[0]:
             raise InvalidArgumentError(

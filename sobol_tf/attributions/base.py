@@ -234,9 +234,9 @@ class Explainer(RunsEagerly, ABC):
         step = scores_step(model, self.operator)
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32),
-                     tf.TensorSpec([None, targets.shape[1]], tf.float32)]
-        function = self._compiled(model, ("scores", tuple(images.shape[1:]), targets.shape[1]),
-                                  step, signature)
+                     tf.TensorSpec([None] + targets.shape[1:].as_list(), tf.float32)]
+        function = self._compiled(model, ("scores", tuple(images.shape[1:]),
+                                          tuple(targets.shape[1:])), step, signature)
         return self._run_batches(function, images.shape[0], (images, targets), "the clean inputs",
                                  one_score=True)
 
@@ -379,7 +379,7 @@ class BlackBoxExplainer(Explainer):
         signature = [tf.TensorSpec([None], tf.int64), spec(images), spec(baselines),
                      spec(targets), spec(masks)]
         key = ("perturbed", tuple(images.shape[1:]), tuple(baselines.shape[1:]),
-               targets.shape[1], tuple(masks.shape[1:]))
+               tuple(targets.shape[1:]), tuple(masks.shape[1:]))
         function = self._compiled(model, key, step, signature)
         scores = self._run_batches(function, nb_inputs * nb_masks,
                                    (images, baselines, targets, masks),

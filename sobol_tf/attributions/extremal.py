@@ -222,13 +222,13 @@ class ExtremalPerturbation(Explainer):
         arguments = (images, targets)
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None, height, width, channels], tf.float32),
-                     tf.TensorSpec([None, targets.shape[1]], tf.float32)]
+                     tf.TensorSpec([None] + targets.shape[1:].as_list(), tf.float32)]
         if self.jitter:  # one draw per (area, step), shared by every input
             rng = np.random.default_rng(self.seed)
             flips = rng.random((len(self.areas), self.steps)) < 0.5
             arguments += (tf.constant(flips),)
             signature.append(tf.TensorSpec([None, self.steps], tf.bool))
-        key = ("extremal", height, width, channels, targets.shape[1])
+        key = ("extremal", height, width, channels, tuple(targets.shape[1:]))
         function = self._compiled(model, key, self._optimisation(model, height, width),
                                   signature)
         masks = self._run_batches(function, nb_pairs, arguments,

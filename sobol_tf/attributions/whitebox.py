@@ -147,7 +147,7 @@ class WhiteBoxExplainer(Explainer):
 
         signature = [tf.TensorSpec([None], tf.int64), spec(images), spec(targets)]
         signature += [tf.TensorSpec(extra.shape, tf.float32) for extra in extras]
-        key = ("gradients", tuple(images.shape[1:]), targets.shape[1],
+        key = ("gradients", tuple(images.shape[1:]), tuple(targets.shape[1:]),
                tuple(tuple(extra.shape) for extra in extras))
         function = self._compiled(model, key, step, signature)
         what = f"the gradients of {images.shape[0]} input(s)"
