@@ -13,7 +13,8 @@ import importlib
 __version__ = "0.1.0"
 
 #: subpackages and modules reachable as attributes, imported on first use
-_SUBMODULES = ("attributions", "errors", "metrics", "operators", "plots")
+_SUBMODULES = ("attributions", "errors", "metrics", "operators", "plots", "tasks",
+               "utils_functions")
 #: public names of sobol_tf.attributions re-exported here
 _EXPLAINERS = (
     "SobolAttributionMethod",
@@ -24,16 +25,23 @@ _EXPLAINERS = (
     "IntegratedGradients",
     "SmoothGrad",
     "GradCAM",
+    "GradCAMPP",
+    "FEM",
+    "Lime",
+    "KernelShap",
     "ExtremalPerturbation",
 )
 
-__all__ = ["attributions", "errors", "metrics", "operators", *_EXPLAINERS, "__version__"]
+__all__ = ["attributions", "errors", "metrics", "operators", "tasks", "utils_functions", "Tasks",
+           *_EXPLAINERS, "__version__"]
 
 
 def __getattr__(name):
     """Import a subpackage or an explainer when it is first asked for."""
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "Tasks":  # sobol_tf.tasks does not import TensorFlow
+        return importlib.import_module(f"{__name__}.tasks").Tasks
     if name in _EXPLAINERS:
         value = getattr(importlib.import_module(f"{__name__}.attributions"), name)
         globals()[name] = value
