@@ -23,6 +23,9 @@ def design_bytes(nb_design, dimension):
     return 4 * nb_design * (dimension + 2) * dimension
 
 
+#: the first-order formula, shared by every estimator (a user's estimator included).
+_FIRST_ORDER = estimators_module.JansenEstimator()
+
 SobolIndices = namedtuple("SobolIndices", ["total", "first"])
 SobolIndices.__doc__ = """Sobol indices resized to the input, each (N, H, W, k) float32.
 
@@ -96,22 +99,29 @@ class SobolAttributionMethod(BlackBoxExplainer):
     upsampling = "nearest"
     resize_method = "bicubic"
 
-    def __init__(self, model, *, grid_size=8, nb_design=32, sampler=None, estimator=None,
-                 perturbation_function="inpainting", per_channel=False, batch_size=256,
-                 operator=None, seed=None, verbose=False, jit_compile=False,
-                 mixed_precision=None):
+    def __init__(self, model, grid_size=8, nb_design=32, sampler=None, estimator=None,
+                 perturbation_function="inpainting", batch_size=256, operator=None, *,
+                 nb_channels=1, per_channel=False, seed=None, verbose=False,
+                 jit_compile=False, mixed_precision=None):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision)
         self.grid_size = check_positive_int("grid_size", grid_size)
         self.seed = check_seed(seed)
         self.sampler = samplers_module.get(sampler, seed=self.seed)
         self.per_channel = bool(per_channel)
+        self.nb_channels = check_positive_int("nb_channels", nb_channels)
+        if self.per_channel and self.nb_channels != 1:
+            raise InvalidArgumentError(
+                f"per_channel=True with nb_channels={self.nb_channels}: give one of them "
+                "(per_channel=True takes the number of channels from the inputs)."
+            )
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
-        self._check_size(nb_design, 1)
+        self._check_size(nb_design, self.nb_channels)
         self.nb_design = check_power_of_two(
             "nb_design", nb_design, minimum=2,
             maximum=self._largest_nb_design(self.grid_size ** 2))
         self.estimator = estimators_module.get(estimator)
+        self._vectorised = estimators_module.is_vectorised(self.estimator)
         self.perturbation_function = perturbations_module.get(perturbation_function)
         self._perturb_broadcasts = self.perturbation_function.broadcasts
         self._designs = {}
@@ -128,12 +138,33 @@ class SobolAttributionMethod(BlackBoxExplainer):
         masks = self._masks(*images.shape[1:])
         scores = self._perturbed_scores(model, images, targets, masks)
         size = images.shape[1], images.shape[2]
-        first = self._cells(self.estimator.first_order(scores, self.nb_design), masks)
-        total = self._cells(self.estimator(scores, self.nb_design), masks)
+        first = self._cells(_FIRST_ORDER.first_order(scores, self.nb_design), masks)
+        total = self._estimate(scores, masks, None)
         return SobolIndices(total=self._to_input_size(total, *size),
                             first=self._to_input_size(first, *size))
 
     # -- the method's own parts -------------------------------------------------------
+    @property
+    def masks(self):
+        """The replicated design as Xplique lays it out: (nb_design * (d + 2), grid_size,
+        grid_size, nb_channels) float32, rows [A, B, C_1..C_d]. Drawn on first use (here
+        or at the first explain) and kept. With ``per_channel=True``, the design of the
+        last explained inputs' channels.
+
+        Raises:
+            InvalidArgumentError: ``per_channel=True`` before any explain (the number of
+                channels is not known yet; give ``nb_channels`` instead).
+        """
+        if self.per_channel:
+            if not self._designs:
+                raise InvalidArgumentError(
+                    "with per_channel=True the masks are drawn at the first explain, once "
+                    "the inputs' channels are known; explain first, or give nb_channels=C "
+                    "instead of per_channel=True."
+                )
+            return next(reversed(self._designs.values()))
+        return self._design(self.nb_channels)
+
     def _check_size(self, nb_design, channels):
         """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES`."""
         dimension = self.grid_size ** 2 * channels
@@ -178,7 +209,7 @@ class SobolAttributionMethod(BlackBoxExplainer):
     def _design(self, channels):
         """The replicated design for ``channels`` mask channels, drawn once and checked."""
         if channels not in self._designs:
-            if self.per_channel:
+            if channels != self.nb_channels:
                 self._check_size(self.nb_design, channels)
             dimension = self.grid_size ** 2 * channels
             nb_design = self.nb_design
@@ -218,9 +249,16 @@ class SobolAttributionMethod(BlackBoxExplainer):
 
     def _check_inputs(self, images):
         check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        channels = images.shape[3]
+        if self.nb_channels not in (1, channels):
+            raise InvalidArgumentError(
+                f"nb_channels={self.nb_channels} masks cannot perturb inputs of {channels} "
+                f"channel(s) (shape {tuple(images.shape)}); use nb_channels=1 or "
+                f"nb_channels={channels}."
+            )
 
     def _masks(self, height, width, channels):
-        return self._design(channels if self.per_channel else 1)
+        return self._design(channels if self.per_channel else self.nb_channels)
 
     def _baselines(self, images):
         return self.perturbation_function.baselines(images)
@@ -229,7 +267,12 @@ class SobolAttributionMethod(BlackBoxExplainer):
         return self.perturbation_function.apply(inputs, masks, baselines)
 
     def _estimate(self, scores, masks, base_scores):
-        return self._cells(self.estimator(scores, self.nb_design), masks)
+        if self._vectorised:
+            return self._cells(self.estimator(scores, self.nb_design), masks)
+        # an Xplique-style estimator: one input's outputs (P,) -> masks.shape[1:]
+        maps = [tf.reshape(tf.cast(self.estimator(masks, row, self.nb_design), tf.float32),
+                           masks.shape[1:]) for row in tf.unstack(scores)]
+        return tf.stack(maps)
 
     @staticmethod
     def _cells(indices, masks):
