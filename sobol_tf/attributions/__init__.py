@@ -7,7 +7,8 @@ from sobol_tf.attributions.occlusion import Occlusion
 from sobol_tf.attributions.hsic import HsicAttributionMethod
 from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
 from sobol_tf.attributions.extremal import ExtremalPerturbation
-from sobol_tf.attributions import estimators, extremal_masks, perturbations, samplers
+from sobol_tf.attributions import (estimators, extremal_masks, global_sensitivity_analysis,
+                                   hsic_estimators, perturbations, samplers)
 
 __all__ = [
     "Explainer",
@@ -24,6 +25,8 @@ __all__ = [
     "GradCAM",
     "ExtremalPerturbation",
     "estimators",
+    "global_sensitivity_analysis",
+    "hsic_estimators",
     "extremal_masks",
     "perturbations",
     "samplers",

@@ -220,3 +220,102 @@ def test_hsic_sampler_names_with_binary(name):
     assert set(np.unique(points)) <= {0.0, 1.0}
     continuous = np.asarray(getattr(gsa, name)()(5, 16))
     assert ((continuous >= 0) & (continuous <= 1)).all() and len(np.unique(continuous)) > 2
+
+
+# -- item 6: HSIC's default design, estimators and estimator_batch_size -------------------
+@pytest.mark.parametrize("grid_size, nb_design", [(8, 64), (8, 100), (8, 128), (4, 16),
+                                                  (4, 32)])
+def test_hsic_default_design_works_at_common_sizes(grid_size, nb_design):
+    """Every cell gets its own non-constant binary mask, so a model reading one cell gives
+    that cell the largest index."""
+    def model(x):
+        score = x[:, 1, 2, 0]
+        return tf.stack([score, -score], axis=-1)
+
+    explainer = HsicAttributionMethod(model, grid_size, nb_design)
+    flat = explainer.masks.numpy().reshape(nb_design, -1)
+    assert set(np.unique(flat)) == {0.0, 1.0}
+    canonical = flat != flat[:1]
+    assert canonical.any(axis=0).all()                      # no constant cell
+    assert len({c.tobytes() for c in canonical.T}) == grid_size ** 2   # no twin cells
+    maps = explainer(np.ones((1, grid_size, grid_size, 1), np.float32), [0]).numpy()[0, ..., 0]
+    assert np.unravel_index(np.argmax(maps), maps.shape) == (1, 2)
+
+
+def naive_hsic(masks, scores, kernel):
+    """trace(H K H H L H) / n with full matrices, K = 1 + kernel(x, x') per cell, L the RBF
+    of the scores with the median pairwise distance as width."""
+    n = len(scores)
+    centring = np.eye(n) - np.ones((n, n)) / n
+    distances = np.abs(scores[:, None] - scores[None, :])
+    width = np.median(distances[np.triu_indices(n, 1)])
+    gram_out = np.exp(-distances ** 2 / (2 * width ** 2))
+    result = []
+    for cell in masks.T:
+        gram_in = 1.0 + kernel(cell[:, None], cell[None, :])
+        result.append(np.trace(centring @ gram_in @ centring @ centring @ gram_out @ centring) / n)
+    return np.array(result)
+
+
+KERNELS = {
+    "BinaryEstimator": lambda x, y: 0.5 - (x - y) ** 2,
+    "RbfEstimator": lambda x, y: np.exp(-(x - y) ** 2 / (2 * 0.5 ** 2)),
+    "SobolevEstimator": lambda x, y: ((np.abs(x - y) ** 2 - np.abs(x - y) + 1 / 6) / 2
+                                      + (np.abs(x) - 0.5) * (np.abs(y) - 0.5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize("binary", [True, False])
+def test_hsic_estimators_equal_the_gram_matrix_formula(name, binary):
+    rng = np.random.default_rng(1)
+    masks = rng.random((30, 2, 3, 1))
+    if binary:
+        masks = np.round(masks)
+    flat = masks.reshape(30, -1)
+    scores = flat @ rng.normal(size=6) + np.sin(4 * flat[:, 2]) + 0.1 * rng.normal(size=30)
+    estimator = getattr(hsic_estimators, name)()
+    estimator.set_batch_size(4)                             # 6 cells: chunks of 4 and 2
+    result = estimator(tf.constant(masks, tf.float32), scores, 30).numpy()
+    assert result.shape == (2, 3, 1)
+    np.testing.assert_allclose(result.ravel(), naive_hsic(flat, scores, KERNELS[name]),
+                               rtol=2e-4, atol=2e-6)
+
+
+def test_hsic_estimators_in_the_explainer_and_estimator_batch_size():
+    """Continuous masks (an Xplique-style sampler with binary=False), each estimator, and
+    estimator_batch_size (cells per chunk) changing nothing but memory."""
+    def model(x):
+        score = tf.sin(3.0 * x[:, 0, 1, 0]) + x[:, 1, 0, 0]
+        return tf.stack([score, -score], axis=-1)
+
+    images = np.ones((2, 2, 2, 1), np.float32)
+    for name in ("RbfEstimator", "SobolevEstimator"):
+        maps = [HsicAttributionMethod(model, 2, 40, samplers.LatinHypercubePoints(seed=0),
+                                      getattr(hsic_estimators, name)(), "inpainting", 16,
+                                      chunk)(images, [0, 0]).numpy() for chunk in (None, 1, 3)]
+        np.testing.assert_allclose(maps[1], maps[0], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(maps[2], maps[0], rtol=1e-5, atol=1e-7)
+        masks = samplers.LatinHypercubePoints(seed=0)(4, 40).astype(np.float64)
+        expected = naive_hsic(masks, np.sin(3 * masks[:, 1]) + masks[:, 2], KERNELS[name])
+        np.testing.assert_allclose(maps[0][0].ravel(), expected, rtol=1e-3, atol=1e-6)
+
+
+def test_binary_estimator_refuses_a_continuous_sampler():
+    with pytest.raises(InvalidArgumentError, match="binary"):
+        HsicAttributionMethod(TOP_LEFT, 2, 8, samplers.LatinHypercubePoints(),
+                              hsic_estimators.BinaryEstimator())
+
+
+def test_hsic_nb_channels():
+    """Masks per channel: only (cell (0, 0), channel 2) is read, so only it has an index."""
+    def model(x):
+        score = x[:, 0, 0, 2]
+        return tf.stack([score, -score], axis=-1)
+
+    explainer = HsicAttributionMethod(model, 2, 64, nb_channels=3)
+    assert tuple(explainer.masks.shape) == (64, 2, 2, 3)
+    maps = explainer(np.ones((1, 2, 2, 3), np.float32), [0]).numpy()
+    assert maps.shape == (1, 2, 2, 3) and maps[0, 0, 0, 2] > 0.1
+    maps[0, 0, 0, 2] = 0.0
+    np.testing.assert_allclose(maps, 0.0, atol=1e-6)
