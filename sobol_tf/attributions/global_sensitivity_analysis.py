@@ -20,9 +20,16 @@ from sobol_tf.attributions.samplers import (HaltonPoints as HaltonSequence,
                                             ReplicatedSampler, Sampler, ScipySobolSequence,
                                             ScipySobolSequenceRS, TFSobolSequence,
                                             TFSobolSequenceRS)
+from sobol_tf.attributions.perturbations import Amplitude, Blurring, Inpainting
 from sobol_tf.attributions.sobol import SobolAttributionMethod
 
 ScipySampler = Sampler  # Xplique's base of its scipy samplers
+
+#: Xplique's perturbation functions by name, as our Perturbation objects (same defaults:
+#: baseline 0, blurring sigma 10, amplitude sigma 1), for ``perturbation_function=``.
+inpainting = Inpainting()
+blurring = Blurring()
+amplitude = Amplitude()
 
 __all__ = [
     "SobolAttributionMethod", "HsicAttributionMethod",
@@ -32,5 +39,5 @@ __all__ = [
     "ReplicatedSampler", "ScipySobolSequenceRS", "TFSobolSequenceRS", "HaltonSequenceRS",
     "LatinHypercubeRS", "MonteCarloRS",
     "Sampler", "ScipySampler", "TFSobolSequence", "ScipySobolSequence", "HaltonSequence",
-    "LatinHypercube",
+    "LatinHypercube", "inpainting", "blurring", "amplitude",
 ]
