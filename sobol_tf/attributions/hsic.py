@@ -133,6 +133,10 @@ class HsicAttributionMethod(BlackBoxExplainer):
     Black-box Explanations Using Dependence Measure. NeurIPS 2022.
     https://arxiv.org/abs/2206.06219
 
+    The positional order is Xplique's (model, grid_size, nb_design, sampler, estimator,
+    perturbation_function, batch_size, estimator_batch_size, operator); the other
+    arguments are keyword-only.
+
     Args:
         model: a Keras model or a callable on a batch tensor.
         grid_size: cells per side; 8 as Xplique.

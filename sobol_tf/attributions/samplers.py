@@ -17,6 +17,13 @@ Sobol sequence gives such ties when ``nb_design`` is small for the dimension (e.
 then uses the Owen-scrambled sequence of seed :data:`FALLBACK_SEED` instead, so results
 stay reproducible; any other sampler that ties a dimension is refused with
 InvalidArgumentError.
+
+Xplique's names: the replicated samplers ``ScipySobolSequenceRS``, ``TFSobolSequenceRS``,
+``HaltonSequenceRS``, ``LatinHypercubeRS`` (and ``MonteCarloRS``), and the plain-point
+samplers of HSIC, :class:`Sampler` with ``binary=``: ``TFSobolSequence``,
+``ScipySobolSequence``, ``HaltonPoints`` and ``LatinHypercubePoints`` (Xplique's
+``HaltonSequence`` and ``LatinHypercube``, under those names in
+:mod:`sobol_tf.attributions.global_sensitivity_analysis`).
 """
 import numpy as np
 from scipy.stats import qmc

@@ -49,6 +49,9 @@ class SobolAttributionMethod(BlackBoxExplainer):
     Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis.
     NeurIPS 2021. https://arxiv.org/abs/2111.04138
 
+    The positional order is Xplique's (model, grid_size, nb_design, sampler, estimator,
+    perturbation_function, batch_size, operator); the other arguments are keyword-only.
+
     Args:
         model: a Keras model or a callable on a batch tensor.
         grid_size: cells per side; 8 as in the reference.
@@ -59,21 +62,34 @@ class SobolAttributionMethod(BlackBoxExplainer):
             that would give A and B the same column for some cell (small nb_design), the
             Owen-scrambled sequence of seed
             :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED`; scrambled with
-            ``seed`` when it is set), 'halton', 'lhs', 'monte_carlo', or a callable
-            ``(dimension, nb_design) -> design`` such as
-            :class:`~sobol_tf.attributions.samplers.SobolSequence`. A sampler you choose
-            that gives a cell the same column in A and B (its index would be 0 whatever
-            the model does) is refused. The design is drawn at the first explain (once
-            per number of mask channels) and kept.
-        estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli', or a
-            :class:`~sobol_tf.attributions.estimators.SobolEstimator`.
+            ``seed`` when it is set; Xplique's default is TFSobolSequenceRS), 'halton',
+            'lhs', 'monte_carlo', or a callable ``(dimension, nb_design) -> design``
+            (numpy array or tf.Tensor) such as
+            :class:`~sobol_tf.attributions.samplers.SobolSequence` or Xplique's names
+            ``ScipySobolSequenceRS``, ``TFSobolSequenceRS``, ``HaltonSequenceRS``,
+            ``LatinHypercubeRS`` (and ``MonteCarloRS``). A sampler you choose that gives a
+            cell the same column in A and B (its index would be 0 whatever the model does)
+            is refused, where Xplique would return that 0. The design is drawn at the
+            first explain or first read of :attr:`masks` (once per number of mask
+            channels) and kept.
+        estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli', a
+            :class:`~sobol_tf.attributions.estimators.SobolEstimator` (vectorised over
+            the inputs), or an Xplique-style callable ``estimator(masks, outputs,
+            nb_design)`` (called once per input with its (P,) outputs and the masks
+            (P, grid, grid, nb_channels); returns one index per cell), which includes a
+            SobolEstimator subclass that overrides ``__call__``.
         perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', a
             :class:`~sobol_tf.attributions.perturbations.Perturbation`, or a callable
             ``f(inputs, masks) -> perturbed`` on batches.
-        per_channel: one mask value per cell and channel (d = grid_size**2 * C); the
-            maps then have C channels.
-        batch_size: perturbed inputs per forward pass (bounds memory); 256 as Xplique.
+        batch_size: perturbed inputs per forward pass (bounds memory); 256 as Xplique;
+            None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        nb_channels: mask channels (keyword-only, as Xplique): d = grid_size**2 *
+            nb_channels; must be 1 or the inputs' channels; the maps then have
+            nb_channels channels.
+        per_channel: one mask value per cell and channel of the inputs, whatever their
+            channels (d = grid_size**2 * C, known at explain); the maps then have C
+            channels. Not with ``nb_channels`` > 1.
         seed: seed of the sampler when it is given by name: None, an integer >= 0 or a
             numpy Generator (one integer is drawn from it). With a sampler object, give
             the seed to the object: both together are refused.
@@ -82,14 +98,16 @@ class SobolAttributionMethod(BlackBoxExplainer):
 
     Raises:
         InvalidArgumentError: in the constructor: ``nb_design`` < 2 or not a power of
-            two, ``grid_size`` < 1, an unknown sampler, estimator or perturbation name, a
+            two, ``grid_size`` < 1, ``nb_channels`` < 1 or > 1 with ``per_channel=True``,
+            an unknown sampler, estimator or perturbation name, a
             negative ``seed`` or one given with a sampler object, a
             design over :data:`MAX_DESIGN_BYTES` or over the sampler's dimensions
             (scipy's Sobol sequence: 2d <= 21201, so grid_size <= 102); the message gives
             the forward passes, the memory and the largest grid_size / nb_design that
             fit. At the first explain: a sampler's design of the wrong shape, with
             values outside [0, 1], not replicated, or tying a cell (see above); with
-            ``per_channel=True``, a design over the limits once the channels are known.
+            ``per_channel=True``, a design over the limits once the channels are known;
+            ``nb_channels`` other than 1 or the inputs' channels.
 
     Example:
         >>> explainer = SobolAttributionMethod(model, grid_size=8, nb_design=32)
