@@ -319,3 +319,13 @@ def test_hsic_nb_channels():
     assert maps.shape == (1, 2, 2, 3) and maps[0, 0, 0, 2] > 0.1
     maps[0, 0, 0, 2] = 0.0
     np.testing.assert_allclose(maps, 0.0, atol=1e-6)
+
+
+def test_xpliques_perturbation_names():
+    from sobol_tf.attributions import global_sensitivity_analysis as gsa
+    images = np.random.default_rng(0).random((1, 4, 4, 1)).astype(np.float32)
+    model = CellModel([1.0, 2.0, 3.0, 4.0], 2)
+    for name in ("inpainting", "blurring", "amplitude"):
+        by_object = SobolAttributionMethod(model, 2, 16, None, None, getattr(gsa, name))
+        by_name = SobolAttributionMethod(model, 2, 16, None, None, name)
+        np.testing.assert_array_equal(by_object(images, [0]).numpy(), by_name(images, [0]).numpy())
