@@ -10,7 +10,8 @@ from sobol_tf.attributions.hsic import HsicAttributionMethod
 from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
 from sobol_tf.attributions.cam import FEM, GradCAMPP
 from sobol_tf.attributions.extremal import ExtremalPerturbation
-from sobol_tf.attributions import estimators, extremal_masks, perturbations, samplers
+from sobol_tf.attributions import (estimators, extremal_masks, global_sensitivity_analysis,
+                                   hsic_estimators, perturbations, samplers)
 
 __all__ = [
     "Explainer",
@@ -31,6 +32,8 @@ __all__ = [
     "FEM",
     "ExtremalPerturbation",
     "estimators",
+    "global_sensitivity_analysis",
+    "hsic_estimators",
     "extremal_masks",
     "perturbations",
     "samplers",

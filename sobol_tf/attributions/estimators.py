@@ -23,7 +23,8 @@ Rules shared by every estimator (and by :meth:`SobolEstimator.first_order`):
   A outputs equal while B or C_i vary, possible with few designs), the variance of all
   the design's scores replaces it, so every index stays finite.
 """
-from abc import ABC, abstractmethod
+import inspect
+from abc import ABC
 
 import numpy as np
 import tensorflow as tf
@@ -60,26 +61,88 @@ def _sample_variance(x):
     return tf.reduce_sum(tf.square(x - _mean(x, True)), axis=-1) / tf.maximum(n - 1.0, 1.0)
 
 
-class SobolEstimator(ABC):
-    """Base of the estimators: ``estimator(scores, nb_design)`` -> total-order indices.
+_OUR_CALL = inspect.Signature([
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    for name in ("scores", "nb_design")])
+_XPLIQUE_CALL = inspect.Signature([
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    for name in ("masks", "outputs", "nb_design")])
 
-    Args of ``__call__`` and ``first_order``:
-        scores: (N, nb_design * (d + 2)) or (nb_design * (d + 2),) outputs of the
-            replicated design, in the order [A, B, C_1..C_d].
-        nb_design: the number of rows of A, an integer >= 2.
+
+def _call_arguments(who, args, kwargs):
+    """(masks or None, scores, nb_design) of either call of a SobolEstimator."""
+    xplique = len(args) + len(kwargs) == 3 or "masks" in kwargs or "outputs" in kwargs
+    signature = _XPLIQUE_CALL if xplique else _OUR_CALL
+    try:
+        bound = signature.bind(*args, **kwargs).arguments
+    except TypeError as error:
+        raise InvalidTypeError(
+            f"{who} is called as estimator(scores, nb_design) or, as Xplique, "
+            f"estimator(masks, outputs, nb_design); got {len(args)} positional argument(s) "
+            f"and keywords {sorted(kwargs)} ({error})."
+        ) from None
+    if xplique:
+        return bound["masks"], bound["outputs"], bound["nb_design"]
+    return None, bound["scores"], bound["nb_design"]
+
+
+def _to_cells(indices, masks, squeeze):
+    """Indices (N, d) or (d,) reshaped to ``masks.shape[1:]`` (Xplique's layout)."""
+    cells = tuple(int(size) for size in masks.shape[1:])
+    dimension = int(np.prod(cells))
+    if dimension != indices.shape[-1]:
+        raise InvalidArgumentError(
+            f"masks of shape {tuple(masks.shape)} give d = {dimension} cells, but the "
+            f"outputs hold nb_design * (d + 2) values for d = {indices.shape[-1]}; pass "
+            "the masks the outputs were computed on."
+        )
+    return tf.reshape(indices, cells if squeeze else (-1,) + cells)
+
+
+def is_vectorised(estimator):
+    """Whether ``estimator`` takes our vectorised call on all the inputs at once: a
+    :class:`SobolEstimator` that keeps its ``__call__``. Any other callable (an
+    Xplique-style estimator, or a subclass overriding ``__call__``) is called as
+    ``estimator(masks, outputs, nb_design)`` once per input."""
+    return (isinstance(estimator, SobolEstimator)
+            and type(estimator).__call__ is SobolEstimator.__call__)
+
+
+class SobolEstimator(ABC):
+    """Base of the estimators: total-order indices from a replicated design's outputs.
+
+    Two calls, told apart by their number of arguments (2 or 3), so both are exact:
+
+    - ours, vectorised over inputs: ``estimator(scores, nb_design)``, scores
+      (N, nb_design * (d + 2)) or (nb_design * (d + 2),) -> float32 (N, d) or (d,);
+    - Xplique's: ``estimator(masks, outputs, nb_design)``, masks of shape
+      (P, *cells) (only ``masks.shape[1:]`` is read: d = prod(cells)), outputs (P,) ->
+      float32 ``cells`` (e.g. (grid, grid, channels)); outputs (N, P) -> (N, *cells).
+
+    Keywords follow the same names (``scores``/``nb_design`` or
+    ``masks``/``outputs``/``nb_design``). The scores are in the order [A, B, C_1..C_d];
+    ``nb_design`` is the number of rows of A, an integer >= 2.
 
     Returns:
-        float32 tf.Tensor (N, d) (or (d,) for 1-D scores): 0 for an input whose scores
-        are constant to float32 resolution (see the module's docstring).
+        float32 tf.Tensor: 0 for an input whose scores are constant to float32
+        resolution (see the module's docstring).
 
     Raises:
-        InvalidArgumentError: scores not of that layout.
-        InvalidTypeError: ``nb_design`` not an integer >= 2.
+        InvalidArgumentError: scores not of that layout; masks whose d disagrees with
+            the outputs.
+        InvalidTypeError: ``nb_design`` not an integer >= 2; neither 2 nor 3 arguments.
+
+    A subclass implements ``_total`` (its formula, vectorised). An Xplique-style subclass
+    may instead override ``__call__(self, masks, outputs, nb_design)`` on one input's
+    outputs: :class:`~sobol_tf.attributions.SobolAttributionMethod` then calls it once
+    per input (see :func:`is_vectorised`).
     """
 
-    def __call__(self, scores, nb_design):
+    def __call__(self, *args, **kwargs):
+        masks, scores, nb_design = _call_arguments(type(self).__name__, args, kwargs)
         a, b, c, squeeze, context = self._split(scores, nb_design)
-        return self._finish(self._ratio(*self._total(a, b, c), context), squeeze)
+        indices = self._finish(self._ratio(*self._total(a, b, c), context), squeeze)
+        return indices if masks is None else _to_cells(indices, masks, squeeze)
 
     def first_order(self, scores, nb_design):
         """First-order indices S_i (Saltelli et al., 2010): E[f(B) (f(C_i) - f(A))] / V.
@@ -91,12 +154,14 @@ class SobolEstimator(ABC):
         variance = tf.math.reduce_variance(tf.concat([a, b], axis=-1), axis=-1)
         return self._finish(self._ratio(_mean(b * (c - a)), variance, context), squeeze)
 
-    @abstractmethod
     def _total(self, a, b, c):
         """(numerator, variance) of the total-order indices, from centred a, b, c.
 
         Both broadcast to (N, d); the index is numerator / variance.
         """
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither _total(a, b, c) nor __call__."
+        )
 
     @staticmethod
     def _ratio(numerator, variance, context):
@@ -229,19 +294,22 @@ ESTIMATORS = {
 
 
 def get(identifier):
-    """Resolve an estimator from None (Jansen), a name or a SobolEstimator.
+    """Resolve an estimator from None (Jansen), a name, a SobolEstimator or a callable.
+
+    A callable that is not a :class:`SobolEstimator` is taken as Xplique-style,
+    ``estimator(masks, outputs, nb_design)`` on one input (see :func:`is_vectorised`).
 
     Raises:
         InvalidArgumentError: an unknown name.
-        InvalidTypeError: neither None, a string nor a SobolEstimator.
+        InvalidTypeError: neither None, a string nor a callable.
     """
     if identifier is None:
         return JansenEstimator()
     if isinstance(identifier, str):
         return lookup("estimator", identifier, ESTIMATORS, "a SobolEstimator")()
-    if isinstance(identifier, SobolEstimator):
+    if callable(identifier):
         return identifier
     raise InvalidTypeError(
-        f"estimator must be a name or a SobolEstimator instance, got "
-        f"{type(identifier).__name__}."
+        f"estimator must be a name, a SobolEstimator or a callable (masks, outputs, "
+        f"nb_design) -> indices, got {type(identifier).__name__}."
     )

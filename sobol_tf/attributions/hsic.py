@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from sobol_tf._utils import check_grid_fits, check_positive_int, check_seed
 from sobol_tf.attributions import perturbations as perturbations_module
-from sobol_tf.attributions.estimators import constant_scores
+from sobol_tf.attributions import hsic_estimators
 from sobol_tf.attributions import samplers as samplers_module
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
@@ -21,6 +21,13 @@ ESTIMATOR_INPUTS = 8
 #: explainer accepts; larger ones are refused in the constructor.
 MAX_BYTES = 1 << 30
 
+#: seed of the fallback design of the default sampler (see HsicAttributionMethod).
+FALLBACK_SEED = 0
+
+#: redraws of the twin columns of the fallback design before giving up.
+FALLBACK_DRAWS = 100
+
+_DEFAULT_ESTIMATOR = hsic_estimators.BinaryEstimator()
 
 
 def estimator_bytes(nb_design, dimension):
@@ -45,17 +52,10 @@ def twin_cells(design):
 def hsic_binary_rbf(scores, centred_masks):
     """HSIC between each binary cell mask and the score, for a batch of inputs.
 
-    With the kernel of the binary masks k(x, x') = 1 + (1/2 - (x - x')^2) (1.5 when the
-    cell is kept or dropped in both designs, 0.5 otherwise) and the RBF kernel on the
-    scores L = exp(-(y - y')^2 / (2 s^2)), s the median of the pairwise distances
-    |y_j - y_k| (j < k), the estimator trace(H K H H L H) / n of Xplique equals
-    (2 / n) (H x)^T L (H x) for binary x, which is what is computed, for all the cells
-    at once (H is the centring matrix; the constant part of K cancels on H L H).
-
-    When more than half of the pairs tie (median 0), s is the mean pairwise distance;
-    when the scores are constant to float32 resolution (spread at most
-    ``estimators.DEGENERATE_ULPS`` ulps of their magnitude, as for the Sobol
-    estimators), every index is 0.
+    :class:`~sobol_tf.attributions.hsic_estimators.BinaryEstimator` on binary masks:
+    with the kernel of the binary masks k(x, x') = 1 + (1/2 - (x - x')^2) and the RBF
+    kernel on the scores (width: the median pairwise distance), the estimator
+    trace(H K H H L H) / n of Xplique equals (2 / n) (H x)^T L (H x) for binary x.
 
     Args:
         scores: float32 (B, n), the scores of each input on the n designs.
@@ -64,79 +64,128 @@ def hsic_binary_rbf(scores, centred_masks):
     Returns:
         float32 (B, d) HSIC indices.
     """
-    nb_design = tf.shape(scores)[1]
-    distances = tf.abs(scores[:, :, None] - scores[:, None, :])           # (B, n, n)
-    upper = tf.linalg.band_part(tf.ones((nb_design, nb_design)), 0, -1) \
-        - tf.eye(nb_design)
-    pairs = tf.transpose(tf.boolean_mask(tf.transpose(distances, (1, 2, 0)), upper > 0))
-    pairs = tf.sort(pairs, axis=-1)                                         # (B, n(n-1)/2)
-    count = tf.shape(pairs)[1]
-    median = 0.5 * (pairs[:, (count - 1) // 2] + pairs[:, count // 2])
-    width = tf.where(median > 0, median, tf.reduce_mean(pairs, axis=-1))
-    width = tf.where(width > 0, width, tf.ones_like(width))[:, None, None]
-    gram = tf.exp(-tf.square(distances) / (2.0 * tf.square(width)))        # (B, n, n)
-    projected = tf.einsum("bjk,kd->bjd", gram, centred_masks)
-    indices = tf.einsum("bjd,jd->bd", projected, centred_masks)
-    return tf.where(constant_scores(scores)[:, None], tf.zeros_like(indices),
-                    2.0 * indices / tf.cast(nb_design, tf.float32))
+    return _DEFAULT_ESTIMATOR.indices(scores, centred_masks, binary=True)
+
+
+def balanced_binary_design(nb_design, dimension, seed):
+    """Random binary design (nb_design, d) float32: each column a random permutation of
+    ``nb_design // 2`` ones, redrawn until no two columns are equal or complementary.
+
+    Raises:
+        InvalidArgumentError: no such design (more cells than the C(n, n/2) / 2 classes of
+            balanced columns, or none found after :data:`FALLBACK_DRAWS` redraws).
+    """
+    rng = np.random.default_rng(seed)
+
+    def draw(count):
+        ranks = np.argsort(rng.random((count, nb_design)), axis=1)
+        return (ranks < nb_design // 2).T
+
+    design = draw(dimension)
+    for _ in range(FALLBACK_DRAWS):
+        twins = _twin_columns(design)
+        if not twins:
+            return design.astype(np.float32)
+        design[:, twins] = draw(len(twins))
+    raise InvalidArgumentError(
+        f"nb_design={nb_design} binary masks cannot give {dimension} cells distinct masks "
+        "(two cells would get equal or complementary masks and could not be told apart); "
+        "use a larger nb_design or a smaller grid_size."
+    )
+
+
+def _twin_columns(design):
+    """Columns of a binary design equal or complementary to an earlier one, as a list."""
+    canonical = design != design[:1]
+    seen, twins = set(), []
+    for column, key in enumerate(map(bytes, np.packbits(canonical, axis=0).T)):
+        if key in seen or not canonical[:, column].any():
+            twins.append(column)
+        seen.add(key)
+    return twins
 
 
 class HsicAttributionMethod(BlackBoxExplainer):
     """HSIC attribution method: dependence between each grid cell's presence and the score.
 
-    The image is cut into ``grid_size`` x ``grid_size`` cells; ``nb_design`` binary masks
-    (each cell kept or removed) are drawn from a quasi-Monte Carlo design thresholded at
-    1/2, the input is perturbed by each mask, and the attribution of a cell is the
-    Hilbert-Schmidt Independence Criterion between that cell's mask and the score
-    (see :func:`hsic_binary_rbf`). Costs ``nb_design`` forward passes per input (against
-    ``nb_design * (d + 2)`` for Sobol).
+    The image is cut into ``grid_size`` x ``grid_size`` cells; ``nb_design`` masks (by
+    default binary: each cell kept or removed) are drawn, the input is perturbed by each
+    mask, and the attribution of a cell is the Hilbert-Schmidt Independence Criterion
+    between that cell's mask and the score (see
+    :mod:`~sobol_tf.attributions.hsic_estimators`). Costs ``nb_design`` forward passes per
+    input (against ``nb_design * (d + 2)`` for Sobol). The estimator runs compiled, on
+    batches of inputs, on the device.
 
-    Deviations from Xplique: the RBF bandwidth is the median of the pairwise distances
-    of the scores (the median heuristic of the paper; Xplique takes the median of the
-    scores themselves, which fails for scores <= 0); the sampler is resolved as for
-    :class:`SobolAttributionMethod` (scipy's unscrambled Sobol sequence by default;
-    Xplique uses TensorFlow's); only the binary-kernel estimator of the paper is
-    provided, so there is no ``estimator`` argument; designs where two cells get equal
-    or complementary masks (or a cell a constant one) are refused, since such cells
-    cannot be told apart: low-discrepancy sequences give them when ``nb_design`` is
-    small for the number of cells (then use ``sampler='lhs'``, the paper's choice).
+    Deviations from Xplique: the output kernel's width is the median of the pairwise
+    distances of the scores (the paper's median heuristic; Xplique takes the median of
+    the scores themselves, which fails for scores <= 0); the default design is scipy's
+    unscrambled Sobol sequence thresholded at 1/2 (Xplique: TensorFlow's; with ``seed``:
+    the scrambled one), and where it
+    gives two cells equal or complementary masks, or a cell a constant one (a binary
+    Sobol design does when nb_design is small for the number of cells: its cells' bits
+    are linear functions of the point's index, e.g. at grid_size=8 with nb_design 64,
+    100 or 128), a random balanced binary design of seed :data:`FALLBACK_SEED` (or
+    ``seed``) without such cells; a sampler you choose that gives binary masks with such
+    cells is refused (Xplique would give those cells equal indices whatever the model
+    reads).
 
     Ref. P. Novello, T. Fel, D. Vigouroux. Making Sense of Dependence: Efficient
     Black-box Explanations Using Dependence Measure. NeurIPS 2022.
     https://arxiv.org/abs/2206.06219
 
+    The positional order is Xplique's (model, grid_size, nb_design, sampler, estimator,
+    perturbation_function, batch_size, estimator_batch_size, operator); the other
+    arguments are keyword-only.
+
     Args:
         model: a Keras model or a callable on a batch tensor.
         grid_size: cells per side; 8 as Xplique.
-        nb_design: number of binary masks; 500 as Xplique.
-        sampler: 'sobol' (default: unscrambled, scrambled when ``seed`` is set),
-            'halton', 'lhs', 'monte_carlo', a
-            :class:`~sobol_tf.attributions.samplers.ReplicatedSampler`, or a callable
-            ``(dimension, nb_design) -> points`` (nb_design, dimension) in [0, 1].
+        nb_design: number of masks; 500 as Xplique.
+        sampler: None (the default design, above), 'sobol' (without ``seed``: the
+            unscrambled sequence, no fallback; scrambled with it), 'halton', 'lhs' or
+            'monte_carlo' (points thresholded at 1/2), a
+            :class:`~sobol_tf.attributions.samplers.ReplicatedSampler` (its ``sample``,
+            thresholded), an Xplique-style
+            :class:`~sobol_tf.attributions.samplers.Sampler` (``binary`` attribute: its
+            points are used as returned, e.g. ``TFSobolSequence(binary=True)``), or a
+            callable ``(dimension, nb_design) -> points`` (nb_design, dimension) in
+            [0, 1] (thresholded at 1/2).
+        estimator: None / 'binary' (:class:`BinaryEstimator`, with output_kernel 'rbf'),
+            'rbf', 'sobolev', an :class:`~sobol_tf.attributions.hsic_estimators.HsicEstimator`
+            or an Xplique-style callable ``(masks, outputs, nb_design) -> indices`` (then
+            called once per input). BinaryEstimator needs binary masks.
         perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', a
             Perturbation or a callable ``f(inputs, masks) -> perturbed`` on batches.
-        batch_size: perturbed inputs per forward pass; 256 as Xplique. (The estimator
-            holds about 4 * nb_design**2 floats per input, ESTIMATOR_INPUTS at a time.)
+        batch_size: perturbed inputs per forward pass; 256 as Xplique; None: all at once.
+        estimator_batch_size: cells whose pairwise kernels the estimator holds at once
+            (``estimator.set_batch_size``; only non-binary masks with RbfEstimator or
+            SobolevEstimator build them); None keeps the estimator's (all the cells).
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
-        seed: seed of the sampler when it is given by name: None, an integer >= 0 or a
-            numpy Generator (one integer is drawn from it). With a sampler object, give
-            the seed to the object: both together are refused.
+        nb_channels: mask channels (keyword-only, as Xplique): d = grid_size**2 *
+            nb_channels; must be 1 or the inputs' channels; the maps then have
+            nb_channels channels.
+        seed: seed of the sampler when it is given by name (and of the fallback design):
+            None, an integer >= 0 or a numpy Generator (one integer is drawn from it).
+            With a sampler object, give the seed to the object: both together are refused.
         verbose: show a progress bar.
 
-    The design is drawn at the first explain and kept; the constructor only checks
-    sizes: the sampler's dimensions (scipy's Sobol sequence: grid_size <= 145), and
-    :data:`MAX_BYTES` (1 GiB) for both the binary design (``nb_design * d`` float32) and
-    the estimator's memory for one input (about ``4 * nb_design**2 + nb_design * d``
-    floats, so nb_design <= 8184 at grid_size=8).
+    The design is drawn at the first explain (or first read of :attr:`masks`) and kept;
+    the constructor only checks sizes: the sampler's dimensions (scipy's Sobol sequence:
+    grid_size <= 145), and :data:`MAX_BYTES` (1 GiB) for both the design
+    (``nb_design * d`` float32) and the estimator's memory for one input (about
+    ``4 * nb_design**2 + nb_design * d`` floats, so nb_design <= 8184 at grid_size=8).
 
     Raises:
         InvalidArgumentError: in the constructor: ``grid_size`` < 1, ``nb_design`` < 2,
-            an unknown sampler or perturbation name, a negative ``seed`` or one given
-            with a sampler object, a design over the sampler's
+            ``nb_channels`` < 1, an unknown sampler, estimator or perturbation name, a
+            negative ``seed`` or one given with a sampler object, BinaryEstimator with an
+            Xplique-style sampler whose ``binary`` is False, a design over the sampler's
             dimensions or over MAX_BYTES (the message gives the forward passes, the
             memory and the largest nb_design that fits). At the first explain: a design
-            of the wrong shape, with values outside [0, 1], or with cells that cannot be
-            told apart; a grid larger than the inputs.
+            of the wrong shape, with values outside [0, 1], binary with cells that cannot
+            be told apart, or non-binary with BinaryEstimator; a grid larger than the
+            inputs; ``nb_channels`` other than 1 or the inputs' channels.
+        InvalidTypeError: ``estimator_batch_size`` not None nor an integer >= 1.
 
     Example:
         >>> explainer = HsicAttributionMethod(model, grid_size=8, nb_design=500)
@@ -146,21 +195,47 @@ class HsicAttributionMethod(BlackBoxExplainer):
     upsampling = "nearest"
     resize_method = "bicubic"
 
-    def __init__(self, model, *, grid_size=8, nb_design=500, sampler=None,
-                 perturbation_function="inpainting", batch_size=256, operator=None,
-                 seed=None, verbose=False):
+    def __init__(self, model, grid_size=8, nb_design=500, sampler=None, estimator=None,
+                 perturbation_function="inpainting", batch_size=256,
+                 estimator_batch_size=None, operator=None, *, nb_channels=1, seed=None,
+                 verbose=False):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
         self.grid_size = check_positive_int("grid_size", grid_size)
         self.nb_design = check_positive_int("nb_design", nb_design, minimum=2)
+        self.nb_channels = check_positive_int("nb_channels", nb_channels)
         self.seed = check_seed(seed)
+        self._fallback = sampler is None
         self.sampler = samplers_module.get(sampler, seed=self.seed)
+        if self._fallback and self.seed is None:
+            # scrambling cannot untie a binary Sobol design (see above): no 'auto' here
+            self.sampler = samplers_module.SobolSequence(scramble=False)
+        self.estimator = hsic_estimators.get(estimator)
+        if isinstance(self.estimator, hsic_estimators.HsicEstimator):
+            self.estimator.set_batch_size(estimator_batch_size)
+        elif estimator_batch_size is not None:
+            check_positive_int("estimator_batch_size", estimator_batch_size)
+        if (isinstance(self.estimator, hsic_estimators.BinaryEstimator)
+                and getattr(self.sampler, "binary", True) is False):
+            raise InvalidArgumentError(
+                f"BinaryEstimator needs binary masks, but the sampler {self.sampler!r} has "
+                "binary=False; give it binary=True, or use RbfEstimator or SobolevEstimator."
+            )
         self.perturbation_function = perturbations_module.get(perturbation_function)
         self._check_size()
         self._design = None  # drawn at the first explain
+        self._binary = True
+
+    @property
+    def masks(self):
+        """The design as Xplique lays it out: (nb_design, grid_size, grid_size,
+        nb_channels) float32, drawn on first use (here or at the first explain) and kept."""
+        if self._design is None:
+            self._design = self._draw_design()
+        return self._design
 
     def _check_size(self):
         """Refuse designs over the sampler's dimensions or MAX_BYTES, before any drawing."""
-        dimension = self.grid_size ** 2
+        dimension = self.grid_size ** 2 * self.nb_channels
         what = f"grid_size={self.grid_size} and nb_design={self.nb_design} (d={dimension} cells)"
         max_dimension = getattr(self.sampler, "max_dimension", None)
         if max_dimension is not None and dimension > max_dimension:
@@ -191,41 +266,68 @@ class HsicAttributionMethod(BlackBoxExplainer):
             )
 
     def _draw_design(self):
-        """Binary masks (nb_design, grid, grid, 1), checked so that every cell is told apart."""
-        dimension = self.grid_size ** 2
+        """The masks (nb_design, grid, grid, nb_channels): binary ones checked so that
+        every cell is told apart (the default sampler falls back instead, see above)."""
+        dimension = self.grid_size ** 2 * self.nb_channels
+        xplique_style = hasattr(self.sampler, "binary") and not hasattr(self.sampler, "sample")
         draw = getattr(self.sampler, "sample", self.sampler)
         with warnings.catch_warnings():  # balance matters little once thresholded
             warnings.filterwarnings("ignore", message=".*balance properties of Sobol")
             points = samplers_module.check_design(
                 draw(dimension, self.nb_design), (self.nb_design, dimension),
-                "sampler (points: nb_design rows, grid_size**2 columns)")
-        design = (points >= 0.5).astype(np.float32)
+                "sampler (points: nb_design rows, grid_size**2 * nb_channels columns)")
+        design = (points.astype(np.float32) if xplique_style
+                  else (points >= 0.5).astype(np.float32))
         del points
+        self._binary = bool(np.all((design == 0) | (design == 1)))
+        if not self._binary:
+            if isinstance(self.estimator, hsic_estimators.BinaryEstimator):
+                raise InvalidArgumentError(
+                    f"BinaryEstimator needs binary masks, but the sampler {self.sampler!r} "
+                    "returned values other than 0 and 1; use a binary sampler, or "
+                    "RbfEstimator or SobolevEstimator."
+                )
+            return self._shaped(design)
+        problem = self._untold_cells(design)
+        if problem and self._fallback:
+            design = balanced_binary_design(
+                self.nb_design, dimension, FALLBACK_SEED if self.seed is None else self.seed)
+        elif problem:
+            raise InvalidArgumentError(problem)
+        return self._shaped(design)
+
+    def _untold_cells(self, design):
+        """Why cells of a binary design cannot be told apart, or '' if they can."""
         constant = np.flatnonzero(np.all(design == design[:1], axis=0))
         if constant.size:
-            raise InvalidArgumentError(
-                f"the binary design keeps cell {constant[0]} in all or none of the "
-                f"{self.nb_design} masks, so its HSIC is always 0; use a larger nb_design "
-                "or sampler='lhs'."
-            )
+            return (f"the binary design keeps cell {constant[0]} in all or none of the "
+                    f"{self.nb_design} masks, so its HSIC is always 0; use a larger "
+                    "nb_design, sampler='lhs' or the default sampler (sampler=None).")
         twins = twin_cells(design)
         if twins is not None:
             first, second = twins
-            raise InvalidArgumentError(
-                f"the binary design gives cells {first} and {second} equal or "
-                f"complementary masks over the {self.nb_design} designs, so they cannot be "
-                f"told apart; use a larger nb_design (got {self.nb_design} for "
-                f"{dimension} cells) or sampler='lhs'."
-            )
-        return tf.constant(design.reshape(-1, self.grid_size, self.grid_size, 1))
+            return (f"the binary design gives cells {first} and {second} equal or "
+                    f"complementary masks over the {self.nb_design} designs, so they cannot "
+                    f"be told apart; use a larger nb_design (got {self.nb_design} for "
+                    f"{design.shape[1]} cells), sampler='lhs' or the default sampler "
+                    "(sampler=None).")
+        return ""
+
+    def _shaped(self, design):
+        return tf.constant(design.reshape(-1, self.grid_size, self.grid_size, self.nb_channels))
 
     def _check_inputs(self, images):
         check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        channels = images.shape[3]
+        if self.nb_channels not in (1, channels):
+            raise InvalidArgumentError(
+                f"nb_channels={self.nb_channels} masks cannot perturb inputs of {channels} "
+                f"channel(s) (shape {tuple(images.shape)}); use nb_channels=1 or "
+                f"nb_channels={channels}."
+            )
 
     def _masks(self, height, width, channels):
-        if self._design is None:
-            self._design = self._draw_design()
-        return self._design
+        return self.masks
 
     def _baselines(self, images):
         return self.perturbation_function.baselines(images)
@@ -234,20 +336,28 @@ class HsicAttributionMethod(BlackBoxExplainer):
         return self.perturbation_function.apply(inputs, masks, baselines)
 
     def _estimate(self, scores, masks, base_scores):
+        if not isinstance(self.estimator, hsic_estimators.HsicEstimator):
+            # an Xplique-style estimator: one input's outputs (n,) -> masks.shape[1:]
+            return tf.stack([tf.reshape(tf.cast(self.estimator(masks, row, self.nb_design),
+                                                tf.float32), masks.shape[1:])
+                             for row in tf.unstack(scores)])
         flat = tf.reshape(masks, (masks.shape[0], -1))
-        centred = flat - tf.reduce_mean(flat, axis=0, keepdims=True)
+        if self._binary:
+            flat = flat - tf.reduce_mean(flat, axis=0, keepdims=True)  # better rounding
         parallel = max(1, min(ESTIMATOR_INPUTS,
                               MAX_BYTES // estimator_bytes(*flat.shape)))
+        estimator, binary = self.estimator, self._binary
 
-        def step(indices, scores, centred):
+        def step(indices, scores, flat):
             # one input at a time inside the step: memory O(nb_design**2) per input in flight
-            return tf.map_fn(lambda row: hsic_binary_rbf(row[None], centred)[0],
+            return tf.map_fn(lambda row: estimator.indices(row[None], flat, binary)[0],
                              tf.gather(scores, indices), parallel_iterations=parallel)
 
         signature = [tf.TensorSpec([None], tf.int64),
                      tf.TensorSpec([None, scores.shape[1]], tf.float32),
-                     tf.TensorSpec(centred.shape, tf.float32)]
-        function = self._compiled(self.model, ("hsic", tuple(centred.shape)), step, signature)
-        indices = self._run_batches(function, scores.shape[0], (scores, centred),
+                     tf.TensorSpec(flat.shape, tf.float32)]
+        key = ("hsic", tuple(flat.shape), id(estimator), binary, estimator.batch_size)
+        function = self._compiled(self.model, key, step, signature)
+        indices = self._run_batches(function, scores.shape[0], (scores, flat),
                                     "the HSIC estimator")
         return tf.reshape(indices, (-1,) + tuple(masks.shape[1:]))

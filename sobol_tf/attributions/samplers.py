@@ -17,6 +17,13 @@ Sobol sequence gives such ties when ``nb_design`` is small for the dimension (e.
 then uses the Owen-scrambled sequence of seed :data:`FALLBACK_SEED` instead, so results
 stay reproducible; any other sampler that ties a dimension is refused with
 InvalidArgumentError.
+
+Xplique's names: the replicated samplers ``ScipySobolSequenceRS``, ``TFSobolSequenceRS``,
+``HaltonSequenceRS``, ``LatinHypercubeRS`` (and ``MonteCarloRS``), and the plain-point
+samplers of HSIC, :class:`Sampler` with ``binary=``: ``TFSobolSequence``,
+``ScipySobolSequence``, ``HaltonPoints`` and ``LatinHypercubePoints`` (Xplique's
+``HaltonSequence`` and ``LatinHypercube``, under those names in
+:mod:`sobol_tf.attributions.global_sensitivity_analysis`).
 """
 import numpy as np
 from scipy.stats import qmc
@@ -269,6 +276,109 @@ class MonteCarlo(ReplicatedSampler):
 
     def _draw(self, dimension, nb_points):
         return np.random.default_rng(self.seed).random((nb_points, dimension))
+
+
+class ScipySobolSequenceRS(SobolSequence):
+    """Xplique's name: scipy's unscrambled Sobol sequence, A and B drawn together.
+
+    The same design as ``SobolSequence(scramble=False)``: a design that ties a dimension
+    (small ``nb_design``) is refused where Xplique would return it.
+    """
+
+    def __init__(self):
+        super().__init__(scramble=False)
+
+
+class TFSobolSequenceRS(ReplicatedSampler):
+    """Xplique's default sampler: TensorFlow's Sobol sequence (``tf.math.sobol_sample``,
+    which starts after the all-zero point), A and B drawn together. Returns a float32
+    numpy array (Xplique: a tf.Tensor of the same values)."""
+
+    max_dimension = 21200  # the dimensions tf.math.sobol_sample has direction numbers for
+
+    def _draw(self, dimension, nb_points):
+        import tensorflow as tf  # noqa: PLC0415 (samplers stay importable without TF)
+        return tf.math.sobol_sample(dimension, nb_points, dtype=tf.float64).numpy()
+
+
+class HaltonSequenceRS(HaltonSequence):
+    """Xplique's name: the unscrambled Halton sequence (Xplique's choice; ours,
+    :class:`HaltonSequence`, scrambles by default)."""
+
+    def __init__(self):
+        super().__init__(scramble=False)
+
+
+class LatinHypercubeRS(LatinHypercube):
+    """Xplique's name: Latin hypercube sampling, unseeded unless ``seed`` is given."""
+
+
+class MonteCarloRS(MonteCarlo):
+    """Plain Monte Carlo replicated design (:class:`MonteCarlo`; not in Xplique 2.0)."""
+
+
+class Sampler:
+    """Xplique's plain samplers (for HSIC): ``sampler(dimension, nb_design)`` -> points.
+
+    Returns float32 (nb_design, dimension) points in [0, 1], rounded to {0, 1} when
+    ``binary`` is True (Xplique's ``make_binary``). Subclasses implement ``_draw``.
+
+    Args:
+        binary: round the points to 0 or 1.
+    """
+
+    def __init__(self, binary=False):
+        self.binary = bool(binary)
+
+    def __call__(self, dimension, nb_design):
+        dimension = check_positive_int("dimension", dimension)
+        nb_design = check_positive_int("nb_design", nb_design)
+        points = check_design(np.asarray(self._draw(dimension, nb_design), np.float32),
+                              (nb_design, dimension), repr(self))
+        return np.round(points) if self.binary else points
+
+    def _draw(self, dimension, nb_points):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(binary={self.binary})"
+
+
+class TFSobolSequence(Sampler):
+    """TensorFlow's Sobol sequence as plain points (Xplique's HSIC default, binary)."""
+
+    def _draw(self, dimension, nb_points):
+        return TFSobolSequenceRS()._draw(dimension, nb_points)
+
+
+class ScipySobolSequence(Sampler):
+    """scipy's unscrambled Sobol sequence as plain points."""
+
+    def _draw(self, dimension, nb_points):
+        return qmc.Sobol(dimension, scramble=False).random(nb_points)
+
+
+class HaltonPoints(Sampler):
+    """The unscrambled Halton sequence as plain points (Xplique's ``HaltonSequence``)."""
+
+    def _draw(self, dimension, nb_points):
+        return qmc.Halton(dimension, scramble=False).random(nb_points)
+
+
+class LatinHypercubePoints(Sampler):
+    """Latin hypercube points (Xplique's ``LatinHypercube``).
+
+    Args:
+        binary: as :class:`Sampler`.
+        seed: seed of the permutations and jitter (None: a fresh draw, as Xplique).
+    """
+
+    def __init__(self, binary=False, seed=None):
+        super().__init__(binary)
+        self.seed = check_seed(seed)
+
+    def _draw(self, dimension, nb_points):
+        return qmc.LatinHypercube(dimension, seed=self.seed).random(nb_points)
 
 
 def _is_pow2(n):

@@ -23,6 +23,9 @@ def design_bytes(nb_design, dimension):
     return 4 * nb_design * (dimension + 2) * dimension
 
 
+#: the first-order formula, shared by every estimator (a user's estimator included).
+_FIRST_ORDER = estimators_module.JansenEstimator()
+
 SobolIndices = namedtuple("SobolIndices", ["total", "first"])
 SobolIndices.__doc__ = """Sobol indices resized to the input, each (N, H, W, k) float32.
 
@@ -46,6 +49,9 @@ class SobolAttributionMethod(BlackBoxExplainer):
     Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis.
     NeurIPS 2021. https://arxiv.org/abs/2111.04138
 
+    The positional order is Xplique's (model, grid_size, nb_design, sampler, estimator,
+    perturbation_function, batch_size, operator); the other arguments are keyword-only.
+
     Args:
         model: a Keras model or a callable on a batch tensor.
         grid_size: cells per side; 8 as in the reference.
@@ -56,21 +62,34 @@ class SobolAttributionMethod(BlackBoxExplainer):
             that would give A and B the same column for some cell (small nb_design), the
             Owen-scrambled sequence of seed
             :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED`; scrambled with
-            ``seed`` when it is set), 'halton', 'lhs', 'monte_carlo', or a callable
-            ``(dimension, nb_design) -> design`` such as
-            :class:`~sobol_tf.attributions.samplers.SobolSequence`. A sampler you choose
-            that gives a cell the same column in A and B (its index would be 0 whatever
-            the model does) is refused. The design is drawn at the first explain (once
-            per number of mask channels) and kept.
-        estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli', or a
-            :class:`~sobol_tf.attributions.estimators.SobolEstimator`.
+            ``seed`` when it is set; Xplique's default is TFSobolSequenceRS), 'halton',
+            'lhs', 'monte_carlo', or a callable ``(dimension, nb_design) -> design``
+            (numpy array or tf.Tensor) such as
+            :class:`~sobol_tf.attributions.samplers.SobolSequence` or Xplique's names
+            ``ScipySobolSequenceRS``, ``TFSobolSequenceRS``, ``HaltonSequenceRS``,
+            ``LatinHypercubeRS`` (and ``MonteCarloRS``). A sampler you choose that gives a
+            cell the same column in A and B (its index would be 0 whatever the model does)
+            is refused, where Xplique would return that 0. The design is drawn at the
+            first explain or first read of :attr:`masks` (once per number of mask
+            channels) and kept.
+        estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli', a
+            :class:`~sobol_tf.attributions.estimators.SobolEstimator` (vectorised over
+            the inputs), or an Xplique-style callable ``estimator(masks, outputs,
+            nb_design)`` (called once per input with its (P,) outputs and the masks
+            (P, grid, grid, nb_channels); returns one index per cell), which includes a
+            SobolEstimator subclass that overrides ``__call__``.
         perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', a
             :class:`~sobol_tf.attributions.perturbations.Perturbation`, or a callable
             ``f(inputs, masks) -> perturbed`` on batches.
-        per_channel: one mask value per cell and channel (d = grid_size**2 * C); the
-            maps then have C channels.
-        batch_size: perturbed inputs per forward pass (bounds memory); 256 as Xplique.
+        batch_size: perturbed inputs per forward pass (bounds memory); 256 as Xplique;
+            None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        nb_channels: mask channels (keyword-only, as Xplique): d = grid_size**2 *
+            nb_channels; must be 1 or the inputs' channels; the maps then have
+            nb_channels channels.
+        per_channel: one mask value per cell and channel of the inputs, whatever their
+            channels (d = grid_size**2 * C, known at explain); the maps then have C
+            channels. Not with ``nb_channels`` > 1.
         seed: seed of the sampler when it is given by name: None, an integer >= 0 or a
             numpy Generator (one integer is drawn from it). With a sampler object, give
             the seed to the object: both together are refused.
@@ -79,14 +98,16 @@ class SobolAttributionMethod(BlackBoxExplainer):
 
     Raises:
         InvalidArgumentError: in the constructor: ``nb_design`` < 2 or not a power of
-            two, ``grid_size`` < 1, an unknown sampler, estimator or perturbation name, a
+            two, ``grid_size`` < 1, ``nb_channels`` < 1 or > 1 with ``per_channel=True``,
+            an unknown sampler, estimator or perturbation name, a
             negative ``seed`` or one given with a sampler object, a
             design over :data:`MAX_DESIGN_BYTES` or over the sampler's dimensions
             (scipy's Sobol sequence: 2d <= 21201, so grid_size <= 102); the message gives
             the forward passes, the memory and the largest grid_size / nb_design that
             fit. At the first explain: a sampler's design of the wrong shape, with
             values outside [0, 1], not replicated, or tying a cell (see above); with
-            ``per_channel=True``, a design over the limits once the channels are known.
+            ``per_channel=True``, a design over the limits once the channels are known;
+            ``nb_channels`` other than 1 or the inputs' channels.
 
     Example:
         >>> explainer = SobolAttributionMethod(model, grid_size=8, nb_design=32)
@@ -96,22 +117,29 @@ class SobolAttributionMethod(BlackBoxExplainer):
     upsampling = "nearest"
     resize_method = "bicubic"
 
-    def __init__(self, model, *, grid_size=8, nb_design=32, sampler=None, estimator=None,
-                 perturbation_function="inpainting", per_channel=False, batch_size=256,
-                 operator=None, seed=None, verbose=False, jit_compile=False,
-                 mixed_precision=None):
+    def __init__(self, model, grid_size=8, nb_design=32, sampler=None, estimator=None,
+                 perturbation_function="inpainting", batch_size=256, operator=None, *,
+                 nb_channels=1, per_channel=False, seed=None, verbose=False,
+                 jit_compile=False, mixed_precision=None):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision)
         self.grid_size = check_positive_int("grid_size", grid_size)
         self.seed = check_seed(seed)
         self.sampler = samplers_module.get(sampler, seed=self.seed)
         self.per_channel = bool(per_channel)
+        self.nb_channels = check_positive_int("nb_channels", nb_channels)
+        if self.per_channel and self.nb_channels != 1:
+            raise InvalidArgumentError(
+                f"per_channel=True with nb_channels={self.nb_channels}: give one of them "
+                "(per_channel=True takes the number of channels from the inputs)."
+            )
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
-        self._check_size(nb_design, 1)
+        self._check_size(nb_design, self.nb_channels)
         self.nb_design = check_power_of_two(
             "nb_design", nb_design, minimum=2,
             maximum=self._largest_nb_design(self.grid_size ** 2))
         self.estimator = estimators_module.get(estimator)
+        self._vectorised = estimators_module.is_vectorised(self.estimator)
         self.perturbation_function = perturbations_module.get(perturbation_function)
         self._perturb_broadcasts = self.perturbation_function.broadcasts
         self._designs = {}
@@ -128,12 +156,33 @@ class SobolAttributionMethod(BlackBoxExplainer):
         masks = self._masks(*images.shape[1:])
         scores = self._perturbed_scores(model, images, targets, masks)
         size = images.shape[1], images.shape[2]
-        first = self._cells(self.estimator.first_order(scores, self.nb_design), masks)
-        total = self._cells(self.estimator(scores, self.nb_design), masks)
+        first = self._cells(_FIRST_ORDER.first_order(scores, self.nb_design), masks)
+        total = self._estimate(scores, masks, None)
         return SobolIndices(total=self._to_input_size(total, *size),
                             first=self._to_input_size(first, *size))
 
     # -- the method's own parts -------------------------------------------------------
+    @property
+    def masks(self):
+        """The replicated design as Xplique lays it out: (nb_design * (d + 2), grid_size,
+        grid_size, nb_channels) float32, rows [A, B, C_1..C_d]. Drawn on first use (here
+        or at the first explain) and kept. With ``per_channel=True``, the design of the
+        last explained inputs' channels.
+
+        Raises:
+            InvalidArgumentError: ``per_channel=True`` before any explain (the number of
+                channels is not known yet; give ``nb_channels`` instead).
+        """
+        if self.per_channel:
+            if not self._designs:
+                raise InvalidArgumentError(
+                    "with per_channel=True the masks are drawn at the first explain, once "
+                    "the inputs' channels are known; explain first, or give nb_channels=C "
+                    "instead of per_channel=True."
+                )
+            return next(reversed(self._designs.values()))
+        return self._design(self.nb_channels)
+
     def _check_size(self, nb_design, channels):
         """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES`."""
         dimension = self.grid_size ** 2 * channels
@@ -178,7 +227,7 @@ class SobolAttributionMethod(BlackBoxExplainer):
     def _design(self, channels):
         """The replicated design for ``channels`` mask channels, drawn once and checked."""
         if channels not in self._designs:
-            if self.per_channel:
+            if channels != self.nb_channels:
                 self._check_size(self.nb_design, channels)
             dimension = self.grid_size ** 2 * channels
             nb_design = self.nb_design
@@ -218,9 +267,16 @@ class SobolAttributionMethod(BlackBoxExplainer):
 
     def _check_inputs(self, images):
         check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        channels = images.shape[3]
+        if self.nb_channels not in (1, channels):
+            raise InvalidArgumentError(
+                f"nb_channels={self.nb_channels} masks cannot perturb inputs of {channels} "
+                f"channel(s) (shape {tuple(images.shape)}); use nb_channels=1 or "
+                f"nb_channels={channels}."
+            )
 
     def _masks(self, height, width, channels):
-        return self._design(channels if self.per_channel else 1)
+        return self._design(channels if self.per_channel else self.nb_channels)
 
     def _baselines(self, images):
         return self.perturbation_function.baselines(images)
@@ -229,7 +285,12 @@ class SobolAttributionMethod(BlackBoxExplainer):
         return self.perturbation_function.apply(inputs, masks, baselines)
 
     def _estimate(self, scores, masks, base_scores):
-        return self._cells(self.estimator(scores, self.nb_design), masks)
+        if self._vectorised:
+            return self._cells(self.estimator(scores, self.nb_design), masks)
+        # an Xplique-style estimator: one input's outputs (P,) -> masks.shape[1:]
+        maps = [tf.reshape(tf.cast(self.estimator(masks, row, self.nb_design), tf.float32),
+                           masks.shape[1:]) for row in tf.unstack(scores)]
+        return tf.stack(maps)
 
     @staticmethod
     def _cells(indices, masks):
