@@ -6,6 +6,9 @@ from sobol_tf.attributions.rise import Rise
 from sobol_tf.attributions.occlusion import Occlusion
 from sobol_tf.attributions.hsic import HsicAttributionMethod
 from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
+from sobol_tf.attributions.gradients import GradientInput
+from sobol_tf.attributions.gradient_statistics import SquareGrad, VarGrad
+from sobol_tf.attributions.guided import DeconvNet, GuidedBackprop
 from sobol_tf.attributions.extremal import ExtremalPerturbation
 from sobol_tf.attributions import estimators, extremal_masks, perturbations, samplers
 
@@ -22,6 +25,11 @@ __all__ = [
     "IntegratedGradients",
     "SmoothGrad",
     "GradCAM",
+    "GradientInput",
+    "SquareGrad",
+    "VarGrad",
+    "GuidedBackprop",
+    "DeconvNet",
     "ExtremalPerturbation",
     "estimators",
     "extremal_masks",
