@@ -10,8 +10,11 @@ import tensorflow as tf
 import keras
 
 from sobol_tf.attributions import (
+    DeconvNet,
     ExtremalPerturbation,
     GradCAM,
+    GradientInput,
+    GuidedBackprop,
     HsicAttributionMethod,
     IntegratedGradients,
     Occlusion,
@@ -19,6 +22,8 @@ from sobol_tf.attributions import (
     Saliency,
     SmoothGrad,
     SobolAttributionMethod,
+    SquareGrad,
+    VarGrad,
 )
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, SobolTFError
 
@@ -42,6 +47,13 @@ EXPLAINERS = {
     "smoothgrad": lambda model, batch_size: SmoothGrad(
         model, nb_samples=8, seed=0, batch_size=batch_size),
     "gradcam": lambda model, batch_size: GradCAM(model, batch_size=batch_size),
+    "gradient_input": lambda model, batch_size: GradientInput(model, batch_size=batch_size),
+    "squaregrad": lambda model, batch_size: SquareGrad(
+        model, nb_samples=4, seed=0, batch_size=batch_size),
+    "vargrad_sum": lambda model, batch_size: VarGrad(
+        model, nb_samples=4, seed=0, batch_size=batch_size, reducer="sum"),
+    "guided_backprop": lambda model, batch_size: GuidedBackprop(model, batch_size=batch_size),
+    "deconvnet": lambda model, batch_size: DeconvNet(model, batch_size=batch_size),
     "extremal_dual_jitter": lambda model, batch_size: ExtremalPerturbation(
         model, areas=(0.1, 0.3), variant="dual", steps=8, learning_rate=0.1, mask_step=2,
         mask_sigma=2.0, max_blur=3.0, jitter=True, seed=0, batch_size=batch_size),
@@ -49,7 +61,7 @@ EXPLAINERS = {
 
 #: methods that read a layer of a Keras model and so refuse a plain callable: the
 #: "model that raises" check uses a Keras model whose layer raises at call time instead.
-NEEDS_KERAS_MODEL = {"gradcam"}
+NEEDS_KERAS_MODEL = {"gradcam", "guided_backprop", "deconvnet"}
 
 #: per-method tolerance for batch-size invariance (float32 sums in other orders).
 ATOL = 1e-4
