@@ -23,10 +23,13 @@ def _is_relu(function):
 
 def _with_backward_rule(forward, rule):
     """``forward`` (an elementwise ReLU) whose gradient is ``rule(upstream, slope)``,
-    with ``slope`` the ReLU's own derivative at the input."""
+    with ``slope`` the ReLU's own derivative at the input (None for a rule that does not
+    read it: ``rule.uses_slope`` False)."""
 
     @tf.custom_gradient
     def relu(inputs):
+        if not getattr(rule, "uses_slope", True):
+            return forward(inputs), lambda upstream: rule(upstream, None)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(inputs)
             outputs = forward(inputs)
@@ -107,6 +110,9 @@ def _guided_rule(upstream, slope):
 
 def _deconv_rule(upstream, slope):
     return tf.nn.relu(upstream)
+
+
+_deconv_rule.uses_slope = False
 
 
 class _ReLURuleExplainer(WhiteBoxExplainer):
