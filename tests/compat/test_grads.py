@@ -122,7 +122,11 @@ def test_reducer_on_a_linear_model(linear, x, reducer):
     }
     extras = {IntegratedGradients: {"steps": 2}, SmoothGrad: {"nb_samples": 3, "seed": 0},
               SquareGrad: {"nb_samples": 3, "seed": 0}}
-    for method, values in expected.items():
+    # every method's per-channel map with None; the reducers (one code path, applied after
+    # each method's statistic) on the methods whose statistic is not the identity
+    methods = expected if reducer is None else (Saliency, SquareGrad, GradientInput)
+    for method in methods:
+        values = expected[method]
         guided = method in (GuidedBackprop, DeconvNet)
         with pytest.warns(SobolTFWarning) if guided else contextlib.nullcontext():
             explainer = method(model, output_layer="logits", reducer=reducer,
@@ -249,7 +253,6 @@ def test_guided_backprop_and_deconvnet_of_a_one_hidden_layer_relu_net(style):
         "guided": (np.maximum(v, 0) * active) @ hidden.T,
         "deconv": np.maximum(v, 0) @ hidden.T,
     }
-    before = GradientInput(model, reducer=None)(x, labels).numpy() / x
     guided = GuidedBackprop(model, None, 3, None, None)(x, labels).numpy()
     deconv = DeconvNet(model, None, None, None, None)(x, labels).numpy()
     np.testing.assert_allclose(guided.reshape(4, 8), expected["guided"], rtol=1e-5, atol=1e-6)
@@ -259,7 +262,6 @@ def test_guided_backprop_and_deconvnet_of_a_one_hidden_layer_relu_net(style):
     # the caller's model keeps its own gradients and outputs
     after = GradientInput(model, reducer=None)(x, labels).numpy() / x
     np.testing.assert_allclose(after.reshape(4, 8), expected["plain"], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(before, after)
     # default reducer: mean over the 2 channels
     np.testing.assert_allclose(GuidedBackprop(model)(x, labels).numpy(),
                                guided.mean(-1, keepdims=True), rtol=1e-5, atol=1e-7)
