@@ -6,13 +6,15 @@ as it is. A ReLU is recognised as a layer whose ``activation`` is ReLU (Dense(..
 activation='relu'), Conv2D, Activation('relu'), ...) or a ``keras.layers.ReLU`` layer
 (its max_value, threshold and negative_slope are kept), also inside nested functional or
 Sequential models. A ReLU written any other way (tf.nn.relu in a Lambda layer or in a
-subclassed layer's call) keeps its ordinary gradient.
+subclassed layer's call) keeps its ordinary gradient. Lambda layers are shared with the
+caller's model (a Python function cannot be rebuilt from a config); every other layer is
+rebuilt from its config with the caller's weights.
 """
 import keras
 import tensorflow as tf
 
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer
-from sobol_tf.errors import InvalidTypeError, warn
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
 _RELU_FUNCTIONS = (keras.activations.relu, tf.nn.relu, keras.ops.relu)
 
@@ -78,6 +80,7 @@ def override_relu_gradients(model, rule, method):
 
     Raises:
         InvalidTypeError: ``model`` is not a functional or Sequential Keras model.
+        InvalidArgumentError: a layer that cannot be rebuilt from its config.
     """
     if not isinstance(model, keras.Model) or not _has_graph(model):
         raise InvalidTypeError(
@@ -93,7 +96,18 @@ def override_relu_gradients(model, rule, method):
         if isinstance(layer, keras.layers.ReLU):
             count += 1
             return _RuleReLU(keras.layers.ReLU.from_config(layer.get_config()), rule)
-        copy = layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, keras.layers.Lambda):
+            # a Python function cannot be rebuilt from a config (Keras refuses to
+            # deserialise it): the copy calls the same weightless layer
+            return layer
+        try:
+            copy = layer.__class__.from_config(layer.get_config())
+        except Exception as error:
+            raise InvalidArgumentError(
+                f"{method} rebuilds the model layer by layer, but layer {layer.name!r} "
+                f"({type(layer).__name__}) could not be rebuilt from its config: {error}. "
+                "Give the layer a get_config() that its __init__ accepts."
+            ) from error
         if _is_relu(getattr(copy, "activation", None)):
             count += 1
             copy.activation = _with_backward_rule(copy.activation, rule)
@@ -161,7 +175,9 @@ class GuidedBackprop(_ReLURuleExplainer):
     Raises:
         InvalidTypeError: ``model`` is not a functional or Sequential Keras model (a
             subclassed model cannot be rebuilt layer by layer).
-        InvalidArgumentError: an unknown ``reducer`` or ``output_layer``.
+        InvalidArgumentError: an unknown ``reducer`` or ``output_layer``; a layer of the
+            model that cannot be rebuilt from its config (a custom layer without a
+            matching get_config).
 
     Warns:
         SobolTFWarning: the model has no ReLU we recognise (the maps are the gradients).

@@ -304,3 +304,34 @@ def test_guided_methods_refuse_what_they_cannot_rewrite():
 def test_guided_backprop_warns_when_the_model_has_no_relu(linear):
     with pytest.warns(SobolTFWarning, match="no ReLU"):
         GuidedBackprop(linear[0])
+
+
+def test_guided_methods_accept_lambda_layers_and_tf_nn_relu():
+    """Activation(tf.nn.relu) then Lambda(-t^2): the gradient -2 relu(x) is negative where
+    the ReLU is active, so Guided Backpropagation and DeconvNet pass nothing back."""
+    inputs = keras.Input((1, 1, 4))
+    squared = keras.layers.Lambda(lambda t: -tf.reshape(t, (-1, 4)) ** 2)(
+        keras.layers.Activation(tf.nn.relu)(inputs))
+    model = keras.Model(inputs, squared)
+    x = np.array([5.0, 0.0, -5.0, 10.0], np.float32).reshape(1, 1, 1, 4)
+    weights = np.ones((1, 4), np.float32)          # score = sum of the outputs
+    plain = GradientInput(model, reducer=None)(x, weights).numpy().ravel()
+    np.testing.assert_allclose(plain, x.ravel() * -2 * np.maximum(x.ravel(), 0))
+    for method in (GuidedBackprop, DeconvNet):
+        np.testing.assert_array_equal(method(model, reducer=None)(x, weights).numpy(), 0.0)
+
+
+def test_guided_methods_name_a_layer_they_cannot_rebuild():
+    class Scale(keras.layers.Layer):        # no get_config for its argument
+        def __init__(self, factor):
+            super().__init__()
+            self.factor = factor
+
+        def call(self, inputs):
+            return inputs * self.factor
+
+    inputs = keras.Input((2, 2, 1))
+    outputs = keras.layers.Dense(2, activation="relu")(
+        keras.layers.Flatten()(Scale(2.0)(inputs)))
+    with pytest.raises(InvalidArgumentError, match="layer 'scale.*' \\(Scale\\) could not be"):
+        GuidedBackprop(keras.Model(inputs, outputs))
