@@ -9,6 +9,9 @@ from sobol_tf.attributions.kernel_shap import KernelShap
 from sobol_tf.attributions.hsic import HsicAttributionMethod
 from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
 from sobol_tf.attributions.cam import FEM, GradCAMPP
+from sobol_tf.attributions.gradients import GradientInput
+from sobol_tf.attributions.gradient_statistics import SquareGrad, VarGrad
+from sobol_tf.attributions.guided import DeconvNet, GuidedBackprop
 from sobol_tf.attributions.extremal import ExtremalPerturbation
 from sobol_tf.attributions import (estimators, extremal_masks, global_sensitivity_analysis,
                                    hsic_estimators, perturbations, samplers)
@@ -30,6 +33,11 @@ __all__ = [
     "GradCAM",
     "GradCAMPP",
     "FEM",
+    "GradientInput",
+    "SquareGrad",
+    "VarGrad",
+    "GuidedBackprop",
+    "DeconvNet",
     "ExtremalPerturbation",
     "estimators",
     "global_sensitivity_analysis",

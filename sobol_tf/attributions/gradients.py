@@ -1,33 +1,29 @@
-"""White-box baselines: Saliency, Integrated Gradients, SmoothGrad and Grad-CAM.
+"""White-box baselines: Saliency, Gradient x Input, Integrated Gradients, SmoothGrad and
+Grad-CAM (SquareGrad and VarGrad: gradient_statistics; Guided Backpropagation and
+DeconvNet: guided).
 
 Each is a :class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`: the same
 ``explain(inputs, targets)``, operators, batching and output layout (N, H, W, 1) as the
-black-box methods, with gradients taken by ``tf.GradientTape``. How each one turns the
-channels of an image into one map is part of its definition and stated in its docstring.
+black-box methods, with gradients taken by ``tf.GradientTape``. The positional order of
+the arguments is Xplique's (model, output_layer, batch_size, operator, reducer, then the
+method's own), and so are the defaults; our extras (``seed``, ``verbose``) are
+keyword-only. ``reducer`` turns the channels of an image into one map, after the method's
+own per-channel statistic; each docstring states both.
 """
-import numbers
-
-import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, check_seed
+from sobol_tf._utils import check_positive_int
+from sobol_tf.attributions.gradient_statistics import GradientStatistic, check_real
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer, find_layer
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 
-def _check_real(name, value, minimum=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidTypeError(f"{name} must be a number, got {value!r} of type "
-                               f"{type(value).__name__}.")
-    if minimum is not None and value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}.")
-    return float(value)
-
-
 class Saliency(WhiteBoxExplainer):
-    """Saliency: the magnitude of the gradient of the score, max over the channels.
+    """Saliency: the magnitude of the gradient of the score, reduced over the channels.
 
-    map[h, w] = max_c |d score / d x[h, w, c]|, as in the paper and Xplique.
+    map[h, w] = reducer_c |d score / d x[h, w, c]|; the default reducer 'max' is the
+    paper's (and Xplique's) max over the channels. The absolute value is taken before
+    the reducer, as Xplique does.
 
     Ref. K. Simonyan, A. Vedaldi, A. Zisserman. Deep Inside Convolutional Networks:
     Visualising Image Classification Models and Saliency Maps. ICLR Workshop 2014.
@@ -37,24 +33,59 @@ class Saliency(WhiteBoxExplainer):
         model: a Keras model or a callable on a batch tensor with differentiable TF ops.
         output_layer: None (the model's output) or the name / index of the layer whose
             output is explained (e.g. the logits); needs a Keras model.
-        batch_size: inputs per forward/backward pass; 64 as Xplique.
+        batch_size: inputs per forward/backward pass; 32 as Xplique; None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
-        verbose: show a progress bar.
+        reducer: 'max' (default, as Xplique), 'mean', 'min', 'sum', or None to keep the
+            channels (maps (N, H, W, C)).
+        verbose: (keyword-only) show a progress bar.
+
+    Raises:
+        InvalidArgumentError: ``batch_size`` < 1, an unknown ``reducer`` or
+            ``output_layer``.
+        InvalidTypeError: ``output_layer`` with a model that is not a Keras model.
 
     Example:
         >>> maps = Saliency(model)(images, labels)          # (N, H, W, 1)
     """
 
-    def __init__(self, model, *, output_layer=None, batch_size=64, operator=None,
-                 verbose=False):
-        super().__init__(model, output_layer=output_layer, batch_size=batch_size,
-                         operator=operator, verbose=verbose)
+    def __init__(self, model, output_layer=None, batch_size=32, operator=None,
+                 reducer="max", *, verbose=False):
+        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
 
     def _attribute(self, model, inputs, targets, evaluations):
         return self._gradients(model, inputs, targets)
 
-    def _reduce(self, sums):
-        return tf.reduce_max(tf.abs(sums), axis=-1, keepdims=True)
+    def _statistic(self, sums):
+        return tf.abs(sums)
+
+
+class GradientInput(WhiteBoxExplainer):
+    """Gradient x Input: the gradient of the score times the input, element-wise.
+
+    map[h, w] = reducer_c x[h, w, c] * d score / d x[h, w, c] (sign kept). For a linear
+    score w . x + b it is exactly w * x.
+
+    Ref. A. Shrikumar, P. Greenside, A. Shcherbina, A. Kundaje. Not Just a Black Box:
+    Learning Important Features Through Propagating Activation Differences. 2016.
+    https://arxiv.org/abs/1605.01713
+
+    Args:
+        model: a Keras model or a callable on a batch tensor with differentiable TF ops.
+        output_layer: as :class:`Saliency`.
+        batch_size: inputs per forward/backward pass; 64 as Xplique; None: all at once.
+        operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum', or None to keep the
+            channels.
+        verbose: (keyword-only) show a progress bar.
+
+    Raises: as :class:`Saliency`.
+
+    Example:
+        >>> maps = GradientInput(model)(images, labels)     # (N, H, W, 1)
+    """
+
+    def _attribute(self, model, inputs, targets, evaluations):
+        return inputs * self._gradients(model, inputs, targets)
 
 
 class IntegratedGradients(WhiteBoxExplainer):
@@ -62,8 +93,9 @@ class IntegratedGradients(WhiteBoxExplainer):
 
     The path integral is approximated with the trapezoidal rule on ``steps`` points
     ``x0 + a (x - x0)``, a = 0, 1/(steps-1), ..., 1, as in Xplique; the baseline x0 is the
-    constant ``baseline_value``. The map sums the attributions over the channels (sign
-    kept), so that completeness holds for the map: sum(map) ~= f(x) - f(x0).
+    constant ``baseline_value``. The per-channel attributions (sign kept) are reduced
+    over the channels with ``reducer``: the default 'mean' is Xplique's; with 'sum' the
+    map keeps completeness: sum(map) ~= f(x) - f(x0).
 
     Ref. M. Sundararajan, A. Taly, Q. Yan. Axiomatic Attribution for Deep Networks.
     ICML 2017. https://arxiv.org/abs/1703.01365
@@ -71,25 +103,28 @@ class IntegratedGradients(WhiteBoxExplainer):
     Args:
         model: a Keras model or a callable on a batch tensor with differentiable TF ops.
         output_layer: as :class:`Saliency`.
-        batch_size: path points per forward/backward pass; 32 as Xplique.
+        batch_size: path points per forward/backward pass; 32 as Xplique; None: all the
+            points of all the inputs in one pass.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum' (completeness), or
+            None to keep the channels.
         steps: points on the path, ends included (>= 2); 50 as Xplique.
         baseline_value: the constant baseline x0; 0.
-        verbose: show a progress bar.
+        verbose: (keyword-only) show a progress bar.
 
     Raises:
-        InvalidArgumentError: ``steps`` < 2.
+        InvalidArgumentError: ``steps`` < 2, an unknown ``reducer``.
+        InvalidTypeError: ``baseline_value`` not a number.
 
     Example:
         >>> maps = IntegratedGradients(model, steps=50)(images, labels)   # (N, H, W, 1)
     """
 
-    def __init__(self, model, *, output_layer=None, batch_size=32, operator=None, steps=50,
-                 baseline_value=0.0, verbose=False):
-        super().__init__(model, output_layer=output_layer, batch_size=batch_size,
-                         operator=operator, verbose=verbose)
+    def __init__(self, model, output_layer=None, batch_size=32, operator=None,
+                 reducer="mean", steps=50, baseline_value=0.0, *, verbose=False):
+        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
         self.steps = check_positive_int("steps", steps, minimum=2)
-        self.baseline_value = _check_real("baseline_value", baseline_value)
+        self.baseline_value = check_real("baseline_value", baseline_value)
         self.nb_evaluations = self.steps
 
     def _attribute(self, model, inputs, targets, evaluations):
@@ -102,19 +137,14 @@ class IntegratedGradients(WhiteBoxExplainer):
         gradients = self._gradients(model, self.baseline_value + alphas * difference, targets)
         return weights * gradients * difference
 
-    def _reduce(self, sums):
-        return tf.reduce_sum(sums, axis=-1, keepdims=True)
 
+class SmoothGrad(GradientStatistic):
+    """SmoothGrad: the gradient averaged over noisy copies of the input.
 
-class SmoothGrad(WhiteBoxExplainer):
-    """SmoothGrad: the gradient averaged over noisy copies of the input, summed over channels.
-
-    map = sum_c mean_s d score / d x (x + eps_s), eps_s ~ N(0, noise^2) element-wise
-    (``noise`` is the standard deviation itself, as in Xplique, not a fraction of the
-    input range). The ``nb_samples`` noise images are drawn once per explain() call from
-    ``seed`` and shared by all the inputs, so an input's map does not depend on the other
-    inputs or on ``batch_size``. Xplique keeps the channels; we sum them (sign kept) to
-    give every method the same (N, H, W, 1) layout.
+    map = reducer_c mean_s d score / d x (x + eps_s), eps_s ~ N(0, noise^2) element-wise
+    (sign kept; the default reducer 'mean' averages the channels, as Xplique). See
+    :class:`~sobol_tf.attributions.gradient_statistics.GradientStatistic` for the noise
+    (drawn once per explain() call from ``seed``, shared by the inputs).
 
     Ref. D. Smilkov, N. Thorat, B. Kim, F. Viégas, M. Wattenberg. SmoothGrad: removing
     noise by adding noise. 2017. https://arxiv.org/abs/1706.03825
@@ -122,44 +152,29 @@ class SmoothGrad(WhiteBoxExplainer):
     Args:
         model: a Keras model or a callable on a batch tensor with differentiable TF ops.
         output_layer: as :class:`Saliency`.
-        batch_size: noisy inputs per forward/backward pass; 32 as Xplique.
+        batch_size: noisy inputs per forward/backward pass; 32 as Xplique; None: all at
+            once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum', or None to keep the
+            channels.
         nb_samples: noisy copies per input; 50 as Xplique.
         noise: standard deviation of the Gaussian noise; 0.2 as Xplique.
-        seed: seed of the noise (None: drawn once per explainer); an integer >= 0 or a
-            numpy Generator (one integer is drawn from it).
-        verbose: show a progress bar.
+        seed: (keyword-only) seed of the noise (None: drawn once per explainer); an
+            integer >= 0 or a numpy Generator (one integer is drawn from it).
+        verbose: (keyword-only) show a progress bar.
 
     Raises:
-        InvalidArgumentError: ``nb_samples`` < 1, ``noise`` < 0, ``seed`` < 0.
+        InvalidArgumentError: ``nb_samples`` < 1, ``noise`` < 0, ``seed`` < 0, an unknown
+            ``reducer``.
         InvalidTypeError: a ``seed`` that is not None, an integer or a numpy Generator.
 
     Example:
         >>> maps = SmoothGrad(model, nb_samples=50, noise=0.2, seed=0)(images, labels)
     """
 
-    def __init__(self, model, *, output_layer=None, batch_size=32, operator=None,
-                 nb_samples=50, noise=0.2, seed=None, verbose=False):
-        super().__init__(model, output_layer=output_layer, batch_size=batch_size,
-                         operator=operator, verbose=verbose)
-        self.nb_samples = check_positive_int("nb_samples", nb_samples)
-        self.noise = _check_real("noise", noise, minimum=0.0)
-        self.seed = check_seed(seed)
-        self._seed = (int(np.random.SeedSequence().entropy % 2**63) if self.seed is None
-                      else self.seed)
-        self.nb_evaluations = self.nb_samples
-
-    def _extras(self, images):
-        seed = np.random.SeedSequence(self._seed).generate_state(2).astype(np.int64)
-        shape = (self.nb_samples,) + tuple(images.shape[1:])
-        return (self.noise * tf.random.stateless_normal(shape, seed=seed),)
-
     def _attribute(self, model, inputs, targets, evaluations, noise):
-        noisy = inputs + tf.gather(noise, evaluations)
-        return self._gradients(model, noisy, targets) / float(self.nb_samples)
-
-    def _reduce(self, sums):
-        return tf.reduce_sum(sums, axis=-1, keepdims=True)
+        gradients = self._noisy_gradients(model, inputs, targets, evaluations, noise)
+        return gradients / float(self.nb_samples)
 
 
 class GradCAM(WhiteBoxExplainer):

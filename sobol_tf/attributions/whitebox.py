@@ -1,5 +1,6 @@
 """Base of the gradient (white-box) explainers: Saliency, Integrated Gradients,
-SmoothGrad, Grad-CAM. Shares the API boundary of :class:`Explainer`."""
+SmoothGrad, Gradient x Input, SquareGrad, VarGrad, Guided Backpropagation, DeconvNet,
+Grad-CAM. Shares the API boundary of :class:`Explainer`."""
 from abc import abstractmethod
 
 import keras
@@ -41,8 +42,34 @@ def find_layer(model, identifier, argument="output_layer"):
     return model.layers[identifier]
 
 
+#: Xplique's channel reducers: name -> the reduction over the last axis of (N, H, W, C).
+REDUCERS = {"mean": tf.reduce_mean, "min": tf.reduce_min, "max": tf.reduce_max,
+            "sum": tf.reduce_sum}
+
+
+def check_reducer(reducer):
+    """``reducer`` as one of :data:`REDUCERS`' names, or None.
+
+    Raises:
+        InvalidTypeError: neither None nor a string.
+        InvalidArgumentError: a string that is not one of the names.
+    """
+    if reducer is None:
+        return None
+    if not isinstance(reducer, str):
+        raise InvalidTypeError(
+            f"reducer must be None or one of {sorted(REDUCERS)}, got {reducer!r} of type "
+            f"{type(reducer).__name__}."
+        )
+    if reducer not in REDUCERS:
+        raise InvalidArgumentError(
+            f"reducer must be None or one of {sorted(REDUCERS)}, got {reducer!r}."
+        )
+    return reducer
+
+
 class WhiteBoxExplainer(Explainer):
-    """Base of the gradient methods (Saliency, Integrated Gradients, SmoothGrad, Grad-CAM).
+    """Base of the gradient methods (Saliency, Integrated Gradients, SmoothGrad, ...).
 
     Gradients of the operator's score with respect to the inputs are taken with
     ``tf.GradientTape`` inside one compiled step per batch of inputs. A method that
@@ -53,28 +80,40 @@ class WhiteBoxExplainer(Explainer):
     share a pass when one input's evaluations do not fill it) and memory stays bounded
     by ``batch_size``.
 
+    The positional order is Xplique's: ``model, output_layer, batch_size, operator,
+    reducer``; our extras are keyword-only.
+
     A subclass implements:
 
     - ``_attribute(model, inputs, targets, evaluations, *extras)`` -> per-evaluation
-      contributions: (B, H, W, C) like ``inputs`` when ``nb_evaluations > 1`` (they are
-      summed per input), any per-input shape when it is 1;
-    - ``_reduce(sums)`` -> maps (B, h, w, 1) from the summed contributions;
+      contributions: (B, H, W, C * moments) when ``nb_evaluations > 1`` (they are summed
+      per input; ``moments`` is the class attribute ``moments``, e.g. 2 for the gradient
+      and its square), any per-input shape when it is 1;
 
-    and may override ``_extras(images)`` (tensors the step needs, e.g. SmoothGrad's noise).
+    and may override ``_statistic(sums)`` (the per-channel map (B, H, W, C) from the
+    summed contributions, e.g. the absolute value for Saliency; default: the sums),
+    ``_reduce(sums)`` (default: ``_statistic`` then the channel ``reducer``) and
+    ``_extras(images)`` (tensors the step needs, e.g. SmoothGrad's noise).
 
     Args:
-        model: a Keras model, or (except for ``output_layer`` and Grad-CAM) any callable
-            mapping a batch tensor to outputs with differentiable TensorFlow ops.
+        model: a Keras model, or (except for ``output_layer`` and the methods that
+            rewrite the model) any callable mapping a batch tensor to outputs with
+            differentiable TensorFlow ops.
         output_layer: None (the model's output) or the name / index of the layer whose
             output is explained, e.g. the logits before a softmax (needs a Keras model).
-        batch_size: gradient evaluations per forward/backward pass (bounds memory); 64
-            as Xplique.
+        batch_size: gradient evaluations per forward/backward pass (bounds memory); None:
+            everything in one pass. 64 as Xplique's base class (each method states its own).
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
+        reducer: how the channels of an image become one map: 'mean' (default, as
+            Xplique), 'min', 'max', 'sum', or None to keep the channels (maps
+            (N, H, W, C)). Applied after the method's own statistic (e.g. after the
+            absolute value of Saliency).
         verbose: show a progress bar.
 
     Raises:
-        InvalidTypeError: ``output_layer`` given with a model that is not a Keras model.
-        InvalidArgumentError: no such ``output_layer``.
+        InvalidTypeError: ``output_layer`` given with a model that is not a Keras model;
+            a ``reducer`` that is neither None nor a string.
+        InvalidArgumentError: no such ``output_layer``; an unknown ``reducer`` name.
 
     ``explain`` raises ModelCallError for a model TensorFlow cannot trace (gradients need
     TensorFlow operations; the black-box methods would run it eagerly) and for NaN or
@@ -84,25 +123,36 @@ class WhiteBoxExplainer(Explainer):
     #: gradient evaluations averaged per input (1: one gradient per input).
     nb_evaluations = 1
 
+    #: quantities stacked along the channels by ``_attribute`` when nb_evaluations > 1.
+    moments = 1
+
     #: gradients need a model TensorFlow can trace and differentiate: no eager fallback.
     needs_gradients = True
 
-    def __init__(self, model, *, output_layer=None, batch_size=64, operator=None,
-                 verbose=False):
+    def __init__(self, model, output_layer=None, batch_size=64, operator=None,
+                 reducer="mean", *, verbose=False):
         if output_layer is not None:
             layer = find_layer(model, output_layer)
             model = keras.Model(model.inputs, layer.output)
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
         self.output_layer = output_layer
+        self.reducer = check_reducer(reducer)
 
     @abstractmethod
     def _attribute(self, model, inputs, targets, evaluations, *extras):
         """Contributions of a batch of evaluations; ``evaluations`` (B,) int64 in
         [0, nb_evaluations)."""
 
-    @abstractmethod
+    def _statistic(self, sums):
+        """The per-channel map (B, H, W, C) from the contributions summed per input."""
+        return sums
+
     def _reduce(self, sums):
-        """Maps (B, h, w, 1) from the contributions summed per input."""
+        """Maps (B, h, w, 1) (or (B, H, W, C) with reducer None) from the sums."""
+        maps = self._statistic(sums)
+        if self.reducer is None:
+            return maps
+        return REDUCERS[self.reducer](maps, axis=-1, keepdims=True)
 
     def _extras(self, images):
         """Extra float32 tensors passed to ``_attribute`` (drawn once per explain call)."""
@@ -123,7 +173,7 @@ class WhiteBoxExplainer(Explainer):
         extras = tuple(tf.convert_to_tensor(extra, tf.float32) for extra in self._extras(images))
         nb_evaluations = self.nb_evaluations
         chunk = self.batch_size or images.shape[0] * nb_evaluations
-        attribute, reduce = self._attribute, self._reduce
+        attribute, reduce, moments = self._attribute, self._reduce, self.moments
 
         def step(indices, images, targets, *extras):
             inputs, labels = tf.gather(images, indices), tf.gather(targets, indices)
@@ -131,7 +181,7 @@ class WhiteBoxExplainer(Explainer):
                 return reduce(attribute(model, inputs, labels, tf.zeros_like(indices), *extras))
             count = tf.shape(indices, out_type=tf.int64)[0]
             total = count * nb_evaluations
-            sums = tf.zeros_like(inputs)
+            sums = tf.concat([tf.zeros_like(inputs)] * moments, axis=-1)
             starts = tf.range(tf.constant(0, tf.int64), total, tf.constant(chunk, tf.int64))
             for start in starts:
                 items = tf.range(start, tf.minimum(start + chunk, total))

@@ -10,9 +10,12 @@ import tensorflow as tf
 import keras
 
 from sobol_tf.attributions import (
+    DeconvNet,
     ExtremalPerturbation,
     GradCAM,
     GradCAMPP,
+    GradientInput,
+    GuidedBackprop,
     HsicAttributionMethod,
     IntegratedGradients,
     KernelShap,
@@ -22,6 +25,8 @@ from sobol_tf.attributions import (
     Saliency,
     SmoothGrad,
     SobolAttributionMethod,
+    SquareGrad,
+    VarGrad,
 )
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError, SobolTFError
 
@@ -50,6 +55,13 @@ EXPLAINERS = {
         model, batch_size=batch_size, nb_samples=16, grid_size=2, kernel_width=5.0, seed=0),
     "kernel_shap": lambda model, batch_size: KernelShap(
         model, batch_size=batch_size, nb_samples=16, grid_size=2, seed=0),
+    "gradient_input": lambda model, batch_size: GradientInput(model, batch_size=batch_size),
+    "squaregrad": lambda model, batch_size: SquareGrad(
+        model, nb_samples=4, seed=0, batch_size=batch_size),
+    "vargrad_sum": lambda model, batch_size: VarGrad(
+        model, nb_samples=4, seed=0, batch_size=batch_size, reducer="sum"),
+    "guided_backprop": lambda model, batch_size: GuidedBackprop(model, batch_size=batch_size),
+    "deconvnet": lambda model, batch_size: DeconvNet(model, batch_size=batch_size),
     "extremal_dual_jitter": lambda model, batch_size: ExtremalPerturbation(
         model, areas=(0.1, 0.3), variant="dual", steps=8, learning_rate=0.1, mask_step=2,
         mask_sigma=2.0, max_blur=3.0, jitter=True, seed=0, batch_size=batch_size),
@@ -57,7 +69,7 @@ EXPLAINERS = {
 
 #: methods that read a layer of a Keras model and so refuse a plain callable: the
 #: "model that raises" check uses a Keras model whose layer raises at call time instead.
-NEEDS_KERAS_MODEL = {"gradcam", "gradcampp"}
+NEEDS_KERAS_MODEL = {"gradcam", "gradcampp", "guided_backprop", "deconvnet"}
 
 #: per-method tolerance for batch-size invariance (float32 sums in other orders).
 ATOL = 1e-4

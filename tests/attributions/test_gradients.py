@@ -4,7 +4,9 @@ import pytest
 import tensorflow as tf
 import keras
 
-from sobol_tf.attributions import GradCAM, IntegratedGradients, Saliency, SmoothGrad
+from sobol_tf.attributions import (DeconvNet, GradCAM, GradientInput, GuidedBackprop,
+                                   IntegratedGradients, Saliency, SmoothGrad, SquareGrad,
+                                   VarGrad)
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 from tests.conftest import RegionModel, tiny_convnet
@@ -40,7 +42,7 @@ def test_integrated_gradients_of_a_linear_model_is_exact(x, baseline_value):
     model, weights = linear_keras()
     maps = IntegratedGradients(model, steps=3, baseline_value=baseline_value)(x, [1, 0, 1])
     for row, label in enumerate([1, 0, 1]):
-        expected = ((x[row] - baseline_value) * weights[..., label]).sum(-1)
+        expected = ((x[row] - baseline_value) * weights[..., label]).mean(-1)  # Xplique's
         np.testing.assert_allclose(maps.numpy()[row, ..., 0], expected, rtol=1e-4, atol=1e-5)
 
 
@@ -54,18 +56,18 @@ def test_integrated_gradients_completeness_improves_with_steps():
     differences = differences[np.arange(4), labels]
     errors = []
     for steps in (4, 64):
-        maps = IntegratedGradients(model, steps=steps, baseline_value=baseline, batch_size=48)(
-            images, labels).numpy()
+        maps = IntegratedGradients(model, steps=steps, baseline_value=baseline, batch_size=48,
+                                   reducer="sum")(images, labels).numpy()
         errors.append(np.abs(maps.sum(axis=(1, 2, 3)) - differences).max())
     assert errors[1] < 1e-3 * max(1.0, np.abs(differences).max()), (errors, differences)
     assert errors[1] < errors[0]
 
 
-def test_smoothgrad_of_a_linear_model_is_the_channel_sum_of_the_weights(x):
+def test_smoothgrad_of_a_linear_model_is_the_channel_mean_of_the_weights(x):
     model, weights = linear_keras()
     maps = SmoothGrad(model, nb_samples=6, noise=0.5, seed=0, batch_size=4)(x, [0, 0, 1])
     for row, label in enumerate([0, 0, 1]):
-        np.testing.assert_allclose(maps.numpy()[row, ..., 0], weights[..., label].sum(-1),
+        np.testing.assert_allclose(maps.numpy()[row, ..., 0], weights[..., label].mean(-1),
                                    rtol=1e-4, atol=1e-5)
 
 
@@ -77,19 +79,23 @@ def test_smoothgrad_averages_the_gradient_of_a_quadratic_over_the_noise(x):
         return tf.stack([f, -f], axis=-1)
 
     expected = 2 * x.sum(-1)
-    exact = SmoothGrad(quadratic, nb_samples=3, noise=0.0, seed=0)(x, [0, 0, 0]).numpy()
+    exact = SmoothGrad(quadratic, nb_samples=3, noise=0.0, seed=0, reducer="sum")(
+        x, [0, 0, 0]).numpy()
     np.testing.assert_allclose(exact[..., 0], expected, rtol=1e-5)
-    smoothed = SmoothGrad(quadratic, nb_samples=400, noise=0.1, seed=0, batch_size=256)(
+    smoothed = SmoothGrad(quadratic, nb_samples=400, noise=0.1, seed=0, batch_size=256,
+                          reducer="sum")(
         x, [0, 0, 0]).numpy()[..., 0]
     # 2 * sum over 3 channels of the mean of 400 N(0, 0.1^2): sd 2 * 0.1 * sqrt(3 / 400)
     assert np.abs(smoothed - expected).max() < 5 * 2 * 0.1 * np.sqrt(3 / 400)
     assert np.abs(smoothed - expected).max() > 0  # the noise was applied
-    other_seed = SmoothGrad(quadratic, nb_samples=400, noise=0.1, seed=1, batch_size=256)(
+    other_seed = SmoothGrad(quadratic, nb_samples=400, noise=0.1, seed=1, batch_size=256,
+                            reducer="sum")(
         x, [0, 0, 0]).numpy()[..., 0]
     assert not np.allclose(other_seed, smoothed)
 
 
-@pytest.mark.parametrize("method", [Saliency, IntegratedGradients, SmoothGrad])
+@pytest.mark.parametrize("method", [Saliency, IntegratedGradients, SmoothGrad, GradientInput,
+                                    SquareGrad])
 def test_region_model_gradients_live_in_the_region(method):
     model = RegionModel(rows=(4, 8), cols=(0, 4))
     x = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype(np.float32)
@@ -164,7 +170,7 @@ def test_output_layer_explains_the_logits():
     x = np.random.default_rng(3).uniform(size=(2,) + SHAPE).astype(np.float32)
     maps = IntegratedGradients(model, steps=2, output_layer="logits")(x, [0, 1]).numpy()
     for row, label in enumerate([0, 1]):
-        np.testing.assert_allclose(maps[row, ..., 0], (x[row] * weights[..., label]).sum(-1),
+        np.testing.assert_allclose(maps[row, ..., 0], (x[row] * weights[..., label]).mean(-1),
                                    rtol=1e-4, atol=1e-5)
     on_softmax = IntegratedGradients(model, steps=2)(x, [0, 1]).numpy()
     assert not np.allclose(on_softmax, maps, atol=1e-3)
@@ -176,7 +182,10 @@ def test_grayscale_inputs_with_keras_models():
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
     x = np.random.default_rng(0).uniform(size=(3, 8, 8)).astype(np.float32)
     for explainer in (Saliency(model), IntegratedGradients(model, steps=4),
-                      SmoothGrad(model, nb_samples=4, seed=0), GradCAM(model)):
+                      SmoothGrad(model, nb_samples=4, seed=0), GradCAM(model),
+                      GradientInput(model), SquareGrad(model, nb_samples=3, seed=0),
+                      VarGrad(model, nb_samples=3, seed=0), GuidedBackprop(model),
+                      DeconvNet(model)):
         maps = explainer(x, [0, 1, 0]).numpy()
         assert maps.shape == (3, 8, 8, 1) and np.all(np.isfinite(maps))
     inputs = tf.constant(x)
@@ -207,6 +216,10 @@ def test_gradcam_errors():
     (SmoothGrad, {"nb_samples": 0}, InvalidArgumentError, "nb_samples must be an integer >= 1"),
     (SmoothGrad, {"noise": -0.1}, InvalidArgumentError, "noise must be >= 0.0, got -0.1"),
     (SmoothGrad, {"seed": 1.5}, InvalidTypeError, "seed"),
+    (SquareGrad, {"noise": "a lot"}, InvalidTypeError, "noise must be a number"),
+    (VarGrad, {"nb_samples": 1}, InvalidArgumentError, "nb_samples must be an integer >= 2"),
+    (GradientInput, {"reducer": "median"}, InvalidArgumentError, "reducer must be None or one"),
+    (GuidedBackprop, {"reducer": 0}, InvalidTypeError, "reducer must be None or one"),
     (Saliency, {"batch_size": 0}, InvalidArgumentError, "batch_size"),
     (Saliency, {"output_layer": "nope"}, InvalidArgumentError, "output_layer must name a layer"),
 ])
@@ -238,8 +251,10 @@ def two_head_models():
     lambda model, **kw: GradCAM(model, **kw),
     lambda model, **kw: Saliency(model, **kw),
     lambda model, **kw: IntegratedGradients(model, steps=3, **kw),
-    lambda model, **kw: SmoothGrad(model, nb_samples=2, seed=0, **kw)],
-    ids=["gradcam", "saliency", "ig", "smoothgrad"])
+    lambda model, **kw: SmoothGrad(model, nb_samples=2, seed=0, **kw),
+    lambda model, **kw: VarGrad(model, nb_samples=2, seed=0, **kw),
+    lambda model, **kw: GuidedBackprop(model, **kw)],
+    ids=["gradcam", "saliency", "ig", "smoothgrad", "vargrad", "guided"])
 def test_an_operator_picking_a_head_explains_that_head(structure, method):
     """The operator's model returns the model's whole output structure, as model(x) does."""
     multi, singles = two_head_models()
