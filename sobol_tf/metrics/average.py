@@ -23,15 +23,16 @@ EPSILON = 1e-8
 
 
 def normalised_masks(maps):
-    """Masks in [0, 1] from (N, H, W) maps: |maps| min-max normalised per map.
+    """Masks in [0, 1] from maps (N, ...): |maps| min-max normalised per map.
 
     Returns:
-        float32 tf.Tensor (N, H, W, 1); a constant map gives a mask of zeros.
+        float32 tf.Tensor of the maps' shape; a constant map gives a mask of zeros.
     """
     maps = tf.abs(tf.convert_to_tensor(maps, tf.float32))
-    low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
-    high = tf.reduce_max(maps, axis=[1, 2], keepdims=True)
-    return ((maps - low) / (high - low + EPSILON))[..., None]
+    axes = list(range(1, maps.shape.rank))
+    low = tf.reduce_min(maps, axis=axes, keepdims=True)
+    high = tf.reduce_max(maps, axis=axes, keepdims=True)
+    return (maps - low) / (high - low + EPSILON)
 
 
 class BaseAverageXMetric(ExplanationMetric):
@@ -53,6 +54,31 @@ class BaseAverageXMetric(ExplanationMetric):
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
                          activation=activation, verbose=verbose)
         self._base = None
+
+    @staticmethod
+    def mask_inputs(inputs, explanations):
+        """The inputs masked by their explanations, as the metric scores them.
+
+        Args:
+            inputs: (N, ...) array or tensor (images, time series, tabular rows).
+            explanations: (N, ...) of the inputs' shape, or without their last axis
+                (one attribution for all the channels / features of a position);
+                (N, H, W, C) explanations are reduced to the mean of |phi| over C.
+
+        Returns:
+            float32 tf.Tensor: inputs * M, M = normalised_masks(...) broadcast over the
+            last axis when the explanations lack it.
+        """
+        inputs = tf.convert_to_tensor(inputs, tf.float32)
+        maps = tf.abs(tf.convert_to_tensor(explanations, tf.float32))
+        if maps.shape.rank == 4:
+            maps = tf.reduce_mean(maps, axis=-1)
+        masks = normalised_masks(maps)
+        if masks.shape.rank == inputs.shape.rank - 1:
+            masks = masks[..., None]
+        return inputs * masks
+
+    _perturb_with_mask = mask_inputs  # Xplique's name
 
     @staticmethod
     @abstractmethod
@@ -118,15 +144,15 @@ class BaseAverageXMetric(ExplanationMetric):
 
         nb_inputs = int(images.shape[0])
         scores = self._run("masked", step, nb_inputs,
-                           (images, normalised_masks(maps), targets),
+                           (images, normalised_masks(maps)[..., None], targets),
                            f"{nb_inputs} masked input(s)", one_score=True)
         return scores.numpy().astype(np.float64)
 
     def _other_inputs(self, inputs, targets):
         """Inputs (B, H, W, C) and target rows (B, K) given to detailed_evaluate."""
         images = to_numpy(inputs, "inputs").astype(np.float32)
-        if self._user_rank == 3 and images.ndim == 3:
-            images = images[..., None]
+        if images.ndim == self._user_rank:
+            images = self._to_images(images)
         if images.shape[1:] != tuple(self.inputs.shape[1:]) or not np.all(
                 np.isfinite(images)):
             raise InvalidArgumentError(

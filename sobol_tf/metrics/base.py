@@ -25,8 +25,10 @@ from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 #: activations applied to the model's outputs before the operator, as in Xplique.
 ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
 
-#: ranks of ``inputs`` the metrics accept: images (N, H, W) or (N, H, W, C).
-IMAGE_RANKS = (3, 4)
+#: ranks of ``inputs`` the metrics accept: tabular (N, F), images (N, H, W) or
+#: (N, H, W, C). Inside, every input is an image (N, H, W, C): (N, F) is seen as
+#: (N, 1, F, 1) and (N, H, W) as (N, H, W, 1).
+INPUT_RANKS = (2, 3, 4)
 
 
 def get_activation(identifier):
@@ -127,8 +129,9 @@ class ExplanationMetric(RunsEagerly, ABC):
         model: a Keras model or any callable mapping a float32 batch (B, ...) to outputs
             (B, K); outputs of any structure with an ``operator`` that picks one; a model
             TensorFlow cannot trace runs eagerly (one SobolTFWarning), as for explainers.
-        inputs: images (N, H, W, C) or (N, H, W) as numpy, tf.Tensor, or a tf.data.Dataset
-            of (input, target) pairs, batched or not.
+        inputs: images (N, H, W, C) or (N, H, W), or tabular rows (N, F) (each feature
+            a pixel of a 1 x F image), as numpy, tf.Tensor, or a tf.data.Dataset of
+            (input, target) pairs, batched or not.
         targets: one-hot rows (N, K) or class ids (N,); None: the predicted class (or the
             targets the dataset carries). Rows of width K > 1 for a model of one output
             are broadcast as Xplique does, with a SobolTFWarning: each input is scored
@@ -145,7 +148,8 @@ class ExplanationMetric(RunsEagerly, ABC):
 
     Attributes:
         model: the model as scored: ``activation`` applied to its outputs (as Xplique).
-        inputs: float32 tf.Tensor (N, H, W, C) (C = 1 added for (N, H, W) inputs).
+        inputs: float32 tf.Tensor (N, H, W, C) (C = 1 added for (N, H, W) inputs; (N, F)
+            inputs as (N, 1, F, 1)).
         targets: float32 tf.Tensor (N, K).
         inference_function: the resolved operator, g(model, inputs, targets) -> (B,)
             scores (as Xplique's attribute of that name).
@@ -182,11 +186,10 @@ class ExplanationMetric(RunsEagerly, ABC):
         self.batch_inference_function = batch_inference(self.operator)
 
         data = prepare_inputs_targets(inputs, targets, declared_shape=model_input_shape(model),
-                                      allowed_ranks=IMAGE_RANKS, require_targets=False)
+                                      allowed_ranks=INPUT_RANKS, require_targets=False)
         self._user_rank = data.inputs.shape.rank
-        images = data.inputs[..., None] if self._user_rank == 3 else data.inputs
-        self.inputs = images
-        self._model_view = self._wrap_model(self.model, self._user_rank == 3)
+        self.inputs = self._to_images(data.inputs)
+        self._model_view = self._wrap_model(self.model, self._user_rank)
         outputs = None
         if operators_module.needs_outputs(data.targets, self.operator):
             outputs = self._predict()
@@ -204,17 +207,30 @@ class ExplanationMetric(RunsEagerly, ABC):
 
     # -- shared machinery -------------------------------------------------------------
     @staticmethod
-    def _wrap_model(model, squeeze_channel):
+    def _wrap_model(model, user_rank):
         """The model as the steps call it: on (B, H, W, C) batches."""
-        if not squeeze_channel:
-            return model
-        return lambda x: model(x[..., 0])
+        if user_rank == 2:
+            return lambda x: model(x[:, 0, :, 0])
+        if user_rank == 3:
+            return lambda x: model(x[..., 0])
+        return model
+
+    def _to_images(self, inputs):
+        """Inputs in the caller's layout (N, F), (N, H, W) or (N, H, W, C) as (N, H, W, C)."""
+        if self._user_rank == 2:
+            return inputs[:, None, :, None]
+        return inputs[..., None] if self._user_rank == 3 else inputs
+
+    def _from_images(self, images):
+        """The inverse of :meth:`_to_images`."""
+        if self._user_rank == 2:
+            return images[:, 0, :, 0]
+        return images[..., 0] if self._user_rank == 3 else images
 
     @property
     def _input_shape(self):
         """The inputs' shape as the caller gave it."""
-        shape = tuple(self.inputs.shape)
-        return shape[:3] if self._user_rank == 3 else shape
+        return tuple(self._from_images(self.inputs).shape)
 
     def _run(self, name, python_step, nb_items, arguments, what, *, values="scores",
              items_per_input=1, one_score=False):
@@ -268,8 +284,7 @@ class ExplanationMetric(RunsEagerly, ABC):
                     f"baseline_mode must be finite, got {baseline_mode!r}.")
             return tf.fill((1,) + tuple(self.inputs.shape[1:]), float(baseline_mode))
         if callable(baseline_mode):
-            user_inputs = self.inputs[..., 0] if self._user_rank == 3 else self.inputs
-            value = baseline_mode(user_inputs)
+            value = baseline_mode(self._from_images(self.inputs))
             source = "baseline_mode(inputs) returned"
         elif isinstance(baseline_mode, (np.ndarray, list, tuple)) or tf.is_tensor(baseline_mode):
             value = baseline_mode
@@ -292,7 +307,8 @@ class ExplanationMetric(RunsEagerly, ABC):
         return tf.reshape(tf.constant(value), self.inputs.shape)
 
     def _explanation_maps(self, explanations, *, absolute=False, nb_inputs=None):
-        """Check ``explanations`` against the inputs; return (N, H, W) float32 maps.
+        """Check ``explanations`` against the inputs; return (N, H, W) float32 maps
+        ((N, 1, F) for tabular inputs, whose explanations are (N, F)).
 
         Channels of (N, H, W, C) explanations are averaged: sign kept, or of the
         absolute values when ``absolute``. ``nb_inputs``: the number of maps expected
@@ -304,17 +320,22 @@ class ExplanationMetric(RunsEagerly, ABC):
         maps = to_numpy(explanations, "explanations")
         _, height, width, channels = self.inputs.shape
         nb_inputs = self.inputs.shape[0] if nb_inputs is None else nb_inputs
-        valid_rank = maps.ndim in (3, 4)
-        if (not valid_rank or maps.shape[:3] != (nb_inputs, height, width)
-                or (maps.ndim == 4 and maps.shape[3] not in (1, channels))):
-            allowed = f"({nb_inputs}, {height}, {width})"
-            allowed += f" or ({nb_inputs}, {height}, {width}, 1)"
+        if self._user_rank == 2:  # tabular: one attribution per feature
+            valid = maps.shape == (nb_inputs, width)
+            allowed = f"({nb_inputs}, {width})"
+        else:
+            valid = (maps.ndim in (3, 4) and maps.shape[:3] == (nb_inputs, height, width)
+                     and (maps.ndim == 3 or maps.shape[3] in (1, channels)))
+            allowed = f"({nb_inputs}, {height}, {width}) or ({nb_inputs}, {height}, {width}, 1)"
             if channels > 1:
                 allowed += f" or ({nb_inputs}, {height}, {width}, {channels})"
+        if not valid:
             raise InvalidArgumentError(
                 f"explanations has shape {maps.shape} but inputs has shape "
                 f"{(nb_inputs,) + self._input_shape[1:]}; give one map per input: {allowed}."
             )
+        if self._user_rank == 2:
+            maps = maps[:, None, :]
         if not np.issubdtype(maps.dtype, np.number) and maps.dtype != np.bool_:
             raise InvalidTypeError(f"explanations must hold numbers, got dtype {maps.dtype}.")
         maps = maps.astype(np.float32)

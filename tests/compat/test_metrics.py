@@ -320,3 +320,53 @@ def test_tf_module_runs_every_average_metric(gray):
         increase = AverageIncreaseMetric(module, x, np.ones((4, 1)), 2)(phi)
     assert drop == pytest.approx(np.mean((base - after) / base), abs=1e-5)
     assert increase == 0.0
+
+
+# -- tabular inputs (N, F), as Xplique's metrics take them ----------------------------
+
+def test_tabular_inputs_every_metric_by_hand():
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0.1, 1.0, size=(5, 6)).astype(np.float32)
+    weights = rng.uniform(0.5, 1.5, size=(6, 2)).astype(np.float32)
+    model = lambda rows: tf.cast(rows, tf.float32) @ weights  # a Dense layer, no bias
+    labels = np.array([0, 1, 1, 0, 1])
+    phi = rng.normal(size=(5, 6)).astype(np.float32)
+    chosen = weights[:, labels].T.astype(np.float64)
+    # Deletion, one feature per step
+    order = np.argsort(-phi, axis=1, kind="stable")
+    curve = []
+    for count in range(7):
+        kept = x.astype(np.float64).copy()
+        np.put_along_axis(kept, order[:, :count], 0.0, axis=1)
+        curve.append(np.mean(np.sum(kept * chosen, axis=1)))
+    expected = np.mean((np.array(curve[:-1]) + curve[1:]) / 2)
+    assert Deletion(model, x, labels, 4, 0.0, -1)(phi) == pytest.approx(expected, abs=1e-5)
+    # MuFidelity: linear model and phi = w * x, whatever grid_size (ignored, as Xplique)
+    exact = x * chosen
+    assert MuFidelity(model, x, labels, 16, 9, 0.3, 0.0, 20, seed=0)(exact) == \
+        pytest.approx(1.0)
+    # Average Drop: positive weights and a mask in [0, 1] only drop the score
+    masks = np.abs(phi) - np.abs(phi).min(1, keepdims=True)
+    masks /= masks.max(1, keepdims=True) + EPS
+    base = np.sum(x * chosen, axis=1)
+    after = np.sum(x * masks * chosen, axis=1)
+    assert AverageDropMetric(model, x, labels)(phi) == pytest.approx(
+        np.mean((base - after) / base), abs=1e-5)
+    with pytest.raises(InvalidArgumentError, match=r"\(5, 6\)"):
+        Deletion(model, x, labels)(phi[:, :, None])
+
+
+def test_mask_inputs_by_hand():
+    rng = np.random.default_rng(13)
+    x = rng.uniform(size=(2, 3, 3, 2)).astype(np.float32)
+    phi = rng.normal(size=(2, 3, 3, 2)).astype(np.float32)
+    expected = x * masks_by_hand(phi)[..., None]
+    np.testing.assert_allclose(AverageDropMetric.mask_inputs(x, phi), expected, atol=1e-6)
+    np.testing.assert_allclose(AverageDropMetric._perturb_with_mask(x, -phi), expected,
+                               atol=1e-6)  # Xplique's name; the sign does not matter
+    series = rng.uniform(size=(2, 5, 3)).astype(np.float32)  # (N, T, features)
+    per_step = np.abs(rng.normal(size=(2, 5)))
+    low, high = per_step.min(1, keepdims=True), per_step.max(1, keepdims=True)
+    np.testing.assert_allclose(AverageGainMetric.mask_inputs(series, per_step),
+                               series * ((per_step - low) / (high - low + EPS))[..., None],
+                               atol=1e-6)
