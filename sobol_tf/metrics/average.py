@@ -46,7 +46,8 @@ class BaseAverageXMetric(ExplanationMetric):
             for a model that outputs logits.
 
     Subclasses define :meth:`per_input` (base, after) -> scores. The clean scores of
-    the metric's inputs are computed once and reused by every call.
+    the metric's inputs are computed with the first call's masked scores (one step,
+    one run) and reused by every later call.
     """
 
     def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
@@ -113,8 +114,9 @@ class BaseAverageXMetric(ExplanationMetric):
         """
         if targets is None and explanations is None:
             maps = self._explanation_maps(inputs, absolute=True)
-            return self.per_input(self._clean_base(), self._masked_scores(
-                self.inputs, self.targets, maps))
+            base, after = self._scores(self.inputs, self.targets, maps, self._base)
+            self._base = base
+            return self.per_input(base, after)
         if targets is None or explanations is None:
             raise InvalidArgumentError(
                 "detailed_evaluate takes the explanations of the metric's inputs, or "
@@ -123,30 +125,32 @@ class BaseAverageXMetric(ExplanationMetric):
                 f"{'None' if explanations is None else 'given'}.")
         images, rows = self._other_inputs(inputs, targets)
         maps = self._explanation_maps(explanations, absolute=True, nb_inputs=len(images))
-        step = scores_step(self._model_view, self.operator)
-        base = self._run("scores", step, len(images), (images, rows), "the clean inputs",
-                         one_score=True).numpy().astype(np.float64)
-        return self.per_input(base, self._masked_scores(images, rows, maps))
+        return self.per_input(*self._scores(images, rows, maps, None))
 
     # -- internals --------------------------------------------------------------------
-    def _clean_base(self):
-        if self._base is None:
-            self._base = self._clean_scores().numpy().astype(np.float64)
-        return self._base
+    def _scores(self, images, targets, maps, base):
+        """Clean and masked scores, float64 numpy (N,) each, in one run of one step.
 
-    def _masked_scores(self, images, targets, maps):
-        """Scores of ``images * normalised_masks(maps)``, float64 numpy (N,)."""
+        Item k scores input k % N times the k-th mask; when ``base`` (the clean scores)
+        is None, N masks of ones come first, so the clean scores come out of the same
+        compiled step as the masked ones.
+        """
         model, operator = self._model_view, self.operator
+        nb_inputs = int(images.shape[0])
+        masks = normalised_masks(maps)[..., None]
+        if base is None:
+            masks = tf.concat([tf.ones_like(masks), masks], axis=0)
 
         def step(indices, images, masks, targets):
-            masked = tf.gather(images, indices) * tf.gather(masks, indices)
-            return operator(model, masked, tf.gather(targets, indices))
+            input_ids = indices % tf.shape(images, out_type=tf.int64)[0]
+            masked = tf.gather(images, input_ids) * tf.gather(masks, indices)
+            return operator(model, masked, tf.gather(targets, input_ids))
 
-        nb_inputs = int(images.shape[0])
-        scores = self._run("masked", step, nb_inputs,
-                           (images, normalised_masks(maps)[..., None], targets),
-                           f"{nb_inputs} masked input(s)", one_score=True)
-        return scores.numpy().astype(np.float64)
+        what = f"{nb_inputs} masked input(s)" + ("" if base is not None else " and clean")
+        scores = self._run("average", step, int(masks.shape[0]), (images, masks, targets),
+                           what, one_score=True).numpy().astype(np.float64)
+        return (base, scores) if base is not None else (scores[:nb_inputs],
+                                                        scores[nb_inputs:])
 
     def _other_inputs(self, inputs, targets):
         """Inputs (B, H, W, C) and target rows (B, K) given to detailed_evaluate."""

@@ -53,6 +53,19 @@ def get_activation(identifier):
     )
 
 
+def declared_output_width(model):
+    """The number of outputs (all axes but the batch's) a Keras model declares, or None
+    (no ``output_shape``, several outputs, or an unknown size)."""
+    try:
+        shape = getattr(model, "output_shape", None)
+    except Exception:  # noqa: BLE001 - a property that cannot answer declares nothing
+        return None
+    if (isinstance(shape, tuple) and len(shape) >= 2
+            and all(isinstance(d, int) and d > 0 for d in shape[1:])):
+        return int(np.prod(shape[1:]))
+    return None
+
+
 def with_activation(model, activation):
     """``model`` followed by ``activation`` (to each output of a model with several);
     ``model`` itself when ``activation`` is None."""
@@ -164,7 +177,9 @@ class ExplanationMetric(RunsEagerly, ABC):
         InvalidArgumentError: bad shapes or values (the message says which and why), one
             input without its batch axis, NaN or infinite targets.
         ModelCallError: the model raised on the clean inputs or gave NaN / infinite
-            outputs (scoring raises it too, with the count of non-finite scores).
+            outputs (scoring raises it too, with the count of non-finite scores). The
+            constructor calls the model only when it needs its outputs: targets None,
+            or a model that declares no output shape (Keras models do).
 
     Warns:
         SobolTFWarning: all-zero target rows with a built-in operator; a model that runs
@@ -192,7 +207,9 @@ class ExplanationMetric(RunsEagerly, ABC):
         self._model_view = self._wrap_model(self.model, self._user_rank)
         outputs = None
         if operators_module.needs_outputs(data.targets, self.operator):
-            outputs = self._predict()
+            width = None if data.targets is None else declared_output_width(model)
+            # the targets' check needs only the width when the model declares it
+            outputs = self._predict() if width is None else np.zeros((1, width), np.float32)
         targets = broadcast_one_output(data.targets, outputs, self.operator)
         self.targets = operators_module.prepare_targets(targets, outputs, self.operator)
 
