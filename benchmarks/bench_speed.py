@@ -79,20 +79,24 @@ def metric_rows(model, x, labels, repeats, with_xplique):
         "AverageDropMetric": ("AverageDropMetric", {}, many),
         "AverageIncreaseMetric": ("AverageIncreaseMetric", {}, many),
         "AverageGainMetric": ("AverageGainMetric", {}, many),
+        "AverageDropMetric, 4 maps on one object": ("AverageDropMetric", {}, many),
     }
     rows = []
     for label, (name, kwargs, (inputs, targets)) in settings.items():
-        explanations = np.random.default_rng(2).normal(size=inputs.shape[:3]).astype(
+        nb_maps = 4 if "4 maps" in label else 1
+        maps = np.random.default_rng(2).normal(size=(nb_maps,) + inputs.shape[:3]).astype(
             np.float32)
-        ours = getattr(metrics, name)
-        functions = {"ours": lambda: ours(model, inputs, targets, batch_size=BATCH,
-                                          **kwargs)(explanations)}
+
+        def run(metric_class, inputs=inputs, targets=targets, kwargs=kwargs, maps=maps):
+            metric = metric_class(model, inputs, targets, batch_size=BATCH, **kwargs)
+            return [metric(explanations) for explanations in maps]
+
+        functions = {"ours": lambda run=run, name=name: run(getattr(metrics, name))}
         if with_xplique:
             import xplique.metrics
 
-            peer = getattr(xplique.metrics, name)
-            functions["xplique"] = lambda: peer(model, inputs, targets, batch_size=BATCH,
-                                                **kwargs)(explanations)
+            functions["xplique"] = lambda run=run, name=name: run(
+                getattr(xplique.metrics, name))
         times = side_by_side(functions, repeats)
         row = [label, len(inputs), f"{times['ours']:.2f}"]
         if with_xplique:

@@ -370,3 +370,20 @@ def test_mask_inputs_by_hand():
     np.testing.assert_allclose(AverageGainMetric.mask_inputs(series, per_step),
                                series * ((per_step - low) / (high - low + EPS))[..., None],
                                atol=1e-6)
+
+
+def test_keras_model_targets_checked_against_its_declared_width(gray):
+    import keras
+
+    x, explanations = gray
+    keras.utils.set_random_seed(0)
+    dense = keras.Sequential([keras.Input((4, 5, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    with pytest.raises(InvalidArgumentError, match="width 2 but the model has 3"):
+        Deletion(dense, x, np.eye(2)[[0, 1, 0, 1]])
+    one = keras.Sequential([keras.Input((4, 5, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(1)])
+    with pytest.warns(SobolTFWarning, match="1 output"):
+        metric = Insertion(one, x, np.eye(2)[[0, 1, 0, 1]], steps=4)
+    assert metric(explanations) == pytest.approx(
+        Insertion(one, x, np.ones((4, 1)), steps=4)(explanations), abs=1e-7)
