@@ -179,7 +179,8 @@ class ExplanationMetric(RunsEagerly, ABC):
         ModelCallError: the model raised on the clean inputs or gave NaN / infinite
             outputs (scoring raises it too, with the count of non-finite scores). The
             constructor calls the model only when it needs its outputs: targets None,
-            or a model that declares no output shape (Keras models do).
+            a model that declares no output shape (Keras models do), or inputs of
+            another shape than the model declares.
 
     Warns:
         SobolTFWarning: all-zero target rows with a built-in operator; a model that runs
@@ -200,15 +201,20 @@ class ExplanationMetric(RunsEagerly, ABC):
         self.inference_function = self.operator
         self.batch_inference_function = batch_inference(self.operator)
 
-        data = prepare_inputs_targets(inputs, targets, declared_shape=model_input_shape(model),
+        declared = model_input_shape(model)
+        data = prepare_inputs_targets(inputs, targets, declared_shape=declared,
                                       allowed_ranks=INPUT_RANKS, require_targets=False)
         self._user_rank = data.inputs.shape.rank
         self.inputs = self._to_images(data.inputs)
         self._model_view = self._wrap_model(self.model, self._user_rank)
         outputs = None
         if operators_module.needs_outputs(data.targets, self.operator):
-            width = None if data.targets is None else declared_output_width(model)
-            # the targets' check needs only the width when the model declares it
+            # the targets' check needs only the width, when the model declares it and the
+            # inputs are of the shape it declares (else the model is tried at once)
+            fits = declared is not None and all(
+                d is None or d == n for d, n in zip(declared[1:], data.inputs.shape[1:]))
+            width = declared_output_width(model) if data.targets is not None and fits \
+                else None
             outputs = self._predict() if width is None else np.zeros((1, width), np.float32)
         targets = broadcast_one_output(data.targets, outputs, self.operator)
         self.targets = operators_module.prepare_targets(targets, outputs, self.operator)
