@@ -13,7 +13,6 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import to_numpy
-from sobol_tf._utils.batching import scores_step
 from sobol_tf.errors import InvalidArgumentError
 from sobol_tf.metrics.base import ExplanationMetric
 
@@ -91,7 +90,8 @@ class BaseAverageXMetric(ExplanationMetric):
 
         Args:
             explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions of the
-                inputs, numpy or tf.Tensor (C channels: mean of their absolute values).
+                inputs ((N, F) for tabular inputs), numpy or tf.Tensor (C channels: mean
+                of their absolute values).
 
         Returns:
             float.

@@ -127,7 +127,7 @@ class CausalFidelity(ExplanationMetric):
 
         Args:
             explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions of the
-                inputs, as numpy or tf.Tensor.
+                inputs ((N, F) for tabular inputs), as numpy or tf.Tensor.
 
         Returns:
             float: Deletion, lower is better; Insertion, higher is better.
@@ -377,7 +377,8 @@ class MuFidelity(ExplanationMetric):
         """Mean over inputs of the Spearman correlation between drops and attributions.
 
         Args:
-            explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions.
+            explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions ((N, F)
+                for tabular inputs).
 
         Returns:
             float in [-1, 1], higher is better.
