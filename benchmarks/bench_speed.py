@@ -63,31 +63,43 @@ def overhead_row(label, model, x, labels, repeats, grid_size=GRID, nb_design=NB_
 
 
 def metric_rows(model, x, labels, repeats, with_xplique):
-    """Deletion, Insertion and MuFidelity: ours against Xplique's on the same inputs."""
+    """Deletion, Insertion, MuFidelity and the Average metrics: ours against Xplique's on
+    the same inputs. The Average metrics take two forward passes per input, so they run
+    on the inputs repeated 8 times (N = 8 x len(x)) to time more than the set-up."""
     import numpy as np
 
     from sobol_tf import metrics
 
-    explanations = np.random.default_rng(2).normal(size=x.shape[:3]).astype(np.float32)
     one_hot = np.eye(model.output_shape[-1], dtype=np.float32)[labels]
+    many = (np.concatenate([x] * 8), np.concatenate([one_hot] * 8))
     settings = {
-        "Deletion (steps=32)": ("Deletion", {"steps": 32}),
-        "Insertion (steps=32)": ("Insertion", {"steps": 32}),
-        "MuFidelity (200 subsets)": ("MuFidelity", {"grid_size": 9, "nb_samples": 200}),
+        "Deletion (steps=32)": ("Deletion", {"steps": 32}, (x, one_hot)),
+        "Insertion (steps=32)": ("Insertion", {"steps": 32}, (x, one_hot)),
+        "MuFidelity (200 subsets)": ("MuFidelity", {"grid_size": 9, "nb_samples": 200},
+                                     (x, one_hot)),
+        "AverageDropMetric": ("AverageDropMetric", {}, many),
+        "AverageIncreaseMetric": ("AverageIncreaseMetric", {}, many),
+        "AverageGainMetric": ("AverageGainMetric", {}, many),
+        "AverageDropMetric, 4 maps on one object": ("AverageDropMetric", {}, many),
     }
     rows = []
-    for label, (name, kwargs) in settings.items():
-        ours = getattr(metrics, name)
-        functions = {"ours": lambda: ours(model, x, one_hot, batch_size=BATCH,
-                                          **kwargs)(explanations)}
+    for label, (name, kwargs, (inputs, targets)) in settings.items():
+        nb_maps = 4 if "4 maps" in label else 1
+        maps = np.random.default_rng(2).normal(size=(nb_maps,) + inputs.shape[:3]).astype(
+            np.float32)
+
+        def run(metric_class, inputs=inputs, targets=targets, kwargs=kwargs, maps=maps):
+            metric = metric_class(model, inputs, targets, batch_size=BATCH, **kwargs)
+            return [metric(explanations) for explanations in maps]
+
+        functions = {"ours": lambda run=run, name=name: run(getattr(metrics, name))}
         if with_xplique:
             import xplique.metrics
 
-            peer = getattr(xplique.metrics, name)
-            functions["xplique"] = lambda: peer(model, x, one_hot, batch_size=BATCH,
-                                                **kwargs)(explanations)
+            functions["xplique"] = lambda run=run, name=name: run(
+                getattr(xplique.metrics, name))
         times = side_by_side(functions, repeats)
-        row = [label, len(x), f"{times['ours']:.2f}"]
+        row = [label, len(inputs), f"{times['ours']:.2f}"]
         if with_xplique:
             row += [f"{times['xplique']:.2f}", f"{times['xplique'] / times['ours']:.2f}x"]
         rows.append(row)

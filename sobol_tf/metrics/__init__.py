@@ -1,11 +1,19 @@
 """Metrics that score explanations for faithfulness, as Xplique's.
 
-    from sobol_tf.metrics import Deletion, Insertion, MuFidelity
+    from sobol_tf.metrics import Deletion, Insertion, MuFidelity, AverageDropMetric
     score = Deletion(model, inputs, targets, batch_size=64, steps=10)(explanations)
 
 Any explanation can be scored: maps from sobol_tf or plain arrays from elsewhere,
-(N, H, W), (N, H, W, 1) or (N, H, W, C).
+(N, H, W), (N, H, W, 1) or (N, H, W, C) for images, (N, F) for tabular inputs. The
+model may be any Python callable on a batch (a numpy function, a scikit-learn
+``predict_proba``): one TensorFlow cannot trace runs eagerly, batch by batch.
 """
+from sobol_tf.metrics.average import (
+    AverageDropMetric,
+    AverageGainMetric,
+    AverageIncreaseMetric,
+    BaseAverageXMetric,
+)
 from sobol_tf.metrics.base import ExplanationMetric
 from sobol_tf.metrics.fidelity import (
     CausalCurves,
@@ -16,6 +24,10 @@ from sobol_tf.metrics.fidelity import (
 )
 
 __all__ = [
+    "AverageDropMetric",
+    "AverageGainMetric",
+    "AverageIncreaseMetric",
+    "BaseAverageXMetric",
     "CausalCurves",
     "CausalFidelity",
     "Deletion",

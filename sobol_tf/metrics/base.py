@@ -20,13 +20,15 @@ from sobol_tf._utils import (check_positive_int, CompiledStep, model_input_shape
                              prepare_inputs_targets, run_batches, to_numpy)
 from sobol_tf._utils.batching import ModelMode, RunsEagerly, outputs_step, scores_step
 from sobol_tf._utils.data import check_model
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
 #: activations applied to the model's outputs before the operator, as in Xplique.
 ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
 
-#: ranks of ``inputs`` the metrics accept: images (N, H, W) or (N, H, W, C).
-IMAGE_RANKS = (3, 4)
+#: ranks of ``inputs`` the metrics accept: tabular (N, F), images (N, H, W) or
+#: (N, H, W, C). Inside, every input is an image (N, H, W, C): (N, F) is seen as
+#: (N, 1, F, 1) and (N, H, W) as (N, H, W, 1).
+INPUT_RANKS = (2, 3, 4)
 
 
 def get_activation(identifier):
@@ -51,6 +53,88 @@ def get_activation(identifier):
     )
 
 
+def declared_output_width(model):
+    """The number of outputs (all axes but the batch's) a Keras model declares, or None
+    (no ``output_shape``, several outputs, or an unknown size)."""
+    try:
+        shape = getattr(model, "output_shape", None)
+    except Exception:  # noqa: BLE001 - a property that cannot answer declares nothing
+        return None
+    if (isinstance(shape, tuple) and len(shape) >= 2
+            and all(isinstance(d, int) and d > 0 for d in shape[1:])):
+        return int(np.prod(shape[1:]))
+    return None
+
+
+def with_activation(model, activation):
+    """``model`` followed by ``activation`` (to each output of a model with several);
+    ``model`` itself when ``activation`` is None."""
+    if activation is None:
+        return model
+
+    def activated(x):
+        return tf.nest.map_structure(lambda output: activation(tf.cast(output, tf.float32)),
+                                     model(x))
+
+    return activated
+
+
+def batch_inference(operator):
+    """Xplique's ``batch_inference_function`` for ``operator``, on the library's loop.
+
+    Returns:
+        f(model, inputs, targets, batch_size=None) -> float32 tf.Tensor (N,): the
+        operator's score of each input, ``batch_size`` inputs per forward pass (None:
+        all at once); a model TensorFlow cannot trace runs eagerly (one SobolTFWarning).
+        ``targets`` are rows (N, K) as the operator reads them (one-hot rows for
+        classification), as in Xplique.
+    """
+
+    def batch_inference_function(model, inputs, targets, batch_size=None):
+        check_model(model)
+        inputs = tf.constant(to_numpy(inputs, "inputs").astype(np.float32))
+        targets = tf.constant(to_numpy(targets, "targets").astype(np.float32))
+        nb_inputs = int(inputs.shape[0])
+        if targets.shape[0] != nb_inputs:
+            raise InvalidArgumentError(
+                f"targets has {targets.shape[0]} rows but inputs has {nb_inputs}; give one "
+                "target row per input.")
+        batch_size = nb_inputs if batch_size is None else check_positive_int(
+            "batch_size", batch_size)
+        signature = [tf.TensorSpec([None], tf.int64)] + [
+            tf.TensorSpec([None] + a.shape[1:].as_list(), tf.float32) for a in (inputs, targets)]
+        step = CompiledStep(scores_step(model, operator), signature, mode=ModelMode())
+        return run_batches(step, nb_inputs, (inputs, targets), batch_size=batch_size,
+                           verbose=False, title="batch_inference_function",
+                           what="the inputs", one_score=True)
+
+    return batch_inference_function
+
+
+def broadcast_one_output(targets, outputs, operator):
+    """Targets of width K > 1 for a model of one output, read as Xplique reads them.
+
+    A built-in operator scores sum(outputs * row); Xplique broadcasts a (B, 1) output
+    against (B, K) rows, which scores output * sum(row) whatever class the row picks.
+    The same scores come from the row sums as width-1 targets, which is what this
+    returns (with one SobolTFWarning, since a row picking a class the model does not
+    have is then scored as its one output). Anything else is returned unchanged.
+    """
+    if targets is None or outputs is None or not operator.builtin:
+        return targets
+    targets = np.asarray(targets)
+    nb_outputs = int(np.prod(np.shape(outputs)[1:]))
+    if targets.ndim != 2 or targets.shape[1] == 1 or nb_outputs != 1:
+        return targets
+    warn(
+        f"the model has 1 output but targets has width {targets.shape[1]}: as Xplique, "
+        "that output is scored for every target row, times the sum of the row, whatever "
+        "class the row picks (for a one-output sigmoid classifier, class 0 is then scored "
+        "as p, not 1 - p). Give targets of shape (N, 1) to say so, or a model with one "
+        "output per class.")
+    return targets.sum(axis=1, keepdims=True)
+
+
 class ExplanationMetric(RunsEagerly, ABC):
     """Base of the metrics that score explanations of fixed inputs.
 
@@ -58,10 +142,15 @@ class ExplanationMetric(RunsEagerly, ABC):
         model: a Keras model or any callable mapping a float32 batch (B, ...) to outputs
             (B, K); outputs of any structure with an ``operator`` that picks one; a model
             TensorFlow cannot trace runs eagerly (one SobolTFWarning), as for explainers.
-        inputs: images (N, H, W, C) or (N, H, W) as numpy, tf.Tensor, or a tf.data.Dataset
-            of (input, target) pairs, batched or not.
+        inputs: images (N, H, W, C) or (N, H, W), or tabular rows (N, F) (each feature
+            a pixel of a 1 x F image), as numpy, tf.Tensor, or a tf.data.Dataset of
+            (input, target) pairs, batched or not.
         targets: one-hot rows (N, K) or class ids (N,); None: the predicted class (or the
-            targets the dataset carries).
+            targets the dataset carries). Rows of width K > 1 for a model of one output
+            are broadcast as Xplique does, with a SobolTFWarning: each input is scored
+            as that output times the sum of its row (its one output for one-hot rows,
+            whatever class the row picks). Width-1 rows for a model of several outputs
+            are refused (Xplique would score the row times the sum of the outputs).
         batch_size: inputs per forward pass; bounds memory. None: everything in one pass
             (as Xplique).
         operator: None / 'classification', 'regression', or g(model, inputs, targets).
@@ -71,8 +160,16 @@ class ExplanationMetric(RunsEagerly, ABC):
         verbose: show a progress bar.
 
     Attributes:
-        inputs: float32 tf.Tensor (N, H, W, C) (C = 1 added for (N, H, W) inputs).
+        model: the model as scored: ``activation`` applied to its outputs (as Xplique).
+        inputs: float32 tf.Tensor (N, H, W, C) (C = 1 added for (N, H, W) inputs; (N, F)
+            inputs as (N, 1, F, 1)).
         targets: float32 tf.Tensor (N, K).
+        inference_function: the resolved operator, g(model, inputs, targets) -> (B,)
+            scores (as Xplique's attribute of that name).
+        batch_inference_function: f(model, inputs, targets, batch_size=None) -> (N,)
+            scores, the operator over batches on the library's loop (models that cannot
+            be traced run eagerly), as Xplique's attribute of that name; e.g.
+            ``metric.batch_inference_function(metric.model, x, y, 32)``.
 
     Raises:
         InvalidTypeError: ``model`` not callable, arguments of the wrong type, a built-in
@@ -80,7 +177,10 @@ class ExplanationMetric(RunsEagerly, ABC):
         InvalidArgumentError: bad shapes or values (the message says which and why), one
             input without its batch axis, NaN or infinite targets.
         ModelCallError: the model raised on the clean inputs or gave NaN / infinite
-            outputs (scoring raises it too, with the count of non-finite scores).
+            outputs (scoring raises it too, with the count of non-finite scores). The
+            constructor calls the model only when it needs its outputs: targets None,
+            a model that declares no output shape (Keras models do), or inputs of
+            another shape than the model declares.
 
     Warns:
         SobolTFWarning: all-zero target rows with a built-in operator; a model that runs
@@ -90,26 +190,34 @@ class ExplanationMetric(RunsEagerly, ABC):
     def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
                  activation=None, *, verbose=False):
         check_model(model)
-        self.model = model
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
         self.operator = operators_module.get(operator)
         self.activation = activation
+        self.model = with_activation(model, get_activation(activation))
         self.verbose = bool(verbose)
         self._functions = {}
         self._mode = ModelMode()
+        self.inference_function = self.operator
+        self.batch_inference_function = batch_inference(self.operator)
 
-        data = prepare_inputs_targets(inputs, targets, declared_shape=model_input_shape(model),
-                                      allowed_ranks=IMAGE_RANKS, require_targets=False)
+        declared = model_input_shape(model)
+        data = prepare_inputs_targets(inputs, targets, declared_shape=declared,
+                                      allowed_ranks=INPUT_RANKS, require_targets=False)
         self._user_rank = data.inputs.shape.rank
-        images = data.inputs[..., None] if self._user_rank == 3 else data.inputs
-        self.inputs = images
-        self._model_view = self._wrap_model(model, self._user_rank == 3,
-                                            get_activation(activation))
+        self.inputs = self._to_images(data.inputs)
+        self._model_view = self._wrap_model(self.model, self._user_rank)
         outputs = None
         if operators_module.needs_outputs(data.targets, self.operator):
-            outputs = self._predict()
-        self.targets = operators_module.prepare_targets(data.targets, outputs, self.operator)
+            # the targets' check needs only the width, when the model declares it and the
+            # inputs are of the shape it declares (else the model is tried at once)
+            fits = declared is not None and all(
+                d is None or d == n for d, n in zip(declared[1:], data.inputs.shape[1:]))
+            width = declared_output_width(model) if data.targets is not None and fits \
+                else None
+            outputs = self._predict() if width is None else np.zeros((1, width), np.float32)
+        targets = broadcast_one_output(data.targets, outputs, self.operator)
+        self.targets = operators_module.prepare_targets(targets, outputs, self.operator)
 
     # -- public API -------------------------------------------------------------------
     @abstractmethod
@@ -122,24 +230,30 @@ class ExplanationMetric(RunsEagerly, ABC):
 
     # -- shared machinery -------------------------------------------------------------
     @staticmethod
-    def _wrap_model(model, squeeze_channel, activation):
-        """The model as metrics call it: on (B, H, W, C) batches, activation applied (to
-        each output of a model with several)."""
+    def _wrap_model(model, user_rank):
+        """The model as the steps call it: on (B, H, W, C) batches."""
+        if user_rank == 2:
+            return lambda x: model(x[:, 0, :, 0])
+        if user_rank == 3:
+            return lambda x: model(x[..., 0])
+        return model
 
-        def view(x):
-            outputs = model(x[..., 0] if squeeze_channel else x)
-            if activation is None:
-                return outputs
-            return tf.nest.map_structure(lambda output: activation(tf.cast(output, tf.float32)),
-                                         outputs)
+    def _to_images(self, inputs):
+        """Inputs in the caller's layout (N, F), (N, H, W) or (N, H, W, C) as (N, H, W, C)."""
+        if self._user_rank == 2:
+            return inputs[:, None, :, None]
+        return inputs[..., None] if self._user_rank == 3 else inputs
 
-        return view
+    def _from_images(self, images):
+        """The inverse of :meth:`_to_images`."""
+        if self._user_rank == 2:
+            return images[:, 0, :, 0]
+        return images[..., 0] if self._user_rank == 3 else images
 
     @property
     def _input_shape(self):
         """The inputs' shape as the caller gave it."""
-        shape = tuple(self.inputs.shape)
-        return shape[:3] if self._user_rank == 3 else shape
+        return tuple(self._from_images(self.inputs).shape)
 
     def _run(self, name, python_step, nb_items, arguments, what, *, values="scores",
              items_per_input=1, one_score=False):
@@ -193,8 +307,7 @@ class ExplanationMetric(RunsEagerly, ABC):
                     f"baseline_mode must be finite, got {baseline_mode!r}.")
             return tf.fill((1,) + tuple(self.inputs.shape[1:]), float(baseline_mode))
         if callable(baseline_mode):
-            user_inputs = self.inputs[..., 0] if self._user_rank == 3 else self.inputs
-            value = baseline_mode(user_inputs)
+            value = baseline_mode(self._from_images(self.inputs))
             source = "baseline_mode(inputs) returned"
         elif isinstance(baseline_mode, (np.ndarray, list, tuple)) or tf.is_tensor(baseline_mode):
             value = baseline_mode
@@ -216,27 +329,36 @@ class ExplanationMetric(RunsEagerly, ABC):
             raise InvalidArgumentError(f"{source} NaN or infinite values.")
         return tf.reshape(tf.constant(value), self.inputs.shape)
 
-    def _explanation_maps(self, explanations):
-        """Check ``explanations`` against the inputs; return (N, H, W) float32 maps.
+    def _explanation_maps(self, explanations, *, absolute=False, nb_inputs=None):
+        """Check ``explanations`` against the inputs; return (N, H, W) float32 maps
+        ((N, 1, F) for tabular inputs, whose explanations are (N, F)).
 
-        Channels of (N, H, W, C) explanations are averaged (sign kept).
+        Channels of (N, H, W, C) explanations are averaged: sign kept, or of the
+        absolute values when ``absolute``. ``nb_inputs``: the number of maps expected
+        (default: one per input of the metric).
 
         Raises:
             InvalidArgumentError: a shape that does not match the inputs, NaN or inf.
         """
         maps = to_numpy(explanations, "explanations")
-        nb_inputs, height, width, channels = self.inputs.shape
-        valid_rank = maps.ndim in (3, 4)
-        if (not valid_rank or maps.shape[:3] != (nb_inputs, height, width)
-                or (maps.ndim == 4 and maps.shape[3] not in (1, channels))):
-            allowed = f"({nb_inputs}, {height}, {width})"
-            allowed += f" or ({nb_inputs}, {height}, {width}, 1)"
+        _, height, width, channels = self.inputs.shape
+        nb_inputs = self.inputs.shape[0] if nb_inputs is None else nb_inputs
+        if self._user_rank == 2:  # tabular: one attribution per feature
+            valid = maps.shape == (nb_inputs, width)
+            allowed = f"({nb_inputs}, {width})"
+        else:
+            valid = (maps.ndim in (3, 4) and maps.shape[:3] == (nb_inputs, height, width)
+                     and (maps.ndim == 3 or maps.shape[3] in (1, channels)))
+            allowed = f"({nb_inputs}, {height}, {width}) or ({nb_inputs}, {height}, {width}, 1)"
             if channels > 1:
                 allowed += f" or ({nb_inputs}, {height}, {width}, {channels})"
+        if not valid:
             raise InvalidArgumentError(
                 f"explanations has shape {maps.shape} but inputs has shape "
-                f"{self._input_shape}; give one map per input: {allowed}."
+                f"{(nb_inputs,) + self._input_shape[1:]}; give one map per input: {allowed}."
             )
+        if self._user_rank == 2:
+            maps = maps[:, None, :]
         if not np.issubdtype(maps.dtype, np.number) and maps.dtype != np.bool_:
             raise InvalidTypeError(f"explanations must hold numbers, got dtype {maps.dtype}.")
         maps = maps.astype(np.float32)
@@ -245,6 +367,8 @@ class ExplanationMetric(RunsEagerly, ABC):
                 f"explanations contain {int(np.sum(~np.isfinite(maps)))} NaN or infinite "
                 "value(s); a ranking of the features needs finite attributions."
             )
+        if absolute:
+            maps = np.abs(maps)
         if maps.ndim == 4:
             maps = maps.mean(axis=-1)
         return tf.constant(maps)

@@ -58,7 +58,8 @@ def curve_area(scores):
 class CausalFidelity(ExplanationMetric):
     """Deletion or Insertion curve of explanations (Petsiuk et al., RISE, BMVC 2018).
 
-    A feature is a pixel: all its channels move together. Features are ranked by
+    A feature is a pixel (all its channels move together), or a column of tabular
+    inputs (N, F). Features are ranked by
     decreasing attribution (channels of the explanation averaged, sign kept; ties in
     the order of the flattened pixel index, a stable sort). At ``steps + 1`` counts
     ``floor(k * M / steps)``, k = 0..steps, with M = floor(H * W *
@@ -126,7 +127,7 @@ class CausalFidelity(ExplanationMetric):
 
         Args:
             explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions of the
-                inputs, as numpy or tf.Tensor.
+                inputs ((N, F) for tabular inputs), as numpy or tf.Tensor.
 
         Returns:
             float: Deletion, lower is better; Insertion, higher is better.
@@ -282,7 +283,8 @@ class MuFidelity(ExplanationMetric):
             :class:`~sobol_tf.metrics.base.ExplanationMetric`.
         grid_size: cells per side of the subsets' grid (default 9, as Xplique), cell
             masks upsampled to the input by nearest neighbour; None: pixel-wise subsets
-            (one cell per pixel, H x W cells, the paper's definition).
+            (one cell per pixel, H x W cells, the paper's definition). Ignored for
+            tabular inputs (N, F): one cell per feature (as Xplique).
         subset_percent: probability that a cell is set to the baseline, in (0, 1)
             (default 0.2).
         baseline_mode: a number (default 0.0), an array broadcastable to the inputs, or
@@ -319,6 +321,8 @@ class MuFidelity(ExplanationMetric):
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
                          activation=activation, verbose=verbose)
         _, height, width, _ = self.inputs.shape
+        if self._user_rank == 2:  # tabular: one cell per feature, as Xplique
+            grid_size = None
         if grid_size is None:
             cells = (height, width)
         else:
@@ -373,7 +377,8 @@ class MuFidelity(ExplanationMetric):
         """Mean over inputs of the Spearman correlation between drops and attributions.
 
         Args:
-            explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions.
+            explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions ((N, F)
+                for tabular inputs).
 
         Returns:
             float in [-1, 1], higher is better.

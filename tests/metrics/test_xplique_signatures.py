@@ -4,11 +4,23 @@ import inspect
 import numpy as np
 import pytest
 
-from sobol_tf.metrics import Deletion, Insertion, MuFidelity
+from sobol_tf.metrics import (AverageDropMetric, AverageGainMetric, AverageIncreaseMetric,
+                              BaseAverageXMetric, CausalFidelity, Deletion,
+                              ExplanationMetric, Insertion, MuFidelity)
 
 from tests.conftest import tiny_convnet
 
-XPLIQUE_SIGNATURES = {  # xplique 2.0.2, xplique/metrics/fidelity.py
+AVERAGE = [("batch_size", 64), ("operator", None), ("activation", None)]
+
+XPLIQUE_SIGNATURES = {  # xplique 2.0.2, xplique/metrics/fidelity.py and base.py
+    ExplanationMetric: AVERAGE,
+    CausalFidelity: [("batch_size", 64), ("causal_mode", "deletion"), ("baseline_mode", 0.0),
+                     ("steps", 10), ("max_percentage_perturbed", 1.0), ("operator", None),
+                     ("activation", None)],
+    BaseAverageXMetric: AVERAGE,
+    AverageDropMetric: AVERAGE,
+    AverageIncreaseMetric: AVERAGE,
+    AverageGainMetric: AVERAGE,
     Deletion: [("batch_size", 64), ("baseline_mode", 0.0), ("steps", 10),
                ("max_percentage_perturbed", 1.0), ("operator", None), ("activation", None)],
     Insertion: [("batch_size", 64), ("baseline_mode", 0.0), ("steps", 10),

@@ -1,0 +1,231 @@
+"""Average Drop, Average Increase and Average Gain: the score of inputs masked softly by
+their explanation, compared with the score of the clean inputs.
+
+Each input x is multiplied by a mask M built from its explanation: |phi| (channels
+averaged), min-max normalised per input to [0, 1] (M = (m - min) / (max - min + 1e-8)),
+so the most important pixel is kept whole and the least important one removed. The
+masked inputs are built on the device inside the library's batching loop, several
+inputs per forward batch. Names, arguments and formulas are Xplique's (2.0).
+"""
+from abc import abstractmethod
+
+import numpy as np
+import tensorflow as tf
+
+from sobol_tf._utils import to_numpy
+from sobol_tf.errors import InvalidArgumentError
+from sobol_tf.metrics.base import ExplanationMetric
+
+#: added to the denominators (of the masks' normalisation, of the Drop and the Gain), as
+#: in Xplique, so that a constant map or a score of 0 (Drop) or 1 (Gain) divides safely.
+EPSILON = 1e-8
+
+
+def normalised_masks(maps):
+    """Masks in [0, 1] from maps (N, ...): |maps| min-max normalised per map.
+
+    Returns:
+        float32 tf.Tensor of the maps' shape; a constant map gives a mask of zeros.
+    """
+    maps = tf.abs(tf.convert_to_tensor(maps, tf.float32))
+    axes = list(range(1, maps.shape.rank))
+    low = tf.reduce_min(maps, axis=axes, keepdims=True)
+    high = tf.reduce_max(maps, axis=axes, keepdims=True)
+    return (maps - low) / (high - low + EPSILON)
+
+
+class BaseAverageXMetric(ExplanationMetric):
+    """Base of the Average metrics: clean and masked scores of every input.
+
+    Args:
+        model, inputs, targets, batch_size, operator, activation, verbose: see
+            :class:`~sobol_tf.metrics.base.ExplanationMetric` (Xplique's order and
+            defaults: batch_size=64, operator=None, activation=None). The formulas are
+            meant for scores in [0, 1]: give ``activation='softmax'`` or ``'sigmoid'``
+            for a model that outputs logits.
+
+    Subclasses define :meth:`per_input` (base, after) -> scores. The clean scores of
+    the metric's inputs are computed with the first call's masked scores (one step,
+    one run) and reused by every later call.
+    """
+
+    def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
+                 activation=None, *, verbose=False):
+        super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
+                         activation=activation, verbose=verbose)
+        self._base = None
+
+    @staticmethod
+    def mask_inputs(inputs, explanations):
+        """The inputs masked by their explanations, as the metric scores them.
+
+        Args:
+            inputs: (N, ...) array or tensor (images, time series, tabular rows).
+            explanations: (N, ...) of the inputs' shape, or without their last axis
+                (one attribution for all the channels / features of a position);
+                (N, H, W, C) explanations are reduced to the mean of |phi| over C.
+
+        Returns:
+            float32 tf.Tensor: inputs * M, M = normalised_masks(...) broadcast over the
+            last axis when the explanations lack it.
+        """
+        inputs = tf.convert_to_tensor(inputs, tf.float32)
+        maps = tf.abs(tf.convert_to_tensor(explanations, tf.float32))
+        if maps.shape.rank == 4:
+            maps = tf.reduce_mean(maps, axis=-1)
+        masks = normalised_masks(maps)
+        if masks.shape.rank == inputs.shape.rank - 1:
+            masks = masks[..., None]
+        return inputs * masks
+
+    _perturb_with_mask = mask_inputs  # Xplique's name
+
+    @staticmethod
+    @abstractmethod
+    def per_input(base, after):
+        """The metric of each input from its clean and masked scores, float64 (N,)."""
+
+    def evaluate(self, explanations):
+        """Mean over inputs of :meth:`per_input`.
+
+        Args:
+            explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions of the
+                inputs ((N, F) for tabular inputs), numpy or tf.Tensor (C channels: mean
+                of their absolute values).
+
+        Returns:
+            float.
+
+        Raises:
+            InvalidArgumentError: explanations that do not match the inputs, NaN or inf.
+        """
+        return float(np.mean(self.detailed_evaluate(explanations)))
+
+    def detailed_evaluate(self, inputs, targets=None, explanations=None):
+        """The metric of every input, float64 numpy (N,).
+
+        Called as ``detailed_evaluate(explanations)`` for the metric's inputs, or as
+        Xplique's ``detailed_evaluate(inputs, targets, explanations)`` for other inputs
+        of the same shape (targets: rows of the metric's target width, or class ids).
+
+        Raises:
+            InvalidArgumentError: explanations, inputs or targets that do not match, or
+                only one of ``targets`` and ``explanations`` given.
+        """
+        if targets is None and explanations is None:
+            maps = self._explanation_maps(inputs, absolute=True)
+            base, after = self._scores(self.inputs, self.targets, maps, self._base)
+            self._base = base
+            return self.per_input(base, after)
+        if targets is None or explanations is None:
+            raise InvalidArgumentError(
+                "detailed_evaluate takes the explanations of the metric's inputs, or "
+                "inputs, targets and explanations (Xplique's order); got "
+                f"targets={'None' if targets is None else 'given'} and explanations="
+                f"{'None' if explanations is None else 'given'}.")
+        images, rows = self._other_inputs(inputs, targets)
+        maps = self._explanation_maps(explanations, absolute=True, nb_inputs=len(images))
+        return self.per_input(*self._scores(images, rows, maps, None))
+
+    # -- internals --------------------------------------------------------------------
+    def _scores(self, images, targets, maps, base):
+        """Clean and masked scores, float64 numpy (N,) each, in one run of one step.
+
+        Item k scores input k % N times the k-th mask; when ``base`` (the clean scores)
+        is None, N masks of ones come first, so the clean scores come out of the same
+        compiled step as the masked ones.
+        """
+        model, operator = self._model_view, self.operator
+        nb_inputs = int(images.shape[0])
+        masks = normalised_masks(maps)[..., None]
+        if base is None:
+            masks = tf.concat([tf.ones_like(masks), masks], axis=0)
+
+        def step(indices, images, masks, targets):
+            input_ids = indices % tf.shape(images, out_type=tf.int64)[0]
+            masked = tf.gather(images, input_ids) * tf.gather(masks, indices)
+            return operator(model, masked, tf.gather(targets, input_ids))
+
+        what = f"{nb_inputs} masked input(s)" + ("" if base is not None else " and clean")
+        scores = self._run("average", step, int(masks.shape[0]), (images, masks, targets),
+                           what, one_score=True).numpy().astype(np.float64)
+        return (base, scores) if base is not None else (scores[:nb_inputs],
+                                                        scores[nb_inputs:])
+
+    def _other_inputs(self, inputs, targets):
+        """Inputs (B, H, W, C) and target rows (B, K) given to detailed_evaluate."""
+        images = to_numpy(inputs, "inputs").astype(np.float32)
+        if images.ndim == self._user_rank:
+            images = self._to_images(images)
+        if images.shape[1:] != tuple(self.inputs.shape[1:]) or not np.all(
+                np.isfinite(images)):
+            raise InvalidArgumentError(
+                f"inputs has shape {images.shape}; detailed_evaluate needs finite inputs of "
+                f"the metric's shape (B,) + {self._input_shape[1:]}.")
+        rows = to_numpy(targets, "targets").astype(np.float64)
+        width = int(self.targets.shape[1])
+        if rows.ndim == 1 and self.operator.ids_as_classes and np.all(np.mod(rows, 1) == 0):
+            if rows.min() < 0 or rows.max() >= width:
+                raise InvalidArgumentError(
+                    f"targets holds class ids from {rows.min():g} to {rows.max():g}; they "
+                    f"must lie in [0, {width}).")
+            rows = np.eye(width)[rows.astype(np.int64)]
+        rows = rows.reshape(len(rows), -1)
+        if rows.shape[1] != width and width == 1 and self.operator.builtin:
+            rows = rows.sum(axis=1, keepdims=True)  # a one-output model, as in __init__
+        if rows.shape != (len(images), width) or not np.all(np.isfinite(rows)):
+            raise InvalidArgumentError(
+                f"targets has shape {rows.shape}; detailed_evaluate needs finite rows "
+                f"({len(images)}, {width}) (one per input, the metric's target width) or "
+                "class ids.")
+        return tf.constant(images), tf.constant(rows, tf.float32)
+
+
+class AverageDropMetric(BaseAverageXMetric):
+    """Average Drop: the relative fall of the score when the input is masked by its
+    explanation, max(0, base - after) / (base + 1e-8), averaged (lower is better).
+
+    Ref. A. Chattopadhay, A. Sarkar, P. Howlader, V. N. Balasubramanian. Grad-CAM++:
+    Generalized Gradient-Based Visual Explanations for Deep Convolutional Networks.
+    WACV 2018. https://arxiv.org/abs/1710.11063
+
+    Args: see :class:`BaseAverageXMetric` (Xplique's order: model, inputs, targets,
+    batch_size=64, operator=None, activation=None).
+
+    Example:
+        >>> drop = AverageDropMetric(model, images, labels, activation="softmax")(maps)
+    """
+
+    @staticmethod
+    def per_input(base, after):
+        return np.maximum(base - after, 0.0) / (base + EPSILON)
+
+
+class AverageIncreaseMetric(BaseAverageXMetric):
+    """Average Increase in Confidence: the share of inputs whose score rises when the
+    input is masked by its explanation, 1[after > base], averaged (higher is better).
+
+    Ref. Chattopadhay et al., Grad-CAM++, WACV 2018 (see :class:`AverageDropMetric`).
+
+    Args: see :class:`BaseAverageXMetric` (Xplique's order and defaults).
+    """
+
+    @staticmethod
+    def per_input(base, after):
+        return (after > base).astype(np.float64)
+
+
+class AverageGainMetric(BaseAverageXMetric):
+    """Average Gain: the rise of the score relative to its headroom when the input is
+    masked by its explanation, max(0, after - base) / (1 - base + 1e-8), averaged
+    (higher is better; meant for scores in [0, 1]).
+
+    Ref. H. Zhang, F. Torres, R. Sicre, Y. Avrithis, S. Ayache. Opti-CAM: Optimizing
+    saliency maps for interpretability. CVIU 2024. https://arxiv.org/abs/2301.07002
+
+    Args: see :class:`BaseAverageXMetric` (Xplique's order and defaults).
+    """
+
+    @staticmethod
+    def per_input(base, after):
+        return np.maximum(after - base, 0.0) / (1.0 - base + EPSILON)
