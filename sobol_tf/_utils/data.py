@@ -45,17 +45,23 @@ MAX_DATASET_BYTES = 2 * 2 ** 30
 
 
 def check_model(model):
-    """Raise InvalidTypeError unless ``model`` is callable (saying what to pass for an
-    object with a ``predict_proba`` / ``predict`` method, e.g. a scikit-learn model)."""
+    """The callable that runs ``model`` on a batch; raise InvalidTypeError if there is none.
+
+    A callable (a Keras model, a function) is returned as it is. An object that is not
+    callable but has a ``predict_proba`` method (a scikit-learn or XGBoost classifier, as
+    Xplique accepts) gives that method, which runs eagerly on numpy batches. An object
+    with only ``.predict`` is refused, saying what to pass.
+    """
     if callable(model):
-        return
-    for method in ("predict_proba", "predict"):
-        if callable(getattr(model, method, None)):
-            raise InvalidTypeError(
-                f"model must be callable on a batch; this {type(model).__name__} is not, "
-                f"but has .{method}: pass model.{method} (it runs eagerly if it works on "
-                "numpy arrays)."
-            )
+        return model
+    if callable(getattr(model, "predict_proba", None)):
+        return model.predict_proba
+    if callable(getattr(model, "predict", None)):
+        raise InvalidTypeError(
+            f"model must be callable on a batch; this {type(model).__name__} is not, "
+            "but has .predict: pass model.predict (it runs eagerly if it works on numpy "
+            "arrays)."
+        )
     raise InvalidTypeError(
         f"model must be a Keras model or a callable on a batch tensor, got "
         f"{type(model).__name__}."

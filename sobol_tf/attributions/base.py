@@ -55,7 +55,9 @@ class Explainer(RunsEagerly, ABC):
             (B, ...) to outputs (B, K) (or (B,)); with an ``operator`` that picks one,
             outputs of any structure (list, tuple, dict). A model TensorFlow cannot trace
             (numpy code, ``model.predict_proba`` of a scikit-learn model) runs eagerly,
-            slower, with one :class:`~sobol_tf.errors.SobolTFWarning`.
+            slower, with one :class:`~sobol_tf.errors.SobolTFWarning`. An object that is
+            not callable but has ``predict_proba`` (a scikit-learn classifier) is run
+            through that method, as in Xplique.
         batch_size: number of inputs (clean or perturbed) per forward pass. Bounds memory.
             None: everything in one pass (as Xplique's ``batch_size=None``; memory then
             grows with the job).
@@ -80,7 +82,7 @@ class Explainer(RunsEagerly, ABC):
 
     def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
                  jit_compile=False, mixed_precision=None):
-        check_model(model)
+        model = check_model(model)
         self.model = model
         self.batch_size = (None if batch_size is None
                            else check_positive_int("batch_size", batch_size))

@@ -91,7 +91,7 @@ def batch_inference(operator):
     """
 
     def batch_inference_function(model, inputs, targets, batch_size=None):
-        check_model(model)
+        model = check_model(model)
         inputs = tf.constant(to_numpy(inputs, "inputs").astype(np.float32))
         targets = tf.constant(to_numpy(targets, "targets").astype(np.float32))
         nb_inputs = int(inputs.shape[0])
@@ -189,7 +189,7 @@ class ExplanationMetric(RunsEagerly, ABC):
 
     def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
                  activation=None, *, verbose=False):
-        check_model(model)
+        model = check_model(model)
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
         self.operator = operators_module.get(operator)

@@ -70,3 +70,30 @@ def test_the_user_can_ask_for_the_eager_path_up_front(digits_classifier):
         maps = np.asarray(explainer(inputs, labels))
     expected = np.asarray(EXPLAINERS["sobol"](graph_model)(inputs, labels))
     np.testing.assert_allclose(maps, expected, atol=1e-5 * np.abs(expected).max())
+
+
+def test_an_estimator_object_with_predict_proba_is_a_model(digits_classifier):
+    """As in Xplique, a non-callable object with ``predict_proba`` (a scikit-learn
+    pipeline here, which flattens the images itself) is run through that method."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from sobol_tf.metrics import Deletion
+
+    sklearn_model, graph_model, inputs, labels = digits_classifier
+    data = load_digits()
+    images = (data.images / 16.0).astype(np.float32)[..., None]
+    pipeline = make_pipeline(FunctionTransformer(lambda x: np.reshape(x, (len(x), -1))),
+                             LogisticRegression(max_iter=300)).fit(images, data.target)
+    assert not callable(pipeline)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SobolTFWarning)
+        maps = np.asarray(EXPLAINERS["occlusion"](pipeline)(inputs, labels))
+        explanations = np.random.default_rng(0).normal(size=inputs.shape[:3])
+        score = Deletion(pipeline, inputs, labels, steps=4)(explanations)
+    np.testing.assert_allclose(maps, np.asarray(EXPLAINERS["occlusion"](graph_model)(
+        inputs, labels)), atol=1e-5)
+    assert score == pytest.approx(Deletion(graph_model, inputs, labels, steps=4)(
+        explanations), abs=1e-5)
