@@ -49,6 +49,12 @@ XPLIQUE = {
     "VarGrad": "model, output_layer=None, batch_size=32, operator=None, reducer='mean', "
                "nb_samples=50, noise=0.2",
     # metrics
+    "AverageDropMetric": "model, inputs, targets=None, batch_size=64, operator=None, "
+                         "activation=None",
+    "AverageGainMetric": "model, inputs, targets=None, batch_size=64, operator=None, "
+                         "activation=None",
+    "AverageIncreaseMetric": "model, inputs, targets=None, batch_size=64, operator=None, "
+                             "activation=None",
     "Deletion": "model, inputs, targets=None, batch_size=64, baseline_mode=0.0, steps=10, "
                 "max_percentage_perturbed=1.0, operator=None, activation=None",
     "Insertion": "model, inputs, targets=None, batch_size=64, baseline_mode=0.0, steps=10, "
