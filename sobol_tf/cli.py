@@ -320,7 +320,7 @@ def run_score(args):
     status, paths, model, spec = _prepare(args)
     if status is not None:
         return status
-    from sobol_tf._utils.files import FileProblem, group_by_shape, load_maps, one_line
+    from sobol_tf._utils.files import FileProblem, group_by_shape, load_maps
 
     try:
         saved_maps, saved_targets = load_maps(args.maps)

@@ -92,7 +92,6 @@ def test_the_warning_points_at_the_callers_line(images):
 
 
 # -- tasks beyond classification (Xplique's Tasks) ---------------------------------------
-from sobol_tf.errors import InvalidTypeError  # noqa: E402
 
 TASK_NAMES = ["classification", "regression", "semantic segmentation", "object detection",
               "object detection box position", "object detection box proba",

@@ -445,8 +445,8 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
         if target_array.ndim == 0:  # the rank each operator reads: operators.prepare_targets
             raise InvalidArgumentError(
                 "targets must be class ids of shape (N,) or one-hot / score vectors of "
-                f"shape (N, K) (masks (N, H, W, C) or boxes (N, nb_boxes, 4 + 1 + K) for "
-                f"the segmentation and detection operators), got a single number."
+                "shape (N, K) (masks (N, H, W, C) or boxes (N, nb_boxes, 4 + 1 + K) for "
+                "the segmentation and detection operators), got a single number."
             )
         if target_array.shape[0] != array.shape[0]:
             raise InvalidArgumentError(

@@ -75,6 +75,18 @@ def check_grid_fits(grid_size, height, width, alternative=""):
         )
 
 
+def check_mask_channels(nb_channels, images):
+    """Raise InvalidArgumentError unless masks of ``nb_channels`` channels (1 or the
+    inputs') can perturb ``images`` (N, H, W, C)."""
+    channels = images.shape[3]
+    if nb_channels not in (1, channels):
+        raise InvalidArgumentError(
+            f"nb_channels={nb_channels} masks cannot perturb inputs of {channels} "
+            f"channel(s) (shape {tuple(images.shape)}); use nb_channels=1 or "
+            f"nb_channels={channels}."
+        )
+
+
 def check_memory(what, passes, held, needed, cap, cap_name, lower):
     """Raise InvalidArgumentError when ``needed`` bytes exceed the ``cap`` bytes.
 

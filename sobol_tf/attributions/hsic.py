@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_grid_fits, check_positive_int, check_seed
+from sobol_tf._utils.validation import check_mask_channels
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import hsic_estimators
 from sobol_tf.attributions import samplers as samplers_module
@@ -318,13 +319,7 @@ class HsicAttributionMethod(BlackBoxExplainer):
 
     def _check_inputs(self, images):
         check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
-        channels = images.shape[3]
-        if self.nb_channels not in (1, channels):
-            raise InvalidArgumentError(
-                f"nb_channels={self.nb_channels} masks cannot perturb inputs of {channels} "
-                f"channel(s) (shape {tuple(images.shape)}); use nb_channels=1 or "
-                f"nb_channels={channels}."
-            )
+        check_mask_channels(self.nb_channels, images)
 
     def _masks(self, height, width, channels):
         return self.masks

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from sobol_tf._utils import (check_grid_fits, check_positive_int, check_power_of_two,
                              check_seed)
-from sobol_tf._utils.validation import check_memory
+from sobol_tf._utils.validation import check_mask_channels, check_memory
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
@@ -267,13 +267,7 @@ class SobolAttributionMethod(BlackBoxExplainer):
 
     def _check_inputs(self, images):
         check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
-        channels = images.shape[3]
-        if self.nb_channels not in (1, channels):
-            raise InvalidArgumentError(
-                f"nb_channels={self.nb_channels} masks cannot perturb inputs of {channels} "
-                f"channel(s) (shape {tuple(images.shape)}); use nb_channels=1 or "
-                f"nb_channels={channels}."
-            )
+        check_mask_channels(self.nb_channels, images)
 
     def _masks(self, height, width, channels):
         return self._design(channels if self.per_channel else self.nb_channels)
