@@ -188,6 +188,7 @@ def _keras_model_that_raises():
 
 
 @pytest.mark.parametrize("name", sorted(EXPLAINERS))
+@pytest.mark.filterwarnings("ignore:.*has no ReLU")  # the raising layer is not a ReLU
 def test_model_that_raises_is_reported(name, data):
     x, labels = data
 
