@@ -141,3 +141,23 @@ def test_a_step_returning_another_number_of_rows_is_refused():
 
     with pytest.raises(ModelCallError, match="another number of inputs|1 rows"):
         run(CompiledStep(first_row_only, SIGNATURE), 4, tf.zeros((4, 2)), batch_size=2)
+
+
+def test_eager_first_skips_the_trace_of_a_one_shot_job():
+    """A first job of one batch runs eagerly (no trace); the step is traced when reused,
+    and a job of several batches is traced at once."""
+    table = tf.constant(np.arange(8, dtype=np.float32).reshape(4, 2))
+    traces = []
+
+    def counted(indices, table):
+        traces.append(tf.executing_eagerly())
+        return doubled_rows(indices, table)
+
+    step = CompiledStep(counted, SIGNATURE, eager_first=True)
+    np.testing.assert_array_equal(run(step, 4, table, batch_size=4), 2 * table.numpy())
+    assert traces == [True]  # one eager call, nothing traced
+    np.testing.assert_array_equal(run(step, 4, table, batch_size=4), 2 * table.numpy())
+    assert traces == [True, False]  # traced on reuse, then called as a graph
+    several = CompiledStep(counted, SIGNATURE, eager_first=True)
+    np.testing.assert_array_equal(run(several, 4, table, batch_size=2), 2 * table.numpy())
+    assert traces[2:] == [False]

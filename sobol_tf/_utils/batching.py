@@ -103,10 +103,14 @@ class CompiledStep:
         mode: the :class:`ModelMode` shared by the steps of one model (a new one if None).
         eager_fallback: whether the step may run eagerly when it cannot be traced
             (False for steps that need TensorFlow's gradients of the model).
+        eager_first: run the first job eagerly when it is a single batch, and trace the
+            step only if it is used again (a one-shot job, e.g. a metric built to be
+            evaluated once, then skips the trace, which costs more than one eager batch
+            of a small model).
     """
 
     def __init__(self, python_step, input_signature, *, jit_compile=False, mode=None,
-                 eager_fallback=True):
+                 eager_fallback=True, eager_first=False):
         def several(structure):
             return ModelCallError(f"the operator returned {structure}; it must return one "
                                   "score per input, shape (B,).")
@@ -121,6 +125,8 @@ class CompiledStep:
         self._jit_compile = jit_compile
         self.mode = mode if mode is not None else ModelMode()
         self.eager_fallback = eager_fallback
+        self.eager_first = eager_first
+        self.runs = 0
         self._step = self._loop = None
 
     @property
@@ -284,7 +290,9 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
     first, stop, chunk = 0, 0, 1
     trace_error = None
     runner = None
-    if not compiled.mode.eager:
+    eager_once = compiled.eager_first and compiled.runs == 0 and nb_batches == 1
+    compiled.runs += 1
+    if not compiled.mode.eager and not eager_once:
         try:
             runner = compiled.loop if in_loop else compiled.step  # traced here
         except SobolTFError:
@@ -302,7 +310,7 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
                 ) from exc
             trace_error = exc
             compiled.mode.eager = True
-    if compiled.mode.eager:
+    if compiled.mode.eager or eager_once:
         results = _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what,
                                trace_error)
     else:

@@ -12,6 +12,7 @@ perturbed inputs on the device from item indices, so memory is bounded by
 import numbers
 from abc import ABC, abstractmethod
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -103,7 +104,8 @@ def batch_inference(operator):
             "batch_size", batch_size)
         signature = [tf.TensorSpec([None], tf.int64)] + [
             tf.TensorSpec([None] + a.shape[1:].as_list(), tf.float32) for a in (inputs, targets)]
-        step = CompiledStep(scores_step(model, operator), signature, mode=ModelMode())
+        step = CompiledStep(scores_step(model, operator), signature, mode=ModelMode(),
+                            eager_first=isinstance(model, keras.Model))
         return run_batches(step, nb_inputs, (inputs, targets), batch_size=batch_size,
                            verbose=False, title="batch_inference_function",
                            what="the inputs", one_score=True)
@@ -195,6 +197,10 @@ class ExplanationMetric(RunsEagerly, ABC):
         self.operator = operators_module.get(operator)
         self.activation = activation
         self.model = with_activation(model, get_activation(activation))
+        #: a Keras model runs a one-batch job eagerly the first time (cheaper than a
+        #: trace); other callables are traced first, so an untraceable one is reported
+        #: (the eager-path warning) when the metric is built.
+        self._eager_first = isinstance(model, keras.Model)
         self.verbose = bool(verbose)
         self._functions = {}
         self._mode = ModelMode()
@@ -271,7 +277,8 @@ class ExplanationMetric(RunsEagerly, ABC):
         if key not in self._functions:
             signature = [tf.TensorSpec([None], tf.int64)] + [
                 tf.TensorSpec([None] + a.shape[1:].as_list(), a.dtype) for a in arguments]
-            self._functions[key] = CompiledStep(python_step, signature, mode=self._mode)
+            self._functions[key] = CompiledStep(python_step, signature, mode=self._mode,
+                                                eager_first=self._eager_first)
         return run_batches(self._functions[key], nb_items, arguments,
                            batch_size=self.batch_size or nb_items, verbose=self.verbose,
                            title=type(self).__name__, what=what, values=values,
