@@ -114,7 +114,7 @@ def lime_shap_rows(model, x, labels, repeats, with_xplique):
     import tensorflow as tf
 
     from sobol_tf import attributions
-    from sobol_tf.attributions.lime import grid_mapping
+    from sobol_tf.attributions.surrogates import grid_mapping
 
     cells = tf.constant(grid_mapping(x.shape[1], x.shape[2], 8))
 

@@ -1,7 +1,8 @@
 """Kernel SHAP (Lundberg & Lee, NeurIPS 2017): LIME with the Shapley kernel."""
 import numpy as np
 
-from sobol_tf.attributions.lime import DEFAULT_GRID_SIZE, Lime, WeightedLinearRegression
+from sobol_tf.attributions.lime import Lime
+from sobol_tf.attributions.surrogates import DEFAULT_GRID_SIZE, WeightedLinearRegression
 from sobol_tf.errors import InvalidArgumentError
 
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from sobol_tf.attributions import KernelShap, Lime
 from sobol_tf.attributions.kernel_shap import shapley_coalitions
-from sobol_tf.attributions.lime import ExponentialKernel, WeightedLinearRegression, grid_mapping
+from sobol_tf.attributions.surrogates import ExponentialKernel, WeightedLinearRegression, grid_mapping
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, SobolTFWarning
 
 TAB_WEIGHTS = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)

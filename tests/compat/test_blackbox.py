@@ -75,7 +75,7 @@ def test_lime_positional_order_is_xpliques():
     pertub_func, map_to_interpret_space, ref_value, nb_samples, distance_mode,
     kernel_width, prob)."""
     from sobol_tf.attributions import Lime
-    from sobol_tf.attributions.lime import WeightedLinearRegression
+    from sobol_tf.attributions.surrogates import WeightedLinearRegression
 
     surrogate = WeightedLinearRegression(0.0)
 
