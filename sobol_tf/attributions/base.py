@@ -16,6 +16,7 @@ from sobol_tf._utils import (check_choice, check_positive_int, CompiledStep,
                              prepare_inputs_targets, run_batches)
 from sobol_tf._utils.batching import ModelMode, RunsEagerly, outputs_step, scores_step
 from sobol_tf._utils.data import check_model, model_input_shape
+from sobol_tf._utils.inference import batch_inference
 from sobol_tf.errors import InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
@@ -71,6 +72,13 @@ class Explainer(RunsEagerly, ABC):
             model under that mixed dtype policy (faster on recent GPUs; scores then differ
             from float32 by the half-precision rounding, so it is off by default).
 
+    Attributes:
+        inference_function: the resolved operator, g(model, inputs, targets) -> (B,)
+            scores (Xplique's attribute of that name).
+        batch_inference_function: f(model, inputs, targets, batch_size=None) -> (N,)
+            scores of the operator on every input, batch by batch (Xplique's attribute);
+            targets are rows (N, K), e.g. one-hot rows.
+
     Raises:
         InvalidTypeError: ``model`` is not callable, ``batch_size`` not an integer,
             ``mixed_precision`` with a model that is not a Keras model.
@@ -87,6 +95,8 @@ class Explainer(RunsEagerly, ABC):
         self.batch_size = (None if batch_size is None
                            else check_positive_int("batch_size", batch_size))
         self.operator = operators_module.get(operator)
+        self.inference_function = self.operator
+        self.batch_inference_function = batch_inference(self.operator)
         self.verbose = bool(verbose)
         self.jit_compile = bool(jit_compile)
         if mixed_precision is not None:

@@ -97,3 +97,21 @@ def test_an_estimator_object_with_predict_proba_is_a_model(digits_classifier):
         inputs, labels)), atol=1e-5)
     assert score == pytest.approx(Deletion(graph_model, inputs, labels, steps=4)(
         explanations), abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sobol", "rise", "occlusion"])
+def test_explainers_have_xpliques_inference_functions(name, digits_classifier):
+    """``inference_function`` is the operator and ``batch_inference_function`` scores a
+    whole set of inputs batch by batch, for traceable and untraceable models alike."""
+    sklearn_model, graph_model, inputs, labels = digits_classifier
+    one_hot = np.eye(10, dtype=np.float32)[labels]
+    expected = np.sum(np.asarray(graph_model(inputs)) * one_hot, axis=-1)
+    explainer = EXPLAINERS[name](graph_model)
+    np.testing.assert_allclose(
+        np.asarray(explainer.inference_function(graph_model, inputs, one_hot)), expected,
+        rtol=1e-6)
+    for model in (graph_model, sklearn_model):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SobolTFWarning)
+            scores = explainer.batch_inference_function(model, inputs, one_hot, 2)
+        np.testing.assert_allclose(np.asarray(scores), expected, rtol=1e-5)
