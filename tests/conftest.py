@@ -72,6 +72,21 @@ def analytic_indices(weights, interaction=None):
     return first, total
 
 
+def naive_hsic(masks, scores, kernel):
+    """trace(H K H H L H) / n with full matrices, K = 1 + kernel(x, x') per cell, L the RBF
+    of the scores with the median pairwise distance as width."""
+    n = len(scores)
+    centring = np.eye(n) - np.ones((n, n)) / n
+    distances = np.abs(scores[:, None] - scores[None, :])
+    width = np.median(distances[np.triu_indices(n, 1)])
+    gram_out = np.exp(-distances ** 2 / (2 * width ** 2))
+    result = []
+    for cell in masks.T:
+        gram_in = 1.0 + kernel(cell[:, None], cell[None, :])
+        result.append(np.trace(centring @ gram_in @ centring @ centring @ gram_out @ centring) / n)
+    return np.array(result)
+
+
 class RegionModel:
     """Reads only one region: output (B, 2) = [mean of region, 0]."""
 

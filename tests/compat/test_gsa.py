@@ -12,7 +12,7 @@ from sobol_tf.attributions import HsicAttributionMethod, SobolAttributionMethod
 from sobol_tf.attributions import estimators, hsic_estimators, samplers
 from sobol_tf.errors import InvalidArgumentError
 
-from tests.conftest import CellModel, RegionModel, analytic_indices
+from tests.conftest import CellModel, RegionModel, analytic_indices, naive_hsic
 
 ONES = np.ones((2, 2, 2, 1), np.float32)  # one pixel per cell: maps are not resized
 TOP_LEFT = RegionModel((0, 1), (0, 1))
@@ -240,21 +240,6 @@ def test_hsic_default_design_works_at_common_sizes(grid_size, nb_design):
     assert len({c.tobytes() for c in canonical.T}) == grid_size ** 2   # no twin cells
     maps = explainer(np.ones((1, grid_size, grid_size, 1), np.float32), [0]).numpy()[0, ..., 0]
     assert np.unravel_index(np.argmax(maps), maps.shape) == (1, 2)
-
-
-def naive_hsic(masks, scores, kernel):
-    """trace(H K H H L H) / n with full matrices, K = 1 + kernel(x, x') per cell, L the RBF
-    of the scores with the median pairwise distance as width."""
-    n = len(scores)
-    centring = np.eye(n) - np.ones((n, n)) / n
-    distances = np.abs(scores[:, None] - scores[None, :])
-    width = np.median(distances[np.triu_indices(n, 1)])
-    gram_out = np.exp(-distances ** 2 / (2 * width ** 2))
-    result = []
-    for cell in masks.T:
-        gram_in = 1.0 + kernel(cell[:, None], cell[None, :])
-        result.append(np.trace(centring @ gram_in @ centring @ centring @ gram_out @ centring) / n)
-    return np.array(result)
 
 
 KERNELS = {
