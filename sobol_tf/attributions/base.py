@@ -63,8 +63,10 @@ class Explainer(RunsEagerly, ABC):
             None: everything in one pass (as Xplique's ``batch_size=None``; memory then
             grows with the job).
         operator: the scalar explained per input: None or 'classification' (the output of
-            the target class), 'regression', or a callable g(model, inputs, targets)
-            returning (batch,) scores.
+            the target class), 'regression', another of Xplique's tasks ('semantic
+            segmentation', 'object detection', ... or a :class:`sobol_tf.tasks.Tasks`
+            member; see README, "Operators and tasks"), or a callable
+            g(model, inputs, targets) returning (batch,) scores.
         verbose: show a progress bar during long work.
         jit_compile: XLA-compile the steps that call the model (off by default: the first
             call compiles for a while; a gain mostly on GPUs).

@@ -123,7 +123,8 @@ class ExplanationMetric(RunsEagerly, ABC):
             are refused (Xplique would score the row times the sum of the outputs).
         batch_size: inputs per forward pass; bounds memory. None: everything in one pass
             (as Xplique).
-        operator: None / 'classification', 'regression', or g(model, inputs, targets).
+        operator: None / 'classification', 'regression', another of Xplique's tasks (a
+            :class:`sobol_tf.tasks.Tasks` member or its name), or g(model, inputs, targets).
         activation: None, 'softmax' or 'sigmoid', applied to the model's outputs before
             the operator (e.g. to score probabilities of a model that outputs logits); to
             each output of a model with several.
