@@ -1,4 +1,5 @@
 """Argument checks that raise the library's clear exceptions."""
+import math
 import numbers
 
 import numpy as np
@@ -37,6 +38,19 @@ def check_power_of_two(name, value, minimum=1, maximum=None):
             f"{name} must be a power of two, got {value}; try {nearest}."
         )
     return value
+
+
+def check_real(name, value, minimum=None, *, finite=False):
+    """``value`` as a float if it is a real number (not a bool) >= ``minimum`` (and
+    finite when ``finite``); raise InvalidTypeError / InvalidArgumentError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError(f"{name} must be a number, got {value!r} of type "
+                               f"{type(value).__name__}.")
+    if finite and not math.isfinite(value):
+        raise InvalidArgumentError(f"{name} must be a finite number, got {value}.")
+    if minimum is not None and value < minimum:
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}.")
+    return float(value)
 
 
 def check_probability(name, value, *, open_low=False, open_high=False):
@@ -112,6 +126,24 @@ def lookup(argument, name, registry, alternatives):
             f"{argument} must be one of {sorted(registry)} or {alternatives}, got {name!r}."
         )
     return registry[key]
+
+
+def resolve(argument, identifier, default, registry, alternatives):
+    """A component from None (``default()``), a name (``registry[name]()``, see
+    :func:`lookup`) or a callable (returned as it is); InvalidTypeError otherwise.
+
+    ``alternatives`` says what else ``argument`` accepts besides a name, e.g.
+    "a SobolEstimator or a callable (masks, outputs, nb_design) -> indices".
+    """
+    if identifier is None:
+        return default()
+    if isinstance(identifier, str):
+        return lookup(argument, identifier, registry, alternatives)()
+    if callable(identifier):
+        return identifier
+    raise InvalidTypeError(
+        f"{argument} must be a name, {alternatives}, got {type(identifier).__name__}."
+    )
 
 
 #: what ``seed`` accepts, said in the errors of :func:`check_seed`.

@@ -7,10 +7,10 @@ from sobol_tf.attributions.occlusion import Occlusion
 from sobol_tf.attributions.lime import Lime
 from sobol_tf.attributions.kernel_shap import KernelShap
 from sobol_tf.attributions.hsic import HsicAttributionMethod
-from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency, SmoothGrad
+from sobol_tf.attributions.gradients import GradCAM, IntegratedGradients, Saliency
 from sobol_tf.attributions.cam import FEM, GradCAMPP
 from sobol_tf.attributions.gradients import GradientInput
-from sobol_tf.attributions.gradient_statistics import SquareGrad, VarGrad
+from sobol_tf.attributions.gradient_statistics import SmoothGrad, SquareGrad, VarGrad
 from sobol_tf.attributions.guided import DeconvNet, GuidedBackprop
 from sobol_tf.attributions.extremal import ExtremalPerturbation
 from sobol_tf.attributions import (estimators, extremal_masks, global_sensitivity_analysis,

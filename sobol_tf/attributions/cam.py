@@ -5,15 +5,12 @@ or Sequential model, as :class:`~sobol_tf.attributions.gradients.GradCAM` does, 
 the compiled step of :class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`: several
 inputs share each forward (and backward) pass; maps are resized to the input bicubically.
 """
-import math
-import numbers
 
 import tensorflow as tf
 
-from sobol_tf._utils import model_input_shape, prepare_inputs_targets
+from sobol_tf._utils import check_real, model_input_shape, prepare_inputs_targets
 from sobol_tf.attributions.gradients import GradCAM
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: added to Grad-CAM++'s denominators that are exactly 0 (their numerators are 0 too).
 GRADCAMPP_EPSILON = 1e-4
@@ -66,15 +63,6 @@ class GradCAMPP(GradCAM):
         return tf.reduce_mean(alphas * tf.nn.relu(gradients), axis=(1, 2), keepdims=True)
 
 
-def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, numbers.Real):
-        raise InvalidTypeError(f"k must be a number (standard deviations above the mean), "
-                               f"got {k!r} of type {type(k).__name__}.")
-    if not math.isfinite(k):
-        raise InvalidArgumentError(f"k must be a finite number, got {k}.")
-    return float(k)
-
-
 class FEM(WhiteBoxExplainer):
     """FEM (Feature Explanation Method): where each feature map is unusually high,
     weighted by the map's mean. No gradients, no class: the map does not depend on the
@@ -116,7 +104,7 @@ class FEM(WhiteBoxExplainer):
         layer = GradCAM._find_conv_layer(model, conv_layer, type(self).__name__)
         super().__init__(model, batch_size=batch_size, verbose=verbose)
         self.conv_layer = layer
-        self.k = _check_k(k)
+        self.k = check_real("k", k, finite=True)
         self._features = keras.Model(model.inputs, layer.output)
 
     def explain(self, inputs, targets=None):

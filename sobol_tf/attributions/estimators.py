@@ -29,7 +29,8 @@ from abc import ABC
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, lookup
+from sobol_tf._utils import check_positive_int
+from sobol_tf._utils.validation import resolve
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: float32 ulps of the scores' magnitude under which their spread counts as constant.
@@ -303,13 +304,5 @@ def get(identifier):
         InvalidArgumentError: an unknown name.
         InvalidTypeError: neither None, a string nor a callable.
     """
-    if identifier is None:
-        return JansenEstimator()
-    if isinstance(identifier, str):
-        return lookup("estimator", identifier, ESTIMATORS, "a SobolEstimator")()
-    if callable(identifier):
-        return identifier
-    raise InvalidTypeError(
-        f"estimator must be a name, a SobolEstimator or a callable (masks, outputs, "
-        f"nb_design) -> indices, got {type(identifier).__name__}."
-    )
+    return resolve("estimator", identifier, JansenEstimator, ESTIMATORS,
+                   "a SobolEstimator or a callable (masks, outputs, nb_design) -> indices")

@@ -5,24 +5,11 @@ The ``nb_samples`` noise images are drawn once per explain() call from ``seed`` 
 shared by all the inputs; the engine runs the (input, noisy copy) pairs in full batches
 and sums each input's contributions, so that nothing grows with ``nb_samples`` but time.
 """
-import numbers
-
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, check_seed
+from sobol_tf._utils import check_positive_int, check_real, check_seed
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
-
-
-def check_real(name, value, minimum=None):
-    """``value`` as a float if it is a real number >= ``minimum``; raise otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidTypeError(f"{name} must be a number, got {value!r} of type "
-                               f"{type(value).__name__}.")
-    if minimum is not None and value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}.")
-    return float(value)
 
 
 class GradientStatistic(WhiteBoxExplainer):
@@ -77,6 +64,30 @@ class GradientStatistic(WhiteBoxExplainer):
     def _noisy_gradients(self, model, inputs, targets, evaluations, noise):
         """Gradients at the noisy copies ``evaluations`` of ``inputs``."""
         return self._gradients(model, inputs + tf.gather(noise, evaluations), targets)
+
+
+class SmoothGrad(GradientStatistic):
+    """SmoothGrad: the gradient averaged over noisy copies of the input.
+
+    map = reducer_c mean_s d score / d x (x + eps_s), eps_s ~ N(0, noise^2) element-wise
+    (sign kept; the default reducer 'mean' averages the channels, as Xplique). See
+    :class:`GradientStatistic` for the noise
+    (drawn once per explain() call from ``seed``, shared by the inputs).
+
+    Ref. D. Smilkov, N. Thorat, B. Kim, F. Viégas, M. Wattenberg. SmoothGrad: removing
+    noise by adding noise. 2017. https://arxiv.org/abs/1706.03825
+
+    Args, Raises: as :class:`GradientStatistic` (positional order of Xplique: model,
+    output_layer, batch_size, operator, reducer, nb_samples, noise; ``seed`` and
+    ``verbose`` keyword-only).
+
+    Example:
+        >>> maps = SmoothGrad(model, nb_samples=50, noise=0.2, seed=0)(images, labels)
+    """
+
+    def _attribute(self, model, inputs, targets, evaluations, noise):
+        gradients = self._noisy_gradients(model, inputs, targets, evaluations, noise)
+        return gradients / float(self.nb_samples)
 
 
 class SquareGrad(GradientStatistic):

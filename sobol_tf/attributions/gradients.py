@@ -1,6 +1,6 @@
-"""White-box baselines: Saliency, Gradient x Input, Integrated Gradients, SmoothGrad and
-Grad-CAM (SquareGrad and VarGrad: gradient_statistics; Guided Backpropagation and
-DeconvNet: guided).
+"""White-box baselines: Saliency, Gradient x Input, Integrated Gradients and Grad-CAM
+(SmoothGrad, SquareGrad and VarGrad: gradient_statistics; Guided Backpropagation and
+DeconvNet: guided; Grad-CAM++ and FEM: cam).
 
 Each is a :class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`: the same
 ``explain(inputs, targets)``, operators, batching and output layout (N, H, W, 1) as the
@@ -12,8 +12,8 @@ own per-channel statistic; each docstring states both.
 """
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int
-from sobol_tf.attributions.gradient_statistics import GradientStatistic, check_real
+from sobol_tf._utils import check_positive_int, check_real
+from sobol_tf.attributions.gradient_statistics import SmoothGrad  # noqa: F401 (its old home)
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer, find_layer
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
@@ -136,45 +136,6 @@ class IntegratedGradients(WhiteBoxExplainer):
         difference = inputs - self.baseline_value
         gradients = self._gradients(model, self.baseline_value + alphas * difference, targets)
         return weights * gradients * difference
-
-
-class SmoothGrad(GradientStatistic):
-    """SmoothGrad: the gradient averaged over noisy copies of the input.
-
-    map = reducer_c mean_s d score / d x (x + eps_s), eps_s ~ N(0, noise^2) element-wise
-    (sign kept; the default reducer 'mean' averages the channels, as Xplique). See
-    :class:`~sobol_tf.attributions.gradient_statistics.GradientStatistic` for the noise
-    (drawn once per explain() call from ``seed``, shared by the inputs).
-
-    Ref. D. Smilkov, N. Thorat, B. Kim, F. Viégas, M. Wattenberg. SmoothGrad: removing
-    noise by adding noise. 2017. https://arxiv.org/abs/1706.03825
-
-    Args:
-        model: a Keras model or a callable on a batch tensor with differentiable TF ops.
-        output_layer: as :class:`Saliency`.
-        batch_size: noisy inputs per forward/backward pass; 32 as Xplique; None: all at
-            once.
-        operator: None / 'classification', 'regression' or g(model, inputs, targets).
-        reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum', or None to keep the
-            channels.
-        nb_samples: noisy copies per input; 50 as Xplique.
-        noise: standard deviation of the Gaussian noise; 0.2 as Xplique.
-        seed: (keyword-only) seed of the noise (None: drawn once per explainer); an
-            integer >= 0 or a numpy Generator (one integer is drawn from it).
-        verbose: (keyword-only) show a progress bar.
-
-    Raises:
-        InvalidArgumentError: ``nb_samples`` < 1, ``noise`` < 0, ``seed`` < 0, an unknown
-            ``reducer``.
-        InvalidTypeError: a ``seed`` that is not None, an integer or a numpy Generator.
-
-    Example:
-        >>> maps = SmoothGrad(model, nb_samples=50, noise=0.2, seed=0)(images, labels)
-    """
-
-    def _attribute(self, model, inputs, targets, evaluations, noise):
-        gradients = self._noisy_gradients(model, inputs, targets, evaluations, noise)
-        return gradients / float(self.nb_samples)
 
 
 class GradCAM(WhiteBoxExplainer):

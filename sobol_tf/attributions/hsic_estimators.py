@@ -24,9 +24,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, lookup
+from sobol_tf._utils import check_positive_int
+from sobol_tf._utils.validation import resolve
 from sobol_tf.attributions.estimators import constant_scores
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError
 
 #: Xplique's default ``batch_size`` of the estimators (cells per chunk): all at once.
 DEFAULT_BATCH_SIZE = 100000
@@ -223,13 +224,5 @@ def get(identifier):
         InvalidArgumentError: an unknown name.
         InvalidTypeError: neither None, a string nor a callable.
     """
-    if identifier is None:
-        return BinaryEstimator()
-    if isinstance(identifier, str):
-        return lookup("estimator", identifier, ESTIMATORS, "an HsicEstimator")()
-    if callable(identifier):
-        return identifier
-    raise InvalidTypeError(
-        f"estimator must be a name, an HsicEstimator or a callable (masks, outputs, "
-        f"nb_design) -> indices, got {type(identifier).__name__}."
-    )
+    return resolve("estimator", identifier, BinaryEstimator, ESTIMATORS,
+                   "an HsicEstimator or a callable (masks, outputs, nb_design) -> indices")

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_choice
+from sobol_tf._utils import check_choice, check_real
 from sobol_tf.errors import InvalidArgumentError
 
 #: superpixels per side of the default image mapping (a regular grid, see
@@ -52,9 +52,7 @@ class WeightedLinearRegression:
     """
 
     def __init__(self, alpha=0.0):
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or alpha < 0:
-            raise InvalidArgumentError(f"alpha must be a number >= 0, got {alpha!r}.")
-        self.alpha = float(alpha)
+        self.alpha = check_real("alpha", alpha, minimum=0.0, finite=True)
 
     def __repr__(self):
         return f"WeightedLinearRegression(alpha={self.alpha})"
