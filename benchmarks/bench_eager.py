@@ -90,45 +90,33 @@ def model_only(model, nb_calls, batch):
 
 
 def methods(x, labels):
-    """(name, build ours, build Xplique's or None, model calls per input)."""
+    """(name, run, model calls per input): ``run(library, model)`` builds the method of
+    ``library`` ('sobol_tf' or 'xplique') on ``model`` and returns the function timed."""
+    import importlib
+
     one_hot = np.eye(10, dtype=np.float32)[labels]
+    explanations = np.random.default_rng(2).uniform(size=x.shape[:3]).astype(np.float32)
+    builds = {
+        "Sobol grid 4, nb_design 32": (lambda a, model: a.SobolAttributionMethod(
+            model, grid_size=4, nb_design=32, batch_size=BATCH), 32 * 18),
+        "Rise 512 masks": (lambda a, model: a.Rise(
+            model, batch_size=BATCH, nb_samples=512, grid_size=4), 512),
+        "Occlusion 2x2 stride 1": (lambda a, model: a.Occlusion(
+            model, batch_size=BATCH, patch_size=2, patch_stride=1), 49),
+    }
 
-    def sobol(module, model):
-        return module.SobolAttributionMethod(model, grid_size=4, nb_design=32,
-                                             batch_size=BATCH)
+    def explainer(build):
+        def run(library, model):
+            method = build(importlib.import_module(f"{library}.attributions"), model)
+            return lambda: np.asarray(method.explain(x, one_hot))
+        return run
 
-    def rise(module, model):
-        return module.Rise(model, batch_size=BATCH, nb_samples=512, grid_size=4)
+    def deletion(library, model):
+        metric = importlib.import_module(f"{library}.metrics").Deletion
+        return lambda: metric(model, x, one_hot, batch_size=BATCH, steps=10)(explanations)
 
-    def occlusion(module, model):
-        return module.Occlusion(model, batch_size=BATCH, patch_size=2, patch_stride=1)
-
-    def explain(build, module):
-        return lambda model: (lambda explainer: lambda: np.asarray(
-            explainer.explain(x, one_hot)))(build(module, model))
-
-    def deletion(module):
-        def make(model):
-            explanations = np.random.default_rng(2).uniform(size=x.shape[:3]).astype(
-                np.float32)
-            return lambda: module.Deletion(model, x, one_hot, batch_size=BATCH,
-                                           steps=10)(explanations)
-        return make
-
-    import sobol_tf.attributions as ours
-    import sobol_tf.metrics as our_metrics
-    peer = peer_metrics = None
-    if xplique_available():
-        import xplique.attributions as peer
-        import xplique.metrics as peer_metrics
-    rows = [("Sobol grid 4, nb_design 32", sobol, 32 * 18),
-            ("Rise 512 masks", rise, 512),
-            ("Occlusion 2x2 stride 1", occlusion, 49)]
-    table = [(name, explain(build, ours), explain(build, peer) if peer else None, calls)
-             for name, build, calls in rows]
-    table.append(("Deletion 10 steps", deletion(our_metrics),
-                  deletion(peer_metrics) if peer_metrics else None, 11))
-    return table
+    return ([(name, explainer(build), calls) for name, (build, calls) in builds.items()]
+            + [("Deletion 10 steps", deletion, 11)])
 
 
 def main():
@@ -146,11 +134,12 @@ def main():
         header += ["xplique s", "ours vs xplique"]
     rows = []
     for model_name, model in models(images, labels).items():
-        for name, ours, peer, calls in methods(x, y):
+        for name, run, calls in methods(x, y):
             nb_calls = nb_inputs * calls
-            functions = {"model": model_only(model, nb_calls, BATCH), "ours": ours(model)}
-            if with_peer and peer is not None:
-                functions["xplique"] = peer(model)
+            functions = {"model": model_only(model, nb_calls, BATCH),
+                         "ours": run("sobol_tf", model)}
+            if with_peer:
+                functions["xplique"] = run("xplique", model)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the one eager-path warning per object
                 times = side_by_side(functions, repeats)

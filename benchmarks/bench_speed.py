@@ -62,6 +62,16 @@ def overhead_row(label, model, x, labels, repeats, grid_size=GRID, nb_design=NB_
     return row
 
 
+def versus_row(label, nb_inputs, functions, repeats):
+    """[label, N, ours s(, xplique s, speed-up)] from ``functions`` ('ours', optionally
+    'xplique') timed side by side."""
+    times = side_by_side(functions, repeats)
+    row = [label, nb_inputs, f"{times['ours']:.2f}"]
+    if "xplique" in times:
+        row += [f"{times['xplique']:.2f}", f"{times['xplique'] / times['ours']:.2f}x"]
+    return row
+
+
 def metric_rows(model, x, labels, repeats, with_xplique):
     """Deletion, Insertion, MuFidelity and the Average metrics: ours against Xplique's on
     the same inputs. The Average metrics take two forward passes per input, so they run
@@ -98,11 +108,7 @@ def metric_rows(model, x, labels, repeats, with_xplique):
 
             functions["xplique"] = lambda run=run, name=name: run(
                 getattr(xplique.metrics, name))
-        times = side_by_side(functions, repeats)
-        row = [label, len(inputs), f"{times['ours']:.2f}"]
-        if with_xplique:
-            row += [f"{times['xplique']:.2f}", f"{times['xplique'] / times['ours']:.2f}x"]
-        rows.append(row)
+        rows.append(versus_row(label, len(inputs), functions, repeats))
     return rows
 
 
@@ -138,11 +144,7 @@ def lime_shap_rows(model, x, labels, repeats, with_xplique):
             peer = getattr(xplique.attributions, name)(model, map_to_interpret_space=mapping,
                                                        **kwargs)
             functions["xplique"] = lambda: np.asarray(peer.explain(x, one_hot))
-        times = side_by_side(functions, repeats)
-        row = [label, len(x), f"{times['ours']:.2f}"]
-        if with_xplique:
-            row += [f"{times['xplique']:.2f}", f"{times['xplique'] / times['ours']:.2f}x"]
-        rows.append(row)
+        rows.append(versus_row(label, len(x), functions, repeats))
     return rows
 
 
