@@ -29,6 +29,7 @@ bench: install
 
 bench-quality: install
 	$(PY) benchmarks/bench_quality.py
+	$(PY) benchmarks/bench_quality_beyond.py
 
 clean:
 	rm -rf $(VENV) outputs *.egg-info
