@@ -7,8 +7,8 @@ Every model has a known answer (benchmarks/beyond_data.py):
   on an unused feature relative to the map's largest (0 when unused features get 0), and
   for Friedman the Spearman correlation of |attribution| with the closed-form total
   Sobol indices.
-- Time series: noise where a planted motif (known window and channel) sets the class; a
-  Conv1D classifier. Scores: share of positive attribution in the motif's cells,
+- Time series: noise where a planted motif (known window and channel) sets the class,
+  with a class-independent decoy as strong elsewhere; a Conv1D classifier. Scores: share of positive attribution in the motif's cells,
   pointing game.
 - Text: token ids padded with 0 where planted sentiment words set the class; an
   Embedding + Conv1D classifier (gradient methods explain it from its embeddings).
@@ -296,7 +296,8 @@ def series_section(sizes, seed):
         f"Series (T={SERIES['length']}, C={SERIES['nb_channels']}) of N(0, "
         f"{SERIES['noise']}) noise; the class (a bump or one sine period, amplitude "
         f"{SERIES['amplitude']}, {SERIES['width']} steps) is planted at a random step of a "
-        f"random channel: the window is {share:.1%} of the cells (a random map's share). "
+        f"random channel: the window is {share:.1%} of the cells (a random map's share); a "
+        "square pulse as strong (the decoy, in both classes) sits elsewhere. "
         f"Conv1D 16-16 + global max pooling, {epochs} epochs on {len(train.labels)} series, "
         f"test accuracy **{accuracy:.1%}**; N = {len(chosen)} correctly classified test "
         "series, for their label. Removed cells take 0 (the noise's mean).",

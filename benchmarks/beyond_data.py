@@ -10,7 +10,8 @@ in seconds.
 - Tabular (b): scikit-learn's ``make_classification(shuffle=False)``: the informative
   features come first, the rest is noise; a small Keras MLP trained on it.
 - Time series: Gaussian noise (N, T, C) where the class is set by a motif planted in one
-  channel at a random position; the motif's window is known; a small Conv1D classifier.
+  channel at a random position (the window is known), plus a class-independent decoy
+  elsewhere; a small Conv1D classifier.
 - Text: token ids (N, L) padded with 0, neutral words plus one or two planted sentiment
   words that set the label; a small Embedding + Conv1D model, split into its embedding
   and the rest so that gradient methods can explain it from the embeddings.
@@ -161,21 +162,25 @@ def tabular_mlp(nb_features, seed=0):
 # -- time series --------------------------------------------------------------------------
 @dataclasses.dataclass
 class SeriesSet:
-    """signals float32 (N, T, C); labels (N,); each motif at time [start, start + width)
-    of channel ``channel``."""
+    """signals float32 (N, T, C); labels (N,); each class motif at time [start, start +
+    width) of channel ``channel``; a decoy (the same in both classes) at [decoy_start,
+    decoy_start + width) of ``decoy_channel``, never overlapping the motif."""
     signals: np.ndarray = _rows()
     labels: np.ndarray = _rows()
     starts: np.ndarray = _rows()
     channels: np.ndarray = _rows()
+    decoy_starts: np.ndarray = _rows()
+    decoy_channels: np.ndarray = _rows()
     width: int = 12
 
-    def window_masks(self):
-        """bool (N, T, C): True on each series' motif cells."""
+    def window_masks(self, decoy=False):
+        """bool (N, T, C): True on each series' motif cells (its decoy's with decoy=True)."""
+        starts, channels = ((self.decoy_starts, self.decoy_channels) if decoy
+                            else (self.starts, self.channels))
         n, length, nb_channels = self.signals.shape
         steps = np.arange(length)[None, :, None]
-        inside = ((steps >= self.starts[:, None, None])
-                  & (steps < self.starts[:, None, None] + self.width))
-        return inside & (np.arange(nb_channels)[None, None, :] == self.channels[:, None, None])
+        inside = (steps >= starts[:, None, None]) & (steps < starts[:, None, None] + self.width)
+        return inside & (np.arange(nb_channels)[None, None, :] == channels[:, None, None])
 
 
 def motifs(width, amplitude):
@@ -186,19 +191,33 @@ def motifs(width, amplitude):
     return amplitude * np.stack([bump, wave])
 
 
+def decoy(width, amplitude):
+    """The decoy (width,): a square pulse as strong as the motifs, in every series of both
+    classes, so a method that credits any strong pattern is caught out."""
+    return np.full(width, amplitude)
+
+
 def make_series(n, seed=0, length=64, nb_channels=2, width=12, amplitude=3.0, noise=1.0):
     """Series of Gaussian noise, each with its class motif added at a random window of a
-    random channel; balanced classes."""
+    random channel and the decoy at another random place that does not overlap it;
+    balanced classes."""
     rng = np.random.default_rng(seed)
     signals = rng.normal(0.0, noise, (n, length, nb_channels))
     labels = rng.permutation(np.arange(n) % 2)
     starts = rng.integers(0, length - width + 1, n)
     channels = rng.integers(0, nb_channels, n)
-    shapes = motifs(width, amplitude)
+    decoy_starts = rng.integers(0, length - width + 1, n)
+    decoy_channels = rng.integers(0, nb_channels, n)
+    for i in range(n):
+        while (decoy_channels[i] == channels[i]
+               and abs(int(decoy_starts[i]) - int(starts[i])) < width):
+            decoy_starts[i] = rng.integers(0, length - width + 1)
+    shapes, pulse = motifs(width, amplitude), decoy(width, amplitude)
     for i in range(n):
         signals[i, starts[i]:starts[i] + width, channels[i]] += shapes[labels[i]]
+        signals[i, decoy_starts[i]:decoy_starts[i] + width, decoy_channels[i]] += pulse
     return SeriesSet(signals.astype(np.float32), labels.astype(np.int64), starts, channels,
-                     width)
+                     decoy_starts, decoy_channels, width)
 
 
 def series_convnet(length, nb_channels, seed=0):

@@ -66,20 +66,25 @@ def test_tabular_informative_features_come_first_and_noise_carries_nothing():
 
 # -- time series --------------------------------------------------------------------------
 def test_series_motif_is_inside_its_window_and_sets_the_class():
-    series = data.make_series(200, seed=0, noise=0.0)       # motif alone, no noise
-    windows = series.window_masks()
+    series = data.make_series(200, seed=0, noise=0.0)       # motif and decoy, no noise
+    windows, decoys = series.window_masks(), series.window_masks(decoy=True)
     assert windows.sum(axis=(1, 2)).tolist() == [series.width] * 200
-    assert np.all(series.signals[~windows] == 0)
-    shapes = data.motifs(series.width, 3.0)
+    assert not np.any(windows & decoys)                      # the decoy never overlaps
+    assert np.all(series.signals[~(windows | decoys)] == 0)
+    shapes, pulse = data.motifs(series.width, 3.0), data.decoy(series.width, 3.0)
     for i in range(200):
         start, channel = series.starts[i], series.channels[i]
         np.testing.assert_allclose(series.signals[i, start:start + series.width, channel],
                                    shapes[series.labels[i]], atol=1e-6)
+        np.testing.assert_allclose(series.signals[i][decoys[i]], pulse, atol=1e-6)
     assert set(series.channels) == {0, 1} and series.starts.max() <= 64 - series.width
     assert 0.4 < series.labels.mean() < 0.6
+    # the decoy's place says nothing of the class
+    for label in (0, 1):
+        assert 20 < series.decoy_starts[series.labels == label].mean() < 32
     noisy = data.make_series(200, seed=0)
     np.testing.assert_array_equal(noisy.starts, series.starts)   # same draws, plus noise
-    assert 0.8 < np.std(noisy.signals[~noisy.window_masks()]) < 1.2
+    assert 0.8 < np.std(noisy.signals[~(noisy.window_masks() | noisy.window_masks(True))]) < 1.2
 
 
 # -- text ---------------------------------------------------------------------------------
