@@ -137,7 +137,8 @@ def series_methods(seed, windows=16):
     return {
         "Sobol": ("SobolAttributionMethod", dict(grid_size=windows, nb_design=32)),
         "RISE": ("Rise", dict(nb_samples=2000, grid_size=windows, seed=seed)),
-        "Occlusion": ("Occlusion", dict(patch_size=4, patch_stride=2)),
+        # Xplique's (time, channels) patch: 4 steps of one channel
+        "Occlusion": ("Occlusion", dict(patch_size=(4, 1), patch_stride=(2, 1))),
         "HSIC": ("HsicAttributionMethod", dict(grid_size=windows, nb_design=500)),
         "Lime": ("Lime", dict(nb_samples=500, grid_size=windows, seed=seed)),
         "KernelShap": ("KernelShap", dict(nb_samples=500, grid_size=windows, seed=seed)),
@@ -164,12 +165,37 @@ def text_methods(seed):
     }
 
 
-def run_methods(methods, model, inputs, targets, operator=None, prepare=None):
-    """Explain ``inputs`` with every method; ({name: maps}, {name: s / input}, {name:
-    error}). ``prepare(name, explainer_class, settings)`` may return (explainer, inputs,
-    to_maps) to explain another model/input (the text model's head on embeddings)."""
-    from sobol_tf import attributions
+def xplique_methods(modality, baseline=0.0):
+    """Xplique 2.0.2's runs of the methods it offers on tabular data and time series
+    (RISE, Occlusion, Lime, KernelShap; Sobol and HSIC are "not yet" there), with our
+    settings where it has them: one number as RISE's / Occlusion's value (the mean of
+    ours), Lime and KernelShap on Xplique's default interpretable features (one per
+    feature; one per (step, channel) for a time series)."""
+    value = float(np.mean(baseline))
+    reference = np.array([value], np.float32)    # Xplique: one number on tabular data
+    if modality == "tabular":
+        patches = dict(patch_size=1, patch_stride=1)
+        grid = {}
+    else:
+        patches = dict(patch_size=(4, 1), patch_stride=(2, 1))
+        grid = dict(grid_size=16)
+    return {
+        "Xplique RISE": ("Rise", dict(nb_samples=2000, mask_value=value, **grid)),
+        "Xplique Occlusion": ("Occlusion", dict(occlusion_value=value, **patches)),
+        "Xplique Lime": ("Lime", dict(nb_samples=500, ref_value=reference)),
+        "Xplique KernelShap": ("KernelShap", dict(nb_samples=500, ref_value=reference)),
+    }
 
+
+def run_methods(methods, model, inputs, targets, operator=None, prepare=None,
+                module=None):
+    """Explain ``inputs`` with every method of ``module`` (default sobol_tf.attributions)
+    for one-hot ``targets``; ({name: maps}, {name: s / input}, {name: error}).
+    ``prepare(explainer_class, settings)`` may return (explainer, inputs, to_maps) to
+    explain another model/input (the text model's head on embeddings)."""
+    if module is None:
+        from sobol_tf import attributions as module
+    attributions = module
     maps, seconds, errors = {}, {}, {}
     for name, (class_name, settings) in methods.items():
         try:
@@ -187,11 +213,37 @@ def run_methods(methods, model, inputs, targets, operator=None, prepare=None):
             result = to_maps(result) if to_maps is not None else result
             maps[name] = as_cells(result, inputs.shape)
         except Exception as error:  # reported in the table, the others still run
+            if os.environ.get("BEYOND_TRACEBACK"):
+                import traceback
+
+                traceback.print_exc()
             errors[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
         status = (f"{seconds[name]:.4f} s per input" if name in maps
                   else f"FAILED {errors[name]}")
         print(f"  {name}: {status}", flush=True)
     return maps, seconds, errors
+
+
+def run_all(methods, model, inputs, targets, xplique=None, baseline=0.0, **options):
+    """:func:`run_methods` on our methods, then (``xplique``: 'tabular' or 'time series')
+    on Xplique's, imported from the path; their names in one list, ours first."""
+    maps, seconds, errors = run_methods(methods, model, inputs, targets, **options)
+    names = list(methods)
+    if xplique:
+        from xplique import attributions as xplique_attributions
+
+        others = xplique_methods(xplique, baseline)
+        print("  Xplique 2.0.2:")
+        results = run_methods(others, model, inputs, targets, module=xplique_attributions,
+                              operator=options.get("operator"))
+        for mine, theirs in zip((maps, seconds, errors), results):
+            mine.update(theirs)
+        names += list(others)
+    return names, maps, seconds, errors
+
+
+def one_hot(labels, nb_classes=2):
+    return np.eye(nb_classes, dtype=np.float32)[labels]
 
 
 def as_cells(maps, shape):
@@ -220,15 +272,16 @@ def correctly_classified(model, inputs, labels, count):
 
 
 # -- one section per modality -------------------------------------------------------------
-def friedman_section(sizes, seed):
+def friedman_section(sizes, seed, xplique=False):
     n = sizes["nb_inputs"]
     inputs = data.friedman1_inputs(n, seed=seed + 1)
     total = data.friedman1_indices()["total"]
     informative = data.FRIEDMAN_INFORMATIVE
     methods = tabular_methods(seed, np.full(data.FRIEDMAN_FEATURES, 0.5, np.float32))
     print("Friedman #1:")
-    maps, seconds, errors = run_methods(methods, data.friedman1_tf, inputs,
-                                        np.ones((n, 1), np.float32), operator="regression")
+    names, maps, seconds, errors = run_all(
+        methods, data.friedman1_tf, inputs, np.ones((n, 1), np.float32),
+        xplique=xplique and "tabular", baseline=0.5, operator="regression")
     maps[RANDOM] = np.random.default_rng(seed).uniform(size=inputs.shape)
     scores = {name: [share_on(m, informative), max_on_unused(m, informative),
                      rank_correlation(m, total)] for name, m in maps.items()}
@@ -241,11 +294,11 @@ def friedman_section(sizes, seed):
         + ", ".join(f"{s:.3f}" for s in data.friedman1_indices()["first_order"][:5])
         + "). Removed features take 0.5 (the inputs' mean). Operator 'regression'.",
     ]
-    return "Tabular: Friedman #1", header, table_rows(list(methods) + [RANDOM], scores,
+    return "Tabular: Friedman #1", header, table_rows(names + [RANDOM], scores,
                                                       seconds, errors), notes
 
 
-def tabular_section(sizes, seed):
+def tabular_section(sizes, seed, xplique=False):
     dataset = data.make_tabular(sizes["nb_train"] + sizes["nb_test"], seed=seed)
     train, test = data.split(dataset, sizes["nb_test"] / len(dataset.labels))
     model = data.tabular_mlp(train.features.shape[1], seed)
@@ -257,7 +310,8 @@ def tabular_section(sizes, seed):
     baseline = train.features.mean(axis=0)
     methods = tabular_methods(seed, baseline)
     print(f"make_classification MLP (test accuracy {accuracy:.3f}):")
-    maps, seconds, errors = run_methods(methods, model, inputs, labels)
+    names, maps, seconds, errors = run_all(methods, model, inputs, one_hot(labels),
+                                           xplique=xplique and "tabular", baseline=baseline)
     maps[RANDOM] = np.random.default_rng(seed).uniform(size=inputs.shape)
     informative = dataset.informative
     scores = {name: [share_on(m, informative), max_on_unused(m, informative)]
@@ -271,10 +325,10 @@ def tabular_section(sizes, seed):
         "features take the training mean.",
     ]
     return "Tabular: MLP on make_classification", header, table_rows(
-        list(methods) + [RANDOM], scores, seconds, errors), notes
+        names + [RANDOM], scores, seconds, errors), notes
 
 
-def series_section(sizes, seed):
+def series_section(sizes, seed, xplique=False):
     dataset = data.make_series(sizes["nb_train"] + sizes["nb_test"], seed=seed, **SERIES)
     train, test = data.split(dataset, sizes["nb_test"] / len(dataset.labels))
     model = data.series_convnet(SERIES["length"], SERIES["nb_channels"], seed)
@@ -286,7 +340,8 @@ def series_section(sizes, seed):
     windows = test.window_masks()[chosen]
     methods = series_methods(seed)
     print(f"motif time series (test accuracy {accuracy:.3f}):")
-    maps, seconds, errors = run_methods(methods, model, inputs, labels)
+    names, maps, seconds, errors = run_all(methods, model, inputs, one_hot(labels),
+                                           xplique=xplique and "time series")
     maps[RANDOM] = np.random.default_rng(seed).uniform(size=inputs.shape)
     scores = {name: [share_in_mask(m, windows), pointing_game(m, windows)]
               for name, m in maps.items()}
@@ -302,11 +357,11 @@ def series_section(sizes, seed):
         f"test accuracy **{accuracy:.1%}**; N = {len(chosen)} correctly classified test "
         "series, for their label. Removed cells take 0 (the noise's mean).",
     ]
-    return "Time series: planted motif", header, table_rows(list(methods) + [RANDOM], scores,
+    return "Time series: planted motif", header, table_rows(names + [RANDOM], scores,
                                                             seconds, errors), notes
 
 
-def text_section(sizes, seed):
+def text_section(sizes, seed, xplique=False):
     from sobol_tf.metrics import Deletion
 
     dataset = data.make_text(sizes["nb_train"] + sizes["nb_test"], seed=seed, **TEXT)
@@ -336,8 +391,8 @@ def text_section(sizes, seed):
 
     methods = text_methods(seed)
     print(f"planted-sentiment text (test accuracy {accuracy:.3f}):")
-    maps, seconds, errors = run_methods(methods, text.model, inputs, labels,
-                                        prepare=on_embeddings)
+    names, maps, seconds, errors = run_all(methods, text.model, inputs, one_hot(labels),
+                                           prepare=on_embeddings)
     maps[RANDOM] = np.where(valid, np.random.default_rng(seed).uniform(size=inputs.shape), 0)
     on_pads = [name for name, attribution in maps.items()
                if np.any(attribution[~valid] != 0)]
@@ -384,7 +439,7 @@ def text_section(sizes, seed):
         f"up to {WORD_DELETION['max_percentage_perturbed']:.0%} of the words in "
         f"{WORD_DELETION['steps']} steps; area under the softmax probability of the label.",
     ]
-    return "Text: planted sentiment words", header, table_rows(list(methods) + [RANDOM],
+    return "Text: planted sentiment words", header, table_rows(names + [RANDOM],
                                                                scores, seconds, errors), notes
 
 
@@ -399,6 +454,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of data, models, methods")
     parser.add_argument("--nb-inputs", type=int, help="inputs explained (default 50; 8 quick)")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run these only")
+    parser.add_argument("--xplique", action="store_true",
+                        help="add Xplique's RISE, Occlusion, Lime, KernelShap on tabular "
+                             "data and time series (needs xplique importable)")
     parser.add_argument("--out", help="output folder (default benchmarks/results; "
                                       "outputs/quality-quick with --quick)")
     args = parser.parse_args(argv)
@@ -412,7 +470,7 @@ def main(argv=None):
     print(f"machine: {machine()}")
     sections = []
     for key in args.only or SECTIONS:
-        title, header, rows, notes = SECTIONS[key](sizes, args.seed)
+        title, header, rows, notes = SECTIONS[key](sizes, args.seed, args.xplique)
         print_table(f"{title} (mean ± standard error)", header, rows)
         sections.append((title, header, rows, notes))
     total_seconds = time.perf_counter() - run_start
