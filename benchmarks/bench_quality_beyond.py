@@ -195,11 +195,10 @@ def run_methods(methods, model, inputs, targets, operator=None, prepare=None,
     explain another model/input (the text model's head on embeddings)."""
     if module is None:
         from sobol_tf import attributions as module
-    attributions = module
     maps, seconds, errors = {}, {}, {}
     for name, (class_name, settings) in methods.items():
         try:
-            explainer_class = getattr(attributions, class_name)
+            explainer_class = getattr(module, class_name)
             extra = {} if operator is None else dict(operator=operator)
             if prepare is not None and name in GRADIENT_METHODS:
                 explainer, explained, to_maps = prepare(explainer_class, settings)
@@ -494,6 +493,13 @@ def write_markdown(path, sections, seed, total_seconds):
         f"/ N after a warm-up call, batch_size {BATCH_SIZE}, on a CPU shared with other "
         "jobs. Random map: uniform noise, seeded (pads 0 for text).",
     ]
+    if any(row[0].startswith("Xplique") for _, _, rows, _ in sections for row in rows):
+        lines.append(
+            "Xplique rows: Xplique 2.0.2 (--xplique), same models, inputs and sample "
+            "counts; one number as the removed value (Xplique takes no per-feature "
+            "reference); Lime / KernelShap on its default interpretable features (one per "
+            "feature; one per (step, channel) for series); Occlusion patches of 4 steps x 1 "
+            "channel, stride 2 on series.")
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
 
