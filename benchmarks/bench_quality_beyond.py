@@ -8,8 +8,8 @@ Every model has a known answer (benchmarks/beyond_data.py):
   for Friedman the Spearman correlation of |attribution| with the closed-form total
   Sobol indices.
 - Time series: noise where a planted motif (known window and channel) sets the class,
-  with a class-independent decoy as strong elsewhere; a Conv1D classifier. Scores: share of positive attribution in the motif's cells,
-  pointing game.
+  with a class-independent decoy as strong elsewhere; a Conv1D classifier. Scores: share
+  of positive attribution in the motif's cells, pointing game.
 - Text: token ids padded with 0 where planted sentiment words set the class; an
   Embedding + Conv1D classifier (gradient methods explain it from its embeddings).
   Scores: pointing game on the planted words, word-deletion AUC (our Deletion metric on
@@ -19,7 +19,8 @@ Every method explains the first N correctly classified held-out inputs; mean ± 
 error over them; seconds per input of one explain() call after a warm-up on two inputs.
 A method the library cannot run on a layout is listed with its error. Writes
 <out>/quality_beyond.md.
-Usage: python benchmarks/bench_quality_beyond.py [--quick] [--seed 0] [--nb-inputs N] [--out DIR]
+Usage: python benchmarks/bench_quality_beyond.py [--quick] [--seed 0] [--nb-inputs N]
+       [--only friedman tabular series text] [--xplique] [--out DIR]
 """
 import argparse
 import os
