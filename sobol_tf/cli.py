@@ -220,7 +220,7 @@ def run_explain(args):
         return EXIT_USAGE
     try:
         explainer = SobolAttributionMethod(
-            model, grid_size=args.grid_size, nb_design=args.nb_design,
+            with_channel_axis(model, spec), grid_size=args.grid_size, nb_design=args.nb_design,
             sampler=args.sampler, estimator=args.estimator,
             perturbation_function=args.perturbation, batch_size=args.batch_size,
             seed=args.seed, verbose=not args.quiet)
@@ -239,7 +239,8 @@ def run_explain(args):
         if problem:
             raise UsageProblem(problem)
         targets = predicted if args.target is None else np.full(len(indices), args.target)
-        maps = explainer.explain(inputs, targets).numpy()[..., 0]
+        maps = explainer.explain(inputs[..., None] if spec.squeeze else inputs,
+                                 targets).numpy()[..., 0]
         return maps, targets, outputs
 
     def cannot_explain(index, exc):
@@ -287,9 +288,20 @@ def run_explain(args):
     return EXIT_FILE_ERROR if failed else 0
 
 
-def score_group(model, inputs, maps, targets, args):
+def with_channel_axis(model, spec):
+    """The model as the library calls it: a model of grayscale images without channel
+    axis (N, H, W) takes them as (N, H, W, 1) (rank 3 is a time series for the library)."""
+    if not spec.squeeze:
+        return model
+    return lambda x: model(x[..., 0])
+
+
+def score_group(model, inputs, maps, targets, args, spec):
     """Per-image (deletion, insertion, mufidelity) of one batch of equal-size images."""
     from sobol_tf.metrics import Deletion, Insertion, MuFidelity
+
+    if spec.squeeze:
+        model, inputs = with_channel_axis(model, spec), inputs[..., None]
 
     common = dict(batch_size=args.batch_size, baseline_mode=args.baseline)
     deletion = Deletion(model, inputs, targets, steps=args.steps, **common)
@@ -365,7 +377,7 @@ def run_score(args):
             raise ValueError(f"its class {targets[wrong[0]]} in {args.maps} is not an "
                              f"output of the model, which has {nb_outputs}")
         scores = score_group(model, inputs, np.stack([saved_maps[n] for n in names]),
-                             np.array(targets), args)
+                             np.array(targets), args, spec)
         return [(name, int(target)) + tuple(float(v) for v in row)
                 for name, target, row in zip(names, targets, scores)]
 

@@ -131,18 +131,18 @@ def test_the_callers_arrays_are_left_untouched(images):
     np.testing.assert_array_equal(targets, kept)
 
 
-def test_grayscale_inputs_without_channel_for_a_model_with_one_channel(images):
+def test_rank3_inputs_are_time_series_and_image_methods_say_to_add_the_channel(images):
+    """Rank 3 is a time series (as Xplique): grayscale images need (N, H, W, 1)."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((H, W, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(2)])
     gray = images[..., 0]
     explainer = Occlusion(model, patch_size=4, patch_stride=4)
-    maps = explainer.explain(gray, [0, 1, 0])
-    expected = explainer.explain(gray[..., None], [0, 1, 0])
-    np.testing.assert_allclose(np.asarray(maps), np.asarray(expected), atol=1e-6)
-    explanations = np.random.default_rng(1).normal(size=(N, H, W)).astype(np.float32)
-    assert Deletion(model, gray, [0, 1, 0], steps=3)(explanations) == pytest.approx(
-        Deletion(model, gray[..., None], [0, 1, 0], steps=3)(explanations), abs=1e-6)
+    with pytest.raises(InvalidArgumentError,
+                       match=r"time series \(N, T, C\).*\(N, H, W, 1\): x\[\.\.\., None\]"):
+        explainer.explain(gray, [0, 1, 0])
+    maps = explainer.explain(gray[..., None], [0, 1, 0])
+    assert maps.shape == (N, H, W, 1)
 
 
 def test_inputs_of_another_rank_than_the_model_declares_are_named(keras_model, images):
@@ -239,34 +239,28 @@ def test_an_endless_generator_is_refused_quickly(images, monkeypatch):
 
 
 # -- one image without its batch axis, the model's declared sizes (audit, items 6) ---------
-def test_one_rgb_image_for_a_plain_function_warns_that_it_is_read_as_grayscale(images):
-    from sobol_tf.errors import SobolTFWarning
+def test_one_rgb_image_for_a_plain_function_is_read_as_time_series_without_warning(images):
+    """(16, 16, 3) is 16 time series of 16 steps and 3 channels by the rank rule: no
+    warning (time series often have 1 or 3 channels); image methods refuse it clearly."""
+    import warnings
     model = lambda x: tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), 1)
     image = np.random.default_rng(0).uniform(size=(16, 16, 3)).astype(np.float32)
-    with pytest.warns(SobolTFWarning,
-                      match=r"(?s)\(16, 16, 3\).*16 grayscale images of 16x3.*img\[None\]") as rec:
-        Occlusion(model, patch_size=2, patch_stride=2, operator="regression").explain(
-            image, np.ones(16, np.float32))
-    assert rec[0].filename == __file__                       # points at the caller's line
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        # a batch of grayscale images (last axis not 1, 3 or 4): no warning
-        prepare_inputs_targets(images[..., 0], None, require_targets=False)
-        # a model that declares its input shape decides itself: no warning
-        prepare_inputs_targets(image, None, declared_shape=(None, 16, 3, 1),
-                               require_targets=False)
-        prepare_inputs_targets(image[None], None, require_targets=False)
+        prepare_inputs_targets(image, None, require_targets=False)
+    with pytest.raises(InvalidArgumentError, match=r"\(None, 16, 3\).*x\[\.\.\., None\]"):
+        Occlusion(model, patch_size=2, patch_stride=2, operator="regression").explain(
+            image, np.ones(16, np.float32))
 
 
 def test_one_grayscale_image_without_channel_says_to_add_the_batch_axis(images):
     model = keras.Sequential([keras.Input((H, W, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(2)])
-    gray = images[0, ..., 0]                                     # (8, 8)
+    gray = images[0, ..., :1]                                    # (8, 8, 1)
     for make in (lambda: Occlusion(model, patch_size=4, patch_stride=4).explain(gray, [0]),
                  lambda: Deletion(model, gray, [0])):
         with pytest.raises(InvalidArgumentError,
-                           match=r"(?s)\(8, 8\).*batch axis.*img\[None\].*\(1, 8, 8\)"):
+                           match=r"(?s)\(8, 8, 1\).*batch axis.*img\[None\].*\(1, 8, 8, 1\)"):
             make()
     maps = Occlusion(model, patch_size=4, patch_stride=4).explain(gray[None], [0])
     assert maps.shape == (1, H, W, 1)

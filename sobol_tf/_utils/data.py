@@ -28,10 +28,13 @@ class PreparedData:
     Attributes:
         inputs: float32 tf.Tensor (N, ...).
         targets: numpy array (N,) or (N, K), or None when none were given.
+        integer: the inputs were given as integers (rank 2: token ids, see
+            :mod:`sobol_tf._utils.layouts`).
     """
 
     inputs: tf.Tensor
     targets: object
+    integer: bool = False
 
 
 #: a tf.data.Dataset of unknown cardinality (e.g. after ``filter``, or from a generator)
@@ -392,10 +395,6 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
         InvalidTypeError: inputs or targets of a type that is not an array of real
             numbers, a dataset of dicts.
 
-    Warns:
-        SobolTFWarning: rank-3 inputs (an array or tensor) whose last axis is 1, 3 or 4,
-            for a model that declares no input shape: they are read as N grayscale images
-            (N, H, W), but are more likely one image (H, W, C) without its batch axis.
     """
     if isinstance(inputs, tf.data.Dataset):
         array, ds_targets = _dataset_to_arrays(inputs, declared_shape)
@@ -408,15 +407,6 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
     else:
         array = to_numpy(inputs, "inputs")
         check_batch_axis(array.shape, declared_shape)
-        if (declared_shape is None and array.ndim == 3 and array.shape[-1] in (1, 3, 4)
-                and (allowed_ranks is None or 3 in allowed_ranks)):
-            n, h, w = array.shape
-            warn(
-                f"inputs {array.shape} are read as {n} grayscale images of {h}x{w} (rank-3 "
-                "inputs are (N, H, W)); if this is one image (H, W, C), add the batch "
-                f"axis: img[None] (shape {(1,) + array.shape})."
-            )
-
     _check_real_dtype(array, "inputs")
     if array.ndim == 0 or array.shape[0] == 0:
         raise InvalidArgumentError(
@@ -454,4 +444,6 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
                 f"{array.shape[0]}; give one target per input."
             )
         _check_real_dtype(target_array, "targets")
-    return PreparedData(inputs=tf.constant(array, dtype=tf.float32), targets=target_array)
+    integer = bool(np.issubdtype(array.dtype, np.integer))
+    return PreparedData(inputs=tf.constant(array, dtype=tf.float32), targets=target_array,
+                        integer=integer)

@@ -12,19 +12,18 @@ import keras
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import (check_choice, check_positive_int, CompiledStep,
-                             prepare_inputs_targets, run_batches)
-from sobol_tf._utils.batching import ModelMode, RunsEagerly, outputs_step, scores_step
+from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets
+from sobol_tf._utils.batching import RunsEagerly
 from sobol_tf._utils.data import check_model, model_input_shape
 from sobol_tf._utils.inference import batch_inference
+from sobol_tf._utils.layouts import KINDS, check_kind, layout_of
+from sobol_tf._utils.scoring import Scorer, gather_rows
 from sobol_tf.errors import InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
 #: most this many bytes; bigger ones are upsampled batch by batch on the device so that
 #: memory stays bounded by ``batch_size`` (see README, "Memory").
 MASK_CACHE_BYTES = 256 * 2**20
-
-IMAGE_RANKS = (3, 4)
 
 #: built-in (elementwise) perturbations run XLA-compiled, fused with their gathers.
 XLA_PERTURBATION = True
@@ -87,8 +86,9 @@ class Explainer(RunsEagerly, ABC):
         InvalidArgumentError: ``batch_size`` < 1, an unknown operator name.
     """
 
-    #: ranks of ``inputs`` a method accepts; images are (N, H, W) or (N, H, W, C).
-    input_ranks = IMAGE_RANKS
+    #: the kinds of inputs a method explains (see :mod:`sobol_tf._utils.layouts`):
+    #: 'image' (N, H, W, C), 'tabular' (N, F), 'time_series' (N, T, C), 'tokens' (N, L).
+    input_kinds = ("image", "tabular", "time_series")
 
     def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
                  jit_compile=False, mixed_precision=None):
@@ -110,27 +110,35 @@ class Explainer(RunsEagerly, ABC):
                     f"mixed dtype policy), got {type(model).__name__}."
                 )
         self.mixed_precision = mixed_precision
-        self._functions = {}
         self._views = {}
-        self._mode = ModelMode()
+        self._scorer = Scorer(self, self.operator, eager_fallback=not self.needs_gradients)
+        self._mode = self._scorer.mode
+        #: the :class:`~sobol_tf._utils.layouts.Layout` of the inputs of the current
+        #: (or last) explain() call.
+        self._layout = None
 
     # -- public API -------------------------------------------------------------------
     def explain(self, inputs, targets=None):
         """Explain the model's score on each input.
 
         Args:
-            inputs: images as a numpy array or tf.Tensor (N, H, W, C) or (N, H, W), or a
-                tf.data.Dataset of (input, target) pairs, batched or not.
+            inputs: a numpy array or tf.Tensor, or a tf.data.Dataset of (input, target)
+                pairs, batched or not: images (N, H, W, C) (grayscale: (N, H, W, 1)),
+                tabular rows (N, F) of floats, time series (N, T, C), or token ids (N, L)
+                of integers for the methods that mask tokens (see README, "Beyond
+                images": rank 3 is a time series, as in Xplique).
             targets: one-hot (or score-weight) rows (N, K) or class ids (N,); None to
                 explain the predicted class (or when the dataset carries the targets).
 
         Returns:
-            float32 tf.Tensor of attribution maps, (N, H, W, 1) for images (N, H, W, C)
-            when the method attributes each channel separately).
+            float32 tf.Tensor of attribution maps in the inputs' layout: (N, H, W, 1) for
+            images ((N, H, W, C) when the method attributes each channel separately),
+            (N, F) for tabular rows, (N, T, C) for time series ((N, T, 1) when the
+            method attributes the channels of a step together), (N, L) for tokens.
 
         Raises:
-            InvalidArgumentError: empty inputs, NaN or inf in inputs or targets, a rank the
-                method cannot handle, one input without its batch axis, targets whose
+            InvalidArgumentError: empty inputs, NaN or inf in inputs or targets, a kind of
+                inputs the method cannot handle, one input without its batch axis, targets whose
                 length or width does not match, targets None or class ids with a model of
                 several outputs, an infinite tf.data.Dataset.
             InvalidTypeError: a built-in operator with a model of several outputs, a
@@ -145,38 +153,61 @@ class Explainer(RunsEagerly, ABC):
         """
         model, images, targets = self._prepare(inputs, targets)
         maps = self._explain(model, images, targets)
-        return self._to_input_size(maps, images.shape[1], images.shape[2])
+        return self._layout.from_engine(
+            self._to_input_size(maps, images.shape[1], images.shape[2]))
 
     def __call__(self, inputs, targets=None):
         """Alias of :meth:`explain`."""
         return self.explain(inputs, targets)
 
     def _prepare(self, inputs, targets):
-        """Check and normalise the arguments of explain().
+        """Check and normalise the arguments of explain(); set ``self._layout``.
 
         Returns:
-            (model, images, targets): the model as called on (B, H, W, C) batches, float32
-            images (N, H, W, C) and float32 targets (N, K).
+            (model, images, targets): the model as called on engine batches
+            (B, H, W, C), float32 inputs in the engine layout (N, H, W, C) (see
+            :mod:`sobol_tf._utils.layouts`) and float32 targets (N, K).
         """
+        model, images, targets = self._prepare_inputs(inputs, targets)
+        outputs = None
+        if operators_module.needs_outputs(targets, self.operator):
+            outputs = self._predict(model, images)
+        targets = operators_module.prepare_targets(targets, outputs, self.operator)
+        return model, images, targets
+
+    def _prepare_inputs(self, inputs, targets):
+        """The checks of :meth:`_prepare` before the targets': returns (model, images,
+        raw targets as given (numpy or None)) and sets ``self._layout``."""
         data = prepare_inputs_targets(
             inputs, targets, declared_shape=model_input_shape(self.model),
-            allowed_ranks=self.input_ranks, require_targets=False,
+            allowed_ranks=(2, 3, 4), require_targets=False,
         )
-        images = data.inputs
-        squeeze_channel = images.shape.rank == 3
-        if squeeze_channel:
-            images = images[..., None]
+        layout = layout_of(data.inputs, integer=data.integer, pad_token=self._pad_token())
+        self._check_layout(layout)
+        self._layout = layout
+        images = layout.to_engine(data.inputs)
         self._check_inputs(images)
-        model = self._model_view(squeeze_channel)
-        outputs = None
-        if operators_module.needs_outputs(data.targets, self.operator):
-            outputs = self._predict(model, images)
-        targets = operators_module.prepare_targets(data.targets, outputs, self.operator)
-        return model, images, targets
+        return self._model_view(layout), images, data.targets
+
+    def _pad_token(self):
+        """The id of padding in token inputs (None: no padding)."""
+        return getattr(self, "pad_token", None)
+
+    def _check_layout(self, layout):
+        """Raise InvalidArgumentError when the method cannot explain inputs of ``layout``."""
+        hint = ""
+        if layout.kind == "tokens" and "tokens" not in self.input_kinds:
+            hint = (": integer inputs (N, L) are token ids, which this method cannot "
+                    "perturb; give float32 inputs for tabular rows")
+        elif layout.kind == "time_series" and "image" in self.input_kinds:
+            hint = (" (rank-3 inputs are time series, as in Xplique; give grayscale "
+                    "images with their channel axis, (N, H, W, 1): x[..., None])")
+        check_kind(layout, self.input_kinds, type(self).__name__, hint)
 
     # -- what a method provides -------------------------------------------------------
     def _check_inputs(self, images):
-        """Raise InvalidArgumentError when a method cannot explain ``images`` (N, H, W, C)."""
+        """Raise InvalidArgumentError when a method cannot explain ``images`` (N, H, W, C),
+        in the engine layout (``self._layout`` says what they are)."""
 
     @abstractmethod
     def _explain(self, model, images, targets):
@@ -186,17 +217,17 @@ class Explainer(RunsEagerly, ABC):
     resize_method = "bicubic"
 
     # -- shared machinery -------------------------------------------------------------
-    def _model_view(self, squeeze_channel):
-        """The model as the engine calls it: on (B, H, W, C) batches (built once)."""
-        if squeeze_channel not in self._views:
+    def _model_view(self, layout):
+        """The model as the engine calls it: on (B, H, W, C) batches of ``layout``'s
+        engine layout (built once per kind and shape)."""
+        key = (layout.kind, layout.shape)
+        if key not in self._views:
             model = self.model
             if self.mixed_precision is not None:
-                model = _mixed_precision_clone(model, self.mixed_precision)
-            if squeeze_channel:
-                inner = model
-                model = lambda x: inner(x[..., 0])  # noqa: E731
-            self._views[squeeze_channel] = model
-        return self._views[squeeze_channel]
+                model = self._views.setdefault(
+                    "mixed", _mixed_precision_clone(model, self.mixed_precision))
+            self._views[key] = layout.wrap_model(model)
+        return self._views[key]
 
     #: the method needs TensorFlow's gradients of the model: a model TensorFlow cannot
     #: trace is refused instead of being run eagerly (see README, "Inputs, targets and
@@ -204,21 +235,16 @@ class Explainer(RunsEagerly, ABC):
     needs_gradients = False
 
     def _compiled(self, model, key, python_function, input_signature):
-        """``python_function`` compiled with its batch loop, once per ``key`` and model view.
+        """``python_function`` compiled with its batch loop, once per ``key`` and model view
+        (:meth:`Scorer.compiled <sobol_tf._utils.scoring.Scorer.compiled>`).
 
         Steps that call the model are XLA-compiled when ``jit_compile`` is set. Every
         step shares the explainer's :class:`~sobol_tf._utils.batching.ModelMode`: once
         the model could not be traced, every step runs eagerly.
         """
-        key = (id(model),) + key
-        if key not in self._functions:
-            self._functions[key] = CompiledStep(python_function, input_signature,
-                                                 jit_compile=self.jit_compile, mode=self._mode,
-                                                 eager_fallback=not self.needs_gradients)
-        return self._functions[key]
+        return self._scorer.compiled(model, key, python_function, input_signature)
 
-    def _run_batches(self, step, nb_items, arguments, what, *, values="scores",
-                     items_per_input=1, one_score=False):
+    def _run_batches(self, step, nb_items, arguments, what, **options):
         """Run a step compiled by :meth:`_compiled` on every batch of item indices.
 
         Batches run in order, in chunks of one compiled call; results are collected
@@ -228,31 +254,15 @@ class Explainer(RunsEagerly, ABC):
         Returns:
             tf.Tensor of the stacked per-item results, (nb_items, ...).
         """
-        return run_batches(step, nb_items, arguments,
-                           batch_size=self.batch_size or max(nb_items, 1),
-                           verbose=self.verbose, title=type(self).__name__, what=what,
-                           values=values, items_per_input=items_per_input,
-                           one_score=one_score)
+        return self._scorer.run(step, nb_items, arguments, what, **options)
 
     def _predict(self, model, images):
         """The model's outputs on the clean images, (N, K) as numpy."""
-        step = outputs_step(model, self.operator.name, self.operator.builtin)
-        signature = [tf.TensorSpec([None], tf.int64),
-                     tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32)]
-        function = self._compiled(model, ("predict", tuple(images.shape[1:])), step, signature)
-        return self._run_batches(function, images.shape[0], (images,), "the clean inputs",
-                                 values="outputs of the model").numpy()
+        return self._scorer.outputs(model, images)
 
     def _scores(self, model, images, targets):
         """The operator's scores on the clean images, (N,) float32 tensor."""
-        step = scores_step(model, self.operator)
-        signature = [tf.TensorSpec([None], tf.int64),
-                     tf.TensorSpec([None] + images.shape[1:].as_list(), tf.float32),
-                     tf.TensorSpec([None] + targets.shape[1:].as_list(), tf.float32)]
-        function = self._compiled(model, ("scores", tuple(images.shape[1:]),
-                                          tuple(targets.shape[1:])), step, signature)
-        return self._run_batches(function, images.shape[0], (images, targets), "the clean inputs",
-                                 one_score=True)
+        return self._scorer.scores(model, images, targets)
 
     def _to_input_size(self, maps, height, width):
         maps = tf.convert_to_tensor(maps, tf.float32)
@@ -276,14 +286,19 @@ class BlackBoxExplainer(Explainer):
     - ``_estimate(scores, masks, base_scores)`` -> maps (N, h', w', k') from the scores
       (N, P) of every (input, mask) pair;
 
-    and may override ``_baselines(images)`` (what a masked-out value becomes) and
-    ``_perturb(inputs, masks, baselines)`` (default: ``inputs * masks + (1 - masks) *
-    baselines``), and ``upsampling`` (the tf.image.resize method for masks) or, for masks
-    that are more than a resize of what ``_masks`` draws, ``_upsample``.
+    and says how a mask perturbs an input with one object, ``self.perturbation``, a
+    :class:`~sobol_tf.attributions.perturbations.Perturbation` (``baselines(images)``:
+    what a masked-out value becomes; ``apply(inputs, masks, baselines)``; default:
+    ``inputs * masks + (1 - masks) * 0``); and may override ``upsampling`` (the
+    tf.image.resize method for masks) or, for masks that are more than a resize of what
+    ``_masks`` draws, ``_upsample``. The scores come from the
+    :class:`~sobol_tf._utils.scoring.Scorer` shared with the metrics.
     """
 
     #: how low-resolution masks become input-size masks (tf.image.resize method).
     upsampling = "nearest"
+
+    input_kinds = ("image",)
 
     @abstractmethod
     def _masks(self, height, width, channels):
@@ -293,17 +308,28 @@ class BlackBoxExplainer(Explainer):
     def _estimate(self, scores, masks, base_scores):
         """Return maps (N, h', w', k') from scores (N, P), masks (P, h, w, k), base (N,)."""
 
-    def _baselines(self, images):
-        """Values masked-out pixels take, (1, H, W, C) or (N, H, W, C). Default: zeros."""
-        return tf.zeros((1,) + tuple(images.shape[1:]), tf.float32)
+    @property
+    def perturbation(self):
+        """How a mask perturbs an input: a
+        :class:`~sobol_tf.attributions.perturbations.Perturbation` (default: towards 0)."""
+        perturbation = self.__dict__.get("_perturbation")
+        if perturbation is None:
+            from sobol_tf.attributions.perturbations import Perturbation
+            perturbation = self.__dict__["_perturbation"] = Perturbation()
+        return perturbation
 
-    def _perturb(self, inputs, masks, baselines):
-        """Perturb a batch: inputs (B, H, W, C), masks (B, H, W, k), baselines like inputs.
+    @perturbation.setter
+    def perturbation(self, value):
+        self.__dict__["_perturbation"] = value
 
-        ``inputs * masks + (1 - masks) * baselines``, written so that only two operations
-        run at the batch's full size when inputs and baselines are broadcast (1, H, W, C).
-        """
-        return baselines + masks * (inputs - baselines)
+    def _towards(self, value):
+        """An :class:`~sobol_tf.attributions.perturbations.Inpainting` towards ``value``,
+        the same object while ``value`` is unchanged (its compiled steps are reused)."""
+        cached = self.__dict__.get("_inpainting")
+        if cached is None or cached[0] != value:
+            from sobol_tf.attributions.perturbations import Inpainting
+            cached = self.__dict__["_inpainting"] = (value, Inpainting(value))
+        return cached[1]
 
     def _explain(self, model, images, targets):
         _, height, width, channels = images.shape
@@ -315,9 +341,12 @@ class BlackBoxExplainer(Explainer):
     #: set True by methods whose estimator needs the scores of the clean inputs.
     _needs_base_scores = False
 
-    #: ``_perturb`` is elementwise with broadcasting, so a batch of one input's masks can
-    #: perturb that input broadcast (1, H, W, C) instead of a gathered copy per mask.
-    _perturb_broadcasts = True
+    @property
+    def _perturb_broadcasts(self):
+        """The perturbation is elementwise with broadcasting, so a batch of one input's
+        masks can perturb that input broadcast (1, H, W, C) instead of a gathered copy
+        per mask."""
+        return self.perturbation.broadcasts
 
     def _upsample(self, masks, mask_ids, height, width):
         """Masks as drawn (B, h, w, k), those of ids ``mask_ids`` (B,) int64, at the input
@@ -345,30 +374,25 @@ class BlackBoxExplainer(Explainer):
 
     def _perturbed_scores(self, model, images, targets, masks):
         """Scores (N, P) of every input perturbed by every mask."""
-        nb_inputs, height, width, _ = images.shape
-        nb_masks = masks.shape[0]
+        height, width = images.shape[1], images.shape[2]
         masks, upsampled = self._cached_masks(masks, height, width)
-        baselines = tf.convert_to_tensor(self._baselines(images), tf.float32)
-        operator, upsample, perturb = self.operator, self._upsample, self._perturb
-        broadcasts = self._perturb_broadcasts
+        perturbation = self.perturbation
+        baselines = tf.convert_to_tensor(perturbation.baselines(images), tf.float32)
+        upsample, perturb = self._upsample, perturbation.apply
+        broadcasts = perturbation.broadcasts
 
-        def perturb_batch(indices, images, baselines, masks):
-            nb_masks = tf.shape(masks, out_type=tf.int64)[0]
-            input_ids = indices // nb_masks
-            mask_ids = indices % nb_masks
+        def build(input_ids, mask_ids, images, baselines, masks):
             batch_masks = tf.gather(masks, mask_ids)
             if not upsampled:
                 batch_masks = upsample(batch_masks, mask_ids, height, width)
-            last_baseline = tf.shape(baselines, out_type=tf.int64)[0] - 1
-            baseline_ids = tf.minimum(input_ids, last_baseline)
 
             def one_input():  # the usual batch: broadcast one input over its masks
                 return perturb(tf.gather(images, input_ids[:1]), batch_masks,
-                               tf.gather(baselines, baseline_ids[:1]))
+                               gather_rows(baselines, input_ids[:1]))
 
             def several_inputs():
                 return perturb(tf.gather(images, input_ids), batch_masks,
-                               tf.gather(baselines, baseline_ids))
+                               gather_rows(baselines, input_ids))
 
             if broadcasts:
                 return tf.cond(input_ids[0] == input_ids[-1], one_input, several_inputs)
@@ -380,23 +404,9 @@ class BlackBoxExplainer(Explainer):
         if XLA_PERTURBATION and broadcasts and (
                 upsampled or masks.shape[1:3] == (height, width)
                 or self.upsampling in XLA_RESIZE_METHODS):
-            perturb_batch = tf.function(perturb_batch, jit_compile=True)
+            build = tf.function(build, jit_compile=True)
 
-        def step(indices, images, baselines, targets, masks):
-            perturbed = perturb_batch(indices, images, baselines, masks)
-            input_ids = indices // tf.shape(masks, out_type=tf.int64)[0]
-            return operator(model, perturbed, tf.gather(targets, input_ids))
-
-        def spec(tensor):
-            return tf.TensorSpec([None] + tensor.shape[1:].as_list(), tf.float32)
-
-        signature = [tf.TensorSpec([None], tf.int64), spec(images), spec(baselines),
-                     spec(targets), spec(masks)]
-        key = ("perturbed", tuple(images.shape[1:]), tuple(baselines.shape[1:]),
-               tuple(targets.shape[1:]), tuple(masks.shape[1:]))
-        function = self._compiled(model, key, step, signature)
-        scores = self._run_batches(function, nb_inputs * nb_masks,
-                                   (images, baselines, targets, masks),
-                                   f"{nb_masks} perturbations of {nb_inputs} input(s)",
-                                   items_per_input=nb_masks, one_score=True)
-        return tf.reshape(scores, (nb_inputs, nb_masks))
+        name = ("perturbed", upsampled, id(perturbation))
+        return self._scorer.perturbed_scores(
+            model, name, build, images, targets, masks.shape[0], (baselines, masks),
+            f"{masks.shape[0]} perturbations of {images.shape[0]} input(s)")

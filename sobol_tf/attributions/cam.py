@@ -8,7 +8,7 @@ inputs share each forward (and backward) pass; maps are resized to the input bic
 
 import tensorflow as tf
 
-from sobol_tf._utils import check_real, model_input_shape, prepare_inputs_targets
+from sobol_tf._utils import check_real
 from sobol_tf.attributions.gradients import GradCAM
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer
 
@@ -98,6 +98,8 @@ class FEM(WhiteBoxExplainer):
         >>> maps = FEM(model, k=2.0)(images)          # (N, H, W, 1); targets are ignored
     """
 
+    input_kinds = ("image",)
+
     def __init__(self, model, batch_size=32, conv_layer=None, k=2.0, *, verbose=False):
         import keras  # light: tensorflow already imported it
 
@@ -111,7 +113,7 @@ class FEM(WhiteBoxExplainer):
         """FEM maps of ``inputs``.
 
         Args:
-            inputs: images (N, H, W, C) or (N, H, W) as a numpy array or tf.Tensor, or a
+            inputs: images (N, H, W, C) (grayscale: (N, H, W, 1)) as a numpy array or tf.Tensor, or a
                 tf.data.Dataset of them (its targets, if any, are ignored).
             targets: ignored (FEM is class-agnostic), accepted for the common API.
 
@@ -125,15 +127,9 @@ class FEM(WhiteBoxExplainer):
         return super().explain(inputs, None)
 
     def _prepare(self, inputs, targets):
-        data = prepare_inputs_targets(inputs, None, declared_shape=model_input_shape(self.model),
-                                      allowed_ranks=self.input_ranks, require_targets=False)
-        images = data.inputs
-        squeeze_channel = images.shape.rank == 3
-        if squeeze_channel:
-            images = images[..., None]
-        self._check_inputs(images)
+        model, images, _ = self._prepare_inputs(inputs, None)
         # the step's targets: one unused column
-        return self._model_view(squeeze_channel), images, tf.zeros((images.shape[0], 1))
+        return model, images, tf.zeros((images.shape[0], 1))
 
     def _check_inputs(self, images):
         GradCAM._check_feature_maps(self.conv_layer, type(self).__name__)

@@ -178,6 +178,8 @@ class ExtremalPerturbation(Explainer):
     #: the masks follow TensorFlow's gradients of the model: no eager fallback.
     needs_gradients = True
 
+    input_kinds = ("image",)
+
     def __init__(self, model, *, areas=(0.1,), variant="preserve", perturbation="blur",
                  steps=800, learning_rate=0.01, mask_step=7, mask_sigma=21.0,
                  num_levels=8, max_blur=20.0, normalize_scores=True, area_weight=0.3,

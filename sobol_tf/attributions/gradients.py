@@ -180,6 +180,8 @@ class GradCAM(WhiteBoxExplainer):
         >>> maps = GradCAM(model, -2, conv_layer="block5_conv3")(images, labels)
     """
 
+    input_kinds = ("image",)
+
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
                  conv_layer=None, *, verbose=False):
         import keras  # light: tensorflow already imported it

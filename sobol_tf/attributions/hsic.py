@@ -324,11 +324,10 @@ class HsicAttributionMethod(BlackBoxExplainer):
     def _masks(self, height, width, channels):
         return self.masks
 
-    def _baselines(self, images):
-        return self.perturbation_function.baselines(images)
-
-    def _perturb(self, inputs, masks, baselines):
-        return self.perturbation_function.apply(inputs, masks, baselines)
+    @property
+    def perturbation(self):
+        """How a mask perturbs an input: ``perturbation_function`` (Xplique's name)."""
+        return self.perturbation_function
 
     def _estimate(self, scores, masks, base_scores):
         if not isinstance(self.estimator, hsic_estimators.HsicEstimator):

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from sobol_tf._utils import check_choice, check_positive_int, check_probability, check_seed
 from sobol_tf.attributions.base import BlackBoxExplainer
+from sobol_tf.attributions.perturbations import Perturbation
 from sobol_tf.attributions.surrogates import (DEFAULT_GRID_SIZE, ExponentialKernel,
                                               WeightedLinearRegression, grid_mapping)
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
@@ -37,8 +38,7 @@ class Lime(BlackBoxExplainer):
     ``grid_size`` x ``grid_size`` superpixels (:func:`grid_mapping`; Xplique segments
     RGB images with scikit-image's quickshift and grayscale ones with felzenszwalb, a
     dependency we do not take — pass your own segmentation as
-    ``map_to_interpret_space``); rank-3 inputs (N, H, W) are grayscale images, not time
-    series (same mapping when you give one); inputs of the same number of features share
+    ``map_to_interpret_space``); inputs of the same number of features share
     the same ``nb_samples`` samples (Xplique draws them per input); the default
     ``interpretable_model`` computes Ridge(alpha=2) in numpy (same fit as scikit-learn's;
     scikit-learn is not needed); the cosine kernel uses the distance ``1 - cos(x, x')``
@@ -105,7 +105,7 @@ class Lime(BlackBoxExplainer):
         >>> maps = Lime(model, nb_samples=500, kernel_width=10.0, seed=0)(images, labels)
     """
 
-    input_ranks = (2, 3, 4)
+    input_kinds = ("image", "tabular")
 
     def __init__(self, model, batch_size=None, operator=None, interpretable_model=None,
                  similarity_kernel=None, pertub_func=None, map_to_interpret_space=None,
@@ -177,63 +177,19 @@ class Lime(BlackBoxExplainer):
         """The samples (B, 1, T, 1) are applied through the inputs' feature ids."""
         return masks
 
-    def _baselines(self, images):
-        return self._reference[None, None, None, :]
-
-    def _perturb(self, inputs, masks, baselines):
-        """``ref + z[id] * (x - ref)``: inputs (b, H, W, C + 1) whose last channel holds
-        each pixel's column in the samples ``masks`` (B, 1, T, 1)."""
-        samples = masks[:, 0, :, 0]
-        ids = tf.cast(inputs[..., -1], tf.int32)
-        if inputs.shape[0] == 1:  # one input broadcast over its samples (the usual batch)
-            keep = tf.gather(samples, ids[0], axis=1)[..., None]
-        else:  # one input per sample, or a number of rows known only when running
-            ids = tf.broadcast_to(ids, tf.concat([tf.shape(samples)[:1], tf.shape(ids)[1:]], 0))
-            keep = tf.gather(samples, ids, axis=1, batch_dims=1)[..., None]
-        return baselines + keep * (inputs[..., :-1] - baselines)
-
-    def _layout(self, model):
-        """'tabular', 'grayscale' or 'image': the inputs' layout, from the model's view."""
-        if model is self._views.get("tabular"):
-            return "tabular"
-        return "grayscale" if model is self._views.get(True) else "image"
-
-    def _prepare(self, inputs, targets):
-        model, images, targets = super()._prepare(inputs, targets)
-        if images.shape.rank == 2:  # tabular (N, F): a (N, 1, F, 1) image for the engine
-            images = images[:, None, :, None]
-            if "tabular" not in self._views:
-                inner = self._model_view(False)
-                self._views["tabular"] = lambda x: inner(x[:, 0, :, 0])
-            model = self._views["tabular"]
-        return model, images, targets
-
-    def explain(self, inputs, targets=None):
-        """Explain the model's score on each input with a fitted linear model.
-
-        Args:
-            inputs: images (N, H, W, C) or (N, H, W), tabular rows (N, F), as a numpy
-                array, a tf.Tensor or a tf.data.Dataset of (input, target) pairs.
-            targets: one-hot rows (N, K) or class ids (N,); None: the predicted class.
-
-        Returns:
-            float32 tf.Tensor of the coefficients spread over their features: (N, H, W, 1)
-            for images, (N, F) for tabular inputs.
-
-        Raises:
-            InvalidArgumentError, InvalidTypeError, ModelCallError: as
-            :meth:`Explainer.explain`, and those listed in the class docstring.
-        """
-        model, images, targets = self._prepare(inputs, targets)
-        maps = self._explain(model, images, targets)
-        if self._layout(model) == "tabular":
-            return maps[:, 0, :, 0]
-        return maps
+    @property
+    def perturbation(self):
+        """Samples applied through the inputs' feature ids, towards ``ref_value``."""
+        perturbation = self.__dict__.get("_samples_perturbation")
+        if perturbation is None:
+            perturbation = self.__dict__["_samples_perturbation"] = FeatureSamples()
+        return perturbation
 
     def _explain(self, model, images, targets):
-        layout = self._layout(model)
+        layout = self._layout.kind
         images_np = images.numpy()
-        self._reference = tf.constant(self._reference_vector(images_np.shape[-1], layout))
+        self.perturbation.reference = tf.constant(
+            self._reference_vector(images_np.shape[-1], layout))
         ids, nb_features = self._feature_ids(images_np, layout)
         columns = {count: None for count in nb_features}  # distinct counts, in order
         offset, blocks = 0, []
@@ -302,14 +258,14 @@ class Lime(BlackBoxExplainer):
         image = images[index]
         if hasattr(kernel, "from_sums"):  # a built-in kernel: closed form
             x = image.astype(np.float64)
-            ref = self._reference.numpy().astype(np.float64)
+            ref = self.perturbation.reference.numpy().astype(np.float64)
             flat_ids = np.broadcast_to(ids[index][..., None], x.shape).ravel()
             terms = (x * x, x * ref, np.broadcast_to(ref * ref, x.shape), (x - ref) ** 2)
             sums = np.stack([np.bincount(flat_ids, term.ravel(), samples.shape[1])
                              for term in terms])
             return kernel.from_sums(samples.astype(np.float64), sums)
         original = tf.constant(_original_layout(image, layout))
-        reference, keep_ids = self._reference, tf.constant(ids[index])
+        reference, keep_ids = self.perturbation.reference, tf.constant(ids[index])
         weights = []
         for start in range(0, len(samples), self.batch_size):
             chunk = tf.constant(samples[start:start + self.batch_size])
@@ -368,7 +324,28 @@ def _original_layout(image, layout):
     """One input (H, W, C) of the engine back in the caller's layout."""
     if layout == "tabular":
         return image[0, :, 0]
-    return image[..., 0] if layout == "grayscale" else image
+    return image
+
+
+class FeatureSamples(Perturbation):
+    """Lime's and KernelShap's perturbation: ``ref + z[id] * (x - ref)``, where the
+    engine's inputs (b, H, W, C + 1) carry in their last channel each pixel's column in
+    the samples z (B, 1, T, 1) given as masks. ``reference`` (C,) is set per call."""
+
+    reference = None
+
+    def baselines(self, images):
+        return self.reference[None, None, None, :]
+
+    def apply(self, inputs, masks, baselines):
+        samples = masks[:, 0, :, 0]
+        ids = tf.cast(inputs[..., -1], tf.int32)
+        if inputs.shape[0] == 1:  # one input broadcast over its samples (the usual batch)
+            keep = tf.gather(samples, ids[0], axis=1)[..., None]
+        else:  # one input per sample, or a number of rows known only when running
+            ids = tf.broadcast_to(ids, tf.concat([tf.shape(samples)[:1], tf.shape(ids)[1:]], 0))
+            keep = tf.gather(samples, ids, axis=1, batch_dims=1)[..., None]
+        return baselines + keep * (inputs[..., :-1] - baselines)
 
 
 def _check_ref_value(ref_value):

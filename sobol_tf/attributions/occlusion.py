@@ -94,8 +94,10 @@ class Occlusion(BlackBoxExplainer):
             self._mask_cache[(height, width)] = tf.constant(masks)
         return self._mask_cache[(height, width)]
 
-    def _baselines(self, images):
-        return tf.fill((1,) + tuple(images.shape[1:]), self.occlusion_value)
+    @property
+    def perturbation(self):
+        """Occluded pixels take ``occlusion_value``."""
+        return self._towards(self.occlusion_value)
 
     def _estimate(self, scores, masks, base_scores):
         drops = base_scores[:, None] - scores

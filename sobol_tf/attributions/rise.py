@@ -191,8 +191,10 @@ class Rise(BlackBoxExplainer):
         grids = self._masks(height, width, 1)
         return self._upsample(grids, tf.range(self.nb_samples, dtype=tf.int64), height, width)
 
-    def _baselines(self, images):
-        return tf.fill((1,) + tuple(images.shape[1:]), self.mask_value)
+    @property
+    def perturbation(self):
+        """Masked-out pixels move towards ``mask_value``."""
+        return self._towards(self.mask_value)
 
     def _estimate(self, scores, masks, base_scores):
         height, width = next(size for size, (grids, _, _) in self._mask_cache.items()

@@ -141,7 +141,6 @@ class SobolAttributionMethod(BlackBoxExplainer):
         self.estimator = estimators_module.get(estimator)
         self._vectorised = estimators_module.is_vectorised(self.estimator)
         self.perturbation_function = perturbations_module.get(perturbation_function)
-        self._perturb_broadcasts = self.perturbation_function.broadcasts
         self._designs = {}
 
     def explain_indices(self, inputs, targets=None):
@@ -272,11 +271,10 @@ class SobolAttributionMethod(BlackBoxExplainer):
     def _masks(self, height, width, channels):
         return self._design(channels if self.per_channel else self.nb_channels)
 
-    def _baselines(self, images):
-        return self.perturbation_function.baselines(images)
-
-    def _perturb(self, inputs, masks, baselines):
-        return self.perturbation_function.apply(inputs, masks, baselines)
+    @property
+    def perturbation(self):
+        """How a mask perturbs an input: ``perturbation_function`` (Xplique's name)."""
+        return self.perturbation_function
 
     def _estimate(self, scores, masks, base_scores):
         if self._vectorised:

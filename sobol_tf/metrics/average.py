@@ -155,7 +155,7 @@ class BaseAverageXMetric(ExplanationMetric):
     def _other_inputs(self, inputs, targets):
         """Inputs (B, H, W, C) and target rows (B, K) given to detailed_evaluate."""
         images = to_numpy(inputs, "inputs").astype(np.float32)
-        if images.ndim == self._user_rank:
+        if images.ndim == len(self._input_shape):
             images = self._to_images(images)
         if images.shape[1:] != tuple(self.inputs.shape[1:]) or not np.all(
                 np.isfinite(images)):

@@ -4,10 +4,11 @@
 owns theirs: inputs and targets are normalised once, in ``__init__`` (numpy, tensors or
 a tf.data.Dataset; one-hot rows or class ids), the model is wrapped with the optional
 ``activation``, the operator says which scalar is scored, and explanations are checked
-against the inputs. Scoring runs through the library's batching loop
-(:func:`sobol_tf._utils.run_batches`): a metric gives a step that builds its
-perturbed inputs on the device from item indices, so memory is bounded by
-``batch_size`` whatever the number of perturbations.
+against the inputs. Scoring runs on the engine shared with the explainers
+(:class:`sobol_tf._utils.scoring.Scorer`): a metric gives how the k-th perturbation of
+input i is built, on the device, from indices, so memory is bounded by ``batch_size``
+whatever the number of perturbations. Inputs of every kind (images, tabular rows, time
+series, token ids) are seen by the engine as images (:mod:`sobol_tf._utils.layouts`).
 """
 import numbers
 from abc import ABC, abstractmethod
@@ -17,19 +18,21 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import (check_positive_int, CompiledStep, model_input_shape,
-                             prepare_inputs_targets, run_batches, to_numpy)
-from sobol_tf._utils.batching import ModelMode, RunsEagerly, outputs_step, scores_step
+from sobol_tf._utils import (check_positive_int, model_input_shape, prepare_inputs_targets,
+                             to_numpy)
+from sobol_tf._utils.batching import RunsEagerly
 from sobol_tf._utils.data import check_model
+from sobol_tf._utils.layouts import layout_of
+from sobol_tf._utils.scoring import Scorer
 from sobol_tf._utils.inference import batch_inference
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
 #: activations applied to the model's outputs before the operator, as in Xplique.
 ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
 
-#: ranks of ``inputs`` the metrics accept: tabular (N, F), images (N, H, W) or
-#: (N, H, W, C). Inside, every input is an image (N, H, W, C): (N, F) is seen as
-#: (N, 1, F, 1) and (N, H, W) as (N, H, W, 1).
+#: ranks of ``inputs`` the metrics accept: tabular rows (N, F) of floats or token ids
+#: (N, L) of integers, time series (N, T, C), images (N, H, W, C) (the rule of
+#: :mod:`sobol_tf._utils.layouts`, whose engine layout the metrics work in).
 INPUT_RANKS = (2, 3, 4)
 
 
@@ -166,22 +169,23 @@ class ExplanationMetric(RunsEagerly, ABC):
         self.operator = operators_module.get(operator)
         self.activation = activation
         self.model = with_activation(model, get_activation(activation))
+        self.verbose = bool(verbose)
         #: a Keras model runs a one-batch job eagerly the first time (cheaper than a
         #: trace); other callables are traced first, so an untraceable one is reported
         #: (the eager-path warning) when the metric is built.
-        self._eager_first = isinstance(model, keras.Model)
-        self.verbose = bool(verbose)
-        self._functions = {}
-        self._mode = ModelMode()
+        self._scorer = Scorer(self, self.operator, eager_first=isinstance(model, keras.Model))
+        self._mode = self._scorer.mode
         self.inference_function = self.operator
         self.batch_inference_function = batch_inference(self.operator)
 
         declared = model_input_shape(model)
         data = prepare_inputs_targets(inputs, targets, declared_shape=declared,
                                       allowed_ranks=INPUT_RANKS, require_targets=False)
-        self._user_rank = data.inputs.shape.rank
-        self.inputs = self._to_images(data.inputs)
-        self._model_view = self._wrap_model(self.model, self._user_rank)
+        #: what the inputs are (:class:`sobol_tf._utils.layouts.Layout`).
+        self._layout = layout_of(data.inputs, integer=data.integer,
+                                 pad_token=getattr(self, "pad_token", None))
+        self.inputs = self._layout.to_engine(data.inputs)
+        self._model_view = self._layout.wrap_model(self.model)
         outputs = None
         if operators_module.needs_outputs(data.targets, self.operator):
             # the targets' check needs only the width, when the model declares it and the
@@ -204,66 +208,37 @@ class ExplanationMetric(RunsEagerly, ABC):
         return self.evaluate(explanations)
 
     # -- shared machinery -------------------------------------------------------------
-    @staticmethod
-    def _wrap_model(model, user_rank):
-        """The model as the steps call it: on (B, H, W, C) batches."""
-        if user_rank == 2:
-            return lambda x: model(x[:, 0, :, 0])
-        if user_rank == 3:
-            return lambda x: model(x[..., 0])
-        return model
-
     def _to_images(self, inputs):
-        """Inputs in the caller's layout (N, F), (N, H, W) or (N, H, W, C) as (N, H, W, C)."""
-        if self._user_rank == 2:
-            return inputs[:, None, :, None]
-        return inputs[..., None] if self._user_rank == 3 else inputs
+        """Inputs in the caller's layout as the engine's (N, H, W, C)."""
+        return self._layout.to_engine(inputs)
 
     def _from_images(self, images):
         """The inverse of :meth:`_to_images`."""
-        if self._user_rank == 2:
-            return images[:, 0, :, 0]
-        return images[..., 0] if self._user_rank == 3 else images
+        return self._layout.from_engine_inputs(images)
 
     @property
     def _input_shape(self):
         """The inputs' shape as the caller gave it."""
-        return tuple(self._from_images(self.inputs).shape)
+        return (self.inputs.shape[0],) + self._layout.shape
 
-    def _run(self, name, python_step, nb_items, arguments, what, *, values="scores",
-             items_per_input=1, one_score=False):
-        """Run ``python_step(indices, *arguments)``, compiled once per name and shapes.
-
-        Every argument is a tensor whose first axis may vary between calls; the step is
-        traced once per ``name`` and the shapes of the other axes.
+    def _run(self, name, python_step, nb_items, arguments, what, **options):
+        """Run ``python_step(indices, *arguments)`` on the shared engine, compiled once per
+        name and shapes (:meth:`Scorer.run_step <sobol_tf._utils.scoring.Scorer.run_step>`).
 
         Returns:
             tf.Tensor (nb_items, ...) of the stacked results, checked for NaN and
             infinite values (ModelCallError).
         """
-        arguments = tuple(tf.convert_to_tensor(a) for a in arguments)
-        key = (name,) + tuple((tuple(a.shape[1:]), a.dtype.name) for a in arguments)
-        if key not in self._functions:
-            signature = [tf.TensorSpec([None], tf.int64)] + [
-                tf.TensorSpec([None] + a.shape[1:].as_list(), a.dtype) for a in arguments]
-            self._functions[key] = CompiledStep(python_step, signature, mode=self._mode,
-                                                eager_first=self._eager_first)
-        return run_batches(self._functions[key], nb_items, arguments,
-                           batch_size=self.batch_size or nb_items, verbose=self.verbose,
-                           title=type(self).__name__, what=what, values=values,
-                           items_per_input=items_per_input, one_score=one_score)
+        return self._scorer.run_step(self._model_view, name, python_step, nb_items,
+                                     arguments, what, **options)
 
     def _predict(self):
         """The model's outputs (after the activation) on the clean inputs, (N, K) numpy."""
-        step = outputs_step(self._model_view, self.operator.name, self.operator.builtin)
-        return self._run("predict", step, len(self.inputs), (self.inputs,),
-                         "the clean inputs", values="outputs of the model").numpy()
+        return self._scorer.outputs(self._model_view, self.inputs)
 
     def _clean_scores(self):
         """The operator's scores on the clean inputs, (N,) float32 tensor."""
-        step = scores_step(self._model_view, self.operator)
-        return self._run("scores", step, len(self.inputs), (self.inputs, self.targets),
-                         "the clean inputs", one_score=True)
+        return self._scorer.scores(self._model_view, self.inputs, self.targets)
 
     def _baselines(self, baseline_mode):
         """Resolve ``baseline_mode`` into baselines (1, H, W, C) or (N, H, W, C).
@@ -306,8 +281,10 @@ class ExplanationMetric(RunsEagerly, ABC):
         return tf.reshape(tf.constant(value), self.inputs.shape)
 
     def _explanation_maps(self, explanations, *, absolute=False, nb_inputs=None):
-        """Check ``explanations`` against the inputs; return (N, H, W) float32 maps
-        ((N, 1, F) for tabular inputs, whose explanations are (N, F)).
+        """Check ``explanations`` against the inputs; return (N, H, W) float32 maps in
+        the engine layout ((N, 1, F) for tabular rows or tokens, whose explanations are
+        (N, F); (N, 1, T) for time series, whose explanations are (N, T, C) or
+        (N, T, 1)).
 
         Channels of (N, H, W, C) explanations are averaged: sign kept, or of the
         absolute values when ``absolute``. ``nb_inputs``: the number of maps expected
@@ -319,9 +296,14 @@ class ExplanationMetric(RunsEagerly, ABC):
         maps = to_numpy(explanations, "explanations")
         _, height, width, channels = self.inputs.shape
         nb_inputs = self.inputs.shape[0] if nb_inputs is None else nb_inputs
-        if self._user_rank == 2:  # tabular: one attribution per feature
+        kind = self._layout.kind
+        if kind in ("tabular", "tokens"):  # one attribution per feature / token
             valid = maps.shape == (nb_inputs, width)
             allowed = f"({nb_inputs}, {width})"
+        elif kind == "time_series":
+            valid = (maps.ndim == 3 and maps.shape[:2] == (nb_inputs, width)
+                     and maps.shape[2] in (1, channels))
+            allowed = f"({nb_inputs}, {width}, {channels}) or ({nb_inputs}, {width}, 1)"
         else:
             valid = (maps.ndim in (3, 4) and maps.shape[:3] == (nb_inputs, height, width)
                      and (maps.ndim == 3 or maps.shape[3] in (1, channels)))
@@ -333,8 +315,8 @@ class ExplanationMetric(RunsEagerly, ABC):
                 f"explanations has shape {maps.shape} but inputs has shape "
                 f"{(nb_inputs,) + self._input_shape[1:]}; give one map per input: {allowed}."
             )
-        if self._user_rank == 2:
-            maps = maps[:, None, :]
+        if kind in ("tabular", "tokens", "time_series"):
+            maps = maps[:, None]
         if not np.issubdtype(maps.dtype, np.number) and maps.dtype != np.bool_:
             raise InvalidTypeError(f"explanations must hold numbers, got dtype {maps.dtype}.")
         maps = maps.astype(np.float32)

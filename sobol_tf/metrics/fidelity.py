@@ -321,7 +321,7 @@ class MuFidelity(ExplanationMetric):
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
                          activation=activation, verbose=verbose)
         _, height, width, _ = self.inputs.shape
-        if self._user_rank == 2:  # tabular: one cell per feature, as Xplique
+        if self._layout.kind in ("tabular", "tokens"):  # one cell per feature, as Xplique
             grid_size = None
         if grid_size is None:
             cells = (height, width)

@@ -260,20 +260,23 @@ def test_fem_k_is_a_finite_number(k, error):
 
 
 def test_fem_and_gradcampp_on_grayscale_inputs_and_datasets():
-    """(N, H, W) inputs for a model that takes them (the engine adds and removes the
-    channel), and a dataset of (input, target) pairs whose targets FEM ignores."""
+    """Grayscale images (N, H, W, 1), and a dataset of (input, target) pairs whose
+    targets FEM ignores; (N, H, W) is a time series, which CAM methods refuse."""
     model = keras.Sequential([
-        keras.Input((4, 4)), keras.layers.Reshape((4, 4, 1)),
+        keras.Input((4, 4, 1)),
         keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones", name="conv"),
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(2, use_bias=False,
                            kernel_initializer=keras.initializers.Constant([[1.0, -1.0]]))])
-    x = np.random.default_rng(2).uniform(0.1, 1, size=(3, 4, 4)).astype(np.float32)
-    expected = fem_reference(x[..., None], 2.0)[..., None]
+    x = np.random.default_rng(2).uniform(0.1, 1, size=(3, 4, 4, 1)).astype(np.float32)
+    expected = fem_reference(x, 2.0)[..., None]
+    with pytest.raises(InvalidArgumentError, match=r"time series.*\(N, H, W, 1\)"):
+        FEM(model)(x[..., 0])
     np.testing.assert_allclose(FEM(model)(x), expected, atol=1e-7)
     pairs = tf.data.Dataset.from_tensor_slices((x, np.array([0, 1, 5])))
     np.testing.assert_allclose(FEM(model, 2)(pairs), expected, atol=1e-7)
+    x = x[..., 0]
     plus = x / (2.0 + x.mean(axis=(1, 2), keepdims=True) / 16.0) / 16.0   # g = 1 / 16
-    np.testing.assert_allclose(GradCAMPP(model)(x, [0, 0, 0]).numpy()[..., 0], plus,
-                               rtol=1e-5)
-    np.testing.assert_array_equal(GradCAMPP(model)(x, [1, 1, 1]), 0.0)   # g < 0: no weight
+    np.testing.assert_allclose(GradCAMPP(model)(x[..., None], [0, 0, 0]).numpy()[..., 0],
+                               plus, rtol=1e-5)
+    np.testing.assert_array_equal(GradCAMPP(model)(x[..., None], [1, 1, 1]), 0.0)   # g < 0: no weight

@@ -1,6 +1,7 @@
 """ExtremalPerturbation end to end: mask areas, a model whose answer is known, seeds."""
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from sobol_tf.attributions import ExtremalPerturbation
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError
@@ -128,10 +129,12 @@ def test_normalized_scores_make_the_masks_independent_of_the_output_scale(region
 
 
 def test_grayscale_inputs_give_single_channel_masks(region_model):
-    x = patches_image(nb=2)[..., 0]
-    maps = ExtremalPerturbation(lambda v: region_model(v[..., None]), areas=(0.1,),
-                                **SHORT).explain(x, [0, 0])
+    x = patches_image(nb=2)[..., :1]
+    maps = ExtremalPerturbation(lambda v: region_model(tf.tile(v, [1, 1, 1, 3])),
+                                areas=(0.1,), **SHORT).explain(x, [0, 0])
     assert maps.shape == (2, SIZE, SIZE, 1)
+    with pytest.raises(InvalidArgumentError, match=r"time series.*\(N, H, W, 1\)"):
+        ExtremalPerturbation(region_model, **SHORT).explain(x[..., 0], [0, 0])
 
 
 @pytest.mark.parametrize("argument, value, exception", [

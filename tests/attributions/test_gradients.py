@@ -177,10 +177,10 @@ def test_output_layer_explains_the_logits():
 
 
 def test_grayscale_inputs_with_keras_models():
-    model = keras.Sequential([keras.Input((8, 8)), keras.layers.Reshape((8, 8, 1)),
+    model = keras.Sequential([keras.Input((8, 8, 1)),
                               keras.layers.Conv2D(2, 3, padding="same", activation="relu"),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
-    x = np.random.default_rng(0).uniform(size=(3, 8, 8)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype(np.float32)
     for explainer in (Saliency(model), IntegratedGradients(model, steps=4),
                       SmoothGrad(model, nb_samples=4, seed=0), GradCAM(model),
                       GradientInput(model), SquareGrad(model, nb_samples=3, seed=0),
@@ -192,7 +192,7 @@ def test_grayscale_inputs_with_keras_models():
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         scores = tf.reduce_sum(model(inputs) * np.eye(2, dtype=np.float32)[[0, 1, 0]], -1)
-    np.testing.assert_allclose(Saliency(model)(x, [0, 1, 0]).numpy()[..., 0],
+    np.testing.assert_allclose(Saliency(model)(x, [0, 1, 0]).numpy(),
                                np.abs(tape.gradient(scores, inputs)), rtol=1e-5)
 
 

@@ -169,12 +169,13 @@ def test_seed_reproduces_and_batch_size_none_is_nb_samples():
 
 
 def test_grayscale_rank3_inputs_and_a_custom_pertub_func():
-    """(N, H, W) inputs: the mapping gets (H, W); pertub_func(F, P) gives the samples."""
-    x = np.random.default_rng(10).uniform(size=(2, 6, 6)).astype(np.float32)
-    w = IMG_WEIGHTS[:6, :6, 0]
+    """Grayscale (N, H, W, 1) inputs: the mapping gets (H, W, 1); pertub_func(F, P)
+    gives the samples."""
+    x = np.random.default_rng(10).uniform(size=(2, 6, 6, 1)).astype(np.float32)
+    w = IMG_WEIGHTS[:6, :6, :1]
 
     def model(images):
-        f = tf.reduce_sum(images * w, axis=[1, 2])
+        f = tf.reduce_sum(images * w, axis=[1, 2, 3])
         return tf.stack([f, -f], axis=-1)
 
     shapes = []
@@ -189,8 +190,8 @@ def test_grayscale_rank3_inputs_and_a_custom_pertub_func():
 
     maps = Lime(model, None, None, WeightedLinearRegression(0.0), None, all_but_one,
                 mapping, None, 14)(x, [0, 1]).numpy()
-    assert shapes == [(6, 6), (6, 6)] and maps.shape == (2, 6, 6, 1)
-    rows = (w * x).sum(axis=2)                                # each row's contribution
+    assert shapes == [(6, 6, 1), (6, 6, 1)] and maps.shape == (2, 6, 6, 1)
+    rows = (w * x)[..., 0].sum(axis=2)                                # each row's contribution
     expected = np.repeat(rows[:, :, None], 6, axis=2) * np.array([1, -1])[:, None, None]
     np.testing.assert_allclose(maps[..., 0], expected, rtol=1e-4, atol=1e-4)
 

@@ -75,8 +75,8 @@ def test_per_channel_masks_attribute_each_channel():
 
 def test_keras_model_grayscale_inputs_and_operators():
     model = keras.Sequential([
-        keras.Input((8, 8)), keras.layers.Flatten(), keras.layers.Dense(2)])
-    x = np.random.default_rng(0).uniform(size=(2, 8, 8)).astype(np.float32)
+        keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype(np.float32)
     explainer = SobolAttributionMethod(model, grid_size=2, nb_design=8)
     maps = explainer(x, [1, 0])
     assert maps.shape == (2, 8, 8, 1)

@@ -250,7 +250,7 @@ def test_numpy_function_model_runs_eagerly_with_exact_scores(gray):
 
     labels = np.array([0, 1, 1, 0])
     with pytest.warns(SobolTFWarning, match="eagerly"):
-        metric = Deletion(numpy_model, x[..., 0], labels, 5, 0.0, -1)
+        metric = Deletion(numpy_model, x, labels, 5, 0.0, -1)
         score = metric(explanations)
     flat = x.reshape(4, -1).astype(np.float64)
     order = np.argsort(-explanations.reshape(4, -1), axis=1, kind="stable")
@@ -274,7 +274,7 @@ def test_scikit_learn_predict_proba_on_flattened_inputs(gray):
     labels = np.array([1, 0, 1, 1])
     phi = rng.normal(size=(4, 4, 5)).astype(np.float32)
     with pytest.warns(SobolTFWarning, match="eagerly"):
-        metric = AverageDropMetric(model, x[..., 0], labels, 3)
+        metric = AverageDropMetric(model, x, labels, 3)
         score = metric(phi)
     base = classifier.predict_proba(x.reshape(4, -1))[np.arange(4), labels]
     masked = x[..., 0] * masks_by_hand(phi)

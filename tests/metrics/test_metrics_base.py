@@ -55,17 +55,19 @@ def test_activation_is_applied_before_the_operator(convnet_case):
         Deletion(logits, x, labels, activation="relu")
 
 
-def test_grayscale_inputs_without_channel_axis():
+def test_rank3_inputs_are_time_series_whose_steps_are_features():
+    """(N, T, C) inputs are time series (as Xplique): a step's channels are removed
+    together, ranked by the channels' mean attribution, as a pixel of a 1 x T image."""
     rng = np.random.default_rng(6)
     weights = rng.normal(size=(5, 5)).astype(np.float32)
     model = lambda batch: tf.reduce_sum(batch * weights, axis=[1, 2])[:, None]
     x = rng.uniform(size=(2, 5, 5)).astype(np.float32)
     metric = Deletion(model, x, np.zeros(2, int), steps=-1)
     exact = weights * x
-    expected = Deletion(LinearModel(weights[..., None]), x[..., None], np.zeros(2, int),
-                        steps=-1)(exact)
+    as_image = Deletion(lambda b: model(b[:, 0]), x[:, None], np.zeros(2, int), steps=-1)
+    expected = as_image(exact.mean(axis=-1)[:, None, :, None])
     assert metric(exact) == pytest.approx(expected)
-    assert metric(exact[..., None]) == pytest.approx(expected)
+    assert metric(exact.mean(axis=-1, keepdims=True)) == pytest.approx(expected)
 
 
 def test_memory_is_bounded_by_batch_size_and_inputs_share_batches(linear_case):
