@@ -143,8 +143,9 @@ def series_methods(seed, windows=16):
         "HSIC": ("HsicAttributionMethod", dict(grid_size=windows, nb_design=500)),
         "Lime": ("Lime", dict(nb_samples=500, grid_size=windows, seed=seed)),
         "KernelShap": ("KernelShap", dict(nb_samples=500, grid_size=windows, seed=seed)),
-        "Saliency": ("Saliency", dict()),
-        "IntegratedGradients": ("IntegratedGradients", dict(steps=50)),
+        # reducer None: one value per (step, channel), the motif lies in one channel
+        "Saliency": ("Saliency", dict(reducer=None)),
+        "IntegratedGradients": ("IntegratedGradients", dict(steps=50, reducer=None)),
     }
 
 
@@ -355,7 +356,8 @@ def series_section(sizes, seed, xplique=False):
         "square pulse as strong (the decoy, in both classes) sits elsewhere. "
         f"Conv1D 16-16 + global max pooling, {epochs} epochs on {len(train.labels)} series, "
         f"test accuracy **{accuracy:.1%}**; N = {len(chosen)} correctly classified test "
-        "series, for their label. Removed cells take 0 (the noise's mean).",
+        "series, for their label. Removed cells take 0 (the noise's mean). Saliency / "
+        "IntegratedGradients with reducer=None (a value per step and channel).",
     ]
     return "Time series: planted motif", header, table_rows(names + [RANDOM], scores,
                                                             seconds, errors), notes
@@ -378,7 +380,8 @@ def text_section(sizes, seed, xplique=False):
         """A gradient method on the model's head, fed the embeddings (N, L, D); its maps
         summed over the embedding axis (N, L), pads set to 0."""
         embedded = np.asarray(text.embedder(inputs), np.float32)
-        explainer = explainer_class(text.head, batch_size=BATCH_SIZE, **settings)
+        explainer = explainer_class(text.head, batch_size=BATCH_SIZE, reducer=None,
+                                    **settings)
 
         def to_maps(maps):
             if maps.ndim == 4 and maps.shape[-1] == 1:
