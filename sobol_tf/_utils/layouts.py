@@ -176,6 +176,26 @@ def layout_of(inputs, *, integer=False, pad_token=None):
     return Layout(kind, inputs.shape[1:], pads)
 
 
+def grid_shape(layout, grid_size):
+    """The cells of a mask grid on inputs of ``layout``, (rows, columns) in the engine
+    layout: images ``grid_size`` x ``grid_size``; tabular rows one cell per feature and
+    token ids one per token (``grid_size`` ignored); time series ``grid_size`` windows
+    along time (None: one cell per step). Time series are masked channel by channel:
+    see :func:`mask_channels`."""
+    _, width, _ = layout.engine_shape
+    if layout.kind == "image":
+        return (grid_size, grid_size)
+    if layout.kind == "time_series" and grid_size is not None:
+        return (1, grid_size)
+    return (1, width)
+
+
+def mask_channels(layout):
+    """Channels of the masks drawn for ``layout`` by default: one per channel of a time
+    series (each channel's windows are cells of their own), else 1."""
+    return layout.engine_shape[2] if layout.kind == "time_series" else 1
+
+
 def check_kind(layout, allowed, who, hint=""):
     """Raise InvalidArgumentError when ``who`` cannot explain inputs of ``layout``."""
     if layout.kind not in allowed:

@@ -19,7 +19,7 @@ import numbers
 import tensorflow as tf
 
 from sobol_tf._utils import check_positive_int, lookup
-from sobol_tf.errors import InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 
 class Perturbation:
@@ -96,6 +96,39 @@ class Amplitude(Perturbation):
 
     def apply(self, inputs, masks, baselines):
         return inputs * (masks - 0.5) * self.sigma
+
+
+class TokenMasking(Perturbation):
+    """Token ids (the engine's float32 ids (B, 1, L, 1)): a token is kept where its mask
+    is >= 0.5 and replaced by ``mask_token`` elsewhere; tokens equal to ``pad_token``
+    (padding) are never changed.
+
+    Continuous masks (Sobol's quasi-Monte Carlo masks, RISE's) thus become a decision per
+    token, each token kept with the probability that its mask value is >= 0.5 (1/2 for
+    Sobol's uniform masks).
+    """
+
+    def __init__(self, mask_token, pad_token=None):
+        self.mask_token = check_token("mask_token", mask_token)
+        self.pad_token = None if pad_token is None else check_token("pad_token", pad_token)
+
+    def baselines(self, images):
+        return tf.fill((1,) + tuple(images.shape[1:]), float(self.mask_token))
+
+    def apply(self, inputs, masks, baselines):
+        kept = masks >= 0.5
+        if self.pad_token is not None:
+            kept = tf.logical_or(kept, tf.equal(inputs, float(self.pad_token)))
+        return tf.where(kept, inputs, baselines)
+
+
+def check_token(name, value):
+    """A token id: an integer >= 0 (numpy integers included)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidTypeError(f"{name} must be a token id (an integer >= 0), got {value!r}.")
+    if value < 0:
+        raise InvalidArgumentError(f"{name} must be a token id (an integer >= 0), got {value}.")
+    return int(value)
 
 
 class CallablePerturbation(Perturbation):
