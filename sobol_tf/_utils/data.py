@@ -113,11 +113,11 @@ def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
     Raises:
         InvalidArgumentError: ``shape`` equals ``declared`` without its batch axis (one
             input: explain(img) instead of explain(img[None])), or, for a model taking
-            (None, H, W, 1), equals (H, W) (one grayscale image without its batch axis:
-            img[None] gives (1, H, W), which the grayscale rule accepts). With
-            ``rank_too``: another rank than the model takes (grayscale images (N, H, W)
-            for a model taking (None, H, W, 1) are accepted), or another number of
-            channels than it declares.
+            (None, H, W, 1), equals (H, W) (one grayscale image without its batch and
+            channel axes: img[None, ..., None]). With ``rank_too``: another rank than the
+            model takes (grayscale images (N, H, W) for a model taking (None, H, W, 1)
+            are refused with the fix, x[..., None]: rank 3 is a time series), or another
+            number of channels than it declares.
 
     Warns:
         SobolTFWarning: with ``rank_too``, another height or width than the model
@@ -135,15 +135,20 @@ def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
     channel_free = declared[-1] in (1, None) and len(declared) >= 3
     if channel_free and _fits(shape, declared[1:-1]):
         raise InvalidArgumentError(
-            f"{name} has shape {shape}, which is ONE grayscale image without its channel "
-            f"axis (the model takes batches of shape {declared}): add the batch axis, "
-            f"img[None], giving {(1,) + shape}, a batch of one grayscale image (N, H, W) "
-            f"(or img[None, ..., None], giving {(1,) + shape + (1,)})."
+            f"{name} has shape {shape}, which is ONE grayscale image without its batch and "
+            f"channel axes (the model takes batches of shape {declared}): add them, "
+            f"img[None, ..., None], giving {(1,) + shape + (1,)}."
         )
     if not rank_too:
         return
-    grayscale = len(shape) == len(declared) - 1 and channel_free
-    if len(shape) != len(declared) and not grayscale:
+    if len(shape) == len(declared) - 1 and channel_free and len(declared) == 4:
+        raise InvalidArgumentError(
+            f"{name} has shape {shape}: rank-3 inputs are time series (N, T, C) (as in "
+            f"Xplique), but the model takes images {declared}; give grayscale images with "
+            f"their channel axis, x[..., None], giving {shape + (1,)}."
+        )
+    grayscale = False
+    if len(shape) != len(declared):
         raise InvalidArgumentError(
             f"{name} has shape {shape} (rank {len(shape)}) but the model takes batches of "
             f"shape {declared} (rank {len(declared)}); give inputs of that rank."
