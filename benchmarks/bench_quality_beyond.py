@@ -44,8 +44,10 @@ EPOCHS = dict(tabular=30, series=12, text=10)
 BATCH_SIZE = 256
 SERIES = dict(length=64, nb_channels=2, width=12, amplitude=3.0, noise=1.0)
 TEXT = dict(max_length=24, min_length=8, max_planted=2)
-#: word deletion: up to half of each sentence's words, by decreasing attribution.
-WORD_DELETION = dict(steps=12, max_percentage_perturbed=0.5)
+#: word deletion: every word of each sentence, by decreasing attribution, in 12 steps
+#: (each a twelfth of the sentence's own words: the metric counts per input with
+#: pad_token); a random order then also reaches the planted words.
+WORD_DELETION = dict(steps=12, max_percentage_perturbed=1.0)
 RANDOM = "Random map (reference)"
 GRADIENT_METHODS = ("Saliency", "IntegratedGradients")
 
@@ -440,7 +442,8 @@ def text_section(sizes, seed, xplique=False):
         "embedding). Pointing game over the non-pad tokens. Word deletion: our Deletion "
         f"metric on the token ids, words set to the mask token by decreasing attribution, "
         f"up to {WORD_DELETION['max_percentage_perturbed']:.0%} of the words in "
-        f"{WORD_DELETION['steps']} steps; area under the softmax probability of the label.",
+        f"{WORD_DELETION['steps']} steps (each a share of the sentence's own words); area "
+        "under the softmax probability of the label.",
     ]
     return "Text: planted sentiment words", header, table_rows(names + [RANDOM],
                                                                scores, seconds, errors), notes
