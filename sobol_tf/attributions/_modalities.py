@@ -74,6 +74,10 @@ class ModalityMixin:
     #: the attribute holding the value masked-out features move towards.
     value_name = None
 
+    def _value_argument(self):
+        """(name, value): the argument masked-out features move towards, as given."""
+        return self.value_name, getattr(self, self.value_name)
+
     def _init_tokens(self, mask_token, pad_token):
         self.mask_token = None if mask_token is None else check_token("mask_token", mask_token)
         self.pad_token = None if pad_token is None else check_token("pad_token", pad_token)
@@ -81,7 +85,7 @@ class ModalityMixin:
     def _check_layout(self, layout):
         super()._check_layout(layout)
         who = type(self).__name__
-        value = getattr(self, self.value_name)
+        name, value = self._value_argument()
         if layout.kind == "tokens":
             if self.mask_token is None:
                 raise InvalidArgumentError(
@@ -91,8 +95,8 @@ class ModalityMixin:
                     f"the texts are padded; or give float32 inputs for tabular rows.")
             if isinstance(value, np.ndarray) or value != 0.0:
                 raise InvalidArgumentError(
-                    f"{self.value_name} is for float inputs; token ids are replaced by "
-                    f"mask_token={self.mask_token}: leave {self.value_name} at 0 for "
+                    f"{name} is for float inputs; token ids are replaced by "
+                    f"mask_token={self.mask_token}: leave {name} at its default for "
                     f"token ids.")
             return
         if self.mask_token is not None:
@@ -102,7 +106,7 @@ class ModalityMixin:
                 f"dtype float. Cast token ids to an integer dtype, or drop mask_token.")
         if isinstance(value, np.ndarray) and value.shape != layout.shape:
             raise InvalidArgumentError(
-                f"{self.value_name} must be a number or an array of one input's shape "
+                f"{name} must be a number or an array of one input's shape "
                 f"{layout.shape} ({layout.description}), got an array of shape "
                 f"{value.shape}.")
 
@@ -118,7 +122,7 @@ class ModalityMixin:
                 cached = self.__dict__["_token_masking"] = TokenMasking(
                     self.mask_token, self.pad_token)
             return cached
-        value = getattr(self, self.value_name)
+        _, value = self._value_argument()
         if isinstance(value, np.ndarray):
             cached = self.__dict__.get("_value_inpainting")
             if cached is None or cached.baseline is not value:
