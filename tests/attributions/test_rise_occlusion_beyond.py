@@ -230,3 +230,24 @@ def test_rise_baseline_and_mask_value_conflict_and_grid_checks():
     with pytest.raises(InvalidArgumentError, match="grid_size=None"):
         Rise(series_linear, nb_samples=4, grid_size=None)(np.ones((1, 4, 4, 1), np.float32),
                                                           [0])
+
+
+def test_value_arrays_work_on_images_too():
+    """occlusion_value / baseline of one image's shape: per-pixel values."""
+    weights = RNG.normal(size=(4, 4, 2)).astype(np.float32)
+
+    def image_linear(x):
+        f = tf.reduce_sum(x * weights, axis=[1, 2, 3])
+        return tf.stack([f, -f], axis=-1)
+
+    x = RNG.uniform(size=(1, 4, 4, 2)).astype(np.float32)
+    value = RNG.normal(size=(4, 4, 2)).astype(np.float32)
+    maps = Occlusion(image_linear, patch_size=2, patch_stride=2, occlusion_value=value)(
+        x, [0]).numpy()[0, ..., 0]
+    drops = (weights * (x[0] - value)).sum(-1).reshape(2, 2, 2, 2).sum(axis=(1, 3))
+    np.testing.assert_allclose(maps, np.kron(drops, np.ones((2, 2))), rtol=1e-4, atol=1e-4)
+    constant = Rise(image_linear, nb_samples=30, grid_size=2, seed=0,
+                    baseline=np.full((4, 4, 2), 0.3))(x, [0]).numpy()
+    number = Rise(image_linear, nb_samples=30, grid_size=2, seed=0, mask_value=0.3)(
+        x, [0]).numpy()
+    np.testing.assert_allclose(constant, number, rtol=1e-5, atol=1e-6)
