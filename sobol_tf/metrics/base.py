@@ -136,7 +136,9 @@ class ExplanationMetric(RunsEagerly, ABC):
             (N, H, W, C) (grayscale (N, H, W, 1)), time series (N, T, C), tabular rows
             (N, F) of floats, or token ids (N, L) of integers (the model then gets int32
             ids); as numpy, tf.Tensor, or a tf.data.Dataset of (input, target) pairs,
-            batched or not.
+            batched or not. A metric that takes a keyword-only ``pad_token`` (the id of
+            padding in token ids) sets ``self.pad_token`` before calling this
+            constructor, which checks it (an integer, token ids only).
         targets: one-hot rows (N, K) or class ids (N,); None: the predicted class (or the
             targets the dataset carries). Rows of width K > 1 for a model of one output
             are broadcast as Xplique does, with a SobolTFWarning: each input is scored
@@ -243,17 +245,6 @@ class ExplanationMetric(RunsEagerly, ABC):
     def _input_shape(self):
         """The inputs' shape as the caller gave it."""
         return (self.inputs.shape[0],) + self._layout.shape
-
-    def _run(self, name, python_step, nb_items, arguments, what, **options):
-        """Run ``python_step(indices, *arguments)`` on the shared engine, compiled once per
-        name and shapes (:meth:`Scorer.run_step <sobol_tf._utils.scoring.Scorer.run_step>`).
-
-        Returns:
-            tf.Tensor (nb_items, ...) of the stacked results, checked for NaN and
-            infinite values (ModelCallError).
-        """
-        return self._scorer.run_step(self._model_view, name, python_step, nb_items,
-                                     arguments, what, **options)
 
     def _predict(self):
         """The model's outputs (after the activation) on the clean inputs, (N, K) numpy."""

@@ -180,10 +180,10 @@ def test_average_drop_tokens_with_pads():
 def test_explanations_of_the_wrong_shape(inputs, bad):
     def model(x):
         return tf.reshape(tf.reduce_sum(tf.reshape(x, (tf.shape(x)[0], -1)), 1), (-1, 1))
-    for metric in (Deletion(model, inputs, np.zeros((2, 1))),
-                   MuFidelity(model, inputs, np.zeros((2, 1)), grid_size=None,
+    for metric in (Deletion(model, inputs, np.ones((2, 1))),
+                   MuFidelity(model, inputs, np.ones((2, 1)), grid_size=None,
                               nb_samples=2),
-                   AverageDropMetric(model, inputs, np.zeros((2, 1)))):
+                   AverageDropMetric(model, inputs, np.ones((2, 1)))):
         with pytest.raises(InvalidArgumentError, match="explanations has shape"):
             metric(bad)
 
@@ -217,3 +217,10 @@ def test_average_on_tokens_needs_mask_token():
 def test_pad_token_only_for_tokens():
     with pytest.raises(InvalidArgumentError, match="pad_token"):
         Deletion(linear_series(W_TS), X_TS, ZERO, pad_token=0)
+
+
+def test_token_arguments_for_token_ids_only():
+    with pytest.raises(InvalidArgumentError, match="mask_token"):
+        AverageDropMetric(linear_series(W_TS), X_TS, ZERO, mask_token=1)
+    with pytest.raises(InvalidTypeError, match="pad_token"):
+        Deletion(counting, TEXTS, np.zeros(2, int), baseline_mode=1, pad_token=0.0)
