@@ -1,8 +1,9 @@
 """LIME (Ribeiro, Singh & Guestrin, KDD 2016) on the shared perturbation engine.
 
-The interpretable features of an input (superpixels, tabular columns) are switched on
-and off by binary samples; a weighted linear model fitted to the model's scores on those
-samples gives one coefficient per feature. :class:`~sobol_tf.attributions.KernelShap`
+The interpretable features of an input (superpixels, tabular columns, (step, channel)
+cells or windows of a time series, tokens) are switched on and off by binary samples; a
+weighted linear model fitted to the model's scores on those samples gives one
+coefficient per feature. :class:`~sobol_tf.attributions.KernelShap`
 is the same machinery with Shapley weights.
 """
 

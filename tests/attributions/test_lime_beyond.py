@@ -91,6 +91,23 @@ def test_map_to_interpret_space_gets_one_series_and_returns_ids_of_its_shape():
                    nb_samples=10)(x, [0, 0])
 
 
+def test_a_custom_kernel_gets_one_series_and_its_perturbed_copies():
+    calls = []
+
+    def kernel(original, samples, perturbed):
+        calls.append((np.array(original), np.array(samples), np.array(perturbed)))
+        return np.ones(len(samples))
+
+    x = series(1, seed=27)
+    ref = np.array([0.1, -0.2, 0.3])
+    Lime(series_linear, similarity_kernel=kernel, ref_value=ref, nb_samples=20, seed=8)(
+        x, [0])
+    original, samples, perturbed = calls[0]
+    assert original.shape == (T, C) and samples.shape == (20, T * C)
+    np.testing.assert_allclose(
+        perturbed, ref + samples.reshape(20, T, C) * (x[0] - ref), rtol=1e-6, atol=1e-6)
+
+
 # -- tabular: one reference value per feature ------------------------------------------
 def test_tabular_ref_value_holds_one_value_per_feature():
     x = np.random.default_rng(25).normal(size=(3, 5)).astype(np.float32)
@@ -132,6 +149,21 @@ def test_kernel_shap_on_token_counts_gives_one_per_counted_token_and_zero_at_pad
     maps = KernelShap(count_sevens, nb_samples=100, seed=5, mask_token=7, pad_token=0)(
         TOKENS, [0, 0]).numpy()
     np.testing.assert_allclose(maps, -((TOKENS != 7) & (TOKENS != 0)).astype(np.float32), atol=1e-5)
+
+
+def test_a_token_mapping_groups_tokens_and_ignores_pads():
+    """Words of 1, 2 and 3 tokens: each word's value is its number of 7s (position 3 of
+    the first text is in a word with two pads: those are no part of it); pads stay 0."""
+    seen = []
+
+    def words(ids):
+        seen.append((ids.dtype, tuple(ids.shape)))
+        return tf.constant([0, 1, 1, 2, 2, 2])
+
+    maps = KernelShap(count_sevens, map_to_interpret_space=words, nb_samples=60, seed=9,
+                      mask_token=1, pad_token=0)(TOKENS, [0, 0]).numpy()
+    assert seen == [(tf.int32, (6,))] * 2
+    np.testing.assert_allclose(maps, [[1, 1, 1, 0, 0, 0], [0, 1, 1, 2, 2, 2]], atol=1e-5)
 
 
 def test_token_perturbations_use_mask_token_and_never_touch_pads():
