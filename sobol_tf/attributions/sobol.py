@@ -6,16 +6,22 @@ import tensorflow as tf
 
 from sobol_tf._utils import (check_grid_fits, check_positive_int, check_power_of_two,
                              check_seed)
+from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
 from sobol_tf._utils.validation import check_mask_channels, check_memory
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
-from sobol_tf.attributions.base import BlackBoxExplainer
+from sobol_tf.attributions.base import BlackBoxExplainer, Explainer
 from sobol_tf.errors import InvalidArgumentError
 
 #: the largest replicated design (float32 masks, nb_design * (d + 2) x d) an explainer
 #: accepts; larger ones are refused in the constructor (per_channel: at explain time).
 MAX_DESIGN_BYTES = 1 << 30
+
+
+#: redraws of the fallback design for token ids (see SobolAttributionMethod) before giving
+#: up.
+TOKEN_FALLBACK_DRAWS = 10
 
 
 def design_bytes(nb_design, dimension):
@@ -116,15 +122,19 @@ class SobolAttributionMethod(BlackBoxExplainer):
 
     upsampling = "nearest"
     resize_method = "bicubic"
+    input_kinds = ("image", "tabular", "time_series", "tokens")
 
     def __init__(self, model, grid_size=8, nb_design=32, sampler=None, estimator=None,
                  perturbation_function="inpainting", batch_size=256, operator=None, *,
-                 nb_channels=1, per_channel=False, seed=None, verbose=False,
-                 jit_compile=False, mixed_precision=None):
+                 nb_channels=1, per_channel=False, seed=None, mask_token=None,
+                 pad_token=None, baseline=None, verbose=False, jit_compile=False,
+                 mixed_precision=None):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision)
-        self.grid_size = check_positive_int("grid_size", grid_size)
+        self.grid_size = None if grid_size is None else check_positive_int("grid_size",
+                                                                           grid_size)
         self.seed = check_seed(seed)
+        self._default_sampler = sampler is None
         self.sampler = samplers_module.get(sampler, seed=self.seed)
         self.per_channel = bool(per_channel)
         self.nb_channels = check_positive_int("nb_channels", nb_channels)
@@ -134,14 +144,30 @@ class SobolAttributionMethod(BlackBoxExplainer):
                 "(per_channel=True takes the number of channels from the inputs)."
             )
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
-        self._check_size(nb_design, self.nb_channels)
+        image_cells = None if self.grid_size is None else (
+            self.grid_size, self.grid_size, self.nb_channels)
+        if image_cells is not None:
+            self._check_size(nb_design, image_cells)
         self.nb_design = check_power_of_two(
             "nb_design", nb_design, minimum=2,
-            maximum=self._largest_nb_design(self.grid_size ** 2))
+            maximum=self._largest_nb_design(self.grid_size ** 2 if self.grid_size else 1))
         self.estimator = estimators_module.get(estimator)
         self._vectorised = estimators_module.is_vectorised(self.estimator)
-        self.perturbation_function = perturbations_module.get(perturbation_function)
+        self.perturbation_function = perturbations_module.resolve(
+            perturbation_function, mask_token=mask_token, pad_token=pad_token,
+            baseline=baseline)
         self._designs = {}
+        self._last_design = None
+
+    @property
+    def mask_token(self):
+        """The id replacing masked tokens (perturbation_function='tokens'), else None."""
+        return getattr(self.perturbation_function, "mask_token", None)
+
+    @property
+    def pad_token(self):
+        """The id of padding in token ids (never perturbed, attribution 0), else None."""
+        return getattr(self.perturbation_function, "pad_token", None)
 
     def explain_indices(self, inputs, targets=None):
         """Total- and first-order indices from the same forward passes.
@@ -149,7 +175,8 @@ class SobolAttributionMethod(BlackBoxExplainer):
         Args and Raises: as :meth:`explain`.
 
         Returns:
-            :class:`SobolIndices` (total, first), each (N, H, W, k) float32.
+            :class:`SobolIndices` (total, first), each in the inputs' layout as
+            :meth:`explain` returns it ((N, H, W, k), (N, F), (N, T, C) or (N, L)).
         """
         model, images, targets = self._prepare(inputs, targets)
         masks = self._masks(*images.shape[1:])
@@ -157,33 +184,80 @@ class SobolAttributionMethod(BlackBoxExplainer):
         size = images.shape[1], images.shape[2]
         first = self._cells(_FIRST_ORDER.first_order(scores, self.nb_design), masks)
         total = self._estimate(scores, masks, None)
-        return SobolIndices(total=self._to_input_size(total, *size),
-                            first=self._to_input_size(first, *size))
+        layout = self._layout
+        return SobolIndices(total=layout.from_engine(self._to_input_size(total, *size)),
+                            first=layout.from_engine(self._to_input_size(first, *size)))
 
     # -- the method's own parts -------------------------------------------------------
     @property
     def masks(self):
-        """The replicated design as Xplique lays it out: (nb_design * (d + 2), grid_size,
-        grid_size, nb_channels) float32, rows [A, B, C_1..C_d]. Drawn on first use (here
-        or at the first explain) and kept. With ``per_channel=True``, the design of the
-        last explained inputs' channels.
+        """The replicated design as Xplique lays it out: (nb_design * (d + 2), rows,
+        columns, mask channels) float32, rows [A, B, C_1..C_d]: (grid_size, grid_size,
+        nb_channels) for images. Drawn on first use (here or at the first explain) and
+        kept, one per set of cells. After an explain, the design of the last explained
+        inputs (e.g. (1, F, 1) for tabular rows, (1, grid_size, C) for time series).
 
         Raises:
-            InvalidArgumentError: ``per_channel=True`` before any explain (the number of
-                channels is not known yet; give ``nb_channels`` instead).
+            InvalidArgumentError: before any explain, with ``per_channel=True`` or
+                ``grid_size=None`` (the cells depend on the inputs).
         """
-        if self.per_channel:
-            if not self._designs:
-                raise InvalidArgumentError(
-                    "with per_channel=True the masks are drawn at the first explain, once "
-                    "the inputs' channels are known; explain first, or give nb_channels=C "
-                    "instead of per_channel=True."
-                )
-            return next(reversed(self._designs.values()))
-        return self._design(self.nb_channels)
+        if self._last_design is not None:
+            return self._last_design
+        if self.per_channel or self.grid_size is None:
+            raise InvalidArgumentError(
+                "the masks are drawn at the first explain, once the inputs' cells are known"
+                + (" (per_channel=True: their channels)" if self.per_channel else
+                   " (grid_size=None: a cell per time step)")
+                + "; explain first" + (", or give nb_channels=C instead of "
+                                       "per_channel=True." if self.per_channel else "."))
+        return self._design((self.grid_size, self.grid_size, self.nb_channels))
 
-    def _check_size(self, nb_design, channels):
-        """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES`."""
+    def _check_size(self, nb_design, cells, layout=None):
+        """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES` for
+        ``cells`` (rows, columns, mask channels) on inputs of ``layout`` (None: images)."""
+        if layout is None or layout.kind == "image":
+            return self._check_image_size(nb_design, cells[2])
+        rows, columns, channels = cells
+        dimension = rows * columns * channels
+        largest = self._largest_dimension(nb_design) // channels
+        if layout.kind == "time_series":
+            windows = (f"grid_size={self.grid_size} ({columns} windows" if self.grid_size
+                       else f"grid_size=None ({columns} time steps")
+            what = f"{windows} x {channels} channel(s))"
+            lower = (f"grid_size <= {largest} windows" if largest
+                     else "no number of windows fits")
+        else:
+            unit = "features" if layout.kind == "tabular" else "tokens"
+            what = f"{DESCRIPTIONS[layout.kind]} of {columns} {unit}"
+            lower = (f"at most {largest} {unit} per input" if largest
+                     else f"no number of {unit} fits")
+        what += f" and nb_design={nb_design} (d={dimension} cells)"
+        max_dimension = getattr(self.sampler, "max_dimension", None)
+        if max_dimension is not None and 2 * dimension > max_dimension:
+            raise InvalidArgumentError(
+                f"{what}: the sampler {type(self.sampler).__name__} supports at most "
+                f"{max_dimension} dimensions and draws A and B together in 2d = "
+                f"{2 * dimension}; use {lower}, or a sampler without that limit "
+                "('halton', 'lhs', 'monte_carlo').")
+        largest_nb = self._largest_nb_design(dimension)
+        lower_nb = (f"nb_design <= {largest_nb}" if largest_nb
+                    else "no nb_design >= 2 fits")
+        check_memory(what, f"nb_design * (d + 2) = {nb_design * (dimension + 2)} forward "
+                     "passes per input", "float32 masks for the replicated design",
+                     design_bytes(nb_design, dimension), MAX_DESIGN_BYTES,
+                     "sobol_tf.attributions.sobol.MAX_DESIGN_BYTES",
+                     f"the cells ({lower}) or nb_design ({lower_nb})")
+
+    def _largest_dimension(self, nb_design):
+        """The most cells d whose design fits the sampler and MAX_DESIGN_BYTES."""
+        dimension = int((MAX_DESIGN_BYTES / (4 * nb_design)) ** 0.5) + 2
+        while dimension > 0 and design_bytes(nb_design, dimension) > MAX_DESIGN_BYTES:
+            dimension -= 1
+        max_dimension = getattr(self.sampler, "max_dimension", None)
+        return dimension if max_dimension is None else min(dimension, max_dimension // 2)
+
+    def _check_image_size(self, nb_design, channels):
+        """:meth:`_check_size` for images: the messages speak of grid_size."""
         dimension = self.grid_size ** 2 * channels
         what = (f"grid_size={self.grid_size}" + (
             f" with per_channel=True and {channels} channels" if self.per_channel else "")
@@ -223,20 +297,65 @@ class SobolAttributionMethod(BlackBoxExplainer):
             grid -= 1
         return grid
 
-    def _design(self, channels):
-        """The replicated design for ``channels`` mask channels, drawn once and checked."""
-        if channels not in self._designs:
-            if channels != self.nb_channels:
-                self._check_size(self.nb_design, channels)
-            dimension = self.grid_size ** 2 * channels
-            nb_design = self.nb_design
-            design = self.sampler(dimension, nb_design)
-            if not isinstance(self.sampler, samplers_module.ReplicatedSampler):
-                design = self._checked_design(design, dimension)
-            self._designs[channels] = tf.reshape(
-                tf.constant(design, tf.float32),
-                (-1, self.grid_size, self.grid_size, channels))
-        return self._designs[channels]
+    def _cells_of(self, layout, channels):
+        """The cells (rows, columns, mask channels) of the masks for inputs of ``layout``
+        with ``channels`` channels: grid_size x grid_size x nb_channels (or x channels
+        with per_channel=True) for images, see :func:`~sobol_tf._utils.layouts.grid_shape`
+        and :func:`~sobol_tf._utils.layouts.mask_channels` for the others."""
+        if layout is None or layout.kind == "image":
+            return (self.grid_size, self.grid_size,
+                    channels if self.per_channel else self.nb_channels)
+        return grid_shape(layout, self.grid_size) + (mask_channels(layout),)
+
+    def _design(self, cells, layout=None):
+        """The replicated design for ``cells`` (rows, columns, mask channels), drawn once
+        per cells (and per thresholding, for token ids) and checked."""
+        tokens = layout is not None and layout.kind == "tokens"
+        key = tuple(cells) + (tokens,)
+        if key not in self._designs:
+            if self.grid_size is None or tuple(cells) != (
+                    self.grid_size, self.grid_size, self.nb_channels):
+                self._check_size(self.nb_design, cells, layout)
+            dimension = int(np.prod(cells))
+            design = self._draw(dimension)
+            if tokens:
+                design = self._untied_decisions(design, dimension)
+            self._designs[key] = tf.reshape(tf.constant(design, tf.float32),
+                                            (-1,) + tuple(cells))
+        self._last_design = self._designs[key]
+        return self._last_design
+
+    def _draw(self, dimension, sampler=None):
+        sampler = sampler or self.sampler
+        design = sampler(dimension, self.nb_design)
+        if not isinstance(sampler, samplers_module.ReplicatedSampler):
+            design = self._checked_design(design, dimension)
+        return np.asarray(design)
+
+    def _untied_decisions(self, design, dimension):
+        """A design whose keep / mask decisions (mask >= 1/2) of A and B differ somewhere
+        for every token position (else C_i == A once thresholded and that position's index
+        would be 0 whatever the model does): the default sampler falls back to Latin
+        hypercube designs (seed :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED` or
+        ``seed``, then the next ones); another sampler is refused."""
+        nb_design = self.nb_design
+        seed = samplers_module.FALLBACK_SEED if self.seed is None else self.seed
+        for draw in range(TOKEN_FALLBACK_DRAWS + 1):
+            decisions = design >= 0.5
+            tied = samplers_module.tied_dimensions(decisions, nb_design)
+            if not tied.size:
+                return design
+            if not self._default_sampler:
+                break
+            design = self._draw(dimension, samplers_module.LatinHypercube(seed=seed + draw))
+        listed = tied[:10].tolist()
+        raise InvalidArgumentError(
+            f"with token ids a token is kept where its mask is >= 0.5, and the design of "
+            f"{self.sampler!r} with nb_design={nb_design} then gives A and B the same "
+            f"decisions for token position(s) {listed}{' ...' if tied.size > 10 else ''} "
+            f"of {dimension}, so their index would be 0 whatever the model does; use a "
+            "larger nb_design, sampler='lhs' or 'monte_carlo', or the default sampler "
+            "(sampler=None).")
 
     def _checked_design(self, design, dimension):
         """A design from a user's callable, checked as a ReplicatedSampler checks its own
@@ -265,11 +384,24 @@ class SobolAttributionMethod(BlackBoxExplainer):
         return design
 
     def _check_inputs(self, images):
-        check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        layout = self._layout
+        perturbations_module.check_for_layout(self.perturbation_function, layout)
+        if layout.kind == "image":
+            if self.grid_size is None:
+                raise InvalidArgumentError(
+                    "grid_size=None (a cell per time step) is for time series; images need "
+                    "grid_size, the cells per side (e.g. grid_size=8).")
+            check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        elif layout.kind == "time_series":
+            check_windows_fit(self.grid_size, layout)
         check_mask_channels(self.nb_channels, images)
 
     def _masks(self, height, width, channels):
-        return self._design(channels if self.per_channel else self.nb_channels)
+        layout = self._layout
+        return self._design(self._cells_of(layout, channels), layout)
+
+    def _to_input_size(self, maps, height, width):
+        return resize_maps(self, maps, height, width)
 
     @property
     def perturbation(self):
@@ -287,3 +419,26 @@ class SobolAttributionMethod(BlackBoxExplainer):
     @staticmethod
     def _cells(indices, masks):
         return tf.reshape(indices, (-1,) + tuple(masks.shape[1:]))
+
+
+def check_windows_fit(grid_size, layout):
+    """Raise InvalidArgumentError when a time series has fewer steps than windows."""
+    steps = layout.shape[0]
+    if grid_size is not None and grid_size > steps:
+        raise InvalidArgumentError(
+            f"grid_size={grid_size} windows cannot cut time series of {steps} time steps "
+            f"(shape {(None,) + layout.shape}); use grid_size <= {steps}, or "
+            "grid_size=None for a cell per time step.")
+
+
+def resize_maps(explainer, maps, height, width):
+    """Maps (N, h, w, k) at the input size (H, W): images with the explainer's
+    ``resize_method``; the other kinds by nearest, so that every step of a time-series
+    window holds that window's index (as the masks, upsampled by nearest)."""
+    layout = explainer._layout
+    if layout is None or layout.kind == "image":
+        return Explainer._to_input_size(explainer, maps, height, width)
+    maps = tf.convert_to_tensor(maps, tf.float32)
+    if maps.shape[1:3] != (height, width):
+        maps = tf.image.resize(maps, (height, width), method="nearest")
+    return maps
