@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_grid_fits, check_positive_int, check_seed
-from sobol_tf._utils.validation import check_mask_channels
+from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
+from sobol_tf._utils.validation import check_mask_channels, check_windows_fit
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import hsic_estimators
 from sobol_tf.attributions import samplers as samplers_module
@@ -29,6 +30,11 @@ FALLBACK_SEED = 0
 FALLBACK_DRAWS = 100
 
 _DEFAULT_ESTIMATOR = hsic_estimators.BinaryEstimator()
+
+
+def max_dimension_of(sampler):
+    """The most dimensions ``sampler`` draws (None: no limit)."""
+    return getattr(sampler, "max_dimension", None)
 
 
 def estimator_bytes(nb_design, dimension):
@@ -194,14 +200,15 @@ class HsicAttributionMethod(BlackBoxExplainer):
     """
 
     upsampling = "nearest"
-    resize_method = "bicubic"
+    input_kinds = ("image", "tabular", "time_series", "tokens")
 
     def __init__(self, model, grid_size=8, nb_design=500, sampler=None, estimator=None,
                  perturbation_function="inpainting", batch_size=256,
                  estimator_batch_size=None, operator=None, *, nb_channels=1, seed=None,
-                 verbose=False):
+                 mask_token=None, pad_token=None, baseline=None, verbose=False):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
-        self.grid_size = check_positive_int("grid_size", grid_size)
+        self.grid_size = None if grid_size is None else check_positive_int("grid_size",
+                                                                           grid_size)
         self.nb_design = check_positive_int("nb_design", nb_design, minimum=2)
         self.nb_channels = check_positive_int("nb_channels", nb_channels)
         self.seed = check_seed(seed)
@@ -221,28 +228,88 @@ class HsicAttributionMethod(BlackBoxExplainer):
                 f"BinaryEstimator needs binary masks, but the sampler {self.sampler!r} has "
                 "binary=False; give it binary=True, or use RbfEstimator or SobolevEstimator."
             )
-        self.perturbation_function = perturbations_module.get(perturbation_function)
-        self._check_size()
-        self._design = None  # drawn at the first explain
+        self.perturbation_function = perturbations_module.resolve(
+            perturbation_function, mask_token=mask_token, pad_token=pad_token,
+            baseline=baseline)
+        if self.grid_size is not None:
+            self._check_size(self._image_cells())
+        self._designs = {}  # (rows, columns, channels) -> (design, binary), drawn lazily
+        self._design = None  # the last design used
         self._binary = True
+
+    @property
+    def resize_method(self):
+        """How maps are resized to the input: bicubic for images; nearest for the other
+        kinds, so that every step of a time-series window holds that window's index (the
+        masks are upsampled by nearest too)."""
+        layout = self._layout
+        return "bicubic" if layout is None or layout.kind == "image" else "nearest"
+
+    @property
+    def mask_token(self):
+        """The id replacing masked tokens (perturbation_function='tokens'), else None."""
+        return getattr(self.perturbation_function, "mask_token", None)
+
+    @property
+    def pad_token(self):
+        """The id of padding in token ids (never perturbed, attribution 0), else None."""
+        return getattr(self.perturbation_function, "pad_token", None)
 
     @property
     def masks(self):
         """The design as Xplique lays it out: (nb_design, grid_size, grid_size,
-        nb_channels) float32, drawn on first use (here or at the first explain) and kept."""
+        nb_channels) float32 for images, drawn on first use (here or at the first
+        explain) and kept, one per set of cells; after an explain, the design of the last
+        explained inputs ((nb_design, 1, F, 1) for tabular rows, (nb_design, 1, grid_size,
+        C) for time series, (nb_design, 1, L, 1) for token ids).
+
+        Raises:
+            InvalidArgumentError: with grid_size=None before any explain.
+        """
         if self._design is None:
-            self._design = self._draw_design()
+            if self.grid_size is None:
+                raise InvalidArgumentError(
+                    "with grid_size=None (a cell per time step) the masks are drawn at the "
+                    "first explain, once the inputs' length is known; explain first.")
+            self._select(self._image_cells())
         return self._design
 
-    def _check_size(self):
+    def _image_cells(self):
+        return (self.grid_size, self.grid_size, self.nb_channels)
+
+    def _select(self, cells, layout=None):
+        """Make the design of ``cells`` (drawn once per cells) the current one."""
+        cells = tuple(cells)
+        if cells not in self._designs:
+            if self.grid_size is None or cells != self._image_cells():
+                self._check_size(cells, layout)
+            design = self._draw_design(cells)
+            self._designs[cells] = (design, self._binary)
+        self._design, self._binary = self._designs[cells]
+        return self._design
+
+    def _check_size(self, cells, layout=None):
         """Refuse designs over the sampler's dimensions or MAX_BYTES, before any drawing."""
-        dimension = self.grid_size ** 2 * self.nb_channels
-        what = f"grid_size={self.grid_size} and nb_design={self.nb_design} (d={dimension} cells)"
-        max_dimension = getattr(self.sampler, "max_dimension", None)
+        rows, columns, channels = cells
+        dimension = rows * columns * channels
+        kind = "image" if layout is None else layout.kind
+        if kind == "image":
+            what = f"grid_size={self.grid_size}"
+            smaller = f"grid_size <= {math.isqrt(max_dimension_of(self.sampler) or 0)}"
+        elif kind == "time_series":
+            what = (f"grid_size={self.grid_size} ({columns} windows" if self.grid_size
+                    else f"grid_size=None ({columns} time steps") + f" x {channels} channel(s))"
+            smaller = "fewer windows (a smaller grid_size)"
+        else:
+            unit = "features" if kind == "tabular" else "tokens"
+            what = f"{DESCRIPTIONS[kind]} of {columns} {unit}"
+            smaller = f"fewer {unit} per input"
+        what += f" and nb_design={self.nb_design} (d={dimension} cells)"
+        max_dimension = max_dimension_of(self.sampler)
         if max_dimension is not None and dimension > max_dimension:
             raise InvalidArgumentError(
                 f"{what}: the sampler {type(self.sampler).__name__} supports at most "
-                f"{max_dimension} dimensions; use grid_size <= {math.isqrt(max_dimension)} "
+                f"{max_dimension} dimensions; use {smaller} "
                 "or a sampler without that limit ('halton', 'lhs', 'monte_carlo')."
             )
         design = 4 * self.nb_design * dimension
@@ -257,7 +324,7 @@ class HsicAttributionMethod(BlackBoxExplainer):
             while largest > 1 and estimator_bytes(largest, dimension) > MAX_BYTES:
                 largest -= 1
             lower = (f"nb_design <= {largest}" if largest >= 2
-                     else "a smaller grid_size")
+                     else "a smaller grid_size" if kind == "image" else smaller)
             raise InvalidArgumentError(
                 f"{what} need {self.nb_design} forward passes per input, a binary design of "
                 f"{design / 2 ** 30:.1f} GiB of float32 masks and {estimator / 2 ** 30:.1f} "
@@ -266,17 +333,18 @@ class HsicAttributionMethod(BlackBoxExplainer):
                 f"use {lower}."
             )
 
-    def _draw_design(self):
-        """The masks (nb_design, grid, grid, nb_channels): binary ones checked so that
-        every cell is told apart (the default sampler falls back instead, see above)."""
-        dimension = self.grid_size ** 2 * self.nb_channels
+    def _draw_design(self, cells):
+        """The masks (nb_design, rows, columns, channels) of ``cells``: binary ones checked
+        so that every cell is told apart (the default sampler falls back instead, see
+        above); sets ``self._binary``."""
+        dimension = int(np.prod(cells))
         xplique_style = hasattr(self.sampler, "binary") and not hasattr(self.sampler, "sample")
         draw = getattr(self.sampler, "sample", self.sampler)
         with warnings.catch_warnings():  # balance matters little once thresholded
             warnings.filterwarnings("ignore", message=".*balance properties of Sobol")
             points = samplers_module.check_design(
                 draw(dimension, self.nb_design), (self.nb_design, dimension),
-                "sampler (points: nb_design rows, grid_size**2 * nb_channels columns)")
+                "sampler (points: nb_design rows, one column per cell)")
         design = (points.astype(np.float32) if xplique_style
                   else (points >= 0.5).astype(np.float32))
         del points
@@ -288,14 +356,14 @@ class HsicAttributionMethod(BlackBoxExplainer):
                     "returned values other than 0 and 1; use a binary sampler, or "
                     "RbfEstimator or SobolevEstimator."
                 )
-            return self._shaped(design)
+            return self._shaped(design, cells)
         problem = self._untold_cells(design)
         if problem and self._fallback:
             design = balanced_binary_design(
                 self.nb_design, dimension, FALLBACK_SEED if self.seed is None else self.seed)
         elif problem:
             raise InvalidArgumentError(problem)
-        return self._shaped(design)
+        return self._shaped(design, cells)
 
     def _untold_cells(self, design):
         """Why cells of a binary design cannot be told apart, or '' if they can."""
@@ -314,15 +382,29 @@ class HsicAttributionMethod(BlackBoxExplainer):
                     "(sampler=None).")
         return ""
 
-    def _shaped(self, design):
-        return tf.constant(design.reshape(-1, self.grid_size, self.grid_size, self.nb_channels))
+    @staticmethod
+    def _shaped(design, cells):
+        return tf.constant(design.reshape((-1,) + tuple(cells)))
 
     def _check_inputs(self, images):
-        check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        layout = self._layout
+        perturbations_module.check_for_layout(self.perturbation_function, layout)
+        if layout.kind == "image":
+            if self.grid_size is None:
+                raise InvalidArgumentError(
+                    "grid_size=None (a cell per time step) is for time series; images need "
+                    "grid_size, the cells per side (e.g. grid_size=8).")
+            check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        elif layout.kind == "time_series":
+            check_windows_fit(self.grid_size, layout)
         check_mask_channels(self.nb_channels, images)
 
     def _masks(self, height, width, channels):
-        return self.masks
+        layout = self._layout
+        if layout is None or layout.kind == "image":
+            return self._select(self._image_cells())
+        return self._select(grid_shape(layout, self.grid_size) + (mask_channels(layout),),
+                            layout)
 
     @property
     def perturbation(self):

@@ -7,11 +7,11 @@ import tensorflow as tf
 from sobol_tf._utils import (check_grid_fits, check_positive_int, check_power_of_two,
                              check_seed)
 from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
-from sobol_tf._utils.validation import check_mask_channels, check_memory
+from sobol_tf._utils.validation import check_mask_channels, check_memory, check_windows_fit
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
-from sobol_tf.attributions.base import BlackBoxExplainer, Explainer
+from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
 
 #: the largest replicated design (float32 masks, nb_design * (d + 2) x d) an explainer
@@ -121,7 +121,6 @@ class SobolAttributionMethod(BlackBoxExplainer):
     """
 
     upsampling = "nearest"
-    resize_method = "bicubic"
     input_kinds = ("image", "tabular", "time_series", "tokens")
 
     def __init__(self, model, grid_size=8, nb_design=32, sampler=None, estimator=None,
@@ -158,6 +157,14 @@ class SobolAttributionMethod(BlackBoxExplainer):
             baseline=baseline)
         self._designs = {}
         self._last_design = None
+
+    @property
+    def resize_method(self):
+        """How maps are resized to the input: bicubic for images (as the reference);
+        nearest for the other kinds, so that every step of a time-series window holds
+        that window's index (the masks are upsampled by nearest too)."""
+        layout = self._layout
+        return "bicubic" if layout is None or layout.kind == "image" else "nearest"
 
     @property
     def mask_token(self):
@@ -400,9 +407,6 @@ class SobolAttributionMethod(BlackBoxExplainer):
         layout = self._layout
         return self._design(self._cells_of(layout, channels), layout)
 
-    def _to_input_size(self, maps, height, width):
-        return resize_maps(self, maps, height, width)
-
     @property
     def perturbation(self):
         """How a mask perturbs an input: ``perturbation_function`` (Xplique's name)."""
@@ -420,25 +424,3 @@ class SobolAttributionMethod(BlackBoxExplainer):
     def _cells(indices, masks):
         return tf.reshape(indices, (-1,) + tuple(masks.shape[1:]))
 
-
-def check_windows_fit(grid_size, layout):
-    """Raise InvalidArgumentError when a time series has fewer steps than windows."""
-    steps = layout.shape[0]
-    if grid_size is not None and grid_size > steps:
-        raise InvalidArgumentError(
-            f"grid_size={grid_size} windows cannot cut time series of {steps} time steps "
-            f"(shape {(None,) + layout.shape}); use grid_size <= {steps}, or "
-            "grid_size=None for a cell per time step.")
-
-
-def resize_maps(explainer, maps, height, width):
-    """Maps (N, h, w, k) at the input size (H, W): images with the explainer's
-    ``resize_method``; the other kinds by nearest, so that every step of a time-series
-    window holds that window's index (as the masks, upsampled by nearest)."""
-    layout = explainer._layout
-    if layout is None or layout.kind == "image":
-        return Explainer._to_input_size(explainer, maps, height, width)
-    maps = tf.convert_to_tensor(maps, tf.float32)
-    if maps.shape[1:3] != (height, width):
-        maps = tf.image.resize(maps, (height, width), method="nearest")
-    return maps
