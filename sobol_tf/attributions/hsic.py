@@ -136,6 +136,17 @@ class HsicAttributionMethod(BlackBoxExplainer):
     cells is refused (Xplique would give those cells equal indices whatever the model
     reads).
 
+    Beyond images, the cells are those of
+    :class:`~sobol_tf.attributions.SobolAttributionMethod`: a feature of tabular rows
+    (N, F) (maps (N, F); masked features move towards ``baseline``), ``grid_size``
+    windows per channel of time series (N, T, C) (``grid_size=None``: a cell per step;
+    maps (N, T, C), constant over each window), a position of token ids (N, L) with
+    ``perturbation_function='tokens'`` and ``mask_token`` (a token kept where its mask
+    is >= 0.5, replaced by ``mask_token`` elsewhere; the default binary design gives
+    that decision directly; ``pad_token`` positions never change and get 0; maps
+    (N, L)). HSIC has no exact 0 for a feature the model does not read: its index is an
+    estimate of a dependence, at the level of the sampling noise.
+
     Ref. P. Novello, T. Fel, D. Vigouroux. Making Sense of Dependence: Efficient
     Black-box Explanations Using Dependence Measure. NeurIPS 2022.
     https://arxiv.org/abs/2206.06219
@@ -145,8 +156,11 @@ class HsicAttributionMethod(BlackBoxExplainer):
     arguments are keyword-only.
 
     Args:
-        model: a Keras model or a callable on a batch tensor.
-        grid_size: cells per side; 8 as Xplique.
+        model: a Keras model or a callable on a batch tensor (of the inputs' layout:
+            int32 ids for token ids).
+        grid_size: cells per side for images; 8 as Xplique. Windows along time for time
+            series (at most T; None: a cell per step; None is refused for images);
+            ignored for tabular rows and token ids.
         nb_design: number of masks; 500 as Xplique.
         sampler: None (the default design, above), 'sobol' (without ``seed``: the
             unscrambled sequence, no fallback; scrambled with it), 'halton', 'lhs' or
@@ -161,8 +175,10 @@ class HsicAttributionMethod(BlackBoxExplainer):
             'rbf', 'sobolev', an :class:`~sobol_tf.attributions.hsic_estimators.HsicEstimator`
             or an Xplique-style callable ``(masks, outputs, nb_design) -> indices`` (then
             called once per input). BinaryEstimator needs binary masks.
-        perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', a
-            Perturbation or a callable ``f(inputs, masks) -> perturbed`` on batches.
+        perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', 'tokens'
+            (token ids; needs ``mask_token``), a Perturbation (e.g. ``Inpainting(baseline)``,
+            ``TokenMasking(mask_token, pad_token)``) or a callable ``f(inputs, masks) ->
+            perturbed`` on batches.
         batch_size: perturbed inputs per forward pass; 256 as Xplique; None: all at once.
         estimator_batch_size: cells whose pairwise kernels the estimator holds at once
             (``estimator.set_batch_size``; only non-binary masks with RbfEstimator or
@@ -174,6 +190,13 @@ class HsicAttributionMethod(BlackBoxExplainer):
         seed: seed of the sampler when it is given by name (and of the fallback design):
             None, an integer >= 0 or a numpy Generator (one integer is drawn from it).
             With a sampler object, give the seed to the object: both together are refused.
+        mask_token: with ``perturbation_function='tokens'`` (required then): the token id
+            that replaces a masked token.
+        pad_token: with 'tokens': the id of padding (never perturbed, attribution 0);
+            None (default): no padding.
+        baseline: with 'inpainting': a number (0 by default), an array of one input's
+            shape in the inputs' layout (e.g. feature means (F,)) or one value per
+            channel (C,).
         verbose: show a progress bar.
 
     The design is drawn at the first explain (or first read of :attr:`masks`) and kept;
@@ -191,8 +214,18 @@ class HsicAttributionMethod(BlackBoxExplainer):
             memory and the largest nb_design that fits). At the first explain: a design
             of the wrong shape, with values outside [0, 1], binary with cells that cannot
             be told apart, or non-binary with BinaryEstimator; a grid larger than the
-            inputs; ``nb_channels`` other than 1 or the inputs' channels.
-        InvalidTypeError: ``estimator_batch_size`` not None nor an integer >= 1.
+            inputs; ``nb_channels`` other than 1 or the inputs' channels; ``grid_size=None``
+            with images, ``grid_size`` > T with time series; a design for the inputs'
+            cells over the limits (the message names features, windows or tokens); token
+            ids without ``perturbation_function='tokens'`` (the message says to pass
+            ``perturbation_function='tokens', mask_token=ID``), 'tokens' with other
+            inputs; a ``baseline`` array of another shape. In the constructor also:
+            'tokens' without ``mask_token``, ``mask_token`` / ``pad_token`` with another
+            perturbation, ``baseline`` with a perturbation other than 'inpainting', NaN or
+            infinite.
+        InvalidTypeError: ``estimator_batch_size`` not None nor an integer >= 1; a
+            ``mask_token`` / ``pad_token`` that is not an integer; a ``baseline`` that is
+            neither a number nor an array of numbers.
 
     Example:
         >>> explainer = HsicAttributionMethod(model, grid_size=8, nb_design=500)

@@ -5,7 +5,10 @@ several inputs: ``baselines(images)`` computes once per explain() call what a ma
 pixel becomes ((1, H, W, C) or (N, H, W, C)), and ``apply(inputs, masks, baselines)``
 perturbs a batch on the device.
 
-- 'inpainting': x * M + (1 - M) * baseline, baseline a constant (0 by default).
+- 'inpainting': x * M + (1 - M) * baseline, baseline a number (0 by default), an array
+  of one input's values (e.g. feature means) or one value per channel.
+- 'tokens' (:class:`TokenMasking`): token ids kept where M >= 0.5, replaced by a mask
+  token elsewhere, padding never changed (needs ``mask_token``; see :func:`resolve`).
 - 'blurring':   x * M + (1 - M) * box_blur(x), the blur of the reference (cv2.blur with
   a ``sigma`` x ``sigma`` box, reflected borders), written with TF ops.
 - 'amplitude':  x * (M - 0.5) * sigma, as in the reference implementation.

@@ -51,6 +51,32 @@ class SobolAttributionMethod(BlackBoxExplainer):
     ``nb_design * (d + 2)`` forward passes per input, d = grid_size**2 (times the number
     of channels with ``per_channel=True``).
 
+    Beyond images (see :mod:`sobol_tf._utils.layouts` for the rank rule), the cells are:
+
+    - tabular rows (N, F) of floats: one cell per feature (``grid_size`` ignored), d = F;
+      maps (N, F). Masked features move towards ``baseline`` (0 by default; pass the
+      feature means of a reference set where 0 is not a neutral value).
+    - time series (N, T, C): the time axis cut into ``grid_size`` windows, one mask value
+      per window and channel (d = grid_size * C; ``grid_size=None``: a cell per step,
+      d = T * C), masks upsampled along time by nearest; maps (N, T, C), resized by
+      nearest too, so every step of a window holds that window's index.
+    - token ids (N, L) of integers, with ``perturbation_function='tokens'`` and
+      ``mask_token``: one cell per position, d = L; maps (N, L). A token is kept where
+      its mask value is >= 0.5 and replaced by ``mask_token`` elsewhere, so each token is
+      kept or masked with probability 1/2 and its index is that of this binary decision.
+      Positions holding ``pad_token`` are never changed and get 0. Why not the paper's
+      text perturbation: the paper reports word deletion on IMDB, but neither its text
+      nor its public code (github.com/fel-thomas/Sobol-Attribution-Method: image
+      perturbations only) that we could consult says how text was perturbed; replacing
+      a token by a mask id is what the word-deletion metric itself does, needs no access
+      to the model's embeddings, and gives the model only real token ids (a continuous
+      mask would need scaled embeddings, which no tokenizer produces). Thresholded at
+      1/2, a low-discrepancy design can give A and B the same decisions for a position
+      (the unscrambled Sobol sequence does at nb_design=32 for 10 tokens), whose index
+      would then be 0 whatever the model does: the default sampler then falls back to
+      Latin hypercube designs (seed :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED`
+      or ``seed``); a sampler you choose is refused.
+
     Ref. T. Fel, R. Cadène, M. Chalvidal, M. Cord, D. Vigouroux, T. Serre. Look at the
     Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis.
     NeurIPS 2021. https://arxiv.org/abs/2111.04138
@@ -59,8 +85,11 @@ class SobolAttributionMethod(BlackBoxExplainer):
     perturbation_function, batch_size, operator); the other arguments are keyword-only.
 
     Args:
-        model: a Keras model or a callable on a batch tensor.
-        grid_size: cells per side; 8 as in the reference.
+        model: a Keras model or a callable on a batch tensor (of the inputs' layout:
+            int32 ids for token ids).
+        grid_size: cells per side for images; 8 as in the reference. Windows along time
+            for time series (at most T; None: a cell per step; None is refused for
+            images); ignored for tabular rows and token ids (a cell per feature / token).
         nb_design: points of each of A and B; a power of two >= 2; 32 as in the
             reference. The replicated design (``nb_design * (d + 2) * d`` float32 mask
             values) must fit in :data:`MAX_DESIGN_BYTES` (1 GiB).
@@ -76,17 +105,19 @@ class SobolAttributionMethod(BlackBoxExplainer):
             ``LatinHypercubeRS`` (and ``MonteCarloRS``). A sampler you choose that gives a
             cell the same column in A and B (its index would be 0 whatever the model does)
             is refused, where Xplique would return that 0. The design is drawn at the
-            first explain or first read of :attr:`masks` (once per number of mask
-            channels) and kept.
+            first explain or first read of :attr:`masks` (once per set of cells: rows,
+            columns and mask channels) and kept.
         estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli', a
             :class:`~sobol_tf.attributions.estimators.SobolEstimator` (vectorised over
             the inputs), or an Xplique-style callable ``estimator(masks, outputs,
             nb_design)`` (called once per input with its (P,) outputs and the masks
             (P, grid, grid, nb_channels); returns one index per cell), which includes a
             SobolEstimator subclass that overrides ``__call__``.
-        perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', a
-            :class:`~sobol_tf.attributions.perturbations.Perturbation`, or a callable
-            ``f(inputs, masks) -> perturbed`` on batches.
+        perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', 'tokens'
+            (token ids; needs ``mask_token``), a
+            :class:`~sobol_tf.attributions.perturbations.Perturbation` (e.g.
+            ``Inpainting(baseline)``, ``TokenMasking(mask_token, pad_token)``), or a
+            callable ``f(inputs, masks) -> perturbed`` on batches.
         batch_size: perturbed inputs per forward pass (bounds memory); 256 as Xplique;
             None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
@@ -95,10 +126,20 @@ class SobolAttributionMethod(BlackBoxExplainer):
             nb_channels channels.
         per_channel: one mask value per cell and channel of the inputs, whatever their
             channels (d = grid_size**2 * C, known at explain); the maps then have C
-            channels. Not with ``nb_channels`` > 1.
+            channels. Not with ``nb_channels`` > 1. (Time series always have one mask
+            per channel.)
         seed: seed of the sampler when it is given by name: None, an integer >= 0 or a
             numpy Generator (one integer is drawn from it). With a sampler object, give
             the seed to the object: both together are refused.
+        mask_token: with ``perturbation_function='tokens'`` (required then): the token id
+            (an integer >= 0) that replaces a masked token, e.g. the tokenizer's [MASK] or
+            [UNK] id.
+        pad_token: with 'tokens': the id of padding (those positions are never perturbed
+            and get 0); None (default): no padding.
+        baseline: with 'inpainting': what a masked value becomes, a number (0 by
+            default) or an array of one input's shape in the inputs' layout (e.g. the
+            feature means (F,) of a reference set, a (T, C) series) or one value per
+            channel (C,).
         verbose: show a progress bar.
         jit_compile, mixed_precision: see :class:`~sobol_tf.attributions.Explainer`.
 
@@ -113,11 +154,26 @@ class SobolAttributionMethod(BlackBoxExplainer):
             fit. At the first explain: a sampler's design of the wrong shape, with
             values outside [0, 1], not replicated, or tying a cell (see above); with
             ``per_channel=True``, a design over the limits once the channels are known;
-            ``nb_channels`` other than 1 or the inputs' channels.
+            ``nb_channels`` other than 1 or the inputs' channels; ``grid_size=None`` with
+            images, ``grid_size`` > T with time series; the design for the inputs' cells
+            over the limits (the message names features, windows or tokens); token ids
+            without ``perturbation_function='tokens'`` (the message says to pass
+            ``perturbation_function='tokens', mask_token=ID``) or 'tokens' with inputs
+            that are not token ids; a design tying the keep / mask decisions of a token
+            (see above); a ``baseline`` array of another shape. In the constructor also:
+            'tokens' without ``mask_token``; ``mask_token`` / ``pad_token`` with another
+            perturbation; ``baseline`` with a perturbation other than 'inpainting', NaN
+            or infinite.
+        InvalidTypeError: a ``mask_token`` / ``pad_token`` that is not an integer, a
+            ``baseline`` that is neither a number nor an array of numbers.
 
     Example:
         >>> explainer = SobolAttributionMethod(model, grid_size=8, nb_design=32)
         >>> maps = explainer(images, labels)          # (N, H, W, 1)
+        >>> SobolAttributionMethod(tabular_model, baseline=x_train.mean(0))(rows, labels)
+        >>> SobolAttributionMethod(series_model, grid_size=4)(series, labels)   # (N, T, C)
+        >>> SobolAttributionMethod(text_model, perturbation_function='tokens',
+        ...                        mask_token=1, pad_token=0)(ids, labels)      # (N, L)
     """
 
     upsampling = "nearest"

@@ -268,3 +268,17 @@ def test_inpainting_baselines_of_arrays():
         Inpainting(np.zeros(4)).baselines(images)
     with pytest.raises(InvalidArgumentError, match="finite"):
         Inpainting([np.inf, 0.0])
+
+
+def test_size_checks_speak_of_features_windows_and_tokens():
+    wide = np.ones((1, 10601), np.float32)  # 2d > 21201: over scipy's Sobol dimensions
+    with pytest.raises(InvalidArgumentError,
+                       match=r"10601 features.*21201.*at most 10600 features"):
+        SobolAttributionMethod(lambda x: x[:, :1], nb_design=2)(wide, [0])
+    series = np.ones((1, 10601, 1), np.float32)
+    with pytest.raises(InvalidArgumentError, match=r"10601 time steps.*grid_size <= 10600"):
+        SobolAttributionMethod(lambda x: x[:, 0], grid_size=None, nb_design=2)(series, [0])
+    long_text = np.ones((1, 21202), np.int32)
+    with pytest.raises(InvalidArgumentError, match=r"21202 tokens.*fewer tokens"):
+        HsicAttributionMethod(lambda x: tf.cast(x[:, :1], tf.float32), nb_design=2,
+                              perturbation_function="tokens", mask_token=0)(long_text, [0])
