@@ -89,6 +89,18 @@ def check_grid_fits(grid_size, height, width, alternative=""):
         )
 
 
+def check_windows_fit(grid_size, layout):
+    """Raise InvalidArgumentError when time series of ``layout`` (a
+    :class:`~sobol_tf._utils.layouts.Layout`) have fewer steps than ``grid_size``
+    windows (None: a window per step, always fits)."""
+    steps = layout.shape[0]
+    if grid_size is not None and grid_size > steps:
+        raise InvalidArgumentError(
+            f"grid_size={grid_size} windows cannot cut time series of {steps} time steps "
+            f"(shape {(None,) + layout.shape}); use grid_size <= {steps}, or "
+            "grid_size=None for a cell per time step.")
+
+
 def check_mask_channels(nb_channels, images):
     """Raise InvalidArgumentError unless masks of ``nb_channels`` channels (1 or the
     inputs') can perturb ``images`` (N, H, W, C)."""

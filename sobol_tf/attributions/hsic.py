@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_grid_fits, check_positive_int, check_seed
-from sobol_tf._utils.validation import check_mask_channels
+from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
+from sobol_tf._utils.validation import check_mask_channels, check_windows_fit
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import hsic_estimators
 from sobol_tf.attributions import samplers as samplers_module
@@ -29,6 +30,11 @@ FALLBACK_SEED = 0
 FALLBACK_DRAWS = 100
 
 _DEFAULT_ESTIMATOR = hsic_estimators.BinaryEstimator()
+
+
+def max_dimension_of(sampler):
+    """The most dimensions ``sampler`` draws (None: no limit)."""
+    return getattr(sampler, "max_dimension", None)
 
 
 def estimator_bytes(nb_design, dimension):
@@ -130,6 +136,17 @@ class HsicAttributionMethod(BlackBoxExplainer):
     cells is refused (Xplique would give those cells equal indices whatever the model
     reads).
 
+    Beyond images, the cells are those of
+    :class:`~sobol_tf.attributions.SobolAttributionMethod`: a feature of tabular rows
+    (N, F) (maps (N, F); masked features move towards ``baseline``), ``grid_size``
+    windows per channel of time series (N, T, C) (``grid_size=None``: a cell per step;
+    maps (N, T, C), constant over each window), a position of token ids (N, L) with
+    ``perturbation_function='tokens'`` and ``mask_token`` (a token kept where its mask
+    is >= 0.5, replaced by ``mask_token`` elsewhere; the default binary design gives
+    that decision directly; ``pad_token`` positions never change and get 0; maps
+    (N, L)). HSIC has no exact 0 for a feature the model does not read: its index is an
+    estimate of a dependence, at the level of the sampling noise.
+
     Ref. P. Novello, T. Fel, D. Vigouroux. Making Sense of Dependence: Efficient
     Black-box Explanations Using Dependence Measure. NeurIPS 2022.
     https://arxiv.org/abs/2206.06219
@@ -139,8 +156,11 @@ class HsicAttributionMethod(BlackBoxExplainer):
     arguments are keyword-only.
 
     Args:
-        model: a Keras model or a callable on a batch tensor.
-        grid_size: cells per side; 8 as Xplique.
+        model: a Keras model or a callable on a batch tensor (of the inputs' layout:
+            int32 ids for token ids).
+        grid_size: cells per side for images; 8 as Xplique. Windows along time for time
+            series (at most T; None: a cell per step; None is refused for images);
+            ignored for tabular rows and token ids.
         nb_design: number of masks; 500 as Xplique.
         sampler: None (the default design, above), 'sobol' (without ``seed``: the
             unscrambled sequence, no fallback; scrambled with it), 'halton', 'lhs' or
@@ -155,8 +175,10 @@ class HsicAttributionMethod(BlackBoxExplainer):
             'rbf', 'sobolev', an :class:`~sobol_tf.attributions.hsic_estimators.HsicEstimator`
             or an Xplique-style callable ``(masks, outputs, nb_design) -> indices`` (then
             called once per input). BinaryEstimator needs binary masks.
-        perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', a
-            Perturbation or a callable ``f(inputs, masks) -> perturbed`` on batches.
+        perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', 'tokens'
+            (token ids; needs ``mask_token``), a Perturbation (e.g. ``Inpainting(baseline)``,
+            ``TokenMasking(mask_token, pad_token)``) or a callable ``f(inputs, masks) ->
+            perturbed`` on batches.
         batch_size: perturbed inputs per forward pass; 256 as Xplique; None: all at once.
         estimator_batch_size: cells whose pairwise kernels the estimator holds at once
             (``estimator.set_batch_size``; only non-binary masks with RbfEstimator or
@@ -168,6 +190,13 @@ class HsicAttributionMethod(BlackBoxExplainer):
         seed: seed of the sampler when it is given by name (and of the fallback design):
             None, an integer >= 0 or a numpy Generator (one integer is drawn from it).
             With a sampler object, give the seed to the object: both together are refused.
+        mask_token: with ``perturbation_function='tokens'`` (required then): the token id
+            that replaces a masked token.
+        pad_token: with 'tokens': the id of padding (never perturbed, attribution 0);
+            None (default): no padding.
+        baseline: with 'inpainting': a number (0 by default), an array of one input's
+            shape in the inputs' layout (e.g. feature means (F,)) or one value per
+            channel (C,).
         verbose: show a progress bar.
 
     The design is drawn at the first explain (or first read of :attr:`masks`) and kept;
@@ -185,8 +214,18 @@ class HsicAttributionMethod(BlackBoxExplainer):
             memory and the largest nb_design that fits). At the first explain: a design
             of the wrong shape, with values outside [0, 1], binary with cells that cannot
             be told apart, or non-binary with BinaryEstimator; a grid larger than the
-            inputs; ``nb_channels`` other than 1 or the inputs' channels.
-        InvalidTypeError: ``estimator_batch_size`` not None nor an integer >= 1.
+            inputs; ``nb_channels`` other than 1 or the inputs' channels; ``grid_size=None``
+            with images, ``grid_size`` > T with time series; a design for the inputs'
+            cells over the limits (the message names features, windows or tokens); token
+            ids without ``perturbation_function='tokens'`` (the message says to pass
+            ``perturbation_function='tokens', mask_token=ID``), 'tokens' with other
+            inputs; a ``baseline`` array of another shape. In the constructor also:
+            'tokens' without ``mask_token``, ``mask_token`` / ``pad_token`` with another
+            perturbation, ``baseline`` with a perturbation other than 'inpainting', NaN or
+            infinite.
+        InvalidTypeError: ``estimator_batch_size`` not None nor an integer >= 1; a
+            ``mask_token`` / ``pad_token`` that is not an integer; a ``baseline`` that is
+            neither a number nor an array of numbers.
 
     Example:
         >>> explainer = HsicAttributionMethod(model, grid_size=8, nb_design=500)
@@ -194,14 +233,15 @@ class HsicAttributionMethod(BlackBoxExplainer):
     """
 
     upsampling = "nearest"
-    resize_method = "bicubic"
+    input_kinds = ("image", "tabular", "time_series", "tokens")
 
     def __init__(self, model, grid_size=8, nb_design=500, sampler=None, estimator=None,
                  perturbation_function="inpainting", batch_size=256,
                  estimator_batch_size=None, operator=None, *, nb_channels=1, seed=None,
-                 verbose=False):
+                 mask_token=None, pad_token=None, baseline=None, verbose=False):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
-        self.grid_size = check_positive_int("grid_size", grid_size)
+        self.grid_size = None if grid_size is None else check_positive_int("grid_size",
+                                                                           grid_size)
         self.nb_design = check_positive_int("nb_design", nb_design, minimum=2)
         self.nb_channels = check_positive_int("nb_channels", nb_channels)
         self.seed = check_seed(seed)
@@ -221,28 +261,88 @@ class HsicAttributionMethod(BlackBoxExplainer):
                 f"BinaryEstimator needs binary masks, but the sampler {self.sampler!r} has "
                 "binary=False; give it binary=True, or use RbfEstimator or SobolevEstimator."
             )
-        self.perturbation_function = perturbations_module.get(perturbation_function)
-        self._check_size()
-        self._design = None  # drawn at the first explain
+        self.perturbation_function = perturbations_module.resolve(
+            perturbation_function, mask_token=mask_token, pad_token=pad_token,
+            baseline=baseline)
+        if self.grid_size is not None:
+            self._check_size(self._image_cells())
+        self._designs = {}  # (rows, columns, channels) -> (design, binary), drawn lazily
+        self._design = None  # the last design used
         self._binary = True
+
+    @property
+    def resize_method(self):
+        """How maps are resized to the input: bicubic for images; nearest for the other
+        kinds, so that every step of a time-series window holds that window's index (the
+        masks are upsampled by nearest too)."""
+        layout = self._layout
+        return "bicubic" if layout is None or layout.kind == "image" else "nearest"
+
+    @property
+    def mask_token(self):
+        """The id replacing masked tokens (perturbation_function='tokens'), else None."""
+        return getattr(self.perturbation_function, "mask_token", None)
+
+    @property
+    def pad_token(self):
+        """The id of padding in token ids (never perturbed, attribution 0), else None."""
+        return getattr(self.perturbation_function, "pad_token", None)
 
     @property
     def masks(self):
         """The design as Xplique lays it out: (nb_design, grid_size, grid_size,
-        nb_channels) float32, drawn on first use (here or at the first explain) and kept."""
+        nb_channels) float32 for images, drawn on first use (here or at the first
+        explain) and kept, one per set of cells; after an explain, the design of the last
+        explained inputs ((nb_design, 1, F, 1) for tabular rows, (nb_design, 1, grid_size,
+        C) for time series, (nb_design, 1, L, 1) for token ids).
+
+        Raises:
+            InvalidArgumentError: with grid_size=None before any explain.
+        """
         if self._design is None:
-            self._design = self._draw_design()
+            if self.grid_size is None:
+                raise InvalidArgumentError(
+                    "with grid_size=None (a cell per time step) the masks are drawn at the "
+                    "first explain, once the inputs' length is known; explain first.")
+            self._select(self._image_cells())
         return self._design
 
-    def _check_size(self):
+    def _image_cells(self):
+        return (self.grid_size, self.grid_size, self.nb_channels)
+
+    def _select(self, cells, layout=None):
+        """Make the design of ``cells`` (drawn once per cells) the current one."""
+        cells = tuple(cells)
+        if cells not in self._designs:
+            if self.grid_size is None or cells != self._image_cells():
+                self._check_size(cells, layout)
+            design = self._draw_design(cells)
+            self._designs[cells] = (design, self._binary)
+        self._design, self._binary = self._designs[cells]
+        return self._design
+
+    def _check_size(self, cells, layout=None):
         """Refuse designs over the sampler's dimensions or MAX_BYTES, before any drawing."""
-        dimension = self.grid_size ** 2 * self.nb_channels
-        what = f"grid_size={self.grid_size} and nb_design={self.nb_design} (d={dimension} cells)"
-        max_dimension = getattr(self.sampler, "max_dimension", None)
+        rows, columns, channels = cells
+        dimension = rows * columns * channels
+        kind = "image" if layout is None else layout.kind
+        if kind == "image":
+            what = f"grid_size={self.grid_size}"
+            smaller = f"grid_size <= {math.isqrt(max_dimension_of(self.sampler) or 0)}"
+        elif kind == "time_series":
+            what = (f"grid_size={self.grid_size} ({columns} windows" if self.grid_size
+                    else f"grid_size=None ({columns} time steps") + f" x {channels} channel(s))"
+            smaller = "fewer windows (a smaller grid_size)"
+        else:
+            unit = "features" if kind == "tabular" else "tokens"
+            what = f"{DESCRIPTIONS[kind]} of {columns} {unit}"
+            smaller = f"fewer {unit} per input"
+        what += f" and nb_design={self.nb_design} (d={dimension} cells)"
+        max_dimension = max_dimension_of(self.sampler)
         if max_dimension is not None and dimension > max_dimension:
             raise InvalidArgumentError(
                 f"{what}: the sampler {type(self.sampler).__name__} supports at most "
-                f"{max_dimension} dimensions; use grid_size <= {math.isqrt(max_dimension)} "
+                f"{max_dimension} dimensions; use {smaller} "
                 "or a sampler without that limit ('halton', 'lhs', 'monte_carlo')."
             )
         design = 4 * self.nb_design * dimension
@@ -257,7 +357,7 @@ class HsicAttributionMethod(BlackBoxExplainer):
             while largest > 1 and estimator_bytes(largest, dimension) > MAX_BYTES:
                 largest -= 1
             lower = (f"nb_design <= {largest}" if largest >= 2
-                     else "a smaller grid_size")
+                     else "a smaller grid_size" if kind == "image" else smaller)
             raise InvalidArgumentError(
                 f"{what} need {self.nb_design} forward passes per input, a binary design of "
                 f"{design / 2 ** 30:.1f} GiB of float32 masks and {estimator / 2 ** 30:.1f} "
@@ -266,17 +366,18 @@ class HsicAttributionMethod(BlackBoxExplainer):
                 f"use {lower}."
             )
 
-    def _draw_design(self):
-        """The masks (nb_design, grid, grid, nb_channels): binary ones checked so that
-        every cell is told apart (the default sampler falls back instead, see above)."""
-        dimension = self.grid_size ** 2 * self.nb_channels
+    def _draw_design(self, cells):
+        """The masks (nb_design, rows, columns, channels) of ``cells``: binary ones checked
+        so that every cell is told apart (the default sampler falls back instead, see
+        above); sets ``self._binary``."""
+        dimension = int(np.prod(cells))
         xplique_style = hasattr(self.sampler, "binary") and not hasattr(self.sampler, "sample")
         draw = getattr(self.sampler, "sample", self.sampler)
         with warnings.catch_warnings():  # balance matters little once thresholded
             warnings.filterwarnings("ignore", message=".*balance properties of Sobol")
             points = samplers_module.check_design(
                 draw(dimension, self.nb_design), (self.nb_design, dimension),
-                "sampler (points: nb_design rows, grid_size**2 * nb_channels columns)")
+                "sampler (points: nb_design rows, one column per cell)")
         design = (points.astype(np.float32) if xplique_style
                   else (points >= 0.5).astype(np.float32))
         del points
@@ -288,14 +389,14 @@ class HsicAttributionMethod(BlackBoxExplainer):
                     "returned values other than 0 and 1; use a binary sampler, or "
                     "RbfEstimator or SobolevEstimator."
                 )
-            return self._shaped(design)
+            return self._shaped(design, cells)
         problem = self._untold_cells(design)
         if problem and self._fallback:
             design = balanced_binary_design(
                 self.nb_design, dimension, FALLBACK_SEED if self.seed is None else self.seed)
         elif problem:
             raise InvalidArgumentError(problem)
-        return self._shaped(design)
+        return self._shaped(design, cells)
 
     def _untold_cells(self, design):
         """Why cells of a binary design cannot be told apart, or '' if they can."""
@@ -314,15 +415,29 @@ class HsicAttributionMethod(BlackBoxExplainer):
                     "(sampler=None).")
         return ""
 
-    def _shaped(self, design):
-        return tf.constant(design.reshape(-1, self.grid_size, self.grid_size, self.nb_channels))
+    @staticmethod
+    def _shaped(design, cells):
+        return tf.constant(design.reshape((-1,) + tuple(cells)))
 
     def _check_inputs(self, images):
-        check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        layout = self._layout
+        perturbations_module.check_for_layout(self.perturbation_function, layout)
+        if layout.kind == "image":
+            if self.grid_size is None:
+                raise InvalidArgumentError(
+                    "grid_size=None (a cell per time step) is for time series; images need "
+                    "grid_size, the cells per side (e.g. grid_size=8).")
+            check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        elif layout.kind == "time_series":
+            check_windows_fit(self.grid_size, layout)
         check_mask_channels(self.nb_channels, images)
 
     def _masks(self, height, width, channels):
-        return self.masks
+        layout = self._layout
+        if layout is None or layout.kind == "image":
+            return self._select(self._image_cells())
+        return self._select(grid_shape(layout, self.grid_size) + (mask_channels(layout),),
+                            layout)
 
     @property
     def perturbation(self):

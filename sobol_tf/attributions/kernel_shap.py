@@ -2,7 +2,7 @@
 import numpy as np
 
 from sobol_tf.attributions.lime import Lime
-from sobol_tf.attributions.surrogates import DEFAULT_GRID_SIZE, WeightedLinearRegression
+from sobol_tf.attributions.surrogates import WeightedLinearRegression
 from sobol_tf.errors import InvalidArgumentError
 
 
@@ -51,7 +51,10 @@ class KernelShap(Lime):
     ordinary least-squares fit with an intercept (``WeightedLinearRegression(alpha=0)``,
     the fit of scikit-learn's LinearRegression, as Xplique). For a model linear in the
     features, f(x) = w . x + b, the map is exactly the Shapley value of each feature,
-    ``sum over its pixels of w (x - ref)``, once the samples span the features. As Xplique,
+    ``sum over its pixels of w (x - ref)`` (for time series, by default, ``w_tc (x_tc -
+    ref_tc)`` per (step, channel)), once the samples span the features; for token ids, a
+    model that counts a token gets 1 at each of its positions (when ``mask_token`` is
+    another id) and 0 elsewhere. As Xplique,
     the empty and full coalitions are not drawn and the efficiency constraint (values
     summing to f(x) - f(ref)) is not imposed: for other models the values are the
     regression's estimate.
@@ -69,10 +72,20 @@ class KernelShap(Lime):
             ``nb_samples`` per pass.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         map_to_interpret_space: as :class:`Lime`'s (None: grid superpixels for images,
-            one feature per column for tabular inputs).
+            one feature per column for tabular rows, per (step, channel) for time series,
+            per token that is not padding for token ids).
         nb_samples: coalitions per input; 800 as Xplique.
-        ref_value: as :class:`Lime`'s (None: 0.5 per channel for 3 channels, else 0).
-        grid_size: (keyword-only) superpixels per side of the default image mapping; 8.
+        ref_value: as :class:`Lime`'s: a number, one per channel (images, time series),
+            one per feature (tabular rows, e.g. a reference set's means) or one per cell
+            (T, C) (time series); None: images 0.5 per channel for 3 channels, else 0;
+            refused for token ids.
+        grid_size: (keyword-only) as :class:`Lime`'s: None: 8 x 8 superpixels for
+            images, one feature per (step, channel) for time series; g: g x g
+            superpixels, or g windows along time per channel.
+        mask_token: (keyword-only) the id replacing switched-off tokens; required for
+            token ids (integer inputs (N, L)).
+        pad_token: (keyword-only) the id of padding (never a feature, 0 in the maps);
+            None: no padding.
         seed: (keyword-only) seed of the coalitions (None: fresh ones per explainer).
         verbose: (keyword-only) show a progress bar.
 
@@ -84,17 +97,18 @@ class KernelShap(Lime):
 
     Example:
         >>> maps = KernelShap(model, nb_samples=1000, seed=0)(images, labels)
+        >>> maps = KernelShap(text_model, mask_token=unk_id, pad_token=0)(ids, labels)
     """
 
     def __init__(self, model, batch_size=64, operator=None, map_to_interpret_space=None,
-                 nb_samples=800, ref_value=None, *, grid_size=DEFAULT_GRID_SIZE, seed=None,
-                 verbose=False):
+                 nb_samples=800, ref_value=None, *, grid_size=None, mask_token=None,
+                 pad_token=None, seed=None, verbose=False):
         super().__init__(model, batch_size, operator,
                          interpretable_model=WeightedLinearRegression(alpha=0.0),
                          similarity_kernel=UniformKernel(),
                          map_to_interpret_space=map_to_interpret_space, ref_value=ref_value,
-                         nb_samples=nb_samples, grid_size=grid_size, seed=seed,
-                         verbose=verbose)
+                         nb_samples=nb_samples, grid_size=grid_size, mask_token=mask_token,
+                         pad_token=pad_token, seed=seed, verbose=verbose)
 
     def _default_samples(self, nb_features, rng):
         return shapley_coalitions(nb_features, self.nb_samples, rng)

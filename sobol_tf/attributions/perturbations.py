@@ -5,7 +5,10 @@ several inputs: ``baselines(images)`` computes once per explain() call what a ma
 pixel becomes ((1, H, W, C) or (N, H, W, C)), and ``apply(inputs, masks, baselines)``
 perturbs a batch on the device.
 
-- 'inpainting': x * M + (1 - M) * baseline, baseline a constant (0 by default).
+- 'inpainting': x * M + (1 - M) * baseline, baseline a number (0 by default), an array
+  of one input's values (e.g. feature means) or one value per channel.
+- 'tokens' (:class:`TokenMasking`): token ids kept where M >= 0.5, replaced by a mask
+  token elsewhere, padding never changed (needs ``mask_token``; see :func:`resolve`).
 - 'blurring':   x * M + (1 - M) * box_blur(x), the blur of the reference (cv2.blur with
   a ``sigma`` x ``sigma`` box, reflected borders), written with TF ops.
 - 'amplitude':  x * (M - 0.5) * sigma, as in the reference implementation.
@@ -16,6 +19,7 @@ ours take batches, so that one forward batch can hold several inputs.)
 """
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_positive_int, lookup
@@ -48,15 +52,64 @@ class Perturbation:
 
 
 class Inpainting(Perturbation):
-    """x * M + (1 - M) * baseline with a constant baseline (0 by default)."""
+    """x * M + (1 - M) * baseline (0 by default).
+
+    Args:
+        baseline: a number; or an array-like of one input's values in the caller's
+            layout (e.g. the feature means (F,) of a reference set for tabular rows, a
+            (T, C) series, an (H, W, C) image), reshaped to the engine's layout (a
+            reshape of the caller's); or one value per channel (C,), broadcast over the
+            positions. Copied: the caller's array is not kept nor modified.
+
+    Raises:
+        InvalidTypeError: a baseline that is neither a number nor an array of numbers.
+        InvalidArgumentError: NaN or infinite values, an empty array; at explain time, an
+            array whose size is neither one input's nor its number of channels.
+    """
 
     def __init__(self, baseline=0.0):
-        if isinstance(baseline, bool) or not isinstance(baseline, numbers.Real):
-            raise InvalidTypeError(f"baseline must be a number, got {baseline!r}.")
-        self.baseline = float(baseline)
+        self.baseline = check_baseline(baseline)
 
     def baselines(self, images):
-        return tf.fill((1,) + tuple(images.shape[1:]), self.baseline)
+        shape = tuple(images.shape[1:])
+        if isinstance(self.baseline, float):
+            return tf.fill((1,) + shape, self.baseline)
+        values = self.baseline
+        if values.size == int(np.prod(shape)):
+            return tf.constant(values.reshape((1,) + shape))
+        if values.size == shape[-1]:
+            return tf.constant(np.broadcast_to(values.reshape(1, 1, 1, -1), (1,) + shape))
+        raise InvalidArgumentError(
+            f"baseline of shape {values.shape} cannot fill inputs of {int(np.prod(shape))} "
+            f"values ({shape[-1]} channel(s)); give a number, one value per channel, or an "
+            "array of one input's shape (e.g. (F,) for tabular rows (N, F), (T, C) for "
+            "time series (N, T, C)).")
+
+
+def check_baseline(baseline):
+    """A baseline: a float, or a float32 numpy copy of a non-empty finite array."""
+    if isinstance(baseline, bool):
+        raise InvalidTypeError(f"baseline must be a number or an array, got {baseline!r}.")
+    if isinstance(baseline, numbers.Real):
+        value = float(baseline)
+        if not np.isfinite(value):
+            raise InvalidArgumentError(f"baseline must be finite, got {baseline!r}.")
+        return value
+    try:
+        values = np.array(baseline, dtype=np.float32)  # a copy
+    except (TypeError, ValueError):
+        raise InvalidTypeError(
+            "baseline must be a number or an array of numbers, got "
+            f"{type(baseline).__name__}.") from None
+    if values.ndim == 0:
+        return check_baseline(float(values))
+    if values.size == 0:
+        raise InvalidArgumentError(f"baseline must not be empty, got shape {values.shape}.")
+    if not np.all(np.isfinite(values)):
+        raise InvalidArgumentError(
+            f"baseline must be finite, got {int(np.sum(~np.isfinite(values)))} NaN or "
+            f"infinite value(s) of {values.size}.")
+    return values
 
 
 def box_blur(images, size):
@@ -159,6 +212,11 @@ def get(identifier):
     if isinstance(identifier, Perturbation):
         return identifier
     if isinstance(identifier, str):
+        if identifier.lower() == "tokens":
+            raise InvalidArgumentError(
+                "perturbation_function='tokens' needs mask_token=ID, the token id that "
+                "replaces a masked token: give mask_token= to the explainer, or "
+                "TokenMasking(mask_token, pad_token) as perturbation_function.")
         key = "blurring" if identifier.lower() == "blur" else identifier
         return lookup("perturbation_function", key, PERTURBATIONS,
                       "a Perturbation or a callable f(inputs, masks)")()
@@ -168,3 +226,69 @@ def get(identifier):
         "perturbation_function must be a name, a Perturbation or a callable f(inputs, "
         f"masks), got {type(identifier).__name__}."
     )
+
+
+def _named(identifier, name):
+    return isinstance(identifier, str) and identifier.lower() == name
+
+
+def resolve(perturbation_function, *, mask_token=None, pad_token=None, baseline=None):
+    """The Perturbation of an explainer from its arguments: ``'tokens'`` with
+    ``mask_token`` (required) and ``pad_token`` (:class:`TokenMasking`), ``'inpainting'``
+    with ``baseline`` (:class:`Inpainting`), else :func:`get`.
+
+    Raises:
+        InvalidArgumentError: 'tokens' without mask_token; mask_token or pad_token with
+            another perturbation; baseline with a perturbation other than 'inpainting';
+            what :func:`get`, :class:`Inpainting` and :class:`TokenMasking` raise.
+    """
+    if _named(perturbation_function, "tokens"):
+        if baseline is not None:
+            raise InvalidArgumentError(
+                f"baseline={baseline!r} is for perturbation_function='inpainting'; with "
+                "'tokens' a masked token becomes mask_token.")
+        if mask_token is None:
+            raise InvalidArgumentError(
+                "perturbation_function='tokens' needs mask_token=ID, the token id that "
+                "replaces a masked token (e.g. the tokenizer's [MASK] or [UNK] id).")
+        return TokenMasking(mask_token, pad_token)
+    if mask_token is not None or pad_token is not None:
+        given = "mask_token" if mask_token is not None else "pad_token"
+        raise InvalidArgumentError(
+            f"{given}={mask_token if mask_token is not None else pad_token!r} is for token "
+            "ids (integer inputs (N, L)) with perturbation_function='tokens'; got "
+            f"perturbation_function={perturbation_function!r}.")
+    if baseline is not None:
+        if not _named(perturbation_function, "inpainting"):
+            raise InvalidArgumentError(
+                f"baseline= is for perturbation_function='inpainting', got "
+                f"perturbation_function={perturbation_function!r}; give a Perturbation "
+                "its own baseline instead (e.g. Inpainting(baseline)).")
+        return Inpainting(baseline)
+    return get(perturbation_function)
+
+
+def check_for_layout(perturbation, layout):
+    """Raise InvalidArgumentError unless ``perturbation`` can perturb inputs of
+    ``layout`` (a :class:`~sobol_tf._utils.layouts.Layout`): token ids need
+    :class:`TokenMasking` and it needs token ids; an Inpainting baseline array must have
+    one input's shape in the caller's layout, or one value per channel."""
+    tokens = isinstance(perturbation, TokenMasking)
+    if layout.kind == "tokens" and not tokens:
+        raise InvalidArgumentError(
+            f"integer inputs (N, L) are token ids, which {perturbation!r} cannot perturb: "
+            "pass perturbation_function='tokens', mask_token=ID (the id that replaces a "
+            "masked token; pad_token=ID for padding), or give float32 inputs for tabular "
+            "rows.")
+    if tokens and layout.kind != "tokens":
+        raise InvalidArgumentError(
+            "perturbation_function='tokens' perturbs token ids (integer inputs (N, L)); "
+            f"got {layout.description} of shape {(None,) + layout.shape}.")
+    if isinstance(perturbation, Inpainting) and not isinstance(perturbation.baseline, float):
+        shape = perturbation.baseline.shape
+        channels = layout.shape[-1] if layout.kind in ("image", "time_series") else 1
+        if shape != layout.shape and shape != (channels,):
+            raise InvalidArgumentError(
+                f"baseline of shape {shape} does not fit {layout.description} of shape "
+                f"{(None,) + layout.shape}: give a number, an array of one input's shape "
+                f"{layout.shape}, or one value per channel ({channels},).")

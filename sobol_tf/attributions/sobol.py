@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from sobol_tf._utils import (check_grid_fits, check_positive_int, check_power_of_two,
                              check_seed)
-from sobol_tf._utils.validation import check_mask_channels, check_memory
+from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
+from sobol_tf._utils.validation import check_mask_channels, check_memory, check_windows_fit
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
@@ -16,6 +17,11 @@ from sobol_tf.errors import InvalidArgumentError
 #: the largest replicated design (float32 masks, nb_design * (d + 2) x d) an explainer
 #: accepts; larger ones are refused in the constructor (per_channel: at explain time).
 MAX_DESIGN_BYTES = 1 << 30
+
+
+#: redraws of the fallback design for token ids (see SobolAttributionMethod) before giving
+#: up.
+TOKEN_FALLBACK_DRAWS = 10
 
 
 def design_bytes(nb_design, dimension):
@@ -45,6 +51,32 @@ class SobolAttributionMethod(BlackBoxExplainer):
     ``nb_design * (d + 2)`` forward passes per input, d = grid_size**2 (times the number
     of channels with ``per_channel=True``).
 
+    Beyond images (see :mod:`sobol_tf._utils.layouts` for the rank rule), the cells are:
+
+    - tabular rows (N, F) of floats: one cell per feature (``grid_size`` ignored), d = F;
+      maps (N, F). Masked features move towards ``baseline`` (0 by default; pass the
+      feature means of a reference set where 0 is not a neutral value).
+    - time series (N, T, C): the time axis cut into ``grid_size`` windows, one mask value
+      per window and channel (d = grid_size * C; ``grid_size=None``: a cell per step,
+      d = T * C), masks upsampled along time by nearest; maps (N, T, C), resized by
+      nearest too, so every step of a window holds that window's index.
+    - token ids (N, L) of integers, with ``perturbation_function='tokens'`` and
+      ``mask_token``: one cell per position, d = L; maps (N, L). A token is kept where
+      its mask value is >= 0.5 and replaced by ``mask_token`` elsewhere, so each token is
+      kept or masked with probability 1/2 and its index is that of this binary decision.
+      Positions holding ``pad_token`` are never changed and get 0. Why not the paper's
+      text perturbation: the paper reports word deletion on IMDB, but neither its text
+      nor its public code (github.com/fel-thomas/Sobol-Attribution-Method: image
+      perturbations only) that we could consult says how text was perturbed; replacing
+      a token by a mask id is what the word-deletion metric itself does, needs no access
+      to the model's embeddings, and gives the model only real token ids (a continuous
+      mask would need scaled embeddings, which no tokenizer produces). Thresholded at
+      1/2, a low-discrepancy design can give A and B the same decisions for a position
+      (the unscrambled Sobol sequence does at nb_design=32 for 10 tokens), whose index
+      would then be 0 whatever the model does: the default sampler then falls back to
+      Latin hypercube designs (seed :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED`
+      or ``seed``); a sampler you choose is refused.
+
     Ref. T. Fel, R. Cadène, M. Chalvidal, M. Cord, D. Vigouroux, T. Serre. Look at the
     Variance! Efficient Black-box Explanations with Sobol-based Sensitivity Analysis.
     NeurIPS 2021. https://arxiv.org/abs/2111.04138
@@ -53,8 +85,11 @@ class SobolAttributionMethod(BlackBoxExplainer):
     perturbation_function, batch_size, operator); the other arguments are keyword-only.
 
     Args:
-        model: a Keras model or a callable on a batch tensor.
-        grid_size: cells per side; 8 as in the reference.
+        model: a Keras model or a callable on a batch tensor (of the inputs' layout:
+            int32 ids for token ids).
+        grid_size: cells per side for images; 8 as in the reference. Windows along time
+            for time series (at most T; None: a cell per step; None is refused for
+            images); ignored for tabular rows and token ids (a cell per feature / token).
         nb_design: points of each of A and B; a power of two >= 2; 32 as in the
             reference. The replicated design (``nb_design * (d + 2) * d`` float32 mask
             values) must fit in :data:`MAX_DESIGN_BYTES` (1 GiB).
@@ -70,17 +105,19 @@ class SobolAttributionMethod(BlackBoxExplainer):
             ``LatinHypercubeRS`` (and ``MonteCarloRS``). A sampler you choose that gives a
             cell the same column in A and B (its index would be 0 whatever the model does)
             is refused, where Xplique would return that 0. The design is drawn at the
-            first explain or first read of :attr:`masks` (once per number of mask
-            channels) and kept.
+            first explain or first read of :attr:`masks` (once per set of cells: rows,
+            columns and mask channels) and kept.
         estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli', a
             :class:`~sobol_tf.attributions.estimators.SobolEstimator` (vectorised over
             the inputs), or an Xplique-style callable ``estimator(masks, outputs,
             nb_design)`` (called once per input with its (P,) outputs and the masks
             (P, grid, grid, nb_channels); returns one index per cell), which includes a
             SobolEstimator subclass that overrides ``__call__``.
-        perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', a
-            :class:`~sobol_tf.attributions.perturbations.Perturbation`, or a callable
-            ``f(inputs, masks) -> perturbed`` on batches.
+        perturbation_function: 'inpainting' (default), 'blurring', 'amplitude', 'tokens'
+            (token ids; needs ``mask_token``), a
+            :class:`~sobol_tf.attributions.perturbations.Perturbation` (e.g.
+            ``Inpainting(baseline)``, ``TokenMasking(mask_token, pad_token)``), or a
+            callable ``f(inputs, masks) -> perturbed`` on batches.
         batch_size: perturbed inputs per forward pass (bounds memory); 256 as Xplique;
             None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
@@ -89,10 +126,20 @@ class SobolAttributionMethod(BlackBoxExplainer):
             nb_channels channels.
         per_channel: one mask value per cell and channel of the inputs, whatever their
             channels (d = grid_size**2 * C, known at explain); the maps then have C
-            channels. Not with ``nb_channels`` > 1.
+            channels. Not with ``nb_channels`` > 1. (Time series always have one mask
+            per channel.)
         seed: seed of the sampler when it is given by name: None, an integer >= 0 or a
             numpy Generator (one integer is drawn from it). With a sampler object, give
             the seed to the object: both together are refused.
+        mask_token: with ``perturbation_function='tokens'`` (required then): the token id
+            (an integer >= 0) that replaces a masked token, e.g. the tokenizer's [MASK] or
+            [UNK] id.
+        pad_token: with 'tokens': the id of padding (those positions are never perturbed
+            and get 0); None (default): no padding.
+        baseline: with 'inpainting': what a masked value becomes, a number (0 by
+            default) or an array of one input's shape in the inputs' layout (e.g. the
+            feature means (F,) of a reference set, a (T, C) series) or one value per
+            channel (C,).
         verbose: show a progress bar.
         jit_compile, mixed_precision: see :class:`~sobol_tf.attributions.Explainer`.
 
@@ -107,24 +154,42 @@ class SobolAttributionMethod(BlackBoxExplainer):
             fit. At the first explain: a sampler's design of the wrong shape, with
             values outside [0, 1], not replicated, or tying a cell (see above); with
             ``per_channel=True``, a design over the limits once the channels are known;
-            ``nb_channels`` other than 1 or the inputs' channels.
+            ``nb_channels`` other than 1 or the inputs' channels; ``grid_size=None`` with
+            images, ``grid_size`` > T with time series; the design for the inputs' cells
+            over the limits (the message names features, windows or tokens); token ids
+            without ``perturbation_function='tokens'`` (the message says to pass
+            ``perturbation_function='tokens', mask_token=ID``) or 'tokens' with inputs
+            that are not token ids; a design tying the keep / mask decisions of a token
+            (see above); a ``baseline`` array of another shape. In the constructor also:
+            'tokens' without ``mask_token``; ``mask_token`` / ``pad_token`` with another
+            perturbation; ``baseline`` with a perturbation other than 'inpainting', NaN
+            or infinite.
+        InvalidTypeError: a ``mask_token`` / ``pad_token`` that is not an integer, a
+            ``baseline`` that is neither a number nor an array of numbers.
 
     Example:
         >>> explainer = SobolAttributionMethod(model, grid_size=8, nb_design=32)
         >>> maps = explainer(images, labels)          # (N, H, W, 1)
+        >>> SobolAttributionMethod(tabular_model, baseline=x_train.mean(0))(rows, labels)
+        >>> SobolAttributionMethod(series_model, grid_size=4)(series, labels)   # (N, T, C)
+        >>> SobolAttributionMethod(text_model, perturbation_function='tokens',
+        ...                        mask_token=1, pad_token=0)(ids, labels)      # (N, L)
     """
 
     upsampling = "nearest"
-    resize_method = "bicubic"
+    input_kinds = ("image", "tabular", "time_series", "tokens")
 
     def __init__(self, model, grid_size=8, nb_design=32, sampler=None, estimator=None,
                  perturbation_function="inpainting", batch_size=256, operator=None, *,
-                 nb_channels=1, per_channel=False, seed=None, verbose=False,
-                 jit_compile=False, mixed_precision=None):
+                 nb_channels=1, per_channel=False, seed=None, mask_token=None,
+                 pad_token=None, baseline=None, verbose=False, jit_compile=False,
+                 mixed_precision=None):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision)
-        self.grid_size = check_positive_int("grid_size", grid_size)
+        self.grid_size = None if grid_size is None else check_positive_int("grid_size",
+                                                                           grid_size)
         self.seed = check_seed(seed)
+        self._default_sampler = sampler is None
         self.sampler = samplers_module.get(sampler, seed=self.seed)
         self.per_channel = bool(per_channel)
         self.nb_channels = check_positive_int("nb_channels", nb_channels)
@@ -134,14 +199,38 @@ class SobolAttributionMethod(BlackBoxExplainer):
                 "(per_channel=True takes the number of channels from the inputs)."
             )
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
-        self._check_size(nb_design, self.nb_channels)
+        image_cells = None if self.grid_size is None else (
+            self.grid_size, self.grid_size, self.nb_channels)
+        if image_cells is not None:
+            self._check_size(nb_design, image_cells)
         self.nb_design = check_power_of_two(
             "nb_design", nb_design, minimum=2,
-            maximum=self._largest_nb_design(self.grid_size ** 2))
+            maximum=self._largest_nb_design(self.grid_size ** 2 if self.grid_size else 1))
         self.estimator = estimators_module.get(estimator)
         self._vectorised = estimators_module.is_vectorised(self.estimator)
-        self.perturbation_function = perturbations_module.get(perturbation_function)
+        self.perturbation_function = perturbations_module.resolve(
+            perturbation_function, mask_token=mask_token, pad_token=pad_token,
+            baseline=baseline)
         self._designs = {}
+        self._last_design = None
+
+    @property
+    def resize_method(self):
+        """How maps are resized to the input: bicubic for images (as the reference);
+        nearest for the other kinds, so that every step of a time-series window holds
+        that window's index (the masks are upsampled by nearest too)."""
+        layout = self._layout
+        return "bicubic" if layout is None or layout.kind == "image" else "nearest"
+
+    @property
+    def mask_token(self):
+        """The id replacing masked tokens (perturbation_function='tokens'), else None."""
+        return getattr(self.perturbation_function, "mask_token", None)
+
+    @property
+    def pad_token(self):
+        """The id of padding in token ids (never perturbed, attribution 0), else None."""
+        return getattr(self.perturbation_function, "pad_token", None)
 
     def explain_indices(self, inputs, targets=None):
         """Total- and first-order indices from the same forward passes.
@@ -149,7 +238,8 @@ class SobolAttributionMethod(BlackBoxExplainer):
         Args and Raises: as :meth:`explain`.
 
         Returns:
-            :class:`SobolIndices` (total, first), each (N, H, W, k) float32.
+            :class:`SobolIndices` (total, first), each in the inputs' layout as
+            :meth:`explain` returns it ((N, H, W, k), (N, F), (N, T, C) or (N, L)).
         """
         model, images, targets = self._prepare(inputs, targets)
         masks = self._masks(*images.shape[1:])
@@ -157,33 +247,80 @@ class SobolAttributionMethod(BlackBoxExplainer):
         size = images.shape[1], images.shape[2]
         first = self._cells(_FIRST_ORDER.first_order(scores, self.nb_design), masks)
         total = self._estimate(scores, masks, None)
-        return SobolIndices(total=self._to_input_size(total, *size),
-                            first=self._to_input_size(first, *size))
+        layout = self._layout
+        return SobolIndices(total=layout.from_engine(self._to_input_size(total, *size)),
+                            first=layout.from_engine(self._to_input_size(first, *size)))
 
     # -- the method's own parts -------------------------------------------------------
     @property
     def masks(self):
-        """The replicated design as Xplique lays it out: (nb_design * (d + 2), grid_size,
-        grid_size, nb_channels) float32, rows [A, B, C_1..C_d]. Drawn on first use (here
-        or at the first explain) and kept. With ``per_channel=True``, the design of the
-        last explained inputs' channels.
+        """The replicated design as Xplique lays it out: (nb_design * (d + 2), rows,
+        columns, mask channels) float32, rows [A, B, C_1..C_d]: (grid_size, grid_size,
+        nb_channels) for images. Drawn on first use (here or at the first explain) and
+        kept, one per set of cells. After an explain, the design of the last explained
+        inputs (e.g. (1, F, 1) for tabular rows, (1, grid_size, C) for time series).
 
         Raises:
-            InvalidArgumentError: ``per_channel=True`` before any explain (the number of
-                channels is not known yet; give ``nb_channels`` instead).
+            InvalidArgumentError: before any explain, with ``per_channel=True`` or
+                ``grid_size=None`` (the cells depend on the inputs).
         """
-        if self.per_channel:
-            if not self._designs:
-                raise InvalidArgumentError(
-                    "with per_channel=True the masks are drawn at the first explain, once "
-                    "the inputs' channels are known; explain first, or give nb_channels=C "
-                    "instead of per_channel=True."
-                )
-            return next(reversed(self._designs.values()))
-        return self._design(self.nb_channels)
+        if self._last_design is not None:
+            return self._last_design
+        if self.per_channel or self.grid_size is None:
+            raise InvalidArgumentError(
+                "the masks are drawn at the first explain, once the inputs' cells are known"
+                + (" (per_channel=True: their channels)" if self.per_channel else
+                   " (grid_size=None: a cell per time step)")
+                + "; explain first" + (", or give nb_channels=C instead of "
+                                       "per_channel=True." if self.per_channel else "."))
+        return self._design((self.grid_size, self.grid_size, self.nb_channels))
 
-    def _check_size(self, nb_design, channels):
-        """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES`."""
+    def _check_size(self, nb_design, cells, layout=None):
+        """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES` for
+        ``cells`` (rows, columns, mask channels) on inputs of ``layout`` (None: images)."""
+        if layout is None or layout.kind == "image":
+            return self._check_image_size(nb_design, cells[2])
+        rows, columns, channels = cells
+        dimension = rows * columns * channels
+        largest = self._largest_dimension(nb_design) // channels
+        if layout.kind == "time_series":
+            windows = (f"grid_size={self.grid_size} ({columns} windows" if self.grid_size
+                       else f"grid_size=None ({columns} time steps")
+            what = f"{windows} x {channels} channel(s))"
+            lower = (f"grid_size <= {largest} windows" if largest
+                     else "no number of windows fits")
+        else:
+            unit = "features" if layout.kind == "tabular" else "tokens"
+            what = f"{DESCRIPTIONS[layout.kind]} of {columns} {unit}"
+            lower = (f"at most {largest} {unit} per input" if largest
+                     else f"no number of {unit} fits")
+        what += f" and nb_design={nb_design} (d={dimension} cells)"
+        max_dimension = getattr(self.sampler, "max_dimension", None)
+        if max_dimension is not None and 2 * dimension > max_dimension:
+            raise InvalidArgumentError(
+                f"{what}: the sampler {type(self.sampler).__name__} supports at most "
+                f"{max_dimension} dimensions and draws A and B together in 2d = "
+                f"{2 * dimension}; use {lower}, or a sampler without that limit "
+                "('halton', 'lhs', 'monte_carlo').")
+        largest_nb = self._largest_nb_design(dimension)
+        lower_nb = (f"nb_design <= {largest_nb}" if largest_nb
+                    else "no nb_design >= 2 fits")
+        check_memory(what, f"nb_design * (d + 2) = {nb_design * (dimension + 2)} forward "
+                     "passes per input", "float32 masks for the replicated design",
+                     design_bytes(nb_design, dimension), MAX_DESIGN_BYTES,
+                     "sobol_tf.attributions.sobol.MAX_DESIGN_BYTES",
+                     f"the cells ({lower}) or nb_design ({lower_nb})")
+
+    def _largest_dimension(self, nb_design):
+        """The most cells d whose design fits the sampler and MAX_DESIGN_BYTES."""
+        dimension = int((MAX_DESIGN_BYTES / (4 * nb_design)) ** 0.5) + 2
+        while dimension > 0 and design_bytes(nb_design, dimension) > MAX_DESIGN_BYTES:
+            dimension -= 1
+        max_dimension = getattr(self.sampler, "max_dimension", None)
+        return dimension if max_dimension is None else min(dimension, max_dimension // 2)
+
+    def _check_image_size(self, nb_design, channels):
+        """:meth:`_check_size` for images: the messages speak of grid_size."""
         dimension = self.grid_size ** 2 * channels
         what = (f"grid_size={self.grid_size}" + (
             f" with per_channel=True and {channels} channels" if self.per_channel else "")
@@ -223,20 +360,65 @@ class SobolAttributionMethod(BlackBoxExplainer):
             grid -= 1
         return grid
 
-    def _design(self, channels):
-        """The replicated design for ``channels`` mask channels, drawn once and checked."""
-        if channels not in self._designs:
-            if channels != self.nb_channels:
-                self._check_size(self.nb_design, channels)
-            dimension = self.grid_size ** 2 * channels
-            nb_design = self.nb_design
-            design = self.sampler(dimension, nb_design)
-            if not isinstance(self.sampler, samplers_module.ReplicatedSampler):
-                design = self._checked_design(design, dimension)
-            self._designs[channels] = tf.reshape(
-                tf.constant(design, tf.float32),
-                (-1, self.grid_size, self.grid_size, channels))
-        return self._designs[channels]
+    def _cells_of(self, layout, channels):
+        """The cells (rows, columns, mask channels) of the masks for inputs of ``layout``
+        with ``channels`` channels: grid_size x grid_size x nb_channels (or x channels
+        with per_channel=True) for images, see :func:`~sobol_tf._utils.layouts.grid_shape`
+        and :func:`~sobol_tf._utils.layouts.mask_channels` for the others."""
+        if layout is None or layout.kind == "image":
+            return (self.grid_size, self.grid_size,
+                    channels if self.per_channel else self.nb_channels)
+        return grid_shape(layout, self.grid_size) + (mask_channels(layout),)
+
+    def _design(self, cells, layout=None):
+        """The replicated design for ``cells`` (rows, columns, mask channels), drawn once
+        per cells (and per thresholding, for token ids) and checked."""
+        tokens = layout is not None and layout.kind == "tokens"
+        key = tuple(cells) + (tokens,)
+        if key not in self._designs:
+            if self.grid_size is None or tuple(cells) != (
+                    self.grid_size, self.grid_size, self.nb_channels):
+                self._check_size(self.nb_design, cells, layout)
+            dimension = int(np.prod(cells))
+            design = self._draw(dimension)
+            if tokens:
+                design = self._untied_decisions(design, dimension)
+            self._designs[key] = tf.reshape(tf.constant(design, tf.float32),
+                                            (-1,) + tuple(cells))
+        self._last_design = self._designs[key]
+        return self._last_design
+
+    def _draw(self, dimension, sampler=None):
+        sampler = sampler or self.sampler
+        design = sampler(dimension, self.nb_design)
+        if not isinstance(sampler, samplers_module.ReplicatedSampler):
+            design = self._checked_design(design, dimension)
+        return np.asarray(design)
+
+    def _untied_decisions(self, design, dimension):
+        """A design whose keep / mask decisions (mask >= 1/2) of A and B differ somewhere
+        for every token position (else C_i == A once thresholded and that position's index
+        would be 0 whatever the model does): the default sampler falls back to Latin
+        hypercube designs (seed :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED` or
+        ``seed``, then the next ones); another sampler is refused."""
+        nb_design = self.nb_design
+        seed = samplers_module.FALLBACK_SEED if self.seed is None else self.seed
+        for draw in range(TOKEN_FALLBACK_DRAWS + 1):
+            decisions = design >= 0.5
+            tied = samplers_module.tied_dimensions(decisions, nb_design)
+            if not tied.size:
+                return design
+            if not self._default_sampler:
+                break
+            design = self._draw(dimension, samplers_module.LatinHypercube(seed=seed + draw))
+        listed = tied[:10].tolist()
+        raise InvalidArgumentError(
+            f"with token ids a token is kept where its mask is >= 0.5, and the design of "
+            f"{self.sampler!r} with nb_design={nb_design} then gives A and B the same "
+            f"decisions for token position(s) {listed}{' ...' if tied.size > 10 else ''} "
+            f"of {dimension}, so their index would be 0 whatever the model does; use a "
+            "larger nb_design, sampler='lhs' or 'monte_carlo', or the default sampler "
+            "(sampler=None).")
 
     def _checked_design(self, design, dimension):
         """A design from a user's callable, checked as a ReplicatedSampler checks its own
@@ -265,11 +447,21 @@ class SobolAttributionMethod(BlackBoxExplainer):
         return design
 
     def _check_inputs(self, images):
-        check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        layout = self._layout
+        perturbations_module.check_for_layout(self.perturbation_function, layout)
+        if layout.kind == "image":
+            if self.grid_size is None:
+                raise InvalidArgumentError(
+                    "grid_size=None (a cell per time step) is for time series; images need "
+                    "grid_size, the cells per side (e.g. grid_size=8).")
+            check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        elif layout.kind == "time_series":
+            check_windows_fit(self.grid_size, layout)
         check_mask_channels(self.nb_channels, images)
 
     def _masks(self, height, width, channels):
-        return self._design(channels if self.per_channel else self.nb_channels)
+        layout = self._layout
+        return self._design(self._cells_of(layout, channels), layout)
 
     @property
     def perturbation(self):
@@ -287,3 +479,4 @@ class SobolAttributionMethod(BlackBoxExplainer):
     @staticmethod
     def _cells(indices, masks):
         return tf.reshape(indices, (-1,) + tuple(masks.shape[1:]))
+

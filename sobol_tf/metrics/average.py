@@ -1,11 +1,15 @@
 """Average Drop, Average Increase and Average Gain: the score of inputs masked softly by
 their explanation, compared with the score of the clean inputs.
 
-Each input x is multiplied by a mask M built from its explanation: |phi| (channels
-averaged), min-max normalised per input to [0, 1] (M = (m - min) / (max - min + 1e-8)),
-so the most important pixel is kept whole and the least important one removed. The
-masked inputs are built on the device inside the library's batching loop, several
-inputs per forward batch. Names, arguments and formulas are Xplique's (2.0).
+Each input x is multiplied by a mask M built from its explanation: |phi| (channels of
+an image averaged; a time series keeps one value per (step, channel), or shares one per
+step among its channels), min-max normalised per input to [0, 1] (M = (m - min) / (max -
+min + 1e-8)), so the most important feature is kept whole and the least important one
+removed. Token ids cannot be scaled: a token is kept where M >= 0.5 and replaced by
+``mask_token`` elsewhere (padding, ``pad_token``, is always kept and left out of the
+min and max). The masked inputs are built on the device by the scoring engine shared
+with the explainers, several inputs per forward batch. Names, arguments and formulas
+are Xplique's (2.0); tokens are ours.
 """
 from abc import abstractmethod
 
@@ -13,25 +17,38 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import to_numpy
+from sobol_tf._utils.layouts import DESCRIPTIONS
 from sobol_tf.errors import InvalidArgumentError
-from sobol_tf.metrics.base import ExplanationMetric
+from sobol_tf.metrics.base import ExplanationMetric, check_token_id
 
 #: added to the denominators (of the masks' normalisation, of the Drop and the Gain), as
 #: in Xplique, so that a constant map or a score of 0 (Drop) or 1 (Gain) divides safely.
 EPSILON = 1e-8
 
 
-def normalised_masks(maps):
+def normalised_masks(maps, ignored=None):
     """Masks in [0, 1] from maps (N, ...): |maps| min-max normalised per map.
+
+    Args:
+        maps: (N, ...) attributions.
+        ignored: None, or a bool tensor of the maps' shape: positions left out of the
+            min and the max (padding), whose mask is 1.
 
     Returns:
         float32 tf.Tensor of the maps' shape; a constant map gives a mask of zeros.
     """
     maps = tf.abs(tf.convert_to_tensor(maps, tf.float32))
     axes = list(range(1, maps.shape.rank))
-    low = tf.reduce_min(maps, axis=axes, keepdims=True)
-    high = tf.reduce_max(maps, axis=axes, keepdims=True)
-    return (maps - low) / (high - low + EPSILON)
+    if ignored is None:
+        low = tf.reduce_min(maps, axis=axes, keepdims=True)
+        high = tf.reduce_max(maps, axis=axes, keepdims=True)
+        return (maps - low) / (high - low + EPSILON)
+    low = tf.reduce_min(tf.where(ignored, np.inf, maps), axis=axes, keepdims=True)
+    high = tf.reduce_max(tf.where(ignored, -np.inf, maps), axis=axes, keepdims=True)
+    low, high = tf.minimum(low, high), tf.maximum(low, high)  # only padding: 0 and 0
+    low = tf.where(tf.math.is_finite(low), low, 0.0)
+    high = tf.where(tf.math.is_finite(high), high, 0.0)
+    return tf.where(ignored, 1.0, (maps - low) / (high - low + EPSILON))
 
 
 class BaseAverageXMetric(ExplanationMetric):
@@ -43,6 +60,17 @@ class BaseAverageXMetric(ExplanationMetric):
             defaults: batch_size=64, operator=None, activation=None). The formulas are
             meant for scores in [0, 1]: give ``activation='softmax'`` or ``'sigmoid'``
             for a model that outputs logits.
+        mask_token: keyword-only, required for token ids (integer inputs (N, L)) and
+            only for them: the id that masked tokens become (a token is kept where its
+            mask is >= 0.5).
+        pad_token: keyword-only, for token ids: the id of padding, always kept and left
+            out of the masks' normalisation. None (default): no padding.
+
+    Raises:
+        InvalidArgumentError: token ids without ``mask_token``, a ``mask_token`` or
+            ``pad_token`` with inputs that are not token ids, a negative id, plus the
+            base's checks.
+        InvalidTypeError: a ``mask_token`` or ``pad_token`` that is not an integer.
 
     Subclasses define :meth:`per_input` (base, after) -> scores. The clean scores of
     the metric's inputs are computed with the first call's masked scores (one step,
@@ -50,9 +78,21 @@ class BaseAverageXMetric(ExplanationMetric):
     """
 
     def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
-                 activation=None, *, verbose=False):
+                 activation=None, *, mask_token=None, pad_token=None, verbose=False):
+        self.pad_token = pad_token
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
                          activation=activation, verbose=verbose)
+        if self._layout.kind == "tokens":
+            if mask_token is None:
+                raise InvalidArgumentError(
+                    "the inputs are token ids (integer (N, L)): pass mask_token=ID, the id "
+                    "that masked tokens become (e.g. the tokenizer's [MASK] or [UNK] id).")
+            mask_token = check_token_id("mask_token", mask_token, "the mask token id")
+        elif mask_token is not None:
+            raise InvalidArgumentError(
+                f"mask_token={mask_token!r} is for token ids (integer inputs (N, L)); the "
+                f"inputs are {DESCRIPTIONS[self._layout.kind]}.")
+        self.mask_token = mask_token
         self._base = None
 
     @staticmethod
@@ -89,9 +129,10 @@ class BaseAverageXMetric(ExplanationMetric):
         """Mean over inputs of :meth:`per_input`.
 
         Args:
-            explanations: (N, H, W), (N, H, W, 1) or (N, H, W, C) attributions of the
-                inputs ((N, F) for tabular inputs), numpy or tf.Tensor (C channels: mean
-                of their absolute values).
+            explanations: one attribution map per input, numpy or tf.Tensor: (N, H, W),
+                (N, H, W, 1) or (N, H, W, C) for images (C channels: mean of their
+                absolute values); (N, F) for tabular rows; (N, L) for token ids;
+                (N, T, C), (N, T, 1) or (N, T) for time series.
 
         Returns:
             float.
@@ -131,26 +172,30 @@ class BaseAverageXMetric(ExplanationMetric):
     def _scores(self, images, targets, maps, base):
         """Clean and masked scores, float64 numpy (N,) each, in one run of one step.
 
-        Item k scores input k % N times the k-th mask; when ``base`` (the clean scores)
-        is None, N masks of ones come first, so the clean scores come out of the same
-        compiled step as the masked ones.
+        Each input has one perturbation (its masked self) or, when ``base`` (the clean
+        scores) is None, two: a mask of ones first, so that the clean scores come out of
+        the same compiled step as the masked ones.
         """
-        model, operator = self._model_view, self.operator
         nb_inputs = int(images.shape[0])
-        masks = normalised_masks(maps)[..., None]
-        if base is None:
-            masks = tf.concat([tf.ones_like(masks), masks], axis=0)
+        pads = self._pads(images)
+        masks = normalised_masks(maps, pads)                          # (N, H, W, k)
+        masks = masks[:, None] if base is not None else \
+            tf.stack([tf.ones_like(masks), masks], axis=1)            # (N, P, H, W, k)
+        tokens = self._layout.kind == "tokens"
+        mask_token = float(self.mask_token) if tokens else 0.0
 
-        def step(indices, images, masks, targets):
-            input_ids = indices % tf.shape(images, out_type=tf.int64)[0]
-            masked = tf.gather(images, input_ids) * tf.gather(masks, indices)
-            return operator(model, masked, tf.gather(targets, input_ids))
+        def build(input_ids, mask_ids, images, masks):
+            clean = tf.gather(images, input_ids)
+            mask = tf.gather_nd(masks, tf.stack([input_ids, mask_ids], axis=1))
+            if tokens:
+                return tf.where(mask >= 0.5, clean, mask_token)
+            return clean * mask
 
         what = f"{nb_inputs} masked input(s)" + ("" if base is not None else " and clean")
-        scores = self._run("average", step, int(masks.shape[0]), (images, masks, targets),
-                           what, one_score=True).numpy().astype(np.float64)
-        return (base, scores) if base is not None else (scores[:nb_inputs],
-                                                        scores[nb_inputs:])
+        scores = self._scorer.perturbed_scores(
+            self._model_view, "average", build, images, targets, int(masks.shape[1]),
+            extras=(masks,), what=what).numpy().astype(np.float64)
+        return (base, scores[:, 0]) if base is not None else (scores[:, 0], scores[:, 1])
 
     def _other_inputs(self, inputs, targets):
         """Inputs (B, H, W, C) and target rows (B, K) given to detailed_evaluate."""
@@ -162,6 +207,9 @@ class BaseAverageXMetric(ExplanationMetric):
             raise InvalidArgumentError(
                 f"inputs has shape {images.shape}; detailed_evaluate needs finite inputs of "
                 f"the metric's shape (B,) + {self._input_shape[1:]}.")
+        if self._layout.kind == "tokens" and not np.all(np.round(images) == images):
+            raise InvalidArgumentError(
+                "inputs must hold token ids (integers), like the metric's inputs.")
         rows = to_numpy(targets, "targets").astype(np.float64)
         width = int(self.targets.shape[1])
         if rows.ndim == 1 and self.operator.ids_as_classes and np.all(np.mod(rows, 1) == 0):

@@ -22,7 +22,7 @@ from sobol_tf._utils import (check_positive_int, model_input_shape, prepare_inpu
                              to_numpy)
 from sobol_tf._utils.batching import RunsEagerly
 from sobol_tf._utils.data import check_model
-from sobol_tf._utils.layouts import layout_of
+from sobol_tf._utils.layouts import MAX_TOKEN_ID, layout_of
 from sobol_tf._utils.scoring import Scorer
 from sobol_tf._utils.inference import batch_inference
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
@@ -34,6 +34,23 @@ ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
 #: (N, L) of integers, time series (N, T, C), images (N, H, W, C) (the rule of
 #: :mod:`sobol_tf._utils.layouts`, whose engine layout the metrics work in).
 INPUT_RANKS = (2, 3, 4)
+
+
+def check_token_id(name, value, what="a token id"):
+    """``value`` as an int token id in [0, MAX_TOKEN_ID).
+
+    Raises:
+        InvalidTypeError: not an integer (a float, even 1.0, an array, a callable).
+        InvalidArgumentError: negative, or too large to be held exactly in float32.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidTypeError(
+            f"{name} must be {what}, an integer, for inputs of token ids (integer (N, L)), "
+            f"got {value!r} ({type(value).__name__}).")
+    if not 0 <= value < MAX_TOKEN_ID:
+        raise InvalidArgumentError(
+            f"{name} must be {what} in [0, {MAX_TOKEN_ID}), got {value}.")
+    return int(value)
 
 
 def get_activation(identifier):
@@ -115,9 +132,13 @@ class ExplanationMetric(RunsEagerly, ABC):
         model: a Keras model or any callable mapping a float32 batch (B, ...) to outputs
             (B, K); outputs of any structure with an ``operator`` that picks one; a model
             TensorFlow cannot trace runs eagerly (one SobolTFWarning), as for explainers.
-        inputs: images (N, H, W, C) or (N, H, W), or tabular rows (N, F) (each feature
-            a pixel of a 1 x F image), as numpy, tf.Tensor, or a tf.data.Dataset of
-            (input, target) pairs, batched or not.
+        inputs: by the rank rule of :mod:`sobol_tf._utils.layouts`: images
+            (N, H, W, C) (grayscale (N, H, W, 1)), time series (N, T, C), tabular rows
+            (N, F) of floats, or token ids (N, L) of integers (the model then gets int32
+            ids); as numpy, tf.Tensor, or a tf.data.Dataset of (input, target) pairs,
+            batched or not. A metric that takes a keyword-only ``pad_token`` (the id of
+            padding in token ids) sets ``self.pad_token`` before calling this
+            constructor, which checks it (an integer, token ids only).
         targets: one-hot rows (N, K) or class ids (N,); None: the predicted class (or the
             targets the dataset carries). Rows of width K > 1 for a model of one output
             are broadcast as Xplique does, with a SobolTFWarning: each input is scored
@@ -135,8 +156,9 @@ class ExplanationMetric(RunsEagerly, ABC):
 
     Attributes:
         model: the model as scored: ``activation`` applied to its outputs (as Xplique).
-        inputs: float32 tf.Tensor (N, H, W, C) (C = 1 added for (N, H, W) inputs; (N, F)
-            inputs as (N, 1, F, 1)).
+        inputs: float32 tf.Tensor (N, H, W, C), the engine layout: images as given,
+            time series (N, 1, T, C), tabular rows and token ids (N, 1, F, 1) (token ids
+            held exactly as floats).
         targets: float32 tf.Tensor (N, K).
         inference_function: the resolved operator, g(model, inputs, targets) -> (B,)
             scores (as Xplique's attribute of that name).
@@ -181,9 +203,12 @@ class ExplanationMetric(RunsEagerly, ABC):
         declared = model_input_shape(model)
         data = prepare_inputs_targets(inputs, targets, declared_shape=declared,
                                       allowed_ranks=INPUT_RANKS, require_targets=False)
+        pad_token = getattr(self, "pad_token", None)
+        if pad_token is not None:
+            self.pad_token = pad_token = check_token_id("pad_token", pad_token,
+                                                        "the id of padding")
         #: what the inputs are (:class:`sobol_tf._utils.layouts.Layout`).
-        self._layout = layout_of(data.inputs, integer=data.integer,
-                                 pad_token=getattr(self, "pad_token", None))
+        self._layout = layout_of(data.inputs, integer=data.integer, pad_token=pad_token)
         self.inputs = self._layout.to_engine(data.inputs)
         self._model_view = self._layout.wrap_model(self.model)
         outputs = None
@@ -221,17 +246,6 @@ class ExplanationMetric(RunsEagerly, ABC):
         """The inputs' shape as the caller gave it."""
         return (self.inputs.shape[0],) + self._layout.shape
 
-    def _run(self, name, python_step, nb_items, arguments, what, **options):
-        """Run ``python_step(indices, *arguments)`` on the shared engine, compiled once per
-        name and shapes (:meth:`Scorer.run_step <sobol_tf._utils.scoring.Scorer.run_step>`).
-
-        Returns:
-            tf.Tensor (nb_items, ...) of the stacked results, checked for NaN and
-            infinite values (ModelCallError).
-        """
-        return self._scorer.run_step(self._model_view, name, python_step, nb_items,
-                                     arguments, what, **options)
-
     def _predict(self):
         """The model's outputs (after the activation) on the clean inputs, (N, K) numpy."""
         return self._scorer.outputs(self._model_view, self.inputs)
@@ -243,15 +257,22 @@ class ExplanationMetric(RunsEagerly, ABC):
     def _baselines(self, baseline_mode):
         """Resolve ``baseline_mode`` into baselines (1, H, W, C) or (N, H, W, C).
 
-        A number is a constant baseline; a callable is called once on all the inputs (in
+        For token ids (integer (N, L) inputs) it must be an integer: the mask token id
+        that removed tokens become. Otherwise a number is a constant baseline; a callable is called once on all the inputs (in
         the caller's layout) and must return one baseline per input (e.g. a blur); an
         array must broadcast to the inputs' shape.
 
         Raises:
-            InvalidTypeError: not a number, an array or a callable.
-            InvalidArgumentError: a shape that does not broadcast, NaN or inf.
+            InvalidTypeError: not a number, an array or a callable; for token ids, not an
+                integer.
+            InvalidArgumentError: a shape that does not broadcast, NaN or inf; a token id
+                outside [0, 2**24).
         """
         shape = self._input_shape
+        if self._layout.kind == "tokens":
+            token = check_token_id("baseline_mode", baseline_mode,
+                                   "the mask token id (what removed tokens become)")
+            return tf.fill((1,) + tuple(self.inputs.shape[1:]), float(token))
         if isinstance(baseline_mode, numbers.Real) and not isinstance(baseline_mode, bool):
             if not np.isfinite(baseline_mode):
                 raise InvalidArgumentError(
@@ -281,17 +302,29 @@ class ExplanationMetric(RunsEagerly, ABC):
         return tf.reshape(tf.constant(value), self.inputs.shape)
 
     def _explanation_maps(self, explanations, *, absolute=False, nb_inputs=None):
-        """Check ``explanations`` against the inputs; return (N, H, W) float32 maps in
-        the engine layout ((N, 1, F) for tabular rows or tokens, whose explanations are
-        (N, F); (N, 1, T) for time series, whose explanations are (N, T, C) or
-        (N, T, 1)).
+        """Check ``explanations`` against the inputs; return float32 maps (N, H, W, k)
+        in the engine layout, one value per feature the metrics perturb.
 
-        Channels of (N, H, W, C) explanations are averaged: sign kept, or of the
-        absolute values when ``absolute``. ``nb_inputs``: the number of maps expected
-        (default: one per input of the metric).
+        ============  ==============================  ==========================
+        inputs        explanations accepted           maps returned
+        ============  ==============================  ==========================
+        images        (N, H, W), (N, H, W, 1),        (N, H, W, 1): a feature is a
+                      (N, H, W, C)                    pixel, channels averaged
+        tabular       (N, F)                          (N, 1, F, 1)
+        tokens        (N, L)                          (N, 1, L, 1)
+        time series   (N, T, C), (N, T, 1), (N, T)    (N, 1, T, C): a feature is a
+                                                      (step, channel) cell; one
+                                                      value per step is shared by
+                                                      its channels
+        ============  ==============================  ==========================
+
+        Channels of image explanations are averaged: sign kept, or of the absolute
+        values when ``absolute`` (which takes absolute values in every case).
+        ``nb_inputs``: the number of maps expected (default: one per input of the metric).
 
         Raises:
             InvalidArgumentError: a shape that does not match the inputs, NaN or inf.
+            InvalidTypeError: explanations that do not hold numbers.
         """
         maps = to_numpy(explanations, "explanations")
         _, height, width, channels = self.inputs.shape
@@ -301,9 +334,11 @@ class ExplanationMetric(RunsEagerly, ABC):
             valid = maps.shape == (nb_inputs, width)
             allowed = f"({nb_inputs}, {width})"
         elif kind == "time_series":
-            valid = (maps.ndim == 3 and maps.shape[:2] == (nb_inputs, width)
-                     and maps.shape[2] in (1, channels))
-            allowed = f"({nb_inputs}, {width}, {channels}) or ({nb_inputs}, {width}, 1)"
+            valid = (maps.ndim in (2, 3) and maps.shape[:2] == (nb_inputs, width)
+                     and (maps.ndim == 2 or maps.shape[2] in (1, channels)))
+            allowed = (f"({nb_inputs}, {width}, {channels}) (one attribution per step and "
+                       f"channel), ({nb_inputs}, {width}, 1) or ({nb_inputs}, {width}) (one "
+                       "per step, shared by its channels)")
         else:
             valid = (maps.ndim in (3, 4) and maps.shape[:3] == (nb_inputs, height, width)
                      and (maps.ndim == 3 or maps.shape[3] in (1, channels)))
@@ -315,8 +350,6 @@ class ExplanationMetric(RunsEagerly, ABC):
                 f"explanations has shape {maps.shape} but inputs has shape "
                 f"{(nb_inputs,) + self._input_shape[1:]}; give one map per input: {allowed}."
             )
-        if kind in ("tabular", "tokens", "time_series"):
-            maps = maps[:, None]
         if not np.issubdtype(maps.dtype, np.number) and maps.dtype != np.bool_:
             raise InvalidTypeError(f"explanations must hold numbers, got dtype {maps.dtype}.")
         maps = maps.astype(np.float32)
@@ -327,6 +360,25 @@ class ExplanationMetric(RunsEagerly, ABC):
             )
         if absolute:
             maps = np.abs(maps)
+        if kind == "time_series":
+            maps = maps.reshape(nb_inputs, 1, width, -1)
+            return tf.constant(np.broadcast_to(maps, (nb_inputs, 1, width, channels)))
+        if kind in ("tabular", "tokens"):
+            return tf.constant(maps[:, None, :, None])
         if maps.ndim == 4:
             maps = maps.mean(axis=-1)
-        return tf.constant(maps)
+        return tf.constant(maps[..., None])
+
+    @property
+    def _feature_channels(self):
+        """Channels of a feature in the engine layout: C for time series (a feature is
+        a (step, channel) cell), 1 otherwise (a pixel moves with all its channels)."""
+        return int(self.inputs.shape[-1]) if self._layout.kind == "time_series" else 1
+
+    def _pads(self, images):
+        """Padded positions of token ids ``images`` in the engine layout (bool, the
+        images' shape), or None (no ``pad_token``, or inputs that are not tokens)."""
+        pad_token = getattr(self, "pad_token", None)
+        if pad_token is None or self._layout.kind != "tokens":
+            return None
+        return tf.equal(images, float(pad_token))

@@ -55,19 +55,22 @@ def test_activation_is_applied_before_the_operator(convnet_case):
         Deletion(logits, x, labels, activation="relu")
 
 
-def test_rank3_inputs_are_time_series_whose_steps_are_features():
-    """(N, T, C) inputs are time series (as Xplique): a step's channels are removed
-    together, ranked by the channels' mean attribution, as a pixel of a 1 x T image."""
+def test_rank3_inputs_are_time_series_whose_cells_are_features():
+    """(N, T, C) inputs are time series (as Xplique): each (step, channel) cell is a
+    feature, as a pixel of one channel of a T x C image; one attribution per step,
+    (N, T, 1), is shared by the step's channels."""
     rng = np.random.default_rng(6)
     weights = rng.normal(size=(5, 5)).astype(np.float32)
     model = lambda batch: tf.reduce_sum(batch * weights, axis=[1, 2])[:, None]
     x = rng.uniform(size=(2, 5, 5)).astype(np.float32)
     metric = Deletion(model, x, np.zeros(2, int), steps=-1)
+    assert metric.nb_features == 25
     exact = weights * x
-    as_image = Deletion(lambda b: model(b[:, 0]), x[:, None], np.zeros(2, int), steps=-1)
-    expected = as_image(exact.mean(axis=-1)[:, None, :, None])
-    assert metric(exact) == pytest.approx(expected)
-    assert metric(exact.mean(axis=-1, keepdims=True)) == pytest.approx(expected)
+    as_image = Deletion(lambda b: model(b[..., 0]), x[..., None], np.zeros(2, int),
+                        steps=-1)
+    assert metric(exact) == pytest.approx(as_image(exact))
+    per_step = exact.mean(axis=-1, keepdims=True)
+    assert metric(per_step) == pytest.approx(as_image(np.repeat(per_step, 5, axis=-1)))
 
 
 def test_memory_is_bounded_by_batch_size_and_inputs_share_batches(linear_case):
@@ -126,11 +129,12 @@ def test_defaults_match_xplique():
     for cls in (Deletion, Insertion):
         assert defaults(cls) == {"targets": None, "batch_size": 64, "baseline_mode": 0.0,
                                  "steps": 10, "max_percentage_perturbed": 1.0,
-                                 "operator": None, "activation": None, "verbose": False}
+                                 "operator": None, "activation": None, "pad_token": None,
+                                 "verbose": False}
     assert defaults(MuFidelity) == {"targets": None, "batch_size": 64, "grid_size": 9,
                                     "subset_percent": 0.2, "baseline_mode": 0.0,
                                     "nb_samples": 200, "operator": None, "activation": None,
-                                    "seed": None, "verbose": False}
+                                    "seed": None, "pad_token": None, "verbose": False}
 
 
 def test_explanations_that_do_not_match_the_inputs(linear_case):
