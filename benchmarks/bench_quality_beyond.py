@@ -355,7 +355,7 @@ def series_section(sizes, seed, xplique=False):
         f"{SERIES['noise']}) noise; the class (a bump or one sine period, amplitude "
         f"{SERIES['amplitude']}, {SERIES['width']} steps) is planted at a random step of a "
         f"random channel: the window is {share:.1%} of the cells (a random map's share); a "
-        "square pulse as strong (the decoy, in both classes) sits elsewhere. "
+        "decoy as strong (+-amplitude alternating, in both classes) sits elsewhere. "
         f"Conv1D 16-16 + global max pooling, {epochs} epochs on {len(train.labels)} series, "
         f"test accuracy **{accuracy:.1%}**; N = {len(chosen)} correctly classified test "
         "series, for their label. Removed cells take 0 (the noise's mean). Saliency / "

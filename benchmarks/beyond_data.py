@@ -192,9 +192,10 @@ def motifs(width, amplitude):
 
 
 def decoy(width, amplitude):
-    """The decoy (width,): a square pulse as strong as the motifs, in every series of both
+    """The decoy (width,): an alternating +-amplitude pattern as strong as the motifs but
+    unlike both (orthogonal to the bump, nearly to the sine), in every series of both
     classes, so a method that credits any strong pattern is caught out."""
-    return np.full(width, amplitude)
+    return amplitude * (-1.0) ** np.arange(width)
 
 
 def make_series(n, seed=0, length=64, nb_channels=2, width=12, amplitude=3.0, noise=1.0):
