@@ -149,3 +149,17 @@ def test_pointing_game_and_share_in_mask_with_ties_and_pads():
     series_map[0, 2, 1], series_map[0, 0, 0] = 2.0, 1.0
     assert pointing_game(series_map, windows) == [1.0]
     assert share_in_mask(series_map, windows) == pytest.approx([2 / 3])
+
+
+def test_the_benchmark_settings_build_every_method_on_every_modality():
+    import keras
+
+    from bench_quality_beyond import series_methods, tabular_methods, text_methods
+    from sobol_tf import attributions
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    for methods in (tabular_methods(0, np.zeros(10)), series_methods(0), text_methods(0)):
+        assert set(methods) == {"Sobol", "RISE", "Occlusion", "HSIC", "Lime", "KernelShap",
+                                "Saliency", "IntegratedGradients"}
+        for class_name, settings in methods.values():
+            getattr(attributions, class_name)(model, **settings)
