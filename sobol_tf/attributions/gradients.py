@@ -10,12 +10,37 @@ method's own), and so are the defaults; our extras (``seed``, ``verbose``) are
 keyword-only. ``reducer`` turns the channels of an image into one map, after the method's
 own per-channel statistic; each docstring states both.
 """
+import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_positive_int, check_real
 from sobol_tf.attributions.gradient_statistics import SmoothGrad  # noqa: F401 (its old home)
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer, find_layer
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+
+def check_baseline_value(value):
+    """Integrated Gradients' ``baseline_value``: a float, or a float32 copy of an array
+    of finite real numbers (its shape is checked against the inputs by explain()).
+
+    Raises:
+        InvalidTypeError: neither a real number nor an array of real numbers.
+        InvalidArgumentError: an array with NaN or infinite values.
+    """
+    if isinstance(value, (np.ndarray, tf.Tensor, list, tuple)):
+        array = np.array(value)
+        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+            raise InvalidTypeError(
+                f"baseline_value must be a number or an array of real numbers, got an "
+                f"array of dtype {array.dtype}.")
+        if not np.isfinite(array).all():
+            raise InvalidArgumentError(
+                f"baseline_value must hold finite numbers, got "
+                f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s) in an array "
+                f"of shape {array.shape}.")
+        return array.astype(np.float32)
+    return check_real("baseline_value", value)
 
 
 class Saliency(WhiteBoxExplainer):
@@ -92,10 +117,13 @@ class IntegratedGradients(WhiteBoxExplainer):
     """Integrated Gradients: (x - x0) times the gradient averaged along the path x0 -> x.
 
     The path integral is approximated with the trapezoidal rule on ``steps`` points
-    ``x0 + a (x - x0)``, a = 0, 1/(steps-1), ..., 1, as in Xplique; the baseline x0 is the
-    constant ``baseline_value``. The per-channel attributions (sign kept) are reduced
-    over the channels with ``reducer``: the default 'mean' is Xplique's; with 'sum' the
-    map keeps completeness: sum(map) ~= f(x) - f(x0).
+    ``x0 + a (x - x0)``, a = 0, 1/(steps-1), ..., 1, as in Xplique; the baseline x0 is
+    ``baseline_value``: a constant (as Xplique) or one value per feature. The
+    per-channel attributions (sign kept) of an image are reduced over the channels with
+    ``reducer``: the default 'mean' is Xplique's; with 'sum' the map keeps completeness:
+    sum(map) ~= f(x) - f(x0). Tabular rows (N, F) and time series (N, T, C) keep every
+    feature's attribution (maps of the inputs' shape, as Xplique), so their maps sum to
+    f(x) - f(x0).
 
     Ref. M. Sundararajan, A. Taly, Q. Yan. Axiomatic Attribution for Deep Networks.
     ICML 2017. https://arxiv.org/abs/1703.01365
@@ -109,12 +137,19 @@ class IntegratedGradients(WhiteBoxExplainer):
         reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum' (completeness), or
             None to keep the channels.
         steps: points on the path, ends included (>= 2); 50 as Xplique.
-        baseline_value: the constant baseline x0; 0.
+        baseline_value: the baseline x0: a number (0 by default, as Xplique), or (ours)
+            an array that broadcasts to one input's shape without the batch axis, e.g.
+            the feature means of a reference set for tabular rows, ``(F,)``
+            (``x_ref.mean(axis=0)``: 0 is often not "no information" for a feature),
+            ``(T, C)`` or ``(C,)`` for time series, ``(H, W, C)`` for images. The array
+            is copied.
         verbose: (keyword-only) show a progress bar.
 
     Raises:
-        InvalidArgumentError: ``steps`` < 2, an unknown ``reducer``.
-        InvalidTypeError: ``baseline_value`` not a number.
+        InvalidArgumentError: ``steps`` < 2, an unknown ``reducer``, a
+            ``baseline_value`` array with NaN or infinite values; ``explain`` raises it
+            when the array does not broadcast to one input's shape.
+        InvalidTypeError: ``baseline_value`` neither a number nor an array of numbers.
 
     Example:
         >>> maps = IntegratedGradients(model, steps=50)(images, labels)   # (N, H, W, 1)
@@ -124,17 +159,35 @@ class IntegratedGradients(WhiteBoxExplainer):
                  reducer="mean", steps=50, baseline_value=0.0, *, verbose=False):
         super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
         self.steps = check_positive_int("steps", steps, minimum=2)
-        self.baseline_value = check_real("baseline_value", baseline_value)
+        self.baseline_value = check_baseline_value(baseline_value)
         self.nb_evaluations = self.steps
 
-    def _attribute(self, model, inputs, targets, evaluations):
+    def _extras(self, images):
+        """The baseline array in the engine layout (1, H, W, C); none for a number."""
+        if isinstance(self.baseline_value, float):
+            return ()
+        layout = self._layout
+        try:
+            shape = np.broadcast_shapes(self.baseline_value.shape, layout.shape)
+        except ValueError:
+            shape = None
+        if shape != layout.shape:
+            raise InvalidArgumentError(
+                f"baseline_value must be a number or an array that broadcasts to one "
+                f"input's shape {layout.shape} ({layout.description} without the batch "
+                f"axis), got an array of shape {self.baseline_value.shape}.")
+        baseline = np.broadcast_to(self.baseline_value, layout.shape)[None]
+        return (layout.to_engine(baseline),)
+
+    def _attribute(self, model, inputs, targets, evaluations, *baseline):
         last = float(self.steps - 1)
         position = tf.cast(evaluations, tf.float32)
         alphas = tf.reshape(position / last, (-1, 1, 1, 1))
         ends = tf.logical_or(tf.equal(evaluations, 0), tf.equal(evaluations, self.steps - 1))
         weights = tf.reshape(tf.where(ends, 0.5, 1.0) / last, (-1, 1, 1, 1))
-        difference = inputs - self.baseline_value
-        gradients = self._gradients(model, self.baseline_value + alphas * difference, targets)
+        baseline = baseline[0] if baseline else self.baseline_value
+        difference = inputs - baseline
+        gradients = self._gradients(model, baseline + alphas * difference, targets)
         return weights * gradients * difference
 
 
