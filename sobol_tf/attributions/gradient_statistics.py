@@ -29,7 +29,9 @@ class GradientStatistic(WhiteBoxExplainer):
             an explain() call's noisy inputs in one pass.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum' over the channels of
-            the statistic, or None to keep the channels.
+            the statistic, or None to keep the channels. Images only, as Xplique:
+            tabular rows (N, F) and time series (N, T, C) get maps of their own shape,
+            whatever the reducer.
         nb_samples: noisy copies per input; 50 as Xplique.
         noise: standard deviation of the Gaussian noise; 0.2 as Xplique.
         seed: (keyword-only) seed of the noise (None: drawn once per explainer); an

@@ -3,12 +3,14 @@
 DeconvNet: guided; Grad-CAM++ and FEM: cam).
 
 Each is a :class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`: the same
-``explain(inputs, targets)``, operators, batching and output layout (N, H, W, 1) as the
-black-box methods, with gradients taken by ``tf.GradientTape``. The positional order of
-the arguments is Xplique's (model, output_layer, batch_size, operator, reducer, then the
-method's own), and so are the defaults; our extras (``seed``, ``verbose``) are
-keyword-only. ``reducer`` turns the channels of an image into one map, after the method's
-own per-channel statistic; each docstring states both.
+``explain(inputs, targets)``, operators, batching and output layouts (images
+(N, H, W, 1), tabular rows (N, F), time series (N, T, C); token ids are refused, see
+:class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`) as the black-box methods,
+with gradients taken by ``tf.GradientTape``. The positional order of the arguments is
+Xplique's (model, output_layer, batch_size, operator, reducer, then the method's own),
+and so are the defaults; our extras (``seed``, ``verbose``) are keyword-only.
+``reducer`` turns the channels of an image into one map, after the method's own
+per-channel statistic; each docstring states both.
 """
 import numpy as np
 import tensorflow as tf
@@ -61,7 +63,8 @@ class Saliency(WhiteBoxExplainer):
         batch_size: inputs per forward/backward pass; 32 as Xplique; None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'max' (default, as Xplique), 'mean', 'min', 'sum', or None to keep the
-            channels (maps (N, H, W, C)).
+            channels (maps (N, H, W, C)). Images only, as Xplique: tabular rows (N, F)
+            and time series (N, T, C) get maps of their own shape, whatever the reducer.
         verbose: (keyword-only) show a progress bar.
 
     Raises:
@@ -71,6 +74,8 @@ class Saliency(WhiteBoxExplainer):
 
     Example:
         >>> maps = Saliency(model)(images, labels)          # (N, H, W, 1)
+        >>> maps = Saliency(model)(rows, labels)            # tabular (N, F) -> (N, F)
+        >>> maps = Saliency(model)(series, labels)          # (N, T, C) -> (N, T, C)
     """
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
@@ -100,7 +105,8 @@ class GradientInput(WhiteBoxExplainer):
         batch_size: inputs per forward/backward pass; 64 as Xplique; None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum', or None to keep the
-            channels.
+            channels. Images only, as Xplique: tabular rows (N, F) and time series
+            (N, T, C) get maps of their own shape, whatever the reducer.
         verbose: (keyword-only) show a progress bar.
 
     Raises: as :class:`Saliency`.
@@ -135,7 +141,8 @@ class IntegratedGradients(WhiteBoxExplainer):
             points of all the inputs in one pass.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum' (completeness), or
-            None to keep the channels.
+            None to keep the channels. Images only, as Xplique: tabular rows (N, F) and
+            time series (N, T, C) get maps of their own shape, whatever the reducer.
         steps: points on the path, ends included (>= 2); 50 as Xplique.
         baseline_value: the baseline x0: a number (0 by default, as Xplique), or (ours)
             an array that broadcasts to one input's shape without the batch axis, e.g.
@@ -153,6 +160,8 @@ class IntegratedGradients(WhiteBoxExplainer):
 
     Example:
         >>> maps = IntegratedGradients(model, steps=50)(images, labels)   # (N, H, W, 1)
+        >>> explainer = IntegratedGradients(model, baseline_value=x_ref.mean(axis=0))
+        >>> maps = explainer(rows, labels)     # tabular (N, F): a_i (x_i - mean_i) if linear
     """
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,

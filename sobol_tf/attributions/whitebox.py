@@ -7,13 +7,12 @@ import keras
 import tensorflow as tf
 
 from sobol_tf.attributions.base import Explainer
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
 #: how to explain a model of token ids with a gradient method (in its error message).
 EMBEDDINGS_RECIPE = """\
     embedding = model.get_layer("embedding")       # the Embedding layer
-    rest = keras.Model(embedding.output, model.output)
-    # (Sequential: rest = keras.Sequential([keras.Input((L, D))] + model.layers[1:]))
+    rest = keras.Model(embedding.output, model.outputs)   # functional or Sequential
     embedded = embedding(ids)                      # (N, L, D) float32
     maps = {name}(rest)(embedded, targets)         # (N, L, D): a time series
     token_maps = tf.reduce_sum(tf.abs(maps), axis=-1)   # (N, L)"""
@@ -135,7 +134,7 @@ class WhiteBoxExplainer(Explainer):
     time series, sum the maps over D)::
 
         embedding = model.get_layer("embedding")       # the Embedding layer
-        rest = keras.Model(embedding.output, model.output)
+        rest = keras.Model(embedding.output, model.outputs)
         embedded = embedding(ids)                      # (N, L, D) float32
         maps = Saliency(rest)(embedded, targets)       # (N, L, D): a time series
         token_maps = tf.reduce_sum(tf.abs(maps), axis=-1)   # (N, L)
@@ -209,13 +208,23 @@ class WhiteBoxExplainer(Explainer):
     def _gradients(self, model, inputs, targets):
         """Gradients (B, H, W, C) of the operator's scores with respect to ``inputs``.
 
-        A model whose score does not depend on its input has zero gradients.
+        A model whose score does not depend on its input through differentiable
+        operations has zero gradients, with a SobolTFWarning (e.g. an Embedding layer
+        given float ids: a cast to integers has no gradient).
         """
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(inputs)
             scores = self.operator(model, inputs, targets)
-        return tape.gradient(scores, inputs,
-                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        gradients = tape.gradient(scores, inputs)
+        if gradients is None:   # known when the step is traced: warn once per trace
+            warn(f"{type(self).__name__}: the score has no gradient with respect to the "
+                 "inputs (the model ignores them, or reads them through an operation "
+                 "without a gradient, e.g. an Embedding layer or a cast to integers), so "
+                 "the maps are zeros. For a text model, explain it from its embeddings "
+                 "(see the WhiteBoxExplainer docstring) or give integer token ids to a "
+                 "black-box method with mask_token=...")
+            return tf.zeros_like(inputs)
+        return gradients
 
     def _explain(self, model, images, targets):
         extras = tuple(tf.convert_to_tensor(extra, tf.float32) for extra in self._extras(images))

@@ -211,13 +211,14 @@ def test_the_embeddings_recipe_matches_the_gradient_by_hand():
     keras.utils.set_random_seed(0)
     length, dim = 5, 3
     model = keras.Sequential([keras.Input((length,), dtype="int32"),
-                              keras.layers.Embedding(12, dim),
+                              keras.layers.Embedding(12, dim, name="embedding"),
                               keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
     ids = np.array([[1, 2, 3, 4, 5], [7, 7, 0, 11, 2]], np.int32)
     labels = [1, 0]
 
-    embedding = model.layers[0]
-    rest = keras.Sequential([keras.Input((length, dim))] + model.layers[1:])
+    # the recipe of the error message and of WhiteBoxExplainer's docstring
+    embedding = model.get_layer("embedding")
+    rest = keras.Model(embedding.output, model.outputs)
     embedded = embedding(ids)                                   # (N, L, D)
     np.testing.assert_allclose(rest(embedded), model(ids), rtol=1e-6)
 
@@ -234,3 +235,28 @@ def test_the_embeddings_recipe_matches_the_gradient_by_hand():
         np.abs(w).sum(-1, keepdims=True) / length, length, axis=1), rtol=1e-5)
     expected = np.einsum("nld,nd->nl", table[ids], w) / length
     np.testing.assert_allclose(token_contribution, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_float_ids_to_an_embedding_model_warn_instead_of_silent_zeros():
+    """Float (N, L) rows are tabular: an Embedding casts them to integers, which has no
+    gradient, so the maps are zeros; the user is told why."""
+    from sobol_tf.errors import SobolTFWarning
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Embedding(10, 3),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
+    ids = np.array([[1, 2, 3, 4], [5, 6, 0, 9]], np.float32)
+    with pytest.warns(SobolTFWarning, match="no gradient.*Embedding"):
+        maps = Saliency(model)(ids, [0, 1])
+    np.testing.assert_array_equal(maps.numpy(), np.zeros((2, 4)))
+
+
+def test_grad_cam_refuses_token_ids_without_speaking_of_masks():
+    from sobol_tf.attributions import GradCAM
+
+    model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(10, 2),
+                              keras.layers.Reshape((2, 2, 2)), keras.layers.Conv2D(2, 1),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    with pytest.raises(InvalidArgumentError, match="GradCAM explains images.*token ids") as error:
+        GradCAM(model)(np.array([[1, 2, 3, 4]], np.int32), [0])
+    assert "no gradient through integer ids" in str(error.value)
+    assert "cannot perturb" not in str(error.value)
