@@ -18,7 +18,10 @@ class GradientStatistic(WhiteBoxExplainer):
     the channel ``reducer``.
 
     ``noise`` is the standard deviation itself (as in Xplique), not a fraction of the
-    input range. The noise images are drawn once per explain() call from ``seed`` and
+    input range, and the same for every feature: for tabular rows whose features have
+    different scales, standardise them first (or the noise drowns the small ones). Every
+    element is noised independently: each pixel channel, each feature of a tabular row,
+    each (step, channel) cell of a time series. The noise images are drawn once per explain() call from ``seed`` and
     shared by all the inputs, so an input's map does not depend on the other inputs or on
     ``batch_size`` (Xplique draws new noise for every input; the law is the same).
 
