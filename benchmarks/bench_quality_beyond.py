@@ -130,7 +130,8 @@ def tabular_methods(seed, baseline):
         "Lime": ("Lime", dict(nb_samples=500, ref_value=baseline, seed=seed)),
         "KernelShap": ("KernelShap", dict(nb_samples=500, ref_value=baseline, seed=seed)),
         "Saliency": ("Saliency", dict()),
-        "IntegratedGradients": ("IntegratedGradients", dict(steps=50)),
+        "IntegratedGradients": ("IntegratedGradients", dict(steps=50,
+                                                            baseline_value=baseline)),
     }
 
 
@@ -295,7 +296,8 @@ def friedman_section(sizes, seed, xplique=False):
         "U(0, 1)^10; features 1-5 used, 6-10 unused. Closed-form total Sobol indices: "
         + ", ".join(f"{t:.3f}" for t in total[:5]) + ", 0 x 5 (first-order: "
         + ", ".join(f"{s:.3f}" for s in data.friedman1_indices()["first_order"][:5])
-        + "). Removed features take 0.5 (the inputs' mean). Operator 'regression'.",
+        + "). Removed features take 0.5 (the inputs' mean; IntegratedGradients starts "
+        "there). Operator 'regression'.",
     ]
     return "Tabular: Friedman #1", header, table_rows(names + [RANDOM], scores,
                                                       seconds, errors), notes
@@ -325,7 +327,7 @@ def tabular_section(sizes, seed, xplique=False):
         "n_redundant=0, shuffle=False): features 1-4 informative, 5-10 noise; MLP 32-32, "
         f"{epochs} epochs on {len(train.labels)} rows, test accuracy **{accuracy:.1%}**; "
         f"N = {len(chosen)} correctly classified test rows, for their label. Removed "
-        "features take the training mean.",
+        "features take the training mean (IntegratedGradients starts there).",
     ]
     return "Tabular: MLP on make_classification", header, table_rows(
         names + [RANDOM], scores, seconds, errors), notes
