@@ -13,6 +13,10 @@ def test_readme_example_runs(capsys):
     out = capsys.readouterr().out
     assert "(4, 32, 32, 1)" in out
     assert "Sobol: deletion" in out and "random: deletion" in out
+    # beyond images: an unused feature and the steps outside the window get exactly 0
+    assert "tabular (4, 3) unused feature: 0.0" in out
+    assert "time series (4, 32, 2) outside the window: 0.0" in out
+    assert "tokens (2, 6)" in out and "word deletion" in out
 
 
 def test_readme_names_the_two_commands():

@@ -3,66 +3,26 @@ masking.
 
 - :func:`check_value`: a number or one value per feature (an array of one input's shape
   in the caller's layout, e.g. the feature mean of a reference set for tabular rows).
-- :class:`ValueInpainting`: ``x * M + (1 - M) * baseline`` with such an array.
 - :class:`ModalityMixin`: the keyword-only ``mask_token`` / ``pad_token`` of an
   explainer, the checks of a call's layout against them and against the value array,
   and the perturbation of the call (tokens: :class:`TokenMasking`; an array:
-  :class:`ValueInpainting`; a number: the explainer's cached ``Inpainting``).
+  :class:`~sobol_tf.attributions.perturbations.Inpainting` towards it; a number: the explainer's cached ``Inpainting``).
 """
-import numbers
 
 import numpy as np
-import tensorflow as tf
 
-from sobol_tf.attributions.perturbations import Perturbation, TokenMasking, check_token
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.attributions.perturbations import (Inpainting, TokenMasking, check_baseline,
+                                                 check_token)
+from sobol_tf.errors import InvalidArgumentError
 
 #: the kinds of inputs Rise and Occlusion explain.
 ALL_KINDS = ("image", "tabular", "time_series", "tokens")
 
 
 def check_value(name, value):
-    """A baseline: a real number (as float) or an array of finite reals (a float32 copy).
-
-    Raises:
-        InvalidTypeError: neither a number nor an array of real numbers.
-        InvalidArgumentError: NaN or inf, an array of rank 0 or empty.
-    """
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if not np.isfinite(value):
-            raise InvalidArgumentError(f"{name} must be a finite number, got {value}.")
-        return float(value)
-    if isinstance(value, (np.ndarray, tf.Tensor, list, tuple)):
-        array = np.array(value)                                 # a copy, never a view
-        if array.dtype.kind in "biuf" and array.dtype.kind != "b" and array.ndim >= 1 \
-                and array.size:
-            array = array.astype(np.float32)
-            if not np.all(np.isfinite(array)):
-                raise InvalidArgumentError(
-                    f"{name} must hold finite numbers, got {int(np.sum(~np.isfinite(array)))} "
-                    f"NaN or infinite value(s) in an array of shape {array.shape}.")
-            return array
-        if array.dtype.kind in "iuf" and array.ndim == 0:
-            return check_value(name, array.item())
-    raise InvalidTypeError(
-        f"{name} must be a number or an array of real numbers of one input's shape (one "
-        f"value per feature, e.g. the feature mean of a reference set), got {value!r} of "
-        f"type {type(value).__name__}.")
-
-
-class ValueInpainting(Perturbation):
-    """``x * M + (1 - M) * baseline`` with one baseline value per feature.
-
-    Args:
-        baseline: float32 array of one input's shape in the caller's layout; the engine
-            layout is a reshape of it (see :mod:`sobol_tf._utils.layouts`).
-    """
-
-    def __init__(self, baseline):
-        self.baseline = baseline
-
-    def baselines(self, images):
-        return tf.reshape(tf.constant(self.baseline), (1,) + tuple(images.shape[1:]))
+    """A baseline named ``name``: a number (as float) or a float32 copy of an array of
+    finite reals (:func:`~sobol_tf.attributions.perturbations.check_baseline`)."""
+    return check_baseline(value, name)
 
 
 class ModalityMixin:
@@ -125,7 +85,7 @@ class ModalityMixin:
         _, value = self._value_argument()
         if isinstance(value, np.ndarray):
             cached = self.__dict__.get("_value_inpainting")
-            if cached is None or cached.baseline is not value:
-                cached = self.__dict__["_value_inpainting"] = ValueInpainting(value)
-            return cached
+            if cached is None or cached[0] is not value:
+                cached = self.__dict__["_value_inpainting"] = (value, Inpainting(value))
+            return cached[1]
         return self._towards(value)

@@ -16,7 +16,7 @@ from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_tar
 from sobol_tf._utils.batching import RunsEagerly
 from sobol_tf._utils.data import check_model, model_input_shape
 from sobol_tf._utils.inference import batch_inference
-from sobol_tf._utils.layouts import KINDS, check_kind, layout_of
+from sobol_tf._utils.layouts import check_kind, layout_of
 from sobol_tf._utils.scoring import Scorer, gather_rows
 from sobol_tf.errors import InvalidTypeError
 

@@ -18,7 +18,10 @@ class GradientStatistic(WhiteBoxExplainer):
     the channel ``reducer``.
 
     ``noise`` is the standard deviation itself (as in Xplique), not a fraction of the
-    input range. The noise images are drawn once per explain() call from ``seed`` and
+    input range, and the same for every feature: for tabular rows whose features have
+    different scales, standardise them first (or the noise drowns the small ones). Every
+    element is noised independently: each pixel channel, each feature of a tabular row,
+    each (step, channel) cell of a time series. The noise images are drawn once per explain() call from ``seed`` and
     shared by all the inputs, so an input's map does not depend on the other inputs or on
     ``batch_size`` (Xplique draws new noise for every input; the law is the same).
 
@@ -29,7 +32,9 @@ class GradientStatistic(WhiteBoxExplainer):
             an explain() call's noisy inputs in one pass.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum' over the channels of
-            the statistic, or None to keep the channels.
+            the statistic, or None to keep the channels. Images only, as Xplique:
+            tabular rows (N, F) and time series (N, T, C) get maps of their own shape,
+            whatever the reducer.
         nb_samples: noisy copies per input; 50 as Xplique.
         noise: standard deviation of the Gaussian noise; 0.2 as Xplique.
         seed: (keyword-only) seed of the noise (None: drawn once per explainer); an

@@ -3,19 +3,46 @@
 DeconvNet: guided; Grad-CAM++ and FEM: cam).
 
 Each is a :class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`: the same
-``explain(inputs, targets)``, operators, batching and output layout (N, H, W, 1) as the
-black-box methods, with gradients taken by ``tf.GradientTape``. The positional order of
-the arguments is Xplique's (model, output_layer, batch_size, operator, reducer, then the
-method's own), and so are the defaults; our extras (``seed``, ``verbose``) are
-keyword-only. ``reducer`` turns the channels of an image into one map, after the method's
-own per-channel statistic; each docstring states both.
+``explain(inputs, targets)``, operators, batching and output layouts (images
+(N, H, W, 1), tabular rows (N, F), time series (N, T, C); token ids are refused, see
+:class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`) as the black-box methods,
+with gradients taken by ``tf.GradientTape``. The positional order of the arguments is
+Xplique's (model, output_layer, batch_size, operator, reducer, then the method's own),
+and so are the defaults; our extras (``seed``, ``verbose``) are keyword-only.
+``reducer`` turns the channels of an image into one map, after the method's own
+per-channel statistic; each docstring states both.
 """
+import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_positive_int, check_real
 from sobol_tf.attributions.gradient_statistics import SmoothGrad  # noqa: F401 (its old home)
 from sobol_tf.attributions.whitebox import WhiteBoxExplainer, find_layer
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+
+def check_baseline_value(value):
+    """Integrated Gradients' ``baseline_value``: a float, or a float32 copy of an array
+    of finite real numbers (its shape is checked against the inputs by explain()).
+
+    Raises:
+        InvalidTypeError: neither a real number nor an array of real numbers.
+        InvalidArgumentError: an array with NaN or infinite values.
+    """
+    if isinstance(value, (np.ndarray, tf.Tensor, list, tuple)):
+        array = np.array(value)
+        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+            raise InvalidTypeError(
+                f"baseline_value must be a number or an array of real numbers, got an "
+                f"array of dtype {array.dtype}.")
+        if not np.isfinite(array).all():
+            raise InvalidArgumentError(
+                f"baseline_value must hold finite numbers, got "
+                f"{int((~np.isfinite(array)).sum())} NaN or infinite value(s) in an array "
+                f"of shape {array.shape}.")
+        return array.astype(np.float32)
+    return check_real("baseline_value", value)
 
 
 class Saliency(WhiteBoxExplainer):
@@ -36,7 +63,8 @@ class Saliency(WhiteBoxExplainer):
         batch_size: inputs per forward/backward pass; 32 as Xplique; None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'max' (default, as Xplique), 'mean', 'min', 'sum', or None to keep the
-            channels (maps (N, H, W, C)).
+            channels (maps (N, H, W, C)). Images only, as Xplique: tabular rows (N, F)
+            and time series (N, T, C) get maps of their own shape, whatever the reducer.
         verbose: (keyword-only) show a progress bar.
 
     Raises:
@@ -46,6 +74,8 @@ class Saliency(WhiteBoxExplainer):
 
     Example:
         >>> maps = Saliency(model)(images, labels)          # (N, H, W, 1)
+        >>> maps = Saliency(model)(rows, labels)            # tabular (N, F) -> (N, F)
+        >>> maps = Saliency(model)(series, labels)          # (N, T, C) -> (N, T, C)
     """
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
@@ -75,7 +105,8 @@ class GradientInput(WhiteBoxExplainer):
         batch_size: inputs per forward/backward pass; 64 as Xplique; None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum', or None to keep the
-            channels.
+            channels. Images only, as Xplique: tabular rows (N, F) and time series
+            (N, T, C) get maps of their own shape, whatever the reducer.
         verbose: (keyword-only) show a progress bar.
 
     Raises: as :class:`Saliency`.
@@ -92,10 +123,13 @@ class IntegratedGradients(WhiteBoxExplainer):
     """Integrated Gradients: (x - x0) times the gradient averaged along the path x0 -> x.
 
     The path integral is approximated with the trapezoidal rule on ``steps`` points
-    ``x0 + a (x - x0)``, a = 0, 1/(steps-1), ..., 1, as in Xplique; the baseline x0 is the
-    constant ``baseline_value``. The per-channel attributions (sign kept) are reduced
-    over the channels with ``reducer``: the default 'mean' is Xplique's; with 'sum' the
-    map keeps completeness: sum(map) ~= f(x) - f(x0).
+    ``x0 + a (x - x0)``, a = 0, 1/(steps-1), ..., 1, as in Xplique; the baseline x0 is
+    ``baseline_value``: a constant (as Xplique) or one value per feature. The
+    per-channel attributions (sign kept) of an image are reduced over the channels with
+    ``reducer``: the default 'mean' is Xplique's; with 'sum' the map keeps completeness:
+    sum(map) ~= f(x) - f(x0). Tabular rows (N, F) and time series (N, T, C) keep every
+    feature's attribution (maps of the inputs' shape, as Xplique), so their maps sum to
+    f(x) - f(x0).
 
     Ref. M. Sundararajan, A. Taly, Q. Yan. Axiomatic Attribution for Deep Networks.
     ICML 2017. https://arxiv.org/abs/1703.01365
@@ -107,34 +141,62 @@ class IntegratedGradients(WhiteBoxExplainer):
             points of all the inputs in one pass.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum' (completeness), or
-            None to keep the channels.
+            None to keep the channels. Images only, as Xplique: tabular rows (N, F) and
+            time series (N, T, C) get maps of their own shape, whatever the reducer.
         steps: points on the path, ends included (>= 2); 50 as Xplique.
-        baseline_value: the constant baseline x0; 0.
+        baseline_value: the baseline x0: a number (0 by default, as Xplique), or (ours)
+            an array that broadcasts to one input's shape without the batch axis, e.g.
+            the feature means of a reference set for tabular rows, ``(F,)``
+            (``x_ref.mean(axis=0)``: 0 is often not "no information" for a feature),
+            ``(T, C)`` or ``(C,)`` for time series, ``(H, W, C)`` for images. The array
+            is copied.
         verbose: (keyword-only) show a progress bar.
 
     Raises:
-        InvalidArgumentError: ``steps`` < 2, an unknown ``reducer``.
-        InvalidTypeError: ``baseline_value`` not a number.
+        InvalidArgumentError: ``steps`` < 2, an unknown ``reducer``, a
+            ``baseline_value`` array with NaN or infinite values; ``explain`` raises it
+            when the array does not broadcast to one input's shape.
+        InvalidTypeError: ``baseline_value`` neither a number nor an array of numbers.
 
     Example:
         >>> maps = IntegratedGradients(model, steps=50)(images, labels)   # (N, H, W, 1)
+        >>> explainer = IntegratedGradients(model, baseline_value=x_ref.mean(axis=0))
+        >>> maps = explainer(rows, labels)     # tabular (N, F): a_i (x_i - mean_i) if linear
     """
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
                  reducer="mean", steps=50, baseline_value=0.0, *, verbose=False):
         super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
         self.steps = check_positive_int("steps", steps, minimum=2)
-        self.baseline_value = check_real("baseline_value", baseline_value)
+        self.baseline_value = check_baseline_value(baseline_value)
         self.nb_evaluations = self.steps
 
-    def _attribute(self, model, inputs, targets, evaluations):
+    def _extras(self, images):
+        """The baseline array in the engine layout (1, H, W, C); none for a number."""
+        if isinstance(self.baseline_value, float):
+            return ()
+        layout = self._layout
+        try:
+            shape = np.broadcast_shapes(self.baseline_value.shape, layout.shape)
+        except ValueError:
+            shape = None
+        if shape != layout.shape:
+            raise InvalidArgumentError(
+                f"baseline_value must be a number or an array that broadcasts to one "
+                f"input's shape {layout.shape} ({layout.description} without the batch "
+                f"axis), got an array of shape {self.baseline_value.shape}.")
+        baseline = np.broadcast_to(self.baseline_value, layout.shape)[None]
+        return (layout.to_engine(baseline),)
+
+    def _attribute(self, model, inputs, targets, evaluations, *baseline):
         last = float(self.steps - 1)
         position = tf.cast(evaluations, tf.float32)
         alphas = tf.reshape(position / last, (-1, 1, 1, 1))
         ends = tf.logical_or(tf.equal(evaluations, 0), tf.equal(evaluations, self.steps - 1))
         weights = tf.reshape(tf.where(ends, 0.5, 1.0) / last, (-1, 1, 1, 1))
-        difference = inputs - self.baseline_value
-        gradients = self._gradients(model, self.baseline_value + alphas * difference, targets)
+        baseline = baseline[0] if baseline else self.baseline_value
+        difference = inputs - baseline
+        gradients = self._gradients(model, baseline + alphas * difference, targets)
         return weights * gradients * difference
 
 

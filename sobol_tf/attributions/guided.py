@@ -169,7 +169,8 @@ class GuidedBackprop(_ReLURuleExplainer):
         batch_size: inputs per forward/backward pass; 32 as Xplique; None: all at once.
         operator: None / 'classification', 'regression' or g(model, inputs, targets).
         reducer: 'mean' (default, as Xplique), 'min', 'max', 'sum', or None to keep the
-            channels.
+            channels. Images only, as Xplique: tabular rows (N, F) and time series
+            (N, T, C) get maps of their own shape, whatever the reducer.
         verbose: (keyword-only) show a progress bar.
 
     Raises:

@@ -86,28 +86,34 @@ class Inpainting(Perturbation):
             "time series (N, T, C)).")
 
 
-def check_baseline(baseline):
-    """A baseline: a float, or a float32 numpy copy of a non-empty finite array."""
+def check_baseline(baseline, name="baseline"):
+    """A baseline: a float, or a float32 numpy copy of a non-empty finite array.
+
+    Raises:
+        InvalidTypeError: neither a number nor an array of real numbers (booleans too).
+        InvalidArgumentError: NaN or infinite values, an empty array.
+    """
+    allowed = ("a number or an array of real numbers (one value per feature of one input, "
+               "e.g. the feature means of a reference set, or one per channel)")
     if isinstance(baseline, bool):
-        raise InvalidTypeError(f"baseline must be a number or an array, got {baseline!r}.")
+        raise InvalidTypeError(f"{name} must be {allowed}, got {baseline!r}.")
     if isinstance(baseline, numbers.Real):
         value = float(baseline)
         if not np.isfinite(value):
-            raise InvalidArgumentError(f"baseline must be finite, got {baseline!r}.")
+            raise InvalidArgumentError(f"{name} must be finite, got {baseline!r}.")
         return value
-    try:
-        values = np.array(baseline, dtype=np.float32)  # a copy
-    except (TypeError, ValueError):
+    values = np.array(baseline) if not isinstance(baseline, str) else np.array(None)
+    if values.dtype.kind not in "iuf":
         raise InvalidTypeError(
-            "baseline must be a number or an array of numbers, got "
-            f"{type(baseline).__name__}.") from None
+            f"{name} must be {allowed}, got {baseline!r} of type {type(baseline).__name__}.")
+    values = values.astype(np.float32)  # a copy: the caller's array is never kept
     if values.ndim == 0:
-        return check_baseline(float(values))
+        return check_baseline(float(values), name)
     if values.size == 0:
-        raise InvalidArgumentError(f"baseline must not be empty, got shape {values.shape}.")
+        raise InvalidArgumentError(f"{name} must not be empty, got shape {values.shape}.")
     if not np.all(np.isfinite(values)):
         raise InvalidArgumentError(
-            f"baseline must be finite, got {int(np.sum(~np.isfinite(values)))} NaN or "
+            f"{name} must be finite, got {int(np.sum(~np.isfinite(values)))} NaN or "
             f"infinite value(s) of {values.size}.")
     return values
 

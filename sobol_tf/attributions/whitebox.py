@@ -7,7 +7,15 @@ import keras
 import tensorflow as tf
 
 from sobol_tf.attributions.base import Explainer
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
+
+#: how to explain a model of token ids with a gradient method (in its error message).
+EMBEDDINGS_RECIPE = """\
+    embedding = model.get_layer("embedding")       # the Embedding layer
+    rest = keras.Model(embedding.output, model.outputs)   # functional or Sequential
+    embedded = embedding(ids)                      # (N, L, D) float32
+    maps = {name}(rest)(embedded, targets)         # (N, L, D): a time series
+    token_maps = tf.reduce_sum(tf.abs(maps), axis=-1)   # (N, L)"""
 
 
 def find_layer(model, identifier, argument="output_layer"):
@@ -92,7 +100,8 @@ class WhiteBoxExplainer(Explainer):
 
     and may override ``_statistic(sums)`` (the per-channel map (B, H, W, C) from the
     summed contributions, e.g. the absolute value for Saliency; default: the sums),
-    ``_reduce(sums)`` (default: ``_statistic`` then the channel ``reducer``) and
+    ``_reduce(sums)`` (default: ``_statistic`` then the channel ``reducer``; used for
+    images, while tabular rows and time series get ``_statistic`` alone) and
     ``_extras(images)`` (tensors the step needs, e.g. SmoothGrad's noise).
 
     Args:
@@ -107,7 +116,9 @@ class WhiteBoxExplainer(Explainer):
         reducer: how the channels of an image become one map: 'mean' (default, as
             Xplique), 'min', 'max', 'sum', or None to keep the channels (maps
             (N, H, W, C)). Applied after the method's own statistic (e.g. after the
-            absolute value of Saliency).
+            absolute value of Saliency). Images only, as Xplique: tabular rows (N, F)
+            give maps (N, F) and time series (N, T, C) maps (N, T, C), whatever the
+            reducer.
         verbose: show a progress bar.
 
     Raises:
@@ -115,10 +126,46 @@ class WhiteBoxExplainer(Explainer):
             a ``reducer`` that is neither None nor a string.
         InvalidArgumentError: no such ``output_layer``; an unknown ``reducer`` name.
 
+    Inputs: images (N, H, W, C), tabular rows (N, F) and time series (N, T, C) (the
+    gradient with respect to each feature, or each (step, channel) cell). Token ids
+    (integer (N, L)) are refused with InvalidArgumentError: there is no gradient through
+    integer ids; explain the model from its embeddings instead (split it into the
+    embedding layer and the rest, explain the rest on the embeddings (N, L, D) as a
+    time series, sum the maps over D)::
+
+        embedding = model.get_layer("embedding")       # the Embedding layer
+        rest = keras.Model(embedding.output, model.outputs)
+        embedded = embedding(ids)                      # (N, L, D) float32
+        maps = Saliency(rest)(embedded, targets)       # (N, L, D): a time series
+        token_maps = tf.reduce_sum(tf.abs(maps), axis=-1)   # (N, L)
+
     ``explain`` raises ModelCallError for a model TensorFlow cannot trace (gradients need
     TensorFlow operations; the black-box methods would run it eagerly) and for NaN or
     infinite gradients (e.g. tf.sqrt or tf.math.log at 0 in the model).
     """
+
+    def _check_layout(self, layout):
+        """Refuse token ids with the way to explain such a model (its embeddings)."""
+        if layout.kind == "tokens":
+            name = type(self).__name__
+            shape = (None,) + layout.shape
+            if "time_series" not in self.input_kinds:
+                raise InvalidArgumentError(
+                    f"{name} explains images (N, H, W, C); got token ids (integer inputs "
+                    f"(N, L)) of shape {shape}, and there is no gradient through integer "
+                    "ids. Explain a text model with Saliency, IntegratedGradients, ... on "
+                    "its embeddings, or with a black-box method that masks tokens "
+                    "(mask_token=...).")
+            raise InvalidArgumentError(
+                f"{name} cannot explain token ids (integer inputs (N, L)) of shape {shape}: "
+                "there is no gradient through integer ids. Explain the model from its "
+                "embeddings instead: split it into the embedding layer and the rest, "
+                "explain the rest on the embedded inputs (N, L, D) as a time series, and "
+                "sum the maps over D, e.g.\n" + EMBEDDINGS_RECIPE.format(name=name)
+                + "\n(the signed tf.reduce_sum(maps, axis=-1) of GradientInput or "
+                "IntegratedGradients is each token's contribution); or use a black-box "
+                "method that masks tokens (mask_token=...).")
+        super()._check_layout(layout)
 
     #: gradient evaluations averaged per input (1: one gradient per input).
     nb_evaluations = 1
@@ -161,19 +208,33 @@ class WhiteBoxExplainer(Explainer):
     def _gradients(self, model, inputs, targets):
         """Gradients (B, H, W, C) of the operator's scores with respect to ``inputs``.
 
-        A model whose score does not depend on its input has zero gradients.
+        A model whose score does not depend on its input through differentiable
+        operations has zero gradients, with a SobolTFWarning (e.g. an Embedding layer
+        given float ids: a cast to integers has no gradient).
         """
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(inputs)
             scores = self.operator(model, inputs, targets)
-        return tape.gradient(scores, inputs,
-                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        gradients = tape.gradient(scores, inputs)
+        if gradients is None:   # known when the step is traced: warn once per trace
+            warn(f"{type(self).__name__}: the score has no gradient with respect to the "
+                 "inputs (the model ignores them, or reads them through an operation "
+                 "without a gradient, e.g. an Embedding layer or a cast to integers), so "
+                 "the maps are zeros. For a text model, explain it from its embeddings "
+                 "(see the WhiteBoxExplainer docstring) or give integer token ids to a "
+                 "black-box method with mask_token=...")
+            return tf.zeros_like(inputs)
+        return gradients
 
     def _explain(self, model, images, targets):
         extras = tuple(tf.convert_to_tensor(extra, tf.float32) for extra in self._extras(images))
         nb_evaluations = self.nb_evaluations
         chunk = self.batch_size or images.shape[0] * nb_evaluations
-        attribute, reduce, moments = self._attribute, self._reduce, self.moments
+        attribute, moments = self._attribute, self.moments
+        # the channel reducer is for images (as Xplique): tabular rows have one channel
+        # in the engine, and a time series keeps its channels (N, T, C)
+        kind = self._layout.kind if self._layout is not None else "image"
+        reduce = self._reduce if kind == "image" else self._statistic
 
         def step(indices, images, targets, *extras):
             inputs, labels = tf.gather(images, indices), tf.gather(targets, indices)
@@ -197,7 +258,7 @@ class WhiteBoxExplainer(Explainer):
 
         signature = [tf.TensorSpec([None], tf.int64), spec(images), spec(targets)]
         signature += [tf.TensorSpec(extra.shape, tf.float32) for extra in extras]
-        key = ("gradients", tuple(images.shape[1:]), tuple(targets.shape[1:]),
+        key = ("gradients", kind, tuple(images.shape[1:]), tuple(targets.shape[1:]),
                tuple(tuple(extra.shape) for extra in extras))
         function = self._compiled(model, key, step, signature)
         what = f"the gradients of {images.shape[0]} input(s)"

@@ -4,7 +4,9 @@
     score = Deletion(model, inputs, targets, batch_size=64, steps=10)(explanations)
 
 Any explanation can be scored: maps from sobol_tf or plain arrays from elsewhere,
-(N, H, W), (N, H, W, 1) or (N, H, W, C) for images, (N, F) for tabular inputs. The
+(N, H, W), (N, H, W, 1) or (N, H, W, C) for images (N, H, W, C), (N, F) for tabular rows
+(N, F), (N, T, C) or (N, T, 1) for time series (N, T, C), (N, L) for token ids (N, L) of
+integers (``baseline_mode`` is then the mask token id; keyword-only ``pad_token``). The
 model may be any Python callable on a batch (a numpy function, a scikit-learn
 ``predict_proba``): one TensorFlow cannot trace runs eagerly, batch by batch.
 """

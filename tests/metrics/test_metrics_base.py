@@ -8,7 +8,7 @@ import tensorflow as tf
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, ModelCallError
 from sobol_tf.metrics import Deletion, Insertion, MuFidelity
 
-from tests.metrics.models import CountingModel, LinearModel
+from tests.metrics.models import CountingModel
 
 
 def test_batch_size_does_not_change_any_score(convnet_case):
