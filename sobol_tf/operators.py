@@ -377,7 +377,9 @@ def prepare_targets(targets, outputs, operator):
     if targets is None:
         if not operator.ids_as_classes:
             raise InvalidArgumentError(
-                f"targets is required with operator={operator.name!r}."
+                f"targets is required with operator={operator.name!r}: the rows (N, K) "
+                "the operator weighs the outputs with (e.g. np.ones((N, 1)) to explain "
+                "the output of a model with one output)."
             )
         targets = outputs.argmax(axis=1)
     targets = np.asarray(targets)

@@ -241,16 +241,20 @@ def test_an_endless_generator_is_refused_quickly(images, monkeypatch):
 # -- one image without its batch axis, the model's declared sizes (audit, items 6) ---------
 def test_one_rgb_image_for_a_plain_function_is_read_as_time_series_without_warning(images):
     """(16, 16, 3) is 16 time series of 16 steps and 3 channels by the rank rule: no
-    warning (time series often have 1 or 3 channels); image methods refuse it clearly."""
+    warning (time series often have 1 or 3 channels); maps come back as time series, and
+    image-only methods refuse it with the fix."""
     import warnings
     model = lambda x: tf.reduce_mean(tf.reshape(x, (tf.shape(x)[0], -1)), 1)
     image = np.random.default_rng(0).uniform(size=(16, 16, 3)).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         prepare_inputs_targets(image, None, require_targets=False)
+    maps = Occlusion(model, patch_size=2, patch_stride=2, operator="regression").explain(
+        image, np.ones(16, np.float32))
+    assert maps.shape == (16, 16, 3)
+    from sobol_tf.attributions import ExtremalPerturbation
     with pytest.raises(InvalidArgumentError, match=r"\(None, 16, 3\).*x\[\.\.\., None\]"):
-        Occlusion(model, patch_size=2, patch_stride=2, operator="regression").explain(
-            image, np.ones(16, np.float32))
+        ExtremalPerturbation(model, operator="regression").explain(image, np.ones(16))
 
 
 def test_one_grayscale_image_without_channel_says_to_add_the_batch_axis(images):
