@@ -34,7 +34,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import numpy as np  # noqa: E402
 
 import beyond_data as data  # noqa: E402
-from bench_quality import describe, mean_se  # noqa: E402
+from bench_quality import mean_se  # noqa: E402
 from common import machine, print_table  # noqa: E402
 
 FULL = dict(nb_train=6000, nb_test=1000, nb_inputs=50, epochs=1.0)

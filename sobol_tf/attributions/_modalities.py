@@ -1,4 +1,4 @@
-"""What Rise and Occlusion share beyond images: a baseline value per feature and token
+"""What the black-box methods share beyond images: a baseline value per feature and token
 masking.
 
 - :func:`check_value`: a number or one value per feature (an array of one input's shape
@@ -6,11 +6,18 @@ masking.
 - :class:`ModalityMixin`: the keyword-only ``mask_token`` / ``pad_token`` of an
   explainer, the checks of a call's layout against them and against the value array,
   and the perturbation of the call (tokens: :class:`TokenMasking`; an array:
-  :class:`~sobol_tf.attributions.perturbations.Inpainting` towards it; a number: the explainer's cached ``Inpainting``).
+  :class:`~sobol_tf.attributions.perturbations.Inpainting` towards it; a number: the
+  explainer's cached ``Inpainting``).
+- :class:`DesignMixin`: what Sobol and HSIC share: ``mask_token`` / ``pad_token`` read
+  from a ``perturbation_function`` that masks tokens, and the checks of the inputs
+  against ``grid_size``, ``nb_channels`` and the perturbation.
 """
 
 import numpy as np
 
+from sobol_tf._utils import check_grid_fits
+from sobol_tf._utils.validation import check_mask_channels, check_windows_fit
+from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions.perturbations import (Inpainting, TokenMasking, check_baseline,
                                                  check_token)
 from sobol_tf.errors import InvalidArgumentError
@@ -89,3 +96,32 @@ class ModalityMixin:
                 cached = self.__dict__["_value_inpainting"] = (value, Inpainting(value))
             return cached[1]
         return self._towards(value)
+
+
+class DesignMixin:
+    """What Sobol and HSIC share beyond images: ``mask_token`` and ``pad_token`` read from
+    ``perturbation_function`` (None unless it masks tokens), and the checks of a call's
+    inputs against the perturbation, ``grid_size`` and ``nb_channels``."""
+
+    @property
+    def mask_token(self):
+        """The id replacing masked tokens (perturbation_function='tokens'), else None."""
+        return getattr(self.perturbation_function, "mask_token", None)
+
+    @property
+    def pad_token(self):
+        """The id of padding in token ids (never perturbed, attribution 0), else None."""
+        return getattr(self.perturbation_function, "pad_token", None)
+
+    def _check_inputs(self, images):
+        layout = self._layout
+        perturbations_module.check_for_layout(self.perturbation_function, layout)
+        if layout.kind == "image":
+            if self.grid_size is None:
+                raise InvalidArgumentError(
+                    "grid_size=None (a cell per time step) is for time series; images need "
+                    "grid_size, the cells per side (e.g. grid_size=8).")
+            check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
+        elif layout.kind == "time_series":
+            check_windows_fit(self.grid_size, layout)
+        check_mask_channels(self.nb_channels, images)

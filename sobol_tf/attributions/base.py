@@ -213,7 +213,9 @@ class Explainer(RunsEagerly, ABC):
     def _explain(self, model, images, targets):
         """Return maps (N, h, w, k) for images (N, H, W, C) and targets (N, K)."""
 
-    #: how maps smaller than the input are resized to it (tf.image.resize method).
+    #: how maps smaller than an image are resized to it (tf.image.resize method); maps
+    #: of the other kinds are resized by nearest neighbour, so that every step of a
+    #: time-series window holds that window's value (masks are upsampled so too).
     resize_method = "bicubic"
 
     # -- shared machinery -------------------------------------------------------------
@@ -267,7 +269,9 @@ class Explainer(RunsEagerly, ABC):
     def _to_input_size(self, maps, height, width):
         maps = tf.convert_to_tensor(maps, tf.float32)
         if maps.shape[1] != height or maps.shape[2] != width:
-            maps = tf.image.resize(maps, (height, width), method=self.resize_method)
+            image = self._layout is None or self._layout.kind == "image"
+            maps = tf.image.resize(maps, (height, width),
+                                   method=self.resize_method if image else "nearest")
         return maps
 
 

@@ -5,12 +5,12 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_grid_fits, check_positive_int, check_seed
+from sobol_tf._utils import check_positive_int, check_seed
 from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
-from sobol_tf._utils.validation import check_mask_channels, check_windows_fit
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import hsic_estimators
 from sobol_tf.attributions import samplers as samplers_module
+from sobol_tf.attributions._modalities import DesignMixin
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
 
@@ -112,7 +112,7 @@ def _twin_columns(design):
     return twins
 
 
-class HsicAttributionMethod(BlackBoxExplainer):
+class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
     """HSIC attribution method: dependence between each grid cell's presence and the score.
 
     The image is cut into ``grid_size`` x ``grid_size`` cells; ``nb_design`` masks (by
@@ -271,24 +271,6 @@ class HsicAttributionMethod(BlackBoxExplainer):
         self._binary = True
 
     @property
-    def resize_method(self):
-        """How maps are resized to the input: bicubic for images; nearest for the other
-        kinds, so that every step of a time-series window holds that window's index (the
-        masks are upsampled by nearest too)."""
-        layout = self._layout
-        return "bicubic" if layout is None or layout.kind == "image" else "nearest"
-
-    @property
-    def mask_token(self):
-        """The id replacing masked tokens (perturbation_function='tokens'), else None."""
-        return getattr(self.perturbation_function, "mask_token", None)
-
-    @property
-    def pad_token(self):
-        """The id of padding in token ids (never perturbed, attribution 0), else None."""
-        return getattr(self.perturbation_function, "pad_token", None)
-
-    @property
     def masks(self):
         """The design as Xplique lays it out: (nb_design, grid_size, grid_size,
         nb_channels) float32 for images, drawn on first use (here or at the first
@@ -418,19 +400,6 @@ class HsicAttributionMethod(BlackBoxExplainer):
     @staticmethod
     def _shaped(design, cells):
         return tf.constant(design.reshape((-1,) + tuple(cells)))
-
-    def _check_inputs(self, images):
-        layout = self._layout
-        perturbations_module.check_for_layout(self.perturbation_function, layout)
-        if layout.kind == "image":
-            if self.grid_size is None:
-                raise InvalidArgumentError(
-                    "grid_size=None (a cell per time step) is for time series; images need "
-                    "grid_size, the cells per side (e.g. grid_size=8).")
-            check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
-        elif layout.kind == "time_series":
-            check_windows_fit(self.grid_size, layout)
-        check_mask_channels(self.nb_channels, images)
 
     def _masks(self, height, width, channels):
         layout = self._layout

@@ -4,13 +4,13 @@ from collections import namedtuple
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import (check_grid_fits, check_positive_int, check_power_of_two,
-                             check_seed)
+from sobol_tf._utils import check_positive_int, check_power_of_two, check_seed
 from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
-from sobol_tf._utils.validation import check_mask_channels, check_memory, check_windows_fit
+from sobol_tf._utils.validation import check_memory
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
+from sobol_tf.attributions._modalities import DesignMixin
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
 
@@ -41,7 +41,7 @@ Attributes:
 """
 
 
-class SobolAttributionMethod(BlackBoxExplainer):
+class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
     """Sobol attribution method: total-order Sobol indices of grid cells.
 
     The image is cut into ``grid_size`` x ``grid_size`` cells, each cell's intensity is
@@ -214,24 +214,6 @@ class SobolAttributionMethod(BlackBoxExplainer):
         self._designs = {}
         self._last_design = None
 
-    @property
-    def resize_method(self):
-        """How maps are resized to the input: bicubic for images (as the reference);
-        nearest for the other kinds, so that every step of a time-series window holds
-        that window's index (the masks are upsampled by nearest too)."""
-        layout = self._layout
-        return "bicubic" if layout is None or layout.kind == "image" else "nearest"
-
-    @property
-    def mask_token(self):
-        """The id replacing masked tokens (perturbation_function='tokens'), else None."""
-        return getattr(self.perturbation_function, "mask_token", None)
-
-    @property
-    def pad_token(self):
-        """The id of padding in token ids (never perturbed, attribution 0), else None."""
-        return getattr(self.perturbation_function, "pad_token", None)
-
     def explain_indices(self, inputs, targets=None):
         """Total- and first-order indices from the same forward passes.
 
@@ -277,23 +259,33 @@ class SobolAttributionMethod(BlackBoxExplainer):
 
     def _check_size(self, nb_design, cells, layout=None):
         """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES` for
-        ``cells`` (rows, columns, mask channels) on inputs of ``layout`` (None: images)."""
-        if layout is None or layout.kind == "image":
-            return self._check_image_size(nb_design, cells[2])
+        ``cells`` (rows, columns, mask channels) on inputs of ``layout`` (None: images);
+        the messages speak of grid_size for images, of features, windows or tokens
+        otherwise."""
         rows, columns, channels = cells
         dimension = rows * columns * channels
-        largest = self._largest_dimension(nb_design) // channels
-        if layout.kind == "time_series":
-            windows = (f"grid_size={self.grid_size} ({columns} windows" if self.grid_size
-                       else f"grid_size=None ({columns} time steps")
-            what = f"{windows} x {channels} channel(s))"
-            lower = (f"grid_size <= {largest} windows" if largest
-                     else "no number of windows fits")
+        if layout is None or layout.kind == "image":
+            what = (f"grid_size={self.grid_size}" + (
+                f" with per_channel=True and {channels} channels" if self.per_channel
+                else ""))
+            largest_grid = self._largest_grid(nb_design, channels)
+            lower = (f"grid_size <= {largest_grid} at nb_design={nb_design}" if largest_grid
+                     else f"no grid_size fits at nb_design={nb_design}")
+            at, name = f" at grid_size={self.grid_size}", "grid_size"
         else:
-            unit = "features" if layout.kind == "tabular" else "tokens"
-            what = f"{DESCRIPTIONS[layout.kind]} of {columns} {unit}"
-            lower = (f"at most {largest} {unit} per input" if largest
-                     else f"no number of {unit} fits")
+            largest = self._largest_dimension(nb_design) // channels
+            if layout.kind == "time_series":
+                windows = (f"grid_size={self.grid_size} ({columns} windows" if self.grid_size
+                           else f"grid_size=None ({columns} time steps")
+                what = f"{windows} x {channels} channel(s))"
+                lower = (f"grid_size <= {largest} windows" if largest
+                         else "no number of windows fits")
+            else:
+                unit = "features" if layout.kind == "tabular" else "tokens"
+                what = f"{DESCRIPTIONS[layout.kind]} of {columns} {unit}"
+                lower = (f"at most {largest} {unit} per input" if largest
+                         else f"no number of {unit} fits")
+            at, name = "", "the cells"
         what += f" and nb_design={nb_design} (d={dimension} cells)"
         max_dimension = getattr(self.sampler, "max_dimension", None)
         if max_dimension is not None and 2 * dimension > max_dimension:
@@ -303,13 +295,13 @@ class SobolAttributionMethod(BlackBoxExplainer):
                 f"{2 * dimension}; use {lower}, or a sampler without that limit "
                 "('halton', 'lhs', 'monte_carlo').")
         largest_nb = self._largest_nb_design(dimension)
-        lower_nb = (f"nb_design <= {largest_nb}" if largest_nb
-                    else "no nb_design >= 2 fits")
+        lower_nb = (f"nb_design <= {largest_nb}{at}" if largest_nb
+                    else f"no nb_design >= 2 fits{at}")
         check_memory(what, f"nb_design * (d + 2) = {nb_design * (dimension + 2)} forward "
                      "passes per input", "float32 masks for the replicated design",
                      design_bytes(nb_design, dimension), MAX_DESIGN_BYTES,
                      "sobol_tf.attributions.sobol.MAX_DESIGN_BYTES",
-                     f"the cells ({lower}) or nb_design ({lower_nb})")
+                     f"{name} ({lower}) or nb_design ({lower_nb})")
 
     def _largest_dimension(self, nb_design):
         """The most cells d whose design fits the sampler and MAX_DESIGN_BYTES."""
@@ -318,32 +310,6 @@ class SobolAttributionMethod(BlackBoxExplainer):
             dimension -= 1
         max_dimension = getattr(self.sampler, "max_dimension", None)
         return dimension if max_dimension is None else min(dimension, max_dimension // 2)
-
-    def _check_image_size(self, nb_design, channels):
-        """:meth:`_check_size` for images: the messages speak of grid_size."""
-        dimension = self.grid_size ** 2 * channels
-        what = (f"grid_size={self.grid_size}" + (
-            f" with per_channel=True and {channels} channels" if self.per_channel else "")
-            + f" and nb_design={nb_design} (d={dimension} cells)")
-        largest_grid = self._largest_grid(nb_design, channels)
-        lower_grid = (f"grid_size <= {largest_grid} at nb_design={nb_design}" if largest_grid
-                      else f"no grid_size fits at nb_design={nb_design}")
-        max_dimension = getattr(self.sampler, "max_dimension", None)
-        if max_dimension is not None and 2 * dimension > max_dimension:
-            raise InvalidArgumentError(
-                f"{what}: the sampler {type(self.sampler).__name__} supports at most "
-                f"{max_dimension} dimensions and draws A and B together in 2d = "
-                f"{2 * dimension}; use {lower_grid}, or a sampler without that limit "
-                "('halton', 'lhs', 'monte_carlo')."
-            )
-        largest_nb = self._largest_nb_design(dimension)
-        lower_nb = (f"nb_design <= {largest_nb} at grid_size={self.grid_size}" if largest_nb
-                    else f"no nb_design >= 2 fits at grid_size={self.grid_size}")
-        check_memory(what, f"nb_design * (d + 2) = {nb_design * (dimension + 2)} forward "
-                     "passes per input", "float32 masks for the replicated design",
-                     design_bytes(nb_design, dimension), MAX_DESIGN_BYTES,
-                     "sobol_tf.attributions.sobol.MAX_DESIGN_BYTES",
-                     f"grid_size ({lower_grid}) or nb_design ({lower_nb})")
 
     def _largest_nb_design(self, dimension):
         """The largest power of two >= 2 whose design fits in MAX_DESIGN_BYTES, or 0."""
@@ -445,19 +411,6 @@ class SobolAttributionMethod(BlackBoxExplainer):
         if tied.size:
             raise samplers_module.tied_design_error(tied, nb_design, dimension)
         return design
-
-    def _check_inputs(self, images):
-        layout = self._layout
-        perturbations_module.check_for_layout(self.perturbation_function, layout)
-        if layout.kind == "image":
-            if self.grid_size is None:
-                raise InvalidArgumentError(
-                    "grid_size=None (a cell per time step) is for time series; images need "
-                    "grid_size, the cells per side (e.g. grid_size=8).")
-            check_grid_fits(self.grid_size, images.shape[1], images.shape[2])
-        elif layout.kind == "time_series":
-            check_windows_fit(self.grid_size, layout)
-        check_mask_channels(self.nb_channels, images)
 
     def _masks(self, height, width, channels):
         layout = self._layout
