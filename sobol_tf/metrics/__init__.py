@@ -16,7 +16,7 @@ from sobol_tf.metrics.average import (
     AverageIncreaseMetric,
     BaseAverageXMetric,
 )
-from sobol_tf.metrics.base import ExplanationMetric
+from sobol_tf.metrics.base import ExplainerMetric, ExplanationMetric
 from sobol_tf.metrics.fidelity import (
     CausalCurves,
     CausalFidelity,
@@ -33,6 +33,7 @@ __all__ = [
     "CausalCurves",
     "CausalFidelity",
     "Deletion",
+    "ExplainerMetric",
     "ExplanationMetric",
     "Insertion",
     "MuFidelity",

@@ -382,3 +382,29 @@ class ExplanationMetric(RunsEagerly, ABC):
         if pad_token is None or self._layout.kind != "tokens":
             return None
         return tf.equal(images, float(pad_token))
+
+
+class ExplainerMetric(ExplanationMetric):
+    """Base of the metrics that score an explainer rather than fixed explanations
+    (Xplique's ``ExplainerMetric``): ``evaluate(explainer) -> float`` calls the explainer
+    on the metric's inputs (and on inputs or models it derives from them).
+
+    Args, Attributes and Raises: as :class:`ExplanationMetric`.
+    """
+
+    @abstractmethod
+    def evaluate(self, explainer):
+        """Score ``explainer`` (any callable ``explainer(inputs, targets) -> maps``)."""
+
+    def __call__(self, explainer):
+        """Alias of :meth:`evaluate`."""
+        return self.evaluate(explainer)
+
+    def _explanations(self, explainer, inputs=None, targets=None):
+        """``explainer`` called on ``inputs`` (engine layout; default: the metric's) and
+        ``targets`` (default: the metric's), its maps checked and returned as the engine's
+        (N, H, W) float32 maps (:meth:`_explanation_maps`)."""
+        inputs = self.inputs if inputs is None else inputs
+        targets = self.targets if targets is None else targets
+        maps = explainer(self._from_images(inputs), targets)
+        return self._explanation_maps(maps, nb_inputs=int(inputs.shape[0]))
