@@ -17,6 +17,7 @@ from sobol_tf.metrics.average import (
     BaseAverageXMetric,
 )
 from sobol_tf.metrics.base import ExplainerMetric, ExplanationMetric
+from sobol_tf.metrics.complexity import BaseComplexityMetric, Complexity, Sparseness
 from sobol_tf.metrics.fidelity import (
     CausalCurves,
     CausalFidelity,
@@ -29,12 +30,15 @@ __all__ = [
     "AverageDropMetric",
     "AverageGainMetric",
     "AverageIncreaseMetric",
+    "BaseComplexityMetric",
     "BaseAverageXMetric",
     "CausalCurves",
     "CausalFidelity",
+    "Complexity",
     "Deletion",
     "ExplainerMetric",
     "ExplanationMetric",
     "Insertion",
     "MuFidelity",
+    "Sparseness",
 ]
