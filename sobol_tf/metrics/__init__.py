@@ -18,6 +18,7 @@ from sobol_tf.metrics.average import (
 )
 from sobol_tf.metrics.base import ExplainerMetric, ExplanationMetric
 from sobol_tf.metrics.complexity import BaseComplexityMetric, Complexity, Sparseness
+from sobol_tf.metrics.stability import AverageStability
 from sobol_tf.metrics.fidelity import (
     CausalCurves,
     CausalFidelity,
@@ -30,6 +31,7 @@ __all__ = [
     "AverageDropMetric",
     "AverageGainMetric",
     "AverageIncreaseMetric",
+    "AverageStability",
     "BaseComplexityMetric",
     "BaseAverageXMetric",
     "CausalCurves",
