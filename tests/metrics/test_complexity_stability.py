@@ -294,3 +294,11 @@ def test_positional_order_and_defaults_match_xplique():
                           ("nb_samples", 20)]
     keyword_only = [p.name for p in parameters if p.kind == inspect.Parameter.KEYWORD_ONLY]
     assert keyword_only == ["seed", "verbose"]
+
+
+def test_verbose_shows_a_progress_bar(capsys):
+    metric = AverageStability(linear_rows, ROWS, None, 4, nb_samples=2, seed=0, verbose=True)
+    metric(identity_explainer)
+    assert "AverageStability" in capsys.readouterr().out
+    AverageStability(linear_rows, ROWS, None, 4, nb_samples=2, seed=0)(identity_explainer)
+    assert capsys.readouterr().out == ""
