@@ -9,6 +9,10 @@ Any explanation can be scored: maps from sobol_tf or plain arrays from elsewhere
 integers (``baseline_mode`` is then the mask token id; keyword-only ``pad_token``). The
 model may be any Python callable on a batch (a numpy function, a scikit-learn
 ``predict_proba``): one TensorFlow cannot trace runs eagerly, batch by batch.
+
+Beyond fidelity: ``Complexity`` and ``Sparseness`` score maps alone (entropy, Gini);
+``AverageStability(model, inputs, targets).evaluate(explainer)`` scores an explainer by
+how far its maps move under noise in an L-infinity ball.
 """
 from sobol_tf.metrics.average import (
     AverageDropMetric,
