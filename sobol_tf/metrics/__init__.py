@@ -17,6 +17,13 @@ from sobol_tf.metrics.average import (
     BaseAverageXMetric,
 )
 from sobol_tf.metrics.base import ExplainerMetric, ExplanationMetric
+from sobol_tf.metrics.randomization import (
+    BaseRandomizationMetric,
+    ModelRandomizationMetric,
+    ModelRandomizationStrategy,
+    ProgressiveLayerRandomization,
+    RandomLogitMetric,
+)
 from sobol_tf.metrics.fidelity import (
     CausalCurves,
     CausalFidelity,
@@ -30,11 +37,16 @@ __all__ = [
     "AverageGainMetric",
     "AverageIncreaseMetric",
     "BaseAverageXMetric",
+    "BaseRandomizationMetric",
     "CausalCurves",
     "CausalFidelity",
     "Deletion",
     "ExplainerMetric",
     "ExplanationMetric",
     "Insertion",
+    "ModelRandomizationMetric",
+    "ModelRandomizationStrategy",
     "MuFidelity",
+    "ProgressiveLayerRandomization",
+    "RandomLogitMetric",
 ]
