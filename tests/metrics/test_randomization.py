@@ -159,7 +159,7 @@ def test_random_classes_are_other_classes_uniform_and_seeded():
                               metric.random_classes)
 
 
-@pytest.mark.parametrize("shape", [(3, 6, 6, 1), (3, 8)])
+@pytest.mark.parametrize("shape", [(3, 6, 6, 1), (3, 8), (3, 5, 2)])
 def test_random_logit_of_an_explainer_ignoring_the_target_is_one(shape):
     x = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
     model = keras.Sequential([keras.Input(shape[1:]), keras.layers.Flatten(),
