@@ -90,6 +90,14 @@ class Explainer(RunsEagerly, ABC):
     #: 'image' (N, H, W, C), 'tabular' (N, F), 'time_series' (N, T, C), 'tokens' (N, L).
     input_kinds = ("image", "tabular", "time_series")
 
+    def __new__(cls, *args, **kwargs):
+        # the arguments the explainer is built with, so that the same explainer can be
+        # built again on another model (ModelRandomizationMetric): a model cannot simply
+        # be swapped, since steps, model views and derived models are built from it.
+        explainer = super().__new__(cls)
+        explainer._init_arguments = (args, dict(kwargs))
+        return explainer
+
     def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
                  jit_compile=False, mixed_precision=None):
         model = check_model(model)

@@ -12,7 +12,9 @@ model may be any Python callable on a batch (a numpy function, a scikit-learn
 
 Beyond fidelity: ``Complexity`` and ``Sparseness`` score maps alone (entropy, Gini);
 ``AverageStability(model, inputs, targets).evaluate(explainer)`` scores an explainer by
-how far its maps move under noise in an L-infinity ball.
+how far its maps move under noise in an L-infinity ball; the sanity checks
+``RandomLogitMetric`` and ``ModelRandomizationMetric`` (with
+``ProgressiveLayerRandomization``) say whether maps depend on the class and on the model.
 """
 from sobol_tf.metrics.average import (
     AverageDropMetric,
@@ -22,7 +24,6 @@ from sobol_tf.metrics.average import (
 )
 from sobol_tf.metrics.base import ExplainerMetric, ExplanationMetric
 from sobol_tf.metrics.complexity import BaseComplexityMetric, Complexity, Sparseness
-from sobol_tf.metrics.stability import AverageStability
 from sobol_tf.metrics.fidelity import (
     CausalCurves,
     CausalFidelity,
@@ -30,14 +31,23 @@ from sobol_tf.metrics.fidelity import (
     Insertion,
     MuFidelity,
 )
+from sobol_tf.metrics.randomization import (
+    BaseRandomizationMetric,
+    ModelRandomizationMetric,
+    ModelRandomizationStrategy,
+    ProgressiveLayerRandomization,
+    RandomLogitMetric,
+)
+from sobol_tf.metrics.stability import AverageStability
 
 __all__ = [
     "AverageDropMetric",
     "AverageGainMetric",
     "AverageIncreaseMetric",
     "AverageStability",
-    "BaseComplexityMetric",
     "BaseAverageXMetric",
+    "BaseComplexityMetric",
+    "BaseRandomizationMetric",
     "CausalCurves",
     "CausalFidelity",
     "Complexity",
@@ -45,6 +55,10 @@ __all__ = [
     "ExplainerMetric",
     "ExplanationMetric",
     "Insertion",
+    "ModelRandomizationMetric",
+    "ModelRandomizationStrategy",
     "MuFidelity",
+    "ProgressiveLayerRandomization",
+    "RandomLogitMetric",
     "Sparseness",
 ]
