@@ -24,6 +24,7 @@ from sobol_tf.metrics.fidelity import (
     Insertion,
     MuFidelity,
 )
+from sobol_tf.metrics.representativity import MeGe
 
 __all__ = [
     "AverageDropMetric",
@@ -36,5 +37,6 @@ __all__ = [
     "ExplainerMetric",
     "ExplanationMetric",
     "Insertion",
+    "MeGe",
     "MuFidelity",
 ]
