@@ -363,3 +363,30 @@ def test_one_output_models_are_refused():
     metric = MeGe(None, X6, np.zeros((6, 1)), k_splits=3, models=models)
     with pytest.raises(InvalidArgumentError, match="one output"):
         metric.evaluate(MapsExplainer, {"maps": MAPS})
+
+
+def test_xplique_signature():
+    import inspect
+
+    parameters = inspect.signature(MeGe).parameters
+    positional = [(p.name, p.default) for p in parameters.values()
+                  if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional == [("learning_algorithm", inspect.Parameter.empty),
+                          ("inputs", inspect.Parameter.empty), ("targets", None),
+                          ("batch_size", 64), ("k_splits", 4)]
+    assert all(parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+               for name in ("models", "splits", "seed", "verbose"))
+    assert list(inspect.signature(MeGe.evaluate).parameters) == [
+        "self", "explainer_class", "explainer_params"]
+
+
+def test_seed_makes_training_reproducible():
+    draws = []
+
+    def learning_algorithm(x_train, y_train, x_test, y_test):
+        draws.append(float(np.random.rand()))   # a learning algorithm's own randomness
+        return TableModel(0, [0] * 6)
+
+    MeGe(learning_algorithm, X6, Y6, k_splits=3, seed=7)
+    MeGe(learning_algorithm, X6, Y6, k_splits=3, seed=7)
+    assert draws[:3] == draws[3:] and len(set(draws[:3])) == 3
