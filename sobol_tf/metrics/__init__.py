@@ -14,7 +14,9 @@ Beyond fidelity: ``Complexity`` and ``Sparseness`` score maps alone (entropy, Gi
 ``AverageStability(model, inputs, targets).evaluate(explainer)`` scores an explainer by
 how far its maps move under noise in an L-infinity ball; the sanity checks
 ``RandomLogitMetric`` and ``ModelRandomizationMetric`` (with
-``ProgressiveLayerRandomization``) say whether maps depend on the class and on the model.
+``ProgressiveLayerRandomization``) say whether maps depend on the class and on the model;
+``MeGe(learning_algorithm, inputs, targets).evaluate(explainer_class, params)`` gives
+MeGe and ReCo, the algorithmic stability of the explanations across retrained models.
 """
 from sobol_tf.metrics.average import (
     AverageDropMetric,
@@ -39,6 +41,7 @@ from sobol_tf.metrics.randomization import (
     RandomLogitMetric,
 )
 from sobol_tf.metrics.stability import AverageStability
+from sobol_tf.metrics.representativity import MeGe
 
 __all__ = [
     "AverageDropMetric",
@@ -55,6 +58,7 @@ __all__ = [
     "ExplainerMetric",
     "ExplanationMetric",
     "Insertion",
+    "MeGe",
     "ModelRandomizationMetric",
     "ModelRandomizationStrategy",
     "MuFidelity",
