@@ -50,7 +50,7 @@ K_SPLITS = 4
 #: nb_samples, radius: AverageStability's noisy copies of each canvas of fold 0,
 #: explained with model 0 (which never saw them).
 FULL = dict(nb_train=8000, nb_test=1000, epochs=8, per_fold=10, nb_samples=10, radius=0.1)
-QUICK = dict(nb_train=1200, nb_test=200, epochs=2, per_fold=2, nb_samples=3, radius=0.1)
+QUICK = dict(nb_train=2000, nb_test=200, epochs=4, per_fold=2, nb_samples=3, radius=0.1)
 #: bootstrap resamples of the explained canvases for the standard errors of MeGe, ReCo.
 NB_BOOTSTRAP = 500
 RANDOM = "Random map (reference)"
@@ -207,17 +207,18 @@ def pair_table(maps, predictions, labels, per_fold):
 
 
 def mege_reco(distances, same):
-    """MeGe = 1 / (1 + mean distance of agreeing pairs); ReCo = max over thresholds of
-    TPR + TNR - 1 (agreeing pairs below the threshold, disagreeing above), every distance
-    a threshold. ReCo is 0 when one of the two sets is empty."""
+    """MeGe = 1 / (1 + mean distance of agreeing pairs); ReCo = sup over thresholds g of
+    TPR + TNR - 1, TPR the share of agreeing pairs closer than g, TNR the share of
+    disagreeing pairs farther than g (the paper's definition: the supremum over every
+    real g, reached just above one of the distances). 0 when one of the sets is empty."""
     same = same.astype(bool)
     s_eq, s_ne = distances[same], distances[~same]
     mege = 1.0 / (1.0 + s_eq.mean()) if len(s_eq) else np.nan
     if not len(s_eq) or not len(s_ne):
         return mege, 0.0
     reco = 0.0
-    for gamma in np.unique(distances):
-        tpr = np.mean(s_eq < gamma)
+    for gamma in np.unique(distances):       # g just above gamma
+        tpr = np.mean(s_eq <= gamma)
         tnr = np.mean(s_ne > gamma)
         reco = max(reco, tpr + tnr - 1.0)
     return mege, reco
@@ -271,7 +272,7 @@ def stability_scores(metric, explainer, base):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: small training set, 2 epochs, 2 canvases per fold")
+                        help="smoke run: small training set, 4 epochs, 2 canvases per fold")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, models, methods")
     parser.add_argument("--per-fold", type=int, help="canvases explained per fold")
     parser.add_argument("--nb-samples", type=int, help="AverageStability's noisy copies")
