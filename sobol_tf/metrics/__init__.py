@@ -9,6 +9,10 @@ Any explanation can be scored: maps from sobol_tf or plain arrays from elsewhere
 integers (``baseline_mode`` is then the mask token id; keyword-only ``pad_token``). The
 model may be any Python callable on a batch (a numpy function, a scikit-learn
 ``predict_proba``): one TensorFlow cannot trace runs eagerly, batch by batch.
+
+Beyond fidelity: ``Complexity`` and ``Sparseness`` score maps alone (entropy, Gini);
+``AverageStability(model, inputs, targets).evaluate(explainer)`` scores an explainer by
+how far its maps move under noise in an L-infinity ball.
 """
 from sobol_tf.metrics.average import (
     AverageDropMetric,
@@ -17,6 +21,8 @@ from sobol_tf.metrics.average import (
     BaseAverageXMetric,
 )
 from sobol_tf.metrics.base import ExplainerMetric, ExplanationMetric
+from sobol_tf.metrics.complexity import BaseComplexityMetric, Complexity, Sparseness
+from sobol_tf.metrics.stability import AverageStability
 from sobol_tf.metrics.fidelity import (
     CausalCurves,
     CausalFidelity,
@@ -29,12 +35,16 @@ __all__ = [
     "AverageDropMetric",
     "AverageGainMetric",
     "AverageIncreaseMetric",
+    "AverageStability",
+    "BaseComplexityMetric",
     "BaseAverageXMetric",
     "CausalCurves",
     "CausalFidelity",
+    "Complexity",
     "Deletion",
     "ExplainerMetric",
     "ExplanationMetric",
     "Insertion",
     "MuFidelity",
+    "Sparseness",
 ]
