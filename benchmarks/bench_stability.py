@@ -125,8 +125,12 @@ class FoldTrainer:
 class RandomMaps:
     """The reference: uniform noise maps, the same shape as the inputs' (N, H, W, 1)."""
 
+    instances = 0
+
     def __init__(self, model=None, seed=0, **_):
-        self.rng = np.random.default_rng(seed)
+        # one stream per instance: the maps of two models are independent
+        self.rng = np.random.default_rng([seed, RandomMaps.instances])
+        RandomMaps.instances += 1
 
     def __call__(self, inputs, targets=None):
         return self.rng.uniform(size=np.shape(inputs)[:3] + (1,)).astype(np.float32)
@@ -136,14 +140,17 @@ class RandomMaps:
 
 class Recorder:
     """An ``explainer_class`` for MeGe that builds the real explainer and records the maps
-    it returns for each model (keyed by the model object), with the seconds spent."""
+    it returns for each model (keyed by the model object), with the seconds spent; the
+    explainer of each model is kept for reuse."""
 
     def __init__(self, explainer_class):
         self.explainer_class = explainer_class
-        self.maps, self.seconds = {}, 0.0
+        self.maps, self.explainers, self.seconds = {}, {}, 0.0
 
     def __call__(self, model, **params):
-        return Recorded(self.explainer_class(model, **params), self, id(model))
+        explainer = self.explainer_class(model, **params)
+        self.explainers[id(model)] = explainer
+        return Recorded(explainer, self, id(model))
 
     def maps_of(self, models):
         """(k, N, ...) maps: each model's (concatenated over its calls)."""
@@ -254,19 +261,46 @@ def complexity_scores(metric, maps):
     return np.array([metric.evaluate(maps[i:i + 1]) for i in range(len(maps))])
 
 
-def stability_scores(metric, explainer, base):
-    """Per-input AverageStability distances and the metric's own mean. Uses the metric's
-    detailed_evaluate(explainer, ...) when it has one; else its evaluate() (per input
-    values then unknown: None)."""
-    kwargs = {}
-    if base is not None and (accepts(metric.evaluate, "base_explanations")
-                             or accepts(getattr(metric, "detailed_evaluate", None),
-                                        "base_explanations")):
-        kwargs["base_explanations"] = base
-    if hasattr(metric, "detailed_evaluate"):
-        values = np.asarray(metric.detailed_evaluate(explainer, **kwargs), np.float64)
-        return values, float(values.mean())
-    return None, float(metric.evaluate(explainer, **kwargs))
+class RecordingL2:
+    """AverageStability's ``distance``: the L2 distance of its 'l2' (over all the values of
+    the two maps), recorded pair by pair. The metric calls a callable distance on each
+    (noisy map, clean map) pair, neighbour k of input n at call n * nb_samples + k; the
+    clean map of each call is checked against the base map of that input, so a change of
+    that order is caught rather than silently misattributed."""
+
+    def __init__(self, base, nb_samples):
+        self.base = np.asarray(base, np.float32)
+        self.nb_samples = nb_samples
+        self.values = []
+
+    def __call__(self, noisy_map, clean_map):
+        owner = len(self.values) // self.nb_samples
+        expected = self.base[owner].reshape(np.shape(clean_map))
+        if not np.array_equal(np.asarray(clean_map, np.float32), expected):
+            raise RuntimeError("AverageStability called its distance in another order than "
+                               "input after input: per-input values unknown.")
+        value = float(np.sqrt(np.sum((np.asarray(noisy_map, np.float64)
+                                      - np.asarray(clean_map, np.float64)) ** 2)))
+        self.values.append(value)
+        return value
+
+    def per_input(self):
+        return np.asarray(self.values).reshape(-1, self.nb_samples).mean(axis=1)
+
+
+def stability_scores(metric_class, explainer, base, model, inputs, targets, **options):
+    """Per-input AverageStability (mean L2 distance over its noisy copies) and the
+    metric's score (their mean), from one evaluate() with the recorded L2 distance;
+    ``base``: the maps of ``inputs`` already computed."""
+    recording = RecordingL2(base, options["nb_samples"])
+    metric = metric_class(model, inputs, targets, distance=recording, **options)
+    score = float(metric.evaluate(explainer, base_explanations=base))
+    values = recording.per_input()
+    if len(values) != len(inputs) or not np.isclose(score, values.mean(), rtol=1e-6,
+                                                    atol=1e-12):
+        raise RuntimeError(f"AverageStability {score} is not the mean of the "
+                           f"{len(values)} recorded per-input distances.")
+    return values, score
 
 
 def main(argv=None):
@@ -320,8 +354,6 @@ def main(argv=None):
                              nb_samples=sizes["nb_samples"])
     if accepts(AverageStability, "seed"):
         stability_options["seed"] = args.seed
-    stability = AverageStability(models[0], stable_inputs, stable_targets,
-                                 **stability_options)
     complexity, sparseness = Complexity(), Sparseness()
 
     methods, missing = available_methods(args.seed)
@@ -345,9 +377,11 @@ def main(argv=None):
         mege_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        explainer = explainer_class(models[0], **params)
+        explainer = recorder.explainers[id(models[0])]    # its graphs are built
         base = maps[0][:sizes["per_fold"]]
-        distances, stability_value = stability_scores(stability, explainer, base)
+        distances, stability_value = stability_scores(
+            AverageStability, explainer, base, models[0], stable_inputs, stable_targets,
+            **stability_options)
         stability_seconds = time.perf_counter() - start
         norms = np.sqrt((np.asarray(base, np.float64) ** 2).reshape(len(base), -1).sum(1))
 
@@ -358,9 +392,8 @@ def main(argv=None):
         results[name] = dict(
             mege=(float(mege_value), mege_se), reco=(float(reco_value), reco_se),
             mine=mine, nb_pairs=(int(pairs[:, 2].sum()), int(len(pairs) - pairs[:, 2].sum())),
-            stability=(mean_se(distances) if distances is not None else (stability_value, None)),
-            relative=(mean_se(distances / np.maximum(norms, 1e-12))
-                      if distances is not None else None),
+            stability=mean_se(distances),
+            relative=mean_se(distances / np.maximum(norms, 1e-12)),
             complexity=mean_se(complexity_values), sparseness=mean_se(sparseness_values),
             seconds=(recorder.seconds, mege_seconds, stability_seconds))
         rows.append(table_row(name, results[name]))

@@ -152,3 +152,30 @@ def test_the_full_and_quick_settings_cut_valid_folds():
                                        sizes["per_fold"])
         assert len(inputs) == K_SPLITS * sizes["per_fold"]
         assert sizes["nb_samples"] >= 2 and 0 < sizes["radius"] <= 1
+
+
+def test_recorded_per_input_stability_is_the_metrics_l2_score():
+    import keras
+
+    from bench_stability import stability_scores
+    from sobol_tf.attributions import Saliency
+    from sobol_tf.metrics import AverageStability
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(3)])
+    inputs = np.random.default_rng(3).uniform(size=(4, 6, 6, 1)).astype(np.float32)
+    targets = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    explainer = Saliency(model)
+    base = np.asarray(explainer(inputs, targets))
+    options = dict(batch_size=5, radius=0.2, nb_samples=3, seed=4)
+    values, score = stability_scores(AverageStability, explainer, base, model, inputs,
+                                     targets, **options)
+    reference = AverageStability(model, inputs, targets, distance="l2", **options)
+    assert values.shape == (4,) and np.all(values > 0)
+    assert score == pytest.approx(reference.evaluate(explainer), rel=1e-5)
+    # per input: the mean over its own noisy copies
+    noisy = inputs[1] + reference.noisy_masks
+    maps = np.asarray(explainer(noisy, np.repeat(targets[1:2], 3, axis=0)))
+    expected = np.sqrt(((maps - base[1]) ** 2).reshape(3, -1).sum(1)).mean()
+    assert values[1] == pytest.approx(expected, rel=1e-5)
