@@ -49,7 +49,7 @@ K_SPLITS = 4
 #: per_fold: canvases of each fold explained (MeGe's inputs: K_SPLITS * per_fold);
 #: nb_samples, radius: AverageStability's noisy copies of each canvas of fold 0,
 #: explained with model 0 (which never saw them).
-FULL = dict(nb_train=8000, nb_test=1000, epochs=8, per_fold=10, nb_samples=10, radius=0.1)
+FULL = dict(nb_train=6000, nb_test=1000, epochs=6, per_fold=10, nb_samples=10, radius=0.1)
 QUICK = dict(nb_train=2000, nb_test=200, epochs=4, per_fold=2, nb_samples=3, radius=0.1)
 #: bootstrap resamples of the explained canvases for the standard errors of MeGe, ReCo.
 NB_BOOTSTRAP = 500
@@ -231,6 +231,20 @@ def mege_reco(distances, same):
     return mege, reco
 
 
+def check_pairs(mege, pairs):
+    """The pairs recomputed here must be MeGe's own (its ``last_distances``, when it
+    exposes them): the same distances, both right / one right, as multisets."""
+    distances = getattr(mege, "last_distances", None)
+    if distances is None:
+        return
+    for key, same in (("equal", 1), ("different", 0)):
+        mine = np.sort(pairs[pairs[:, 2] == same, 1])
+        theirs = np.sort(np.asarray(distances[key], np.float64))
+        if mine.shape != theirs.shape or not np.allclose(mine, theirs, atol=1e-9):
+            raise RuntimeError(f"the {key} pairs recomputed for the standard errors "
+                               f"({len(mine)}) are not MeGe's ({len(theirs)}).")
+
+
 def bootstrap_se(pairs, nb_inputs, seed, nb_resamples=NB_BOOTSTRAP):
     """Standard errors of (MeGe, ReCo): the explained canvases resampled with replacement
     (each with all its model pairs), the two recomputed, their standard deviation."""
@@ -340,10 +354,9 @@ def main(argv=None):
           f"{len(train_set.images)} canvases", flush=True)
     trainer = FoldTrainer(folds, sizes["per_fold"], test_set, sizes["epochs"], args.seed)
     start = time.perf_counter()
-    mege_options = dict(batch_size=BATCH_SIZE, k_splits=K_SPLITS)
-    if accepts(MeGe, "seed"):
-        mege_options["seed"] = args.seed
-    mege = MeGe(trainer, inputs, targets, **mege_options)
+    # no seed for MeGe: it would shuffle the inputs before cutting its splits, which must
+    # stay the folds (each model's seed is set by the trainer)
+    mege = MeGe(trainer, inputs, targets, batch_size=BATCH_SIZE, k_splits=K_SPLITS)
     train_seconds = time.perf_counter() - start
     models = list(mege.models)
     predictions = np.stack([np.argmax(model.predict(inputs, batch_size=BATCH_SIZE, verbose=0),
@@ -373,6 +386,7 @@ def main(argv=None):
         maps = recorder.maps_of(models)                          # (k, N, H, W, 1)
         pairs = pair_table(maps, predictions, labels, sizes["per_fold"])
         mine = mege_reco(pairs[:, 1], pairs[:, 2])
+        check_pairs(mege, pairs)
         mege_se, reco_se = bootstrap_se(pairs, len(inputs), args.seed)
         mege_seconds = time.perf_counter() - start
 
