@@ -84,8 +84,10 @@ class Layout:
         return tf.reshape(inputs, (-1,) + self.engine_shape)
 
     def from_engine_inputs(self, images):
-        """The inverse of :meth:`to_engine` (float32, the caller's layout)."""
-        return tf.reshape(images, (-1,) + self.shape)
+        """The inverse of :meth:`to_engine`: the caller's layout, float32 (int32 ids for
+        tokens, so that an explainer given them reads token ids again)."""
+        inputs = tf.reshape(images, (-1,) + self.shape)
+        return tf.cast(tf.round(inputs), tf.int32) if self.kind == "tokens" else inputs
 
     # -- maps -------------------------------------------------------------------------
     def from_engine(self, maps):

@@ -18,7 +18,7 @@ from sobol_tf._utils.data import check_model, model_input_shape
 from sobol_tf._utils.inference import batch_inference
 from sobol_tf._utils.layouts import check_kind, layout_of
 from sobol_tf._utils.scoring import Scorer, gather_rows
-from sobol_tf.errors import InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
 #: most this many bytes; bigger ones are upsampled batch by batch on the device so that
@@ -89,6 +89,34 @@ class Explainer(RunsEagerly, ABC):
     #: the kinds of inputs a method explains (see :mod:`sobol_tf._utils.layouts`):
     #: 'image' (N, H, W, C), 'tabular' (N, F), 'time_series' (N, T, C), 'tokens' (N, L).
     input_kinds = ("image", "tabular", "time_series")
+
+    def __new__(cls, *args, **kwargs):
+        # the arguments the explainer is built with, so that the same explainer can be
+        # built again on another model (ModelRandomizationMetric): a model cannot simply
+        # be swapped, since steps, model views and derived models are built from it.
+        explainer = super().__new__(cls)
+        explainer._init_arguments = (args, dict(kwargs))
+        return explainer
+
+    @property
+    def model(self):
+        """The model explained, set when the explainer is built."""
+        return self.__dict__["_model"]
+
+    @model.setter
+    def model(self, value):
+        if "_model" in self.__dict__:
+            raise InvalidArgumentError(
+                f"{type(self).__name__}.model cannot be replaced: its compiled steps, model "
+                "views and derived models were built from the first model and would keep "
+                "explaining it. Build a new explainer on the other model, e.g. "
+                "type(explainer)(new_model, ...) with the same arguments.")
+        self.__dict__["_model"] = value
+
+    def _set_model_in_constructor(self, model):
+        """Replace the model from a subclass's constructor, before anything is built from
+        it (e.g. GuidedBackprop's copy with its ReLU gradients overridden)."""
+        self.__dict__["_model"] = model
 
     def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
                  jit_compile=False, mixed_precision=None):

@@ -140,7 +140,8 @@ class _ReLURuleExplainer(WhiteBoxExplainer):
                  reducer="mean", *, verbose=False):
         super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
         name = type(self).__name__
-        self.model, count = override_relu_gradients(self.model, type(self).rule, name)
+        model, count = override_relu_gradients(self.model, type(self).rule, name)
+        self._set_model_in_constructor(model)
         if count == 0:
             warn(f"{name}: the model has no ReLU written as a layer's activation or a "
                  "keras.layers.ReLU layer, so its maps are the plain gradients.")

@@ -12,7 +12,11 @@ model may be any Python callable on a batch (a numpy function, a scikit-learn
 
 Beyond fidelity: ``Complexity`` and ``Sparseness`` score maps alone (entropy, Gini);
 ``AverageStability(model, inputs, targets).evaluate(explainer)`` scores an explainer by
-how far its maps move under noise in an L-infinity ball.
+how far its maps move under noise in an L-infinity ball; the sanity checks
+``RandomLogitMetric`` and ``ModelRandomizationMetric`` (with
+``ProgressiveLayerRandomization``) say whether maps depend on the class and on the model;
+``MeGe(learning_algorithm, inputs, targets).evaluate(explainer_class, params)`` gives
+MeGe and ReCo, the algorithmic stability of the explanations across retrained models.
 """
 from sobol_tf.metrics.average import (
     AverageDropMetric,
@@ -22,7 +26,6 @@ from sobol_tf.metrics.average import (
 )
 from sobol_tf.metrics.base import ExplainerMetric, ExplanationMetric
 from sobol_tf.metrics.complexity import BaseComplexityMetric, Complexity, Sparseness
-from sobol_tf.metrics.stability import AverageStability
 from sobol_tf.metrics.fidelity import (
     CausalCurves,
     CausalFidelity,
@@ -30,14 +33,24 @@ from sobol_tf.metrics.fidelity import (
     Insertion,
     MuFidelity,
 )
+from sobol_tf.metrics.randomization import (
+    BaseRandomizationMetric,
+    ModelRandomizationMetric,
+    ModelRandomizationStrategy,
+    ProgressiveLayerRandomization,
+    RandomLogitMetric,
+)
+from sobol_tf.metrics.stability import AverageStability
+from sobol_tf.metrics.representativity import MeGe
 
 __all__ = [
     "AverageDropMetric",
     "AverageGainMetric",
     "AverageIncreaseMetric",
     "AverageStability",
-    "BaseComplexityMetric",
     "BaseAverageXMetric",
+    "BaseComplexityMetric",
+    "BaseRandomizationMetric",
     "CausalCurves",
     "CausalFidelity",
     "Complexity",
@@ -45,6 +58,11 @@ __all__ = [
     "ExplainerMetric",
     "ExplanationMetric",
     "Insertion",
+    "MeGe",
+    "ModelRandomizationMetric",
+    "ModelRandomizationStrategy",
     "MuFidelity",
+    "ProgressiveLayerRandomization",
+    "RandomLogitMetric",
     "Sparseness",
 ]

@@ -31,3 +31,19 @@ def test_option_errors(convnet):
         SobolAttributionMethod(convnet, mixed_precision="float8")
     with pytest.raises(InvalidTypeError, match="needs a Keras model"):
         SobolAttributionMethod(CellModel([1.0], 1), mixed_precision="float16")
+
+
+def test_replacing_the_model_of_an_explainer_is_refused_not_silently_ignored():
+    """Steps and model views are built from the first model: swapping ``model`` (as
+    Xplique's randomization metric does) would keep explaining it; it is refused."""
+    import numpy as np
+    import tensorflow as tf
+    from sobol_tf.attributions import Occlusion, Saliency
+    from sobol_tf.errors import InvalidArgumentError
+
+    first = lambda x: tf.reduce_sum(x, axis=[1, 2, 3])[:, None]
+    for explainer in (Saliency(first), Occlusion(first, patch_size=2, patch_stride=2)):
+        explainer(np.ones((1, 4, 4, 1), np.float32), [0])
+        with pytest.raises(InvalidArgumentError, match="cannot be replaced.*new explainer"):
+            explainer.model = lambda x: -first(x)
+        assert explainer.model is not None
