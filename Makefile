@@ -30,6 +30,7 @@ bench: install
 bench-quality: install
 	$(PY) benchmarks/bench_quality.py
 	$(PY) benchmarks/bench_quality_beyond.py
+	$(PY) benchmarks/bench_stability.py
 
 clean:
 	rm -rf $(VENV) outputs *.egg-info
