@@ -365,7 +365,15 @@ class ModelRandomizationMetric(BaseRandomizationMetric):
                 f"with randomize(model) -> model), got "
                 f"{type(randomization_strategy).__name__}.")
         if isinstance(randomization_strategy, ProgressiveLayerRandomization):
-            randomization_strategy.layers_to_randomize(model)  # a Keras model, the name
+            # a Keras model, a layer of that name, and at least one layer to re-draw
+            if not randomization_strategy.layers_to_randomize(model):
+                weighted = [layer.name for layer in model.layers if layer.weights]
+                raise InvalidArgumentError(
+                    f"ProgressiveLayerRandomization(stop_layer={randomization_strategy.stop_layer!r}"
+                    f", reverse={randomization_strategy.reverse}) re-draws no layer of this "
+                    f"model (its layers with weights: {weighted}), so every explainer would "
+                    "score 1; give a stop_layer that keeps fewer layers (a number of layers, "
+                    "e.g. 1, or a layer name).")
         super().__init__(model, inputs, targets, batch_size, activation, seed,
                          similarity=similarity, verbose=verbose)
         self.randomization_strategy = randomization_strategy

@@ -253,9 +253,9 @@ def test_model_randomization_of_saliency_on_a_linear_model_tabular():
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)  # untouched
     assert explainer.model is model
     np.testing.assert_allclose(explainer(x, labels), np.abs(kernel[:, labels].T), atol=1e-6)
-    # the default strategy (top 25% of 1 layer: none) changes nothing
-    assert ModelRandomizationMetric(model, x, labels).evaluate(explainer) == \
-        pytest.approx(1.0, abs=1e-6)
+    # the default strategy (top 25% of 1 layer: none) would change nothing: refused
+    with pytest.raises(InvalidArgumentError, match="re-draws no layer"):
+        ModelRandomizationMetric(model, x, labels)
 
 
 def test_model_randomization_on_images_keeps_the_users_model_and_explainer():
@@ -317,7 +317,8 @@ def test_model_randomization_bad_arguments():
                                  ProgressiveLayerRandomization("nope"))
     with pytest.raises(InvalidTypeError, match="randomization_strategy"):
         ModelRandomizationMetric(dense_stack(), x, np.array([0, 1]), "top")
-    metric = ModelRandomizationMetric(dense_stack(), x, np.array([0, 1]))
+    metric = ModelRandomizationMetric(dense_stack(), x, np.array([0, 1]),
+                                      ProgressiveLayerRandomization(1))
     with pytest.raises(InvalidTypeError, match="model"):
         metric.evaluate(lambda inputs, targets: inputs)   # nothing to randomize
     with pytest.raises(InvalidTypeError, match="Keras model"):
@@ -336,3 +337,18 @@ def test_signatures_are_xplique_s():
     assert names(ModelRandomizationMetric) == base[:3] + [
         ("randomization_strategy", None)] + base[3:]
     assert names(ProgressiveLayerRandomization) == [("stop_layer", empty), ("reverse", True)]
+
+
+def test_a_strategy_that_redraws_no_layer_is_refused_not_scored_1():
+    """Xplique's default fraction 0.25 re-draws int(0.25 * 3) = 0 layers of a model with
+    3 weighted layers: every explainer would score 1, silently."""
+    import keras
+    from sobol_tf.errors import InvalidArgumentError
+    from sobol_tf.metrics import ModelRandomizationMetric
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(3),
+                              keras.layers.Dense(2)])
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(InvalidArgumentError, match=r"re-draws no layer.*dense"):
+        ModelRandomizationMetric(model, x, np.array([0, 1]))
+    ModelRandomizationMetric(model, x, np.array([0, 1]), ProgressiveLayerRandomization(1))
