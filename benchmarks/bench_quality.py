@@ -25,7 +25,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import numpy as np  # noqa: E402
 
 from cluttered_digits import TEST_SHARE, make_cluttered_digits  # noqa: E402
-from common import machine, print_table  # noqa: E402
+from common import machine, markdown_table, print_table  # noqa: E402
 from localisation import pointing_game, share_in_box  # noqa: E402
 
 CANVAS, DIGIT_SIZES, NB_FRAGMENTS, NOISE = 48, (16, 20), (3, 6), 0.08
@@ -82,6 +82,14 @@ def available_methods(seed):
         else:
             missing.append(class_name)
     return present, missing
+
+
+def cluttered_sets(nb_train, nb_test, seed):
+    """The training and test canvases of the benchmarks (disjoint scans, seeded)."""
+    data = dict(canvas_size=CANVAS, digit_sizes=DIGIT_SIZES, nb_fragments=NB_FRAGMENTS,
+                noise=NOISE)
+    return (make_cluttered_digits(nb_train, split="train", seed=seed, **data),
+            make_cluttered_digits(nb_test, split="test", seed=seed + 1, **data))
 
 
 def build_model(seed):
@@ -154,11 +162,7 @@ def main(argv=None):
 
     from sobol_tf.metrics import Deletion, Insertion, MuFidelity
 
-    data = dict(canvas_size=CANVAS, digit_sizes=DIGIT_SIZES, nb_fragments=NB_FRAGMENTS,
-                noise=NOISE)
-    train_set = make_cluttered_digits(sizes["nb_train"], split="train", seed=args.seed, **data)
-    test_set = make_cluttered_digits(sizes["nb_test"], split="test", seed=args.seed + 1,
-                                     **data)
+    train_set, test_set = cluttered_sets(sizes["nb_train"], sizes["nb_test"], args.seed)
     start = time.perf_counter()
     model, accuracy = train(train_set, test_set, sizes["epochs"], args.seed)
     train_seconds = time.perf_counter() - start
@@ -236,10 +240,8 @@ def write_markdown(path, header, rows, methods, accuracy, train_set, test_set, s
         f"**{accuracy:.1%}** on {len(test_set.images)} held-out canvases. Explained: the "
         f"first N = {nb_images} correctly classified test canvases, for their label.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += markdown_table(header, rows)
     lines += [
         "",
         "Mean ± standard error over the N images.",

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 import beyond_data as data  # noqa: E402
 from bench_quality import mean_se  # noqa: E402
-from common import machine, print_table  # noqa: E402
+from common import machine, markdown_table, print_table  # noqa: E402
 
 FULL = dict(nb_train=6000, nb_test=1000, nb_inputs=50, epochs=1.0)
 QUICK = dict(nb_train=3000, nb_test=500, nb_inputs=8, epochs=0.5)
@@ -491,10 +491,8 @@ def write_markdown(path, sections, seed, total_seconds):
     lines = [f"Machine: {machine()}. Seed {seed}; whole run {total_seconds:.0f} s.", ""]
     for title, header, rows, notes in sections:
         lines += [f"### {title}", ""] + notes + [""]
-        lines += ["| " + " | ".join(header) + " |",
-                  "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-        lines += ["| " + " | ".join(row + [""] * (len(header) - len(row))) + " |"
-                  for row in rows]
+        lines += markdown_table(header, [row + [""] * (len(header) - len(row))
+                                         for row in rows])
         lines.append("")
     lines += [
         "Mean ± standard error over the N inputs. Methods explain the logit of the label "

@@ -38,10 +38,9 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
 import numpy as np  # noqa: E402
 
-from bench_quality import (BATCH_SIZE, CANVAS, DIGIT_SIZES, NB_FRAGMENTS, NOISE,  # noqa: E402
-                           available_methods, build_model, describe, mean_se)
-from cluttered_digits import make_cluttered_digits  # noqa: E402
-from common import machine, print_table  # noqa: E402
+from bench_quality import (BATCH_SIZE, CANVAS, available_methods, build_model,  # noqa: E402
+                           cluttered_sets, describe, mean_se)
+from common import machine, markdown_table, print_table  # noqa: E402
 
 #: k of MeGe: models trained on k - 1 of k folds.
 K_SPLITS = 4
@@ -341,11 +340,7 @@ def main(argv=None):
 
     from sobol_tf.metrics import AverageStability, Complexity, MeGe, Sparseness
 
-    data = dict(canvas_size=CANVAS, digit_sizes=DIGIT_SIZES, nb_fragments=NB_FRAGMENTS,
-                noise=NOISE)
-    train_set = make_cluttered_digits(sizes["nb_train"], split="train", seed=args.seed, **data)
-    test_set = make_cluttered_digits(sizes["nb_test"], split="test", seed=args.seed + 1,
-                                     **data)
+    train_set, test_set = cluttered_sets(sizes["nb_train"], sizes["nb_test"], args.seed)
     folds, (inputs, labels) = fold_sets(train_set.images, train_set.labels, K_SPLITS,
                                         sizes["per_fold"])
     targets = np.eye(10, dtype=np.float32)[labels]
@@ -462,10 +457,8 @@ def write_markdown(path, header, rows, methods, results, records, train_set, tes
         f"{accuracies} on {len(test_set.images)} held-out canvases. Explained: the first "
         f"{per_fold} canvases of each fold (N = {nb_inputs}), for their label.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += markdown_table(header, rows)
     lines += [
         "",
         "- MeGe, ReCo: `MeGe(learning_algorithm, inputs, targets, batch_size="

@@ -134,3 +134,10 @@ def xplique_available():
     except Exception:  # an optional peer: any import failure means "not there"
         return False
     return True
+
+
+def markdown_table(header, rows):
+    """Lines of a markdown table: the first column left-aligned, the others right-aligned."""
+    return (["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+            + ["| " + " | ".join(row) + " |" for row in rows])

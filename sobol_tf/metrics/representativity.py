@@ -17,13 +17,11 @@ those where exactly one is right form S!= (pairs where both are wrong are left o
 ReCo is the best balanced accuracy (minus chance) of telling, from the distance alone,
 a pair of right answers from a pair with one wrong answer (1: always; 0: never).
 """
-import numbers
 
 import numpy as np
 
-from sobol_tf._utils import check_positive_int, check_seed, prepare_inputs_targets, to_numpy
+from sobol_tf._utils import check_positive_int, check_seed, prepare_inputs_targets
 from sobol_tf._utils.batching import progbar
-from sobol_tf._utils.data import check_model
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 from sobol_tf.metrics.base import INPUT_RANKS, ExplainerMetric
 
@@ -208,14 +206,8 @@ class MeGe:
                 np.random.default_rng(self.seed).permutation(nb_inputs)
             return [np.sort(part) if self.seed is None else part
                     for part in np.array_split(order, self.k_splits)]
-        if isinstance(splits, (str, bytes)) or not hasattr(splits, "__len__"):
-            raise InvalidTypeError(
-                f"splits must be a sequence of {self.k_splits} arrays of input indices, "
-                f"got {type(splits).__name__}.")
-        if len(splits) != self.k_splits:
-            raise InvalidArgumentError(
-                f"splits must hold k_splits={self.k_splits} arrays of input indices (the "
-                f"inputs each model did not see), got {len(splits)}.")
+        self._check_k_items("splits", splits, "arrays of input indices (the inputs each "
+                            "model did not see)")
         parts = []
         for i, part in enumerate(splits):
             part = np.asarray(part)
@@ -257,15 +249,19 @@ class MeGe:
                 progress.update(i + 1)
         return models
 
-    def _check_models(self, models):
-        if isinstance(models, (str, bytes)) or not hasattr(models, "__len__"):
+    def _check_k_items(self, name, value, what):
+        """Raise unless ``value`` is a sequence of ``k_splits`` items (``what``)."""
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
             raise InvalidTypeError(
-                f"models must be a sequence of {self.k_splits} trained models, got "
-                f"{type(models).__name__}.")
-        if len(models) != self.k_splits:
+                f"{name} must be a sequence of {self.k_splits} {what}, got "
+                f"{type(value).__name__}.")
+        if len(value) != self.k_splits:
             raise InvalidArgumentError(
-                f"models must hold k_splits={self.k_splits} trained models (models[i] not "
-                f"trained on splits[i]), got {len(models)}.")
+                f"{name} must hold k_splits={self.k_splits} {what}, got {len(value)}.")
+
+    def _check_models(self, models):
+        self._check_k_items("models", models, "trained models (models[i] not trained on "
+                            "splits[i])")
         for i, model in enumerate(models):
             if not callable(model) and not callable(getattr(model, "predict_proba", None)):
                 raise InvalidTypeError(
