@@ -32,6 +32,27 @@ MOMENTUM = 0.9
 #: border); from 0 the smooth max leaves holes between the parameters that rise first.
 INITIAL_PARAMETERS = {"preserve": 1.0, "delete": 0.75, "dual": 1.0}
 
+#: the image side at which the size-scaled defaults equal TorchRay's: a parameter every
+#: 7 pixels, bump kernels of 21 pixels, a strongest blur of 20 pixels.
+REFERENCE_SIDE = 224
+REFERENCE_MASK_STEP = 7
+REFERENCE_MASK_SIGMA = 21.0
+REFERENCE_MAX_BLUR = 20.0
+
+
+def scaled_mask_settings(height, width):
+    """The default (mask_step, mask_sigma, max_blur) of an image of height x width.
+
+    With side = min(height, width): mask_step = max(1, round(7 * side / 224)),
+    mask_sigma = 21 * side / 224 and max_blur = 20 * side / 224, TorchRay's values
+    (7, 21, 20) at 224 px, proportional to the side elsewhere (sigma stays about three
+    mask steps). 32 px: (1, 3.0, 2.86); 64 px: (2, 6.0, 5.71).
+    """
+    ratio = min(int(height), int(width)) / REFERENCE_SIDE
+    return (max(1, int(round(REFERENCE_MASK_STEP * ratio))), REFERENCE_MASK_SIGMA * ratio,
+            REFERENCE_MAX_BLUR * ratio)
+
+
 #: with ``normalize_scores``, scores are divided by at least this (scores of zero).
 SCORE_SCALE_FLOOR = 1e-6
 
@@ -134,11 +155,17 @@ class ExtremalPerturbation(Explainer):
         steps: optimisation steps (TorchRay's ``max_iter``), 800.
         learning_rate: step size of the gradient descent, 0.01 (TorchRay). Parameters live
             in [0, 1]; with fewer steps use a larger rate (0.1 for ~100 steps).
-        mask_step: spacing in pixels of the parameter grid (TorchRay's ``step``), 7.
-        mask_sigma: width in pixels of the bump kernels (TorchRay's ``sigma``), 21.
-            Both suit 224 x 224 images; scale them with the input size.
+        mask_step: spacing in pixels of the parameter grid (TorchRay's ``step``); None
+            (default) scales it with the input: max(1, round(7 * side / 224)), side =
+            min(H, W) of the inputs explained (7 at 224 px, 2 at 64 px, 1 at 32 px).
+        mask_sigma: width in pixels of the bump kernels (TorchRay's ``sigma``); None
+            (default): 21 * side / 224 (21 at 224 px, 6 at 64 px, 3 at 32 px).
         num_levels: levels of the blur pyramid, >= 2; 8.
-        max_blur: standard deviation of the strongest blur in pixels, 20.
+        max_blur: standard deviation of the strongest blur in pixels; None (default):
+            20 * side / 224 (20 at 224 px, 5.7 at 64 px, 2.9 at 32 px). The three
+            size-scaled defaults are TorchRay's values at 224 x 224, proportional to the
+            side (see :func:`scaled_mask_settings`), resolved when the inputs are
+            explained; values given explicitly are used as given, at every size.
         normalize_scores: divide each pair's score by its scale (see above); True.
         area_weight: initial weight of the area loss, 0.3.
         area_weight_growth: factor by which the area weight has grown at the last step,
@@ -168,9 +195,7 @@ class ExtremalPerturbation(Explainer):
     methods instead of being run eagerly.
 
     Example:
-        >>> explainer = ExtremalPerturbation(model, areas=(0.05, 0.1, 0.2), steps=100,
-        ...                                  learning_rate=0.1, mask_step=2, mask_sigma=2.0,
-        ...                                  max_blur=4.0)          # for 16 x 16 images
+        >>> explainer = ExtremalPerturbation(model, areas=(0.05, 0.1, 0.2))
         >>> maps = explainer(images, labels)                # (N, H, W, 1), sum of masks
         >>> masks = explainer.explain_masks(images, labels) # (N, 3, H, W, 1)
     """
@@ -181,8 +206,8 @@ class ExtremalPerturbation(Explainer):
     input_kinds = ("image",)
 
     def __init__(self, model, *, areas=(0.1,), variant="preserve", perturbation="blur",
-                 steps=800, learning_rate=0.01, mask_step=7, mask_sigma=21.0,
-                 num_levels=8, max_blur=20.0, normalize_scores=True, area_weight=0.3,
+                 steps=800, learning_rate=0.01, mask_step=None, mask_sigma=None,
+                 num_levels=8, max_blur=None, normalize_scores=True, area_weight=0.3,
                  area_weight_growth=1000.0, jitter=False, batch_size=16, operator=None,
                  seed=None, verbose=False):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
@@ -191,16 +216,30 @@ class ExtremalPerturbation(Explainer):
         self.perturbation = check_choice("perturbation", perturbation, PERTURBATIONS)
         self.steps = check_positive_int("steps", steps)
         self.learning_rate = _check_positive_number("learning_rate", learning_rate)
-        self.mask_step = check_positive_int("mask_step", mask_step)
-        self.mask_sigma = _check_positive_number("mask_sigma", mask_sigma)
+        self.mask_step = None if mask_step is None else check_positive_int("mask_step",
+                                                                           mask_step)
+        self.mask_sigma = None if mask_sigma is None else _check_positive_number(
+            "mask_sigma", mask_sigma)
         self.num_levels = check_positive_int("num_levels", num_levels, minimum=2)
-        self.max_blur = _check_positive_number("max_blur", max_blur)
+        self.max_blur = None if max_blur is None else _check_positive_number("max_blur",
+                                                                             max_blur)
         self.normalize_scores = bool(normalize_scores)
         self.area_weight = _check_positive_number("area_weight", area_weight)
         self.area_weight_growth = _check_positive_number("area_weight_growth",
                                                          area_weight_growth)
         self.jitter = bool(jitter)
         self.seed = check_seed(seed)
+
+    def mask_settings(self, height, width):
+        """(mask_step, mask_sigma, max_blur) used on images of height x width pixels.
+
+        The values given to the constructor, and for those left at None the size-scaled
+        defaults of :func:`scaled_mask_settings`.
+        """
+        scaled = scaled_mask_settings(height, width)
+        given = (self.mask_step, self.mask_sigma, self.max_blur)
+        return tuple(default if value is None else value
+                     for value, default in zip(given, scaled))
 
     def explain_masks(self, inputs, targets=None):
         """The mask of every area, one by one.
@@ -239,14 +278,14 @@ class ExtremalPerturbation(Explainer):
 
     def _optimisation(self, model, height, width):
         """The compiled loop: ``step(indices, images, targets[, flips])`` -> (B, H, W)."""
-        mask_step, mask_sigma = self.mask_step, self.mask_sigma
+        mask_step, mask_sigma, max_blur = self.mask_settings(height, width)
         nb_areas = len(self.areas)
         areas = tf.constant(self.areas, tf.float32)
         operator, variant, steps, jitter = self.operator, self.variant, self.steps, self.jitter
         learning_rate = self.learning_rate
         weight_0, growth = self.area_weight, self.area_weight_growth
         normalize = self.normalize_scores
-        blur, num_levels, max_blur = self.perturbation == "blur", self.num_levels, self.max_blur
+        blur, num_levels = self.perturbation == "blur", self.num_levels
 
         def step(indices, images, targets, flips=None):
             generator = SmoothMaskGenerator(height, width, step=mask_step, sigma=mask_sigma)

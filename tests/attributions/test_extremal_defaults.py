@@ -1,0 +1,33 @@
+"""ExtremalPerturbation at its defaults: settings scaled with the image size."""
+import numpy as np
+import pytest
+
+from sobol_tf.attributions import ExtremalPerturbation
+from sobol_tf.attributions.extremal import scaled_mask_settings
+
+
+def _model(x):
+    return x[:, 0, 0, :]
+
+
+@pytest.mark.parametrize("height, width, expected", [
+    (32, 32, (1, 3.0, 20.0 * 32 / 224)),
+    (64, 64, (2, 6.0, 20.0 * 64 / 224)),
+    (224, 224, (7, 21.0, 20.0)),
+    (64, 224, (2, 6.0, 20.0 * 64 / 224)),   # the smaller side sets the scale
+    (8, 8, (1, 0.75, 20.0 * 8 / 224)),      # the step never drops below one pixel
+])
+def test_default_mask_settings_scale_with_the_image_side(height, width, expected):
+    explainer = ExtremalPerturbation(_model)
+    resolved = explainer.mask_settings(height, width)
+    assert resolved[0] == expected[0] and isinstance(resolved[0], int)
+    np.testing.assert_allclose(resolved[1:], expected[1:], rtol=1e-12)
+    assert scaled_mask_settings(height, width) == resolved
+
+
+def test_explicit_mask_settings_are_kept_at_every_size():
+    explainer = ExtremalPerturbation(_model, mask_step=3, max_blur=4.0)
+    assert explainer.mask_settings(32, 32) == (3, 3.0, 4.0)      # sigma still scaled
+    assert explainer.mask_settings(224, 224) == (3, 21.0, 4.0)
+    explainer = ExtremalPerturbation(_model, mask_step=7, mask_sigma=21.0, max_blur=20.0)
+    assert explainer.mask_settings(32, 32) == (7, 21.0, 20.0)
