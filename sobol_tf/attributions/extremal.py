@@ -53,6 +53,9 @@ def scaled_mask_settings(height, width):
             REFERENCE_MAX_BLUR * ratio)
 
 
+#: the area loss is multiplied by (parameters in the grid) / AREA_REFERENCE_CELLS.
+AREA_REFERENCE_CELLS = 32 * 32
+
 #: with ``normalize_scores``, scores are divided by at least this (scores of zero).
 SCORE_SCALE_FLOOR = 1e-6
 
@@ -121,11 +124,16 @@ class ExtremalPerturbation(Explainer):
       |s(x)|, |s(x0)| and |s(x) - s(x0)|, x the input and x0 the fully perturbed input, so
       that the balance between score and area does not depend on the scale of the
       model's outputs (logits or probabilities), and a model the perturbation barely
-      moves does not get its noise amplified. The area weight then starts at 0.3 and
-      grows 1000-fold to 300: started above the score's pull, the area loss freezes the
+      moves does not get its noise amplified. The area weight then starts at 4.8 and
+      grows 1000-fold to 4800: started above the score's pull, the area loss freezes the
       mask wherever it first puts it. ``normalize_scores=False, area_weight=300,
       area_weight_growth=16.4`` gives TorchRay's objective and schedule, tuned for
       logits of 224 x 224 images.
+    - The area loss is multiplied by h w / 1024, h x w the parameter grid (1024 =
+      32 x 32, TorchRay's grid at 224 px with a step of 7, where the factor is 1): each
+      parameter moves a few pixels of the mask, so without the factor the pull of the
+      area on each parameter would fall as the grid grows (the area was not held on a
+      32 x 32 grid with a weight tuned on an 8 x 8 one).
     - The weight schedule spans the run whatever ``steps`` is (TorchRay multiplies the
       weight by 1.0035 per step).
     - The area is measured on the image, not on the image plus a margin of
@@ -167,7 +175,7 @@ class ExtremalPerturbation(Explainer):
             side (see :func:`scaled_mask_settings`), resolved when the inputs are
             explained; values given explicitly are used as given, at every size.
         normalize_scores: divide each pair's score by its scale (see above); True.
-        area_weight: initial weight of the area loss, 0.3.
+        area_weight: initial weight of the area loss (times h w / 1024, see above), 4.8.
         area_weight_growth: factor by which the area weight has grown at the last step,
             1000.
         jitter: flip the perturbed inputs horizontally at random during the optimisation.
@@ -207,7 +215,7 @@ class ExtremalPerturbation(Explainer):
 
     def __init__(self, model, *, areas=(0.1,), variant="preserve", perturbation="blur",
                  steps=800, learning_rate=0.01, mask_step=None, mask_sigma=None,
-                 num_levels=8, max_blur=None, normalize_scores=True, area_weight=0.3,
+                 num_levels=8, max_blur=None, normalize_scores=True, area_weight=4.8,
                  area_weight_growth=1000.0, jitter=False, batch_size=16, operator=None,
                  seed=None, verbose=False):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
@@ -289,6 +297,8 @@ class ExtremalPerturbation(Explainer):
 
         def step(indices, images, targets, flips=None):
             generator = SmoothMaskGenerator(height, width, step=mask_step, sigma=mask_sigma)
+            grid_h, grid_w = generator.grid_shape
+            cells = grid_h * grid_w / AREA_REFERENCE_CELLS
             input_ids = indices // nb_areas
             inputs = tf.gather(images, input_ids)
             targets = tf.gather(targets, input_ids)
@@ -337,7 +347,7 @@ class ExtremalPerturbation(Explainer):
                     reward = scores[:half] - scores[half:]
                 reward = reward * scale
                 progress = tf.cast(step_id, tf.float32) / max(steps - 1, 1)
-                weight = weight_0 * tf.pow(growth, progress)
+                weight = cells * weight_0 * tf.pow(growth, progress)
                 return tf.reduce_sum(weight * area_loss(masks, pair_areas) - reward)
 
             params = tf.fill((tf.shape(indices)[0],) + generator.grid_shape,

@@ -1,6 +1,7 @@
 """ExtremalPerturbation at its defaults: settings scaled with the image size."""
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from sobol_tf.attributions import ExtremalPerturbation
 from sobol_tf.attributions.extremal import scaled_mask_settings
@@ -31,3 +32,29 @@ def test_explicit_mask_settings_are_kept_at_every_size():
     assert explainer.mask_settings(224, 224) == (3, 21.0, 4.0)
     explainer = ExtremalPerturbation(_model, mask_step=7, mask_sigma=21.0, max_blur=20.0)
     assert explainer.mask_settings(32, 32) == (7, 21.0, 20.0)
+
+
+def _linear_logit(size, seed=0):
+    """A logit sum(w * x) whose weights peak in a blob off the centre, plus noise."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:size, :size] / size
+    weights = np.exp(-((rows - 0.6) ** 2 + (cols - 0.4) ** 2) / 0.02)
+    weights = (weights + 0.1 * rng.normal(size=(size, size)))[None, :, :, None]
+    weights = tf.constant(weights.astype(np.float32))
+
+    def model(x):
+        logit = tf.reduce_sum(x * weights, axis=[1, 2, 3])
+        return tf.stack([logit, tf.zeros_like(logit)], axis=-1)
+    return model
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_the_defaults_hold_the_requested_areas(size):
+    """At the default schedule (800 steps) and size-scaled mask settings, the share of
+    the mask above 1/2 is each requested area to 0.02 (the area pull on a parameter does
+    not depend on how many parameters the grid holds)."""
+    areas = (0.05, 0.1, 0.2)
+    x = np.random.default_rng(1).uniform(size=(1, size, size, 3)).astype(np.float32)
+    masks = ExtremalPerturbation(_linear_logit(size), areas=areas).explain_masks(x, [0])
+    shares = (masks.numpy() > 0.5).mean(axis=(2, 3, 4))[0]
+    np.testing.assert_allclose(shares, areas, atol=0.02)
