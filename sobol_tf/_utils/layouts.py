@@ -106,15 +106,6 @@ class Layout:
             maps = tf.where(self.pads, tf.zeros_like(maps), maps)
         return maps
 
-    def to_engine_maps(self, maps):
-        """Maps in the caller's layout as (N, H, W, k) at the engine's size."""
-        maps = tf.convert_to_tensor(maps, tf.float32)
-        if self.kind == "image":
-            return maps
-        if self.kind == "time_series":
-            return maps[:, None]
-        return maps[:, None, :, None]
-
     # -- the model --------------------------------------------------------------------
     def wrap_model(self, model):
         """``model`` as the engine calls it: on (B, H, W, C) float32 batches."""
@@ -129,12 +120,6 @@ class Layout:
         def reshaped(x):
             return model(tf.reshape(x, (-1,) + shape))
         return reshaped
-
-
-def is_integer(array):
-    """Whether an array or tensor holds integers (booleans are not token ids)."""
-    dtype = array.dtype.as_numpy_dtype if isinstance(array, tf.Tensor) else np.asarray(array).dtype
-    return np.issubdtype(dtype, np.integer)
 
 
 def layout_of(inputs, *, integer=False, pad_token=None):

@@ -1,8 +1,6 @@
 """What the black-box methods share beyond images: a baseline value per feature and token
 masking.
 
-- :func:`check_value`: a number or one value per feature (an array of one input's shape
-  in the caller's layout, e.g. the feature mean of a reference set for tabular rows).
 - :class:`ModalityMixin`: the keyword-only ``mask_token`` / ``pad_token`` of an
   explainer, the checks of a call's layout against them and against the value array,
   and the perturbation of the call (tokens: :class:`TokenMasking`; an array:
@@ -18,18 +16,11 @@ import numpy as np
 from sobol_tf._utils import check_grid_fits
 from sobol_tf._utils.validation import check_mask_channels, check_windows_fit
 from sobol_tf.attributions import perturbations as perturbations_module
-from sobol_tf.attributions.perturbations import (Inpainting, TokenMasking, check_baseline,
-                                                 check_token)
+from sobol_tf.attributions.perturbations import (Inpainting, TokenMasking, check_token)
 from sobol_tf.errors import InvalidArgumentError
 
 #: the kinds of inputs Rise and Occlusion explain.
 ALL_KINDS = ("image", "tabular", "time_series", "tokens")
-
-
-def check_value(name, value):
-    """A baseline named ``name``: a number (as float) or a float32 copy of an array of
-    finite reals (:func:`~sobol_tf.attributions.perturbations.check_baseline`)."""
-    return check_baseline(value, name)
 
 
 class ModalityMixin:

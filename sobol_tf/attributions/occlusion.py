@@ -5,7 +5,8 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_positive_int
-from sobol_tf.attributions._modalities import ModalityMixin, check_value
+from sobol_tf.attributions._modalities import ModalityMixin
+from sobol_tf.attributions.perturbations import check_baseline
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
 
@@ -106,7 +107,7 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
         self.patch_stride = _pair("patch_stride", patch_stride)
         # as given: an int is one length along a tabular row or a text, a pair is not
         self._given = {"patch_size": patch_size, "patch_stride": patch_stride}
-        self.occlusion_value = check_value("occlusion_value", occlusion_value)
+        self.occlusion_value = check_baseline(occlusion_value, "occlusion_value")
         self._init_tokens(mask_token, pad_token)
         self._mask_cache = {}
 

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from sobol_tf._utils import check_positive_int, check_probability, check_seed
 from sobol_tf._utils.validation import check_memory
-from sobol_tf.attributions._modalities import ModalityMixin, check_value
+from sobol_tf.attributions._modalities import ModalityMixin
+from sobol_tf.attributions.perturbations import check_baseline
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
@@ -172,7 +173,7 @@ class Rise(ModalityMixin, BlackBoxExplainer):
         if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
             raise InvalidTypeError(f"mask_value must be a number, got {mask_value!r}.")
         self.mask_value = float(mask_value)
-        self.baseline = None if baseline is None else check_value("baseline", baseline)
+        self.baseline = None if baseline is None else check_baseline(baseline, "baseline")
         if self.baseline is not None and self.mask_value != 0.0:
             raise InvalidArgumentError(
                 f"pass either mask_value (a number) or baseline (a number or one value per "
