@@ -194,7 +194,8 @@ class Objective:
         Returns:
             (model, objective_function, names, input_shape):
             ``model`` a Keras model from the inputs to the targeted layers' outputs (a
-            list); ``objective_function(outputs)`` takes that list for a batch of
+            list); ``objective_function(outputs)`` takes that list (or the tensor of a
+            single layer) for a batch of
             ``nb_combinations`` images (image i scored on combination i; one row
             broadcasts to the whole batch when there is one combination) and returns
             their values (N,); ``names`` one name per combination (" & "-joined);
@@ -209,6 +210,8 @@ class Objective:
         funcs, multipliers = list(self.funcs), list(self.multipliers)
 
         def objective_function(model_outputs):
+            if not isinstance(model_outputs, (list, tuple)):  # one layer: one tensor
+                model_outputs = [model_outputs]
             total = 0.0
             for outputs, mask, func, weight in zip(model_outputs, masks, funcs,
                                                    multipliers):
