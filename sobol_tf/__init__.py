@@ -13,8 +13,8 @@ import importlib
 __version__ = "0.1.0"
 
 #: subpackages and modules reachable as attributes, imported on first use
-_SUBMODULES = ("attributions", "errors", "metrics", "operators", "plots", "tasks",
-               "utils_functions")
+_SUBMODULES = ("attributions", "errors", "features_visualizations", "metrics",
+               "operators", "plots", "tasks", "utils_functions")
 #: public names of sobol_tf.attributions re-exported here
 _EXPLAINERS = (
     "SobolAttributionMethod",
