@@ -53,7 +53,8 @@ def concept_cmaps(colors, needed):
 
 
 def _show(image, **kwargs):
-    """imshow of ``image`` rescaled to [0, 1], without axes."""
+    """imshow of ``image`` rescaled to [0, 1], without axes (2 channels shown as red
+    and green, more than 4 as their mean)."""
     plt = _pyplot()
     image = np.array(image, dtype=np.float32)
     image = image - image.min()
@@ -61,6 +62,10 @@ def _show(image, **kwargs):
         image = image / image.max()
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
+    elif image.ndim == 3 and image.shape[-1] == 2:  # two channels: red and green
+        image = np.concatenate([image, np.zeros_like(image[..., :1])], axis=-1)
+    elif image.ndim == 3 and image.shape[-1] > 4:  # many channels: their mean
+        image = image.mean(axis=-1)
     plt.imshow(image, **kwargs)
     plt.axis("off")
 
