@@ -155,15 +155,17 @@ class CraftTf(CraftPlots):
         patch_size: side of the square crops, default 64; crops are taken every
             ``int(0.8 * patch_size)`` pixels and resized to the images' size before g.
         sampler: (keyword-only) sampler of the concept masks: None (Xplique's
-            ``HaltonSequenceRS``, the unscrambled Halton sequence; scrambled with
-            ``seed`` when one is given), a name of
-            :func:`sobol_tf.attributions.samplers.get` or a sampler object.
+            ``HaltonSequenceRS``, the unscrambled Halton sequence, deterministic), a
+            name of :func:`sobol_tf.attributions.samplers.get` (seeded with ``seed``)
+            or a sampler object.
         estimator: (keyword-only) 'jansen' (default, the paper's), 'homma', 'janon',
             'glen', 'saltelli' or an estimator object
             (:mod:`sobol_tf.attributions.estimators`).
-        seed: (keyword-only) seed of the NMF's initialisation and of a named sampler;
-            None, an integer >= 0 or a numpy Generator. The same seed gives the same
-            concepts and importances.
+        seed: (keyword-only) seed of the NMF's initialisation (scikit-learn's
+            ``random_state``: its random initialisation is used when number_of_concepts
+            exceeds the crops or the channels) and of a sampler given by name; None, an
+            integer >= 0 or a numpy Generator. The same seed gives the same concepts
+            and importances.
         verbose: (keyword-only) progress bars.
 
     Differences from Xplique: both models may be any callables of TensorFlow operations
@@ -200,8 +202,8 @@ class CraftTf(CraftPlots):
                                                                              batch_size)
         self.patch_size = check_positive_int("patch_size", patch_size)
         self.seed = check_seed(seed)
-        if sampler is None:
-            sampler = samplers.HaltonSequence(scramble=self.seed is not None, seed=self.seed)
+        if sampler is None:  # Xplique's HaltonSequenceRS: deterministic
+            sampler = samplers.HaltonSequence(scramble=False)
         else:
             sampler = samplers.get(sampler, seed=self.seed if isinstance(sampler, str) else None)
         self.sampler = sampler

@@ -86,8 +86,8 @@ def test_removing_the_most_important_concept_lowers_the_logit_more():
 
 def test_importances_equal_our_sobol_estimator_applied_by_hand():
     nb_design, class_id = 8, 1
-    craft = fitted(number_of_concepts=3, class_id=class_id, seed=0,
-                   sampler=samplers.HaltonSequence(scramble=False))
+    craft = fitted(number_of_concepts=3, class_id=class_id, seed=0)  # default sampler:
+    # Xplique's HaltonSequenceRS, the unscrambled Halton sequence
     images = planted_images()[:3]
     importances = craft.estimate_importance(images, nb_design=nb_design)
     masks = samplers.HaltonSequence(scramble=False)(3, nb_design)
@@ -114,11 +114,14 @@ def test_an_estimator_by_name_and_local_importances_of_one_image():
 def test_the_same_seed_gives_the_same_concepts_and_importances():
     results = []
     for _ in range(2):
-        craft = CraftTf(g, h, 3, 16, PATCH, seed=7)
+        craft = CraftTf(g, h, 3, 16, PATCH, sampler="monte_carlo", seed=7)
         crops, crops_u, bank = craft.fit(planted_images(), 0)
         results.append((crops, crops_u, bank, craft.estimate_importance(nb_design=8)))
     for first, second in zip(*results):
         np.testing.assert_array_equal(first, second)
+    other = CraftTf(g, h, 3, 16, PATCH, sampler="monte_carlo", seed=8)
+    other.fit(planted_images(), 0)
+    assert not np.array_equal(other.estimate_importance(nb_design=8), results[0][3])
 
 
 def test_fit_and_transform_shapes_and_values_as_xplique_documents():
