@@ -257,3 +257,9 @@ def test_importing_the_package_imports_neither_tensorflow_sklearn_nor_matplotlib
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_without_scikit_learn_fit_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.decomposition", None)
+    with pytest.raises(ImportError, match="pip install scikit-learn"):
+        CraftTf(g, h, 2, 16, PATCH).fit(planted_images())
