@@ -26,6 +26,7 @@ demo: install
 bench: install
 	$(PY) benchmarks/bench_speed.py
 	$(PY) benchmarks/bench_eager.py
+	$(PY) benchmarks/bench_concepts.py
 
 bench-quality: install
 	$(PY) benchmarks/bench_quality.py

@@ -1,0 +1,428 @@
+"""CRAFT: concepts of a class by non-negative factorisation, ranked with Sobol indices.
+
+Ref. Fel et al., "CRAFT: Concept Recursive Activation FacTorization for Explainability",
+CVPR 2023 (https://arxiv.org/abs/2211.10154).
+
+The model is cut in two: ``g = input_to_latent_model`` (images to non-negative
+activations) and ``h = latent_to_logit_model`` (activations to logits). :meth:`fit`
+cuts the images of one class into crops, averages ``g`` of each crop (resized to the
+images' size) over space and factorises those activations A ~ U W with scikit-learn's
+NMF: W (concepts x channels) is the concept bank, U the concepts' coefficients of each
+crop. :meth:`estimate_importance` ranks the concepts with the Sobol attribution method's
+machinery (:mod:`sobol_tf.attributions.samplers` draws the concept masks,
+:mod:`sobol_tf.attributions.estimators` turns scores into total-order indices, Jansen's
+by default as in the paper): the k-th perturbation of an image is
+``h((U * mask_k) @ W)``, built on the device inside the scoring engine's compiled batch
+loop (several images per forward batch).
+
+The classes share Xplique's names, positional order and defaults (``CraftTf``,
+``CraftManagerTf``); our extras are keyword-only.
+"""
+import dataclasses
+import enum
+from typing import Callable, Optional
+
+import numpy as np
+
+from sobol_tf.concepts._plots import CraftPlots
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, SobolTFError
+
+#: crops overlap: the stride between two crops is this share of ``patch_size`` (the
+#: reference implementation's).
+STRIDE_SHARE = 0.8
+
+#: regularisation of W in the NMF (the reference implementation's ``alpha_W``).
+NMF_ALPHA_W = 1e-2
+
+_INSTALL = "pip install scikit-learn (or pip install 'sobol_tf[concepts]')"
+
+
+class NotFittedError(SobolTFError, ValueError, AttributeError):
+    """A CRAFT method that needs the factorisation was called before :meth:`fit`
+    (a ValueError and an AttributeError, as scikit-learn's ``NotFittedError``)."""
+
+
+class DisplayImportancesOrder(enum.Enum):
+    """Order of the concepts in the plots: GLOBAL (importance on the whole fit set) or
+    LOCAL (importance on one image)."""
+
+    GLOBAL = 0
+    LOCAL = 1
+
+
+@dataclasses.dataclass
+class Factorization:
+    """What :meth:`CraftTf.fit` computed.
+
+    Attributes:
+        inputs: the images given to fit, float32 (N, H, W, C).
+        class_id: the class explained.
+        crops: float32 (n_crops, patch_size, patch_size, C).
+        reducer: the fitted scikit-learn NMF (its ``components_`` is the bank).
+        crops_u: float32 (n_crops, number_of_concepts), U.
+        concept_bank_w: float32 (number_of_concepts, channels), W.
+    """
+
+    inputs: np.ndarray
+    class_id: int
+    crops: np.ndarray
+    reducer: object
+    crops_u: np.ndarray
+    concept_bank_w: np.ndarray
+
+
+class Sensitivity:
+    """Global importances of :meth:`CraftTf.estimate_importance` (inputs=None).
+
+    Attributes:
+        importances: float32 (number_of_concepts,), total Sobol indices.
+        most_important_concepts: concept ids by decreasing importance.
+        cmaps: one matplotlib colormap per concept rank (built on first use; set with
+            :meth:`set_concept_attribution_cmap`).
+    """
+
+    def __init__(self, importances, most_important_concepts, cmaps=None):
+        self.importances = importances
+        self.most_important_concepts = most_important_concepts
+        self._colors = cmaps
+        self._cmaps = None
+
+    @property
+    def cmaps(self):
+        if self._cmaps is None:
+            from sobol_tf.concepts._plots import concept_cmaps  # matplotlib, lazily
+            self._cmaps = concept_cmaps(self._colors, len(self.most_important_concepts))
+        return self._cmaps
+
+    def set_concept_attribution_cmap(self, cmaps=None):
+        """Colours of the concepts: None (the default palette), a list of (r, g, b)
+        (0-1 or 0-255) or of matplotlib colormap names, one per concept rank."""
+        self._colors, self._cmaps = cmaps, None
+        return self.cmaps
+
+
+def _nmf_class():
+    try:
+        from sklearn.decomposition import NMF  # noqa: PLC0415 (optional dependency)
+    except ImportError as error:
+        raise ImportError(
+            f"CRAFT factorises activations with scikit-learn's NMF: {_INSTALL}."
+        ) from error
+    return NMF
+
+
+def _check_callable(name, value):
+    if not callable(value):
+        raise InvalidTypeError(
+            f"{name} must be a Keras model or a callable mapping a batch of tensors to a "
+            f"batch of tensors, got {type(value).__name__}."
+        )
+    return value
+
+
+def _images(inputs, name, allow_single=False):
+    """``inputs`` as a fresh float32 array (N, H, W, C); one image (H, W, C) gets a
+    batch axis when ``allow_single``."""
+    from sobol_tf._utils.data import to_numpy  # noqa: PLC0415 (imports TensorFlow)
+
+    array = to_numpy(inputs, name)
+    if array.dtype.kind not in "biuf":
+        raise InvalidTypeError(f"{name} must hold real numbers, got dtype {array.dtype}.")
+    if allow_single and array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or 0 in array.shape:
+        single = " or one image (H, W, C)" if allow_single else ""
+        raise InvalidArgumentError(
+            f"{name} must be non-empty images (N, H, W, C){single}, got shape {array.shape}."
+        )
+    array = np.array(array, dtype=np.float32)  # a copy: the caller's array is untouched
+    if not np.all(np.isfinite(array)):
+        raise InvalidArgumentError(
+            f"{name} holds {int(np.sum(~np.isfinite(array)))} NaN or infinite values.")
+    return array
+
+
+class CraftTf(CraftPlots):
+    """CRAFT concept extraction and Sobol concept importance (Xplique's ``CraftTf``).
+
+    Args:
+        input_to_latent_model: g, images (B, H, W, C) -> non-negative activations
+            (B, h, w, channels) or (B, channels) (e.g. a model up to a ReLU layer).
+        latent_to_logit_model: h, activations -> logits (B, K).
+        number_of_concepts: concepts to extract (rank of the NMF), default 20.
+        batch_size: items per forward pass (crops, images, perturbed activations),
+            default 64; None: everything in one pass.
+        patch_size: side of the square crops, default 64; crops are taken every
+            ``int(0.8 * patch_size)`` pixels and resized to the images' size before g.
+        sampler: (keyword-only) sampler of the concept masks: None (Xplique's
+            ``HaltonSequenceRS``, the unscrambled Halton sequence, deterministic), a
+            name of :func:`sobol_tf.attributions.samplers.get` (seeded with ``seed``)
+            or a sampler object.
+        estimator: (keyword-only) 'jansen' (default, the paper's), 'homma', 'janon',
+            'glen', 'saltelli' or an estimator object
+            (:mod:`sobol_tf.attributions.estimators`).
+        seed: (keyword-only) seed of the NMF's initialisation (scikit-learn's
+            ``random_state``: its random initialisation is used when number_of_concepts
+            exceeds the crops or the channels) and of a sampler given by name; None, an
+            integer >= 0 or a numpy Generator. The same seed gives the same concepts
+            and importances.
+        verbose: (keyword-only) progress bars.
+
+    Differences from Xplique: both models may be any callables of TensorFlow operations
+    (Xplique requires Keras models); bad input raises sobol_tf's errors (Xplique
+    asserts).
+
+    Raises:
+        InvalidTypeError: a model that is not callable; non-integer sizes.
+        InvalidArgumentError: sizes below 1; an unknown sampler or estimator.
+    """
+
+    def __init__(
+        self,
+        input_to_latent_model: Callable,
+        latent_to_logit_model: Callable,
+        number_of_concepts: int = 20,
+        batch_size: Optional[int] = 64,
+        patch_size: int = 64,
+        *,
+        sampler=None,
+        estimator=None,
+        seed=None,
+        verbose: bool = False,
+    ):
+        from sobol_tf._utils.validation import check_positive_int, check_seed  # noqa: PLC0415
+        from sobol_tf.attributions import estimators, samplers  # noqa: PLC0415
+
+        self.input_to_latent_model = _check_callable("input_to_latent_model",
+                                                     input_to_latent_model)
+        self.latent_to_logit_model = _check_callable("latent_to_logit_model",
+                                                     latent_to_logit_model)
+        self.number_of_concepts = check_positive_int("number_of_concepts", number_of_concepts)
+        self.batch_size = None if batch_size is None else check_positive_int("batch_size",
+                                                                             batch_size)
+        self.patch_size = check_positive_int("patch_size", patch_size)
+        self.seed = check_seed(seed)
+        if sampler is None:  # Xplique's HaltonSequenceRS: deterministic
+            sampler = samplers.HaltonSequence(scramble=False)
+        else:
+            sampler = samplers.get(sampler, seed=self.seed if isinstance(sampler, str) else None)
+        self.sampler = sampler
+        self.estimator = estimators.get(estimator)
+        self.verbose = bool(verbose)
+        self.factorization = None
+        self.sensitivity = None
+        self._scorer = None
+
+    # -- the engine ---------------------------------------------------------------------
+    @property
+    def scorer(self):
+        """The scoring engine of both models (compiled steps kept between calls)."""
+        if self._scorer is None:
+            from sobol_tf import operators  # noqa: PLC0415
+            from sobol_tf._utils.scoring import Scorer  # noqa: PLC0415
+            self._scorer = Scorer(self, operators.get(None), eager_first=True)
+        return self._scorer
+
+    def _latent(self, images, crop_to=None):
+        """g on ``images`` batch by batch (resized on the device to ``crop_to`` first,
+        then averaged over space: the crops' activations); checked non-negative."""
+        import tensorflow as tf  # noqa: PLC0415
+
+        model = self.input_to_latent_model
+
+        def step(indices, images):
+            batch = tf.gather(images, indices)
+            if crop_to is None:
+                return model(batch)
+            activations = model(tf.image.resize(batch, crop_to, method="bicubic"))
+            rank = activations.shape.rank
+            return tf.reduce_mean(activations, axis=(1, 2)) if rank == 4 else activations
+
+        name = "craft_latent" if crop_to is None else f"craft_crops_{crop_to[0]}x{crop_to[1]}"
+        activations = self.scorer.run_step(model, name, step, images.shape[0], (images,),
+                                           f"input_to_latent_model on {images.shape[0]} "
+                                           "image(s)", values="activations").numpy()
+        if activations.ndim not in (2, 4):
+            raise InvalidArgumentError(
+                "input_to_latent_model must return activations (B, h, w, channels) or "
+                f"(B, channels), got shape {activations.shape}.")
+        if activations.min() < 0:
+            raise InvalidArgumentError(
+                f"input_to_latent_model returned negative activations (min "
+                f"{activations.min():.4g}); CRAFT factorises non-negative activations: cut "
+                "the model after a ReLU (or another non-negative layer).")
+        return activations
+
+    def check_if_fitted(self):
+        """Raise :class:`NotFittedError` unless :meth:`fit` was called."""
+        if self.factorization is None:
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted yet: call fit(inputs, class_id) first.")
+
+    # -- CRAFT --------------------------------------------------------------------------
+    def fit(self, inputs, class_id: int = 0):
+        """Extract the concepts of class ``class_id`` from images of that class.
+
+        Args:
+            inputs: images (N, H, W, C) (numpy or tensor), at least ``patch_size`` pixels
+                high and wide; the paper's x_1..x_n.
+            class_id: the class the concepts explain (the logit scored by
+                :meth:`estimate_importance`), an integer >= 0.
+
+        Returns:
+            (crops, crops_u, concept_bank_w): float32 numpy arrays (n_crops, patch_size,
+            patch_size, C), U (n_crops, number_of_concepts) and W (number_of_concepts,
+            channels), with A ~ U W for the crops' spatially averaged activations A.
+
+        Raises:
+            InvalidArgumentError: images not of that shape, smaller than patch_size, or
+                not finite; negative activations; a negative class_id.
+            InvalidTypeError: a non-integer class_id.
+            ImportError: scikit-learn is missing.
+        """
+        import tensorflow as tf  # noqa: PLC0415
+        from sobol_tf._utils.validation import check_positive_int  # noqa: PLC0415
+
+        class_id = check_positive_int("class_id", class_id, minimum=0)
+        images = _images(inputs, "inputs")
+        height, width, channels = images.shape[1:]
+        if self.patch_size > min(height, width):
+            raise InvalidArgumentError(
+                f"patch_size={self.patch_size} is larger than the images ({height}x{width}); "
+                "use patch_size <= the smaller side.")
+        nmf = _nmf_class()
+        stride = max(1, int(self.patch_size * STRIDE_SHARE))
+        crops = tf.image.extract_patches(
+            images, sizes=[1, self.patch_size, self.patch_size, 1],
+            strides=[1, stride, stride, 1], rates=[1, 1, 1, 1], padding="VALID")
+        crops = tf.reshape(crops, (-1, self.patch_size, self.patch_size, channels)).numpy()
+        activations = self._latent(crops, crop_to=(height, width))
+        reducer = nmf(n_components=self.number_of_concepts, alpha_W=NMF_ALPHA_W,
+                      random_state=self.seed)
+        crops_u = reducer.fit_transform(activations.astype(np.float32)).astype(np.float32)
+        bank = reducer.components_.astype(np.float32)
+        self.factorization = Factorization(images, class_id, crops, reducer, crops_u, bank)
+        self.sensitivity = None
+        return crops, crops_u, bank
+
+    def transform(self, inputs, activations=None):
+        """Concept coefficients U of images against the fixed bank W (non-negative least
+        squares, scikit-learn's NMF solver with W fixed).
+
+        Args:
+            inputs: images (N, H, W, C) or one image (H, W, C).
+            activations: their activations by input_to_latent_model, if already
+                computed ((N, h, w, channels) or (N, channels)); then inputs is not read.
+
+        Returns:
+            float32 numpy (N, h, w, number_of_concepts): the coefficients at every
+            spatial position of the activations, or (N, number_of_concepts) when the
+            activations have no spatial axes.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            InvalidArgumentError: images of another shape, negative activations, or
+                activations of another width than the bank's.
+        """
+        self.check_if_fitted()
+        if activations is None:
+            activations = self._latent(_images(inputs, "inputs", allow_single=True))
+        else:
+            activations = np.asarray(activations, dtype=np.float32)
+            if activations.ndim not in (2, 4) or activations.min(initial=0) < 0:
+                raise InvalidArgumentError(
+                    "activations must be non-negative (N, h, w, channels) or (N, channels),"
+                    f" got shape {activations.shape}, min {activations.min(initial=0):.4g}.")
+        channels = self.factorization.concept_bank_w.shape[1]
+        if activations.shape[-1] != channels:
+            raise InvalidArgumentError(
+                f"the activations have {activations.shape[-1]} channels, the concept bank "
+                f"{channels}: use the input_to_latent_model the concepts were fitted with.")
+        flat = activations.reshape(-1, channels).astype(np.float32)
+        coefficients = self.factorization.reducer.transform(flat).astype(np.float32)
+        return coefficients.reshape(activations.shape[:-1] + (self.number_of_concepts,))
+
+    def estimate_importance(self, inputs=None, nb_design: int = 32):
+        """Total Sobol index of every concept for the class fitted, averaged over images.
+
+        For each image, the concept masks M (``nb_design * (number_of_concepts + 2)``
+        rows of the replicated design [A, B, C_1..C_R] drawn by ``sampler``) perturb its
+        coefficients U at every spatial position, the perturbed activations
+        ``(U * M_k) @ W`` go through latent_to_logit_model (in the engine's compiled
+        batch loop, ``batch_size`` per pass), and ``estimator`` turns the class logits into
+        indices. The importances are the mean of the images' indices.
+
+        Args:
+            inputs: None (default) for the global importances on the images given to
+                :meth:`fit` (then stored in :attr:`sensitivity` for the plots), or images
+                (N, H, W, C) / one image (H, W, C) for local importances.
+            nb_design: rows of A (and of B), an integer >= 2; default 32.
+
+        Returns:
+            float32 numpy (number_of_concepts,).
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            InvalidArgumentError: nb_design < 2; class_id not below the number of
+                logits; bad images (see :meth:`transform`).
+            ModelCallError: latent_to_logit_model failed or returned non-finite logits.
+        """
+        import tensorflow as tf  # noqa: PLC0415
+        from sobol_tf._utils.validation import check_positive_int  # noqa: PLC0415
+        from sobol_tf.attributions import estimators  # noqa: PLC0415
+
+        self.check_if_fitted()
+        nb_design = check_positive_int("nb_design", nb_design, minimum=2)
+        is_global = inputs is None
+        coefficients = self.transform(self.factorization.inputs if is_global else inputs)
+        masks = np.asarray(self.sampler(self.number_of_concepts, nb_design), np.float32)
+        bank = tf.constant(self.factorization.concept_bank_w)
+        coefficients = tf.constant(coefficients)
+        model = self.latent_to_logit_model
+        logits = self.scorer.outputs(model, tf.tensordot(coefficients[:1], bank, 1))
+        class_id = self.factorization.class_id
+        if class_id >= logits.shape[1]:
+            raise InvalidArgumentError(
+                f"class_id={class_id} but latent_to_logit_model returns {logits.shape[1]} "
+                f"logits; fit with a class_id below {logits.shape[1]}.")
+        nb_inputs = int(coefficients.shape[0])
+        targets = tf.one_hot(tf.fill([nb_inputs], class_id), logits.shape[1])
+        spatial = coefficients.shape.rank == 4
+
+        def build(input_ids, mask_ids, coefficients, masks, bank):
+            mask = tf.gather(masks, mask_ids)
+            if spatial:
+                mask = mask[:, None, None, :]
+            return tf.tensordot(tf.gather(coefficients, input_ids) * mask, bank, 1)
+
+        scores = self.scorer.perturbed_scores(
+            model, "craft_concept_masks", build, coefficients, targets, masks.shape[0],
+            extras=(tf.constant(masks), bank),
+            what=f"{masks.shape[0]} concept masks of {nb_inputs} image(s)")
+        if estimators.is_vectorised(self.estimator):
+            indices = np.asarray(self.estimator(scores, nb_design))
+        else:  # an Xplique-style estimator, one image at a time
+            indices = np.stack([np.asarray(self.estimator(masks, row, nb_design)).reshape(-1)
+                                for row in scores.numpy()])
+        importances = indices.mean(axis=0).astype(np.float32)
+        if is_global:
+            self.sensitivity = Sensitivity(importances, np.argsort(importances)[::-1])
+        return importances
+
+    def concept_attribution_maps(self, inputs):
+        """The coefficients of every concept resized to the images' size (bilinear).
+
+        Args:
+            inputs: images (N, H, W, C) or one image (H, W, C).
+
+        Returns:
+            float32 numpy (N, H, W, number_of_concepts); with activations without
+            spatial axes, each concept's coefficient is constant over the image.
+        """
+        import tensorflow as tf  # noqa: PLC0415
+
+        images = _images(inputs, "inputs", allow_single=True)
+        coefficients = self.transform(images)
+        if coefficients.ndim == 2:
+            coefficients = coefficients[:, None, None, :]
+        return tf.image.resize(coefficients, images.shape[1:3], method="bilinear").numpy()
