@@ -26,6 +26,11 @@ class ModelCallError(SobolTFError, RuntimeError):
     """
 
 
+class NotFittedError(SobolTFError, ValueError, AttributeError):
+    """A method that needs a fitted state (e.g. CRAFT's concept bank) was called before
+    ``fit`` (a ValueError and an AttributeError, as scikit-learn's ``NotFittedError``)."""
+
+
 class SobolTFWarning(UserWarning):
     """A result that is computed but deserves a word: e.g. an all-zero target row (its
     map is all zeros), a model TensorFlow cannot trace (it runs eagerly, slower).

@@ -25,7 +25,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from sobol_tf.concepts._plots import CraftPlots
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, SobolTFError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, NotFittedError
 
 #: crops overlap: the stride between two crops is this share of ``patch_size`` (the
 #: reference implementation's).
@@ -35,11 +35,6 @@ STRIDE_SHARE = 0.8
 NMF_ALPHA_W = 1e-2
 
 _INSTALL = "pip install scikit-learn (or pip install 'sobol_tf[concepts]')"
-
-
-class NotFittedError(SobolTFError, ValueError, AttributeError):
-    """A CRAFT method that needs the factorisation was called before :meth:`fit`
-    (a ValueError and an AttributeError, as scikit-learn's ``NotFittedError``)."""
 
 
 class DisplayImportancesOrder(enum.Enum):
