@@ -47,7 +47,8 @@ def open_fraction(text):
 def _add_common(parser):
     parser.add_argument("model", metavar="MODEL", help="a saved Keras model (.keras, .h5)")
     parser.add_argument("images", metavar="IMAGE", nargs="+",
-                        help="PNG, JPEG, GIF or BMP files, resized to the model's input")
+                        help="PNG, JPEG, GIF or BMP files, or folders of them (read "
+                             "recursively, sorted), resized to the model's input")
     parser.add_argument("--scale", choices=sorted(SCALES), default="1",
                         help="pixel range the model expects: 1 for [0, 1] (default), "
                              "255 for raw 0..255 values")
@@ -87,6 +88,14 @@ def build_parser(description, run_explain, run_score):
                          help="seed of the sampler (scrambles the Sobol sequence)")
     explain.add_argument("--quiet", action="store_true",
                          help="no progress bar, only errors")
+    explain.add_argument("--shard-size", type=int_at_least(1), default=32, metavar="N",
+                         help="images loaded, explained and saved together (32); each "
+                              "finished shard is kept, so a rerun resumes after it")
+    explain.add_argument("--overwrite", action="store_true",
+                         help="discard the maps of an earlier run with other options in "
+                              "--out instead of refusing to mix them")
+    explain.add_argument("--no-overlays", action="store_true",
+                         help="write maps.npz only, no <stem>_sobol.png")
     explain.set_defaults(run=run_explain)
 
     score = commands.add_parser(

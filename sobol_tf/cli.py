@@ -11,11 +11,25 @@ interpolation (antialiased when shrinking), and scaled to [0, 1] floats (``--sca
 255``: raw 0..255 values). Models that expect other preprocessing should include it as a
 layer.
 
+Folders are read recursively (files ending in .png, .jpg, .jpeg, .gif, .bmp, any case;
+hidden ones and the output folder left out), sorted by their path in the folder.
+
 ``explain`` writes ``<stem>_sobol.png`` (the map over the image) per image and
 ``maps.npz``: one (H, W) float32 map per image, under the image's file name, at the
 model's input resolution; ``files`` (the names, in order) and ``targets`` (the class ids
-explained). maps.npz is rewritten (atomically) after each batch of images of one size,
-so an interrupted run keeps the maps already computed. ``score`` reads them back and
+explained). Images are loaded and explained ``--shard-size`` at a time (never all in
+memory); each finished batch is written at once as a shard in ``DIR/.sobol-tf/shards``,
+and maps.npz is assembled from the shards at the end (and on Ctrl-C, exit 130). A rerun
+with the same options resumes: finished maps are kept, not recomputed (the options the
+maps depend on and the model's sha256 are recorded in ``DIR/.sobol-tf/job.json``; other
+options are refused with exit 2 unless ``--overwrite``). A lock file per worker
+(``DIR/.sobol-tf/lock-<index>``, holding the pid; a dead process's lock is taken over)
+refuses a second run into the same folder.
+
+Workers: with TensorFlow's ``TF_CONFIG`` (``{"cluster": {"worker": [...]}, "task":
+{"type": "worker", "index": i}}``), each process explains file k of the sorted list when
+k % nb_workers == i, into the same (shared) output folder; the last worker to finish
+assembles maps.npz. ``score`` reads maps.npz back and
 prints each image's Deletion (lower is better), Insertion and MuFidelity (higher is
 better) scores and their means, as a table or JSON.
 
@@ -178,7 +192,7 @@ def save_overlay(path, display, heatmap, title):
 
 # -- commands ------------------------------------------------------------------------
 def _prepare(args, overlay_suffix=None):
-    """Import TensorFlow quietly, check the names, the output folder and the model.
+    """Import TensorFlow quietly, list the images, check the output folder and the model.
 
     Returns:
         (status, paths, model, spec): status is None when all is well, else the exit
@@ -186,12 +200,13 @@ def _prepare(args, overlay_suffix=None):
     """
     import_tensorflow_quietly()
     from sobol_tf._utils.files import (FileProblem, check_names, check_output_folder,
-                                       load_model)
+                                       list_images, load_model)
 
+    out = getattr(args, "out", None)
     try:
-        paths = check_names(args.images, overlay_suffix)
-        if getattr(args, "out", None) is not None:
-            check_output_folder(args.out)
+        paths = check_names(list_images(args.images, exclude=out), overlay_suffix)
+        if out is not None:
+            check_output_folder(out)
     except FileProblem as problem:
         _report(problem)
         return EXIT_USAGE, None, None, None
@@ -207,12 +222,115 @@ def _prepare(args, overlay_suffix=None):
     return None, paths, model, spec
 
 
+def worker_of(environ):
+    """(index, number of workers) of this process from ``TF_CONFIG``, TensorFlow's
+    convention: ``{"cluster": {"worker": [...]}, "task": {"type": "worker", "index": i}}``;
+    a ``chief`` counts as worker 0 (before the ``worker`` list). (0, 1) without TF_CONFIG.
+    Only the number of addresses is used: the workers share the output folder.
+
+    Raises:
+        UsageProblem: TF_CONFIG is not such a JSON object.
+    """
+    text = environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return 0, 1
+    try:
+        config = json.loads(text)
+        cluster, task = config.get("cluster") or {}, config.get("task") or {}
+        chiefs, workers = list(cluster.get("chief") or []), list(cluster.get("worker") or [])
+        kind, index = task.get("type"), task.get("index", 0)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise UsageProblem(f"TF_CONFIG is not a JSON object with 'cluster' and 'task': "
+                           f"{exc}") from None
+    members = {"chief": chiefs, "worker": workers}
+    if kind not in members:
+        raise UsageProblem(f"TF_CONFIG task type {kind!r}: 'explain' runs as a 'worker' "
+                           "(or 'chief') of a cluster with a 'worker' list")
+    if isinstance(index, bool) or not isinstance(index, int) or \
+            not 0 <= index < len(members[kind]):
+        raise UsageProblem(f"TF_CONFIG task index {index!r}: the cluster has "
+                           f"{len(members[kind])} {kind}(s), so use 0 to "
+                           f"{len(members[kind]) - 1}")
+    return (index if kind == "chief" else len(chiefs) + index), len(chiefs) + len(workers)
+
+
+def file_digest(path):
+    """sha256 of a file (the model: maps of another model are not resumed)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def job_settings(args):
+    """What the maps depend on, recorded in DIR/.sobol-tf/job.json to resume safely."""
+    return {"model_sha256": file_digest(args.model), "target": args.target,
+            "grid_size": args.grid_size, "nb_design": args.nb_design,
+            "sampler": args.sampler, "estimator": args.estimator,
+            "perturbation": args.perturbation, "seed": args.seed, "scale": args.scale}
+
+
+class Progress:
+    """One line on stdout: images done of the total, images/s and time left."""
+
+    def __init__(self, total, title, quiet):
+        import time
+
+        self.clock = time.monotonic
+        self.total, self.done, self.quiet = total, 0, quiet
+        self.start = self.clock()
+        self.tty = sys.stdout.isatty()
+        if not quiet:
+            print(title, flush=True)
+
+    def update(self, count):
+        self.done += count
+        if self.quiet:
+            return
+        elapsed = max(self.clock() - self.start, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        left = "?" if left == float("inf") else \
+            f"{int(left) // 3600}:{int(left) % 3600 // 60:02d}:{int(left) % 60:02d}"
+        line = f"{self.done}/{self.total} images  {rate:.2f} images/s  {left} left"
+        last = self.done >= self.total
+        print(("\r" if self.tty else "") + line, end="\n" if last or not self.tty else "",
+              flush=True)
+
+
+def explain_loaded(explainer, model, spec, inputs, target, batch_size):
+    """Maps of one batch of loaded model inputs of one shape (the one call that explains;
+    a streaming engine can replace it).
+
+    Returns:
+        (maps (N, H, W) numpy, targets (N,), model outputs (N, K)).
+
+    Raises:
+        UsageProblem: ``target`` is not an output of the model.
+    """
+    predicted, outputs = predicted_classes(model, inputs, batch_size)
+    problem = target_problem(target, outputs.shape[1])
+    if problem:
+        raise UsageProblem(problem)
+    targets = predicted if target is None else np.full(len(inputs), target)
+    maps = explainer.explain(inputs[..., None] if spec.squeeze else inputs,
+                             targets).numpy()[..., 0]
+    return maps, targets, outputs
+
+
 def run_explain(args):
     """``sobol-tf explain``: returns the exit status."""
+    index, nb_workers = worker_of(os.environ)
+    if args.overwrite and nb_workers > 1:
+        raise UsageProblem("--overwrite with several workers (TF_CONFIG) would let one "
+                           "discard another's maps; empty --out once, then start them")
     status, paths, model, spec = _prepare(args, OVERLAY_SUFFIX)
     if status is not None:
         return status
-    from sobol_tf._utils.files import MAPS_FILE, group_by_shape, one_line, save_maps
+    from sobol_tf._utils import files
     from sobol_tf.attributions import SobolAttributionMethod
     from sobol_tf.errors import SobolTFError
 
@@ -223,69 +341,152 @@ def run_explain(args):
             with_channel_axis(model, spec), grid_size=args.grid_size, nb_design=args.nb_design,
             sampler=args.sampler, estimator=args.estimator,
             perturbation_function=args.perturbation, batch_size=args.batch_size,
-            seed=args.seed, verbose=not args.quiet)
+            seed=args.seed, verbose=False)
     except (SobolTFError, ValueError, TypeError) as exc:  # an option the method refuses
-        _report(one_line(exc))
+        _report(files.one_line(exc))
         return EXIT_USAGE
 
-    loaded, failed = load_images(paths, spec, SCALES[args.scale])
-    maps_path = os.path.join(args.out, MAPS_FILE)
-    done = {}  # file name -> (map, target)
+    work = os.path.join(args.out, files.WORK_FOLDER)
+    lock = os.path.join(work, f"lock-{index}")
+    try:
+        os.makedirs(work, exist_ok=True)
+        files.acquire_lock(lock)
+    except OSError as exc:
+        _report(f"{work}: cannot write the job's state: {exc.strerror or exc}")
+        return EXIT_USAGE
+    except files.FileProblem as problem:
+        _report(problem)
+        return EXIT_USAGE
+    try:
+        return _explain_share(args, paths, model, spec, explainer, work, index, nb_workers)
+    finally:
+        files.release_lock(lock)
+
+
+def _explain_share(args, paths, model, spec, explainer, work, index, nb_workers):
+    """Explain this worker's share of ``paths`` (file k goes to worker k % nb_workers)
+    that is not finished yet, shard by shard; assemble maps.npz when all are done."""
+    from sobol_tf._utils import files
+
+    names = [os.path.basename(p) for p in paths]
+    maps_path = os.path.join(args.out, files.MAPS_FILE)
+    try:
+        files.check_job(work, job_settings(args), overwrite=args.overwrite)
+        if args.overwrite and os.path.isfile(maps_path):
+            os.remove(maps_path)
+        finished = files.finished_names(work)
+        share = [k for k in range(index, len(paths), nb_workers) if names[k] not in finished]
+        if spec.height and spec.width:  # shards + maps.npz, float32 maps
+            files.check_free_space(args.out, 2 * len(share) * (4 * spec.height * spec.width
+                                                               + 512))
+    except files.FileProblem as problem:
+        _report(problem)
+        return EXIT_USAGE
+    except OSError as exc:
+        _report(f"{work}: cannot use the job's state: {exc.strerror or exc}")
+        return EXIT_USAGE
+
+    who = f" (worker {index} of {nb_workers})" if nb_workers > 1 else ""
+    skipped = len(range(index, len(paths), nb_workers)) - len(share)
+    progress = Progress(len(share), f"SobolAttributionMethod{who}: {len(share)} image(s) "
+                        f"to explain" + (f", {skipped} already done" if skipped else ""),
+                        args.quiet)
+    number = {path: k for k, path in enumerate(paths)}
+    failed = 0
+    try:
+        for first in range(0, len(share), args.shard_size):
+            chunk = [paths[k] for k in share[first:first + args.shard_size]]
+            loaded, bad = load_images(chunk, spec, SCALES[args.scale])
+            failed += bad
+            failed += _explain_chunk(args, loaded, model, spec, explainer, work,
+                                     [number[p[0]] for p in loaded])
+            progress.update(len(chunk))
+    except KeyboardInterrupt:
+        if progress.tty and not args.quiet:
+            print()  # end the progress line
+        kept = len(files.finished_names(work))
+        if nb_workers == 1 and kept:
+            saved = files.assemble_maps(maps_path, names, work)
+            _report(f"interrupted; {maps_path} holds the {saved} map(s) finished; rerun "
+                    "the same command to resume")
+        else:
+            _report(f"interrupted; {kept} finished map(s) are kept in {work}; rerun the "
+                    "same command to resume" if kept else
+                    "interrupted before any map was finished")
+        return EXIT_INTERRUPTED
+    except OSError as exc:  # a shard could not be written
+        _report(f"{work}: cannot write the maps: {exc.strerror or exc}")
+        return EXIT_FILE_ERROR
+    try:
+        _finish(args, names, work, index, nb_workers, maps_path)
+    except OSError as exc:
+        _report(f"{maps_path}: cannot write the maps: {exc.strerror or exc}")
+        return EXIT_FILE_ERROR
+    except files.FileProblem as problem:
+        _report(problem)
+        return EXIT_FILE_ERROR
+    return EXIT_FILE_ERROR if failed else 0
+
+
+def _explain_chunk(args, loaded, model, spec, explainer, work, numbers):
+    """Explain one chunk of loaded images (grouped by shape), write each finished batch
+    as a shard and the overlays; returns the number of failures."""
+    from sobol_tf._utils import files
+
+    failed = 0
 
     def explain(indices):
         inputs = np.stack([loaded[i][2] for i in indices])
-        predicted, outputs = predicted_classes(model, inputs, args.batch_size)
-        problem = target_problem(args.target, outputs.shape[1])
-        if problem:
-            raise UsageProblem(problem)
-        targets = predicted if args.target is None else np.full(len(indices), args.target)
-        maps = explainer.explain(inputs[..., None] if spec.squeeze else inputs,
-                                 targets).numpy()[..., 0]
-        return maps, targets, outputs
+        return explain_loaded(explainer, model, spec, inputs, args.target, args.batch_size)
 
-    def cannot_explain(index, exc):
+    def cannot_explain(i, exc):
         nonlocal failed
-        reason = failure_reason(model, spec, loaded[index][2], exc)
-        _report(f"{loaded[index][0]}: cannot explain: {reason}")
+        reason = failure_reason(model, spec, loaded[i][2], exc)
+        _report(f"{loaded[i][0]}: cannot explain: {reason}")
         failed += 1
 
-    saved = 0  # maps in maps.npz on disk
-    try:
-        for group in group_by_shape(loaded):
-            results = in_batches_or_alone(group, explain, cannot_explain)
-            for indices, (maps, targets, outputs) in results:
-                for row, i in enumerate(indices):
-                    path, display, _ = loaded[i]
-                    name = os.path.basename(path)
-                    target = int(targets[row])
-                    done[name] = (maps[row], target)
-                    overlay = os.path.join(args.out,
-                                           os.path.splitext(name)[0] + OVERLAY_SUFFIX)
-                    title = f"{name}: class {target} (score {outputs[row, target]:.3g})"
-                    try:
-                        save_overlay(overlay, display, maps[row], title)
-                    except Exception as exc:  # the map is kept in maps.npz all the same
-                        _report(f"{overlay}: cannot write the overlay: {one_line(exc)}")
-                        failed += 1
-                        continue
-                    if not args.quiet:
-                        print(f"wrote {overlay}")
-            if results:  # after each batch, so that an interruption keeps finished maps
-                names = [os.path.basename(p) for p in paths if os.path.basename(p) in done]
+    for group in files.group_by_shape(loaded):
+        for indices, (maps, targets, outputs) in in_batches_or_alone(group, explain,
+                                                                     cannot_explain):
+            names = [os.path.basename(loaded[i][0]) for i in indices]
+            files.save_shard(work, numbers[indices[0]], names, maps, targets)
+            if args.no_overlays:
+                continue
+            for row, i in enumerate(indices):
+                target = int(targets[row])
+                overlay = os.path.join(args.out,
+                                       os.path.splitext(names[row])[0] + OVERLAY_SUFFIX)
+                title = f"{names[row]}: class {target} (score {outputs[row, target]:.3g})"
                 try:
-                    save_maps(maps_path, names, [done[n][0] for n in names],
-                              [done[n][1] for n in names])
-                except OSError as exc:
-                    _report(f"{maps_path}: cannot write the maps: {exc.strerror or exc}")
-                    return EXIT_FILE_ERROR
-                saved = len(names)
-    except KeyboardInterrupt:  # save_maps leaves the previous maps.npz whole
-        _report(f"interrupted; {maps_path} holds the {saved} map(s) finished" if saved
-                else "interrupted before any map was finished")
-        return EXIT_INTERRUPTED
-    if done and not args.quiet:
-        print(f"wrote {maps_path} ({len(done)} map(s))")
-    return EXIT_FILE_ERROR if failed else 0
+                    save_overlay(overlay, loaded[i][1], maps[row], title)
+                except Exception as exc:  # the map is kept in maps.npz all the same
+                    _report(f"{overlay}: cannot write the overlay: {files.one_line(exc)}")
+                    failed += 1
+    return failed
+
+
+def _finish(args, names, work, index, nb_workers, maps_path):
+    """Mark this worker's share done; the last worker to finish (all marks present,
+    checked under a lock) assembles maps.npz from every shard."""
+    from sobol_tf._utils import files
+
+    marks = [os.path.join(work, f"done-{k}-of-{nb_workers}") for k in range(nb_workers)]
+    open(marks[index], "w").close()
+    lock = os.path.join(work, "assemble.lock")
+    files.acquire_lock(lock, wait=600.0)
+    try:
+        if not all(os.path.exists(mark) for mark in marks):
+            if not args.quiet:
+                print(f"worker {index} of {nb_workers} done; the last worker to finish "
+                      f"writes {maps_path}")
+            return
+        saved = files.assemble_maps(maps_path, names, work)
+        for mark in marks:
+            os.remove(mark)
+    finally:
+        files.release_lock(lock)
+    if saved and not args.quiet:
+        print(f"wrote {maps_path} ({saved} map(s))")
 
 
 def with_channel_axis(model, spec):

@@ -91,7 +91,7 @@ def test_explain_in_a_subprocess_writes_maps_equal_to_the_explainer(files, tmp_p
         np.testing.assert_allclose(saved[name], direct[row, ..., 0], atol=1e-5)
 
     # one overlay per explained image: the input beside its map, over a colour bar
-    assert sorted(p.name for p in out.iterdir()) == ["exact_sobol.png", "gray_sobol.png",
+    assert listing(out) == ["exact_sobol.png", "gray_sobol.png",
                                                      "large_sobol.png", "maps.npz"]
     for name in ("exact", "large"):
         overlay = tf.io.decode_png(tf.io.read_file(str(out / f"{name}_sobol.png"))).numpy()
@@ -124,6 +124,11 @@ def direct_scores(model, inputs, maps, targets):
     mufidelity = MuFidelity(model, inputs, targets, grid_size=4, nb_samples=32, seed=3)
     return {"deletion": deletion.curves(maps).areas, "insertion": insertion.curves(maps).areas,
             "mufidelity": mufidelity.detailed_evaluate(maps)}
+
+
+def listing(out):
+    """The output folder's files, without the job's state folder (.sobol-tf)."""
+    return sorted(p.name for p in out.iterdir() if p.name != ".sobol-tf")
 
 
 def run_main(argv, capsys):
@@ -508,7 +513,7 @@ def test_too_small_image_for_a_flexible_model_loses_only_itself(tiny, tmp_path, 
     for name in ("rgb", "rgb10"):
         expected, _ = direct_maps(model, [tiny["pixels"][name] / 255])
         np.testing.assert_allclose(saved[f"{name}.png"], expected[0], atol=1e-5)
-    assert sorted(p.name for p in out.iterdir()) == ["maps.npz", "rgb10_sobol.png",
+    assert listing(out) == ["maps.npz", "rgb10_sobol.png",
                                                      "rgb_sobol.png"]
 
 
@@ -556,10 +561,11 @@ def test_an_interrupted_run_keeps_the_finished_maps(tiny, tmp_path, capsys, monk
     status, _, stderr = run_main(["explain", tiny["model_paths"]["flexible"], images["rgb"],
                                   images["rgb10"], "--out", str(out), *TINY], capsys)
     assert (status, stderr) == (130, f"sobol-tf: error: interrupted; {out / 'maps.npz'} "
-                                     "holds the 1 map(s) finished\n")
+                                     "holds the 1 map(s) finished; rerun the same "
+                                     "command to resume\n")
     saved = np.load(out / "maps.npz")
     assert list(saved["files"]) == ["rgb.png"]
-    assert sorted(p.name for p in out.iterdir()) == ["maps.npz", "rgb_sobol.png"]
+    assert listing(out) == ["maps.npz", "rgb_sobol.png"]
 
 
 def test_score_loses_only_the_bad_image(tiny, tmp_path, capsys):

@@ -3,6 +3,7 @@
 Private to :mod:`sobol_tf.cli`. A file that cannot be used raises :class:`FileProblem`,
 whose message is one line naming the file.
 """
+import json
 import os
 import re
 import tempfile
@@ -274,9 +275,14 @@ def check_output_folder(folder):
 def save_maps(path, names, maps, targets):
     """Write maps.npz with numpy's format (names may be any string), atomically: to a
     temporary file in the same folder, then renamed over ``path``."""
-    arrays = {"files": np.asarray(names, dtype=str),
-              "targets": np.asarray(targets, np.int64)}
-    arrays.update({name: np.asarray(m, np.float32) for name, m in zip(names, maps)})
+    arrays = [("files", np.asarray(names, dtype=str)),
+              ("targets", np.asarray(targets, np.int64))]
+    arrays += [(name, np.asarray(m, np.float32)) for name, m in zip(names, maps)]
+    _write_npz(path, arrays)
+
+
+def _write_npz(path, members):
+    """Write ``(key, array)`` pairs (any iterable) as an .npz archive, atomically."""
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".",
                                          prefix=".maps-", suffix=".npz.tmp")
     umask = os.umask(0)
@@ -285,9 +291,10 @@ def save_maps(path, names, maps, targets):
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0o600 would stick after replace
         with os.fdopen(handle, "wb") as raw, \
                 zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for key, array in arrays.items():
-                with archive.open(key + ".npy", "w") as member:
-                    np.lib.format.write_array(member, array, allow_pickle=False)
+            for key, array in members:
+                with archive.open(key + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(array),
+                                              allow_pickle=False)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -320,3 +327,234 @@ def load_maps(path):
         targets = {str(name): int(t) for name, t in zip(arrays["files"], arrays["targets"])}
     maps = {key: value for key, value in arrays.items() if key not in RESERVED_KEYS}
     return maps, targets
+
+
+# -- large jobs: folders, the work folder (job.json, shards, locks), workers ----------
+#: extensions of the files taken from a folder (any case); files named on the command
+#: line are tried whatever their name
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+#: the folder, inside the output folder, that holds the state of a job
+WORK_FOLDER = ".sobol-tf"
+JOB_FILE = "job.json"
+SHARDS_FOLDER = "shards"
+
+
+def list_images(paths, exclude=None):
+    """The image files named by ``paths``, in order: a file as given, a folder as its
+    image files (by extension, :data:`IMAGE_EXTENSIONS`), recursively, sorted by their
+    path inside the folder. Hidden files and folders (``.name``) and the folder
+    ``exclude`` (the output folder, when it lies inside an input folder) are left out.
+
+    Raises:
+        FileProblem: a folder without any image file.
+    """
+    excluded = os.path.realpath(exclude) if exclude is not None else None
+    found = []
+    for path in paths:
+        if not os.path.isdir(path):
+            found.append(path)
+            continue
+        inside = []
+        for root, folders, names in os.walk(path):
+            folders[:] = [name for name in folders if not name.startswith(".")
+                          and os.path.realpath(os.path.join(root, name)) != excluded]
+            inside += [os.path.join(root, name) for name in names
+                       if not name.startswith(".")
+                       and name.lower().endswith(IMAGE_EXTENSIONS)]
+        if not inside:
+            raise FileProblem(path, "a folder without image files (" +
+                              ", ".join(IMAGE_EXTENSIONS) + "), even in its sub-folders")
+        inside.sort(key=lambda p: os.path.relpath(p, path).split(os.sep))
+        found += inside
+    return found
+
+
+def check_free_space(folder, needed):
+    """Refuse to start when the disk of ``folder`` has fewer than ``needed`` bytes free.
+
+    Raises:
+        FileProblem: naming the bytes needed and free.
+    """
+    import shutil
+
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise FileProblem(folder, f"too little free disk space: the maps need about "
+                          f"{needed / 1e6:.1f} MB and {free / 1e6:.1f} MB are free")
+
+
+def _lock_owner(path):
+    """(pid, host) written in a lock file; (None, None) when unreadable or half written."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            pid, host = handle.read().split()
+        return int(pid), host
+    except (OSError, ValueError):
+        return None, None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def acquire_lock(path, wait=0.0):
+    """Create the lock file ``path`` (O_CREAT | O_EXCL) holding this pid and host.
+
+    A lock left by a dead process of this host is taken over. ``wait`` seconds: how long
+    to retry while another live process holds it.
+
+    Raises:
+        FileProblem: another run holds it (naming its pid and host).
+    """
+    import socket
+    import time
+
+    host = socket.gethostname()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            pid, owner_host = _lock_owner(path)
+            if pid is not None and owner_host == host and not _alive(pid):
+                try:  # stale: its process is dead
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
+                continue
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            who = f"process {pid} on {owner_host}" if pid is not None else "another process"
+            raise FileProblem(path, f"locked by {who}: another run writes to this output "
+                              "folder; wait for it to end or choose another --out (remove "
+                              "the lock file if no run is going)") from None
+        with os.fdopen(handle, "w", encoding="utf-8") as lock:
+            lock.write(f"{os.getpid()} {host}\n")
+        return path
+
+
+def release_lock(path):
+    """Remove a lock taken by :func:`acquire_lock` (if it is still this process's)."""
+    if _lock_owner(path)[0] == os.getpid():
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def check_job(work, settings, overwrite=False):
+    """Record ``settings`` (what the maps depend on) in ``work/job.json``, or check that
+    the recorded ones equal them. ``overwrite``: discard the finished maps of other
+    settings (the shards) instead.
+
+    Raises:
+        FileProblem: the folder holds maps made with other settings (naming them).
+    """
+    os.makedirs(os.path.join(work, SHARDS_FOLDER), exist_ok=True)
+    path = os.path.join(work, JOB_FILE)
+    text = json.dumps(settings, indent=1, sort_keys=True)
+    while True:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                recorded = json.load(handle)
+        except FileNotFoundError:
+            handle, temporary = tempfile.mkstemp(dir=work, prefix=".job-", suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as job:
+                job.write(text)
+            try:
+                os.link(temporary, path)  # exclusive: another worker may be first
+                return
+            except FileExistsError:
+                continue
+            finally:
+                os.remove(temporary)
+        except (OSError, ValueError) as exc:
+            raise FileProblem(path, f"cannot read the job's settings: {one_line(exc)}; "
+                              "remove the folder or add --overwrite") from exc
+        if recorded == settings:
+            return
+        if not overwrite:
+            changed = ", ".join(f"{key} {recorded.get(key)!r} (now {settings.get(key)!r})"
+                                for key in sorted(set(recorded) | set(settings))
+                                if recorded.get(key) != settings.get(key))
+            raise FileProblem(os.path.dirname(work), "holds maps made with other settings: "
+                              f"{changed}; rerun with the same ones to resume, choose "
+                              "another --out, or add --overwrite to discard them")
+        shards = os.path.join(work, SHARDS_FOLDER)
+        for name in os.listdir(shards):
+            os.remove(os.path.join(shards, name))
+        os.remove(path)
+        overwrite = False
+
+
+def save_shard(work, first_index, names, maps, targets):
+    """Write one finished batch as ``shards/<first index>-<random>.npz`` (maps.npz's
+    format, atomically); returns its path."""
+    import secrets
+
+    path = os.path.join(work, SHARDS_FOLDER,
+                        f"{first_index:08d}-{secrets.token_hex(4)}.npz")
+    save_maps(path, names, maps, targets)
+    return path
+
+
+def _shards(work):
+    folder = os.path.join(work, SHARDS_FOLDER)
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    return [os.path.join(folder, name) for name in names if name.endswith(".npz")]
+
+
+def finished_names(work):
+    """{file name: shard path} of the maps finished in the shards of ``work`` (reads
+    only the names; a damaged shard is ignored: its images are explained again)."""
+    finished = {}
+    for shard in _shards(work):
+        try:
+            with np.load(shard, allow_pickle=False) as archive:
+                names = archive["files"]
+        except Exception:  # a damaged shard: its images are not finished
+            continue
+        for name in names:
+            finished.setdefault(str(name), shard)
+    return finished
+
+
+def assemble_maps(path, names, work):
+    """Write maps.npz (as :func:`save_maps`) from the shards of ``work``: the maps of
+    ``names`` that are finished, in that order, reading one shard at a time.
+
+    Returns:
+        the number of maps written.
+    """
+    where = finished_names(work)
+    names = [name for name in names if name in where]
+    by_shard = {}
+    for name in names:
+        by_shard.setdefault(where[name], []).append(name)
+    targets = {}
+    for shard, held in by_shard.items():
+        with np.load(shard, allow_pickle=False) as archive:
+            row = {str(n): k for k, n in enumerate(archive["files"])}
+            for name in held:
+                targets[name] = int(archive["targets"][row[name]])
+
+    def members():
+        yield "files", np.asarray(names, dtype=str)
+        yield "targets", np.asarray([targets[n] for n in names], np.int64)
+        for shard, held in by_shard.items():
+            with np.load(shard, allow_pickle=False) as archive:
+                for name in held:
+                    yield name, archive[name]
+
+    _write_npz(path, members())
+    return len(names)
