@@ -136,6 +136,10 @@ def _dataset_batches(dataset, batch_size, prefetch, declared):
         dataset = dataset.batch(batch_size or DEFAULT_BATCH_SIZE)
     if prefetch:
         dataset = dataset.prefetch(prefetch)
+    else:  # no read-ahead at all: tf.data would otherwise inject a prefetch
+        options = tf.data.Options()
+        options.experimental_optimization.inject_prefetch = False
+        dataset = dataset.with_options(options)
 
     def batches():
         for element in dataset:
@@ -335,7 +339,7 @@ def _stream(explainer, batches, length, targets, verbose):
         errors = ()
         if messages is not None:
             keep = np.array([not m for m in messages], bool)
-            errors = tuple((start + i, names[i] if names is not None else None, messages[i])
+            errors = tuple((int(start + i), names[i] if names is not None else None, messages[i])
                            for i in np.flatnonzero(~keep))
         index = np.arange(start, stop, dtype=np.int64)[keep]
         maps = None
