@@ -423,7 +423,9 @@ def image_files_dataset(paths_or_folder, size, *, channels=3, scale=1.0,
     decoded (vanished, empty, corrupt, not an image) does not end the stream: its element
     carries a zero image and its error message, and :func:`explain_dataset` skips it
     and reports it (``ExplainedBatch.errors``: position, path, message). (Unlike
-    ``tf.data.experimental.ignore_errors``, which drops the element and its name.)
+    ``tf.data.experimental.ignore_errors``, which drops the element and its name.) To
+    catch the error per file, read + decode + resize run in one ``tf.py_function`` (eager
+    TensorFlow ops, whose kernels release the GIL) inside the parallel ``map``.
 
     Args:
         paths_or_folder: a folder (listed recursively, image files only), a file, or a
