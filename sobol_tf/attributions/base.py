@@ -188,6 +188,14 @@ class Explainer(RunsEagerly, ABC):
         """Alias of :meth:`explain`."""
         return self.explain(inputs, targets)
 
+    def explain_dataset(self, data, targets=None, **options):
+        """Explain ``data`` (a tf.data.Dataset, an array or an iterable of batches) batch
+        of inputs by batch of inputs: a generator of maps in constant memory. See
+        :func:`sobol_tf.streaming.explain_dataset` (``options``: batch_size, prefetch,
+        verbose)."""
+        from sobol_tf.streaming import explain_dataset
+        return explain_dataset(self, data, targets, **options)
+
     def _prepare(self, inputs, targets):
         """Check and normalise the arguments of explain(); set ``self._layout``.
 
