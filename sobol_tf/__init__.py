@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 #: subpackages and modules reachable as attributes, imported on first use
 _SUBMODULES = ("attributions", "concepts", "errors", "features_visualizations", "metrics",
-               "operators", "plots", "tasks", "utils_functions")
+               "operators", "plots", "streaming", "tasks", "utils_functions")
 #: public names of sobol_tf.attributions re-exported here
 _EXPLAINERS = (
     "SobolAttributionMethod",
