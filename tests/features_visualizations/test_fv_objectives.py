@@ -63,7 +63,8 @@ def test_a_direction_of_one_channel_vector_is_repeated_at_every_position(model, 
     got, _, _ = values(Objective.direction(model, "copy", vector), image)
     want, _, _ = values(Objective.direction(model, "copy", tiled), image)
     np.testing.assert_allclose(got, want, rtol=1e-5)
-    got, _, _ = values(Objective.direction(model, "copy", [vector, tiled]), np.repeat(image, 2, 0))
+    got, _, _ = values(Objective.direction(model, "copy", [vector, tiled]),
+                       np.repeat(image, 2, axis=0))
     np.testing.assert_allclose(got, [want[0], want[0]], rtol=1e-5)
 
 
