@@ -2,8 +2,8 @@
 
 The notebooks are stored without outputs; the test executes them in a fresh kernel with
 ``SOBOL_TF_OFFLINE=1`` and the repository on ``PYTHONPATH``, so that they use the small
-models they train here (on scikit-learn's digits for 01-03; on data built in the
-notebook for 04) and this checkout of sobol_tf.
+models they train here (on scikit-learn's digits for 01-03 and 05; on data built in
+the notebook for 04) and this checkout of sobol_tf.
 """
 import json
 import os
@@ -18,9 +18,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("*.ipynb"))
 COLAB = "https://colab.research.google.com/github/sobol-tf/sobol_tf/blob/main/tutorials/"
 EXPECTED = ["01_getting_started.ipynb", "02_sobol_knobs.ipynb", "03_metrics.ipynb",
-            "04_beyond_images.ipynb"]
+            "04_beyond_images.ipynb", "05_concepts.ipynb"]
 DIGITS = "model: a small convnet trained on handwritten digits (offline)"
-#: lines each notebook prints on its offline path; for 04, its checks against ground truth
+#: lines each notebook prints on its offline path; for 04 and 05, their checks against
+#: ground truth
 PRINTED = {
     "01_getting_started.ipynb": [DIGITS],
     "02_sobol_knobs.ipynb": [DIGITS],
@@ -29,6 +30,13 @@ PRINTED = {
         "same ranking of the informative features as the exact indices: [True, True, True, True]",
         "noise features get 0: True",
         "padding gets 0: True",
+    ],
+    "05_concepts.ipynb": [
+        DIGITS,
+        "h(g(x)) equals the model's logits: True",
+        "removing the top concept lowers the logit more than removing the last: True",
+        "same importances with the same seed: True",
+        "every MACO image scores above all the random images: True",
     ],
 }
 

@@ -20,7 +20,10 @@ def _pyplot():
 
 
 def _alpha_cmap(color):
-    """A colormap from transparent to opaque ``color`` (an (r, g, b) or a cmap name)."""
+    """A colormap from transparent to opaque ``color`` (an (r, g, b) or a cmap name).
+
+    An (r, g, b) goes from itself to its fully saturated version (same hue and
+    lightness), as Xplique's."""
     plt = _pyplot()
     from matplotlib.colors import LinearSegmentedColormap, ListedColormap  # noqa: PLC0415
 
@@ -30,9 +33,9 @@ def _alpha_cmap(color):
         rgb = np.asarray(color, dtype=np.float64)
         if np.any(rgb > 1.0):
             rgb = rgb / 255.0
-        hue, _, saturation = colorsys.rgb_to_hls(*rgb)
-        light = np.clip(colorsys.hls_to_rgb(hue, 1.0, saturation), 0, 1)
-        base = LinearSegmentedColormap.from_list("", [rgb, light])
+        hue, lightness, _ = colorsys.rgb_to_hls(*rgb)
+        saturated = np.clip(colorsys.hls_to_rgb(hue, lightness, 1.0), 0, 1)
+        base = LinearSegmentedColormap.from_list("", [rgb, saturated])
     table = base(np.arange(256))
     table[:, -1] = np.linspace(0.0, MAX_ALPHA, 256)
     return ListedColormap(table)
@@ -53,8 +56,9 @@ def concept_cmaps(colors, needed):
 
 
 def _show(image, **kwargs):
-    """imshow of ``image`` rescaled to [0, 1], without axes (2 channels shown as red
-    and green, more than 4 as their mean)."""
+    """imshow of ``image`` rescaled to [0, 1], without axes (one channel in gray unless
+    a ``cmap`` is given, 2 channels shown as red and green, more than 4 as their
+    mean)."""
     plt = _pyplot()
     image = np.array(image, dtype=np.float32)
     image = image - image.min()
@@ -66,6 +70,8 @@ def _show(image, **kwargs):
         image = np.concatenate([image, np.zeros_like(image[..., :1])], axis=-1)
     elif image.ndim == 3 and image.shape[-1] > 4:  # many channels: their mean
         image = image.mean(axis=-1)
+    if image.ndim == 2:
+        kwargs.setdefault("cmap", "gray")
     plt.imshow(image, **kwargs)
     plt.axis("off")
 
@@ -148,7 +154,9 @@ class CraftPlots:
             plt.show()
 
     def plot_concept_attribution_legend(self, nb_most_important_concepts=6, border_width=5):
-        """The best crop of each of the most important concepts, framed in its colour."""
+        """The best crop of each of the most important concepts, framed in its colour
+        (a frame of ``border_width`` pixels, at most an eighth of the crop's side so
+        that small crops stay visible)."""
         plt = _pyplot()
         concepts = self._check_sensitivity().most_important_concepts[
             :nb_most_important_concepts]
@@ -156,8 +164,9 @@ class CraftPlots:
             plt.subplot(1, len(concepts), i + 1)
             crop = self._best_crops(concept, 1)[0]
             frame = np.zeros(crop.shape[:2])
-            frame[:border_width], frame[-border_width:] = 1.0, 1.0
-            frame[:, :border_width], frame[:, -border_width:] = 1.0, 1.0
+            width = max(1, min(int(border_width), min(crop.shape[:2]) // 8))
+            frame[:width], frame[-width:] = 1.0, 1.0
+            frame[:, :width], frame[:, -width:] = 1.0, 1.0
             _show(crop)
             _show(frame, cmap=cmap)
             plt.title(f"{concept}", color=cmap(1.0))

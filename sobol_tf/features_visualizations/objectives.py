@@ -261,7 +261,9 @@ class Objective:
             model: Keras model (one input).
             layer: the layer's name or index.
             vectors: a direction of the layer's shape (without batch), or a list of them
-                (one image each).
+                (one image each). A vector of the layer's channel count (e.g. a CRAFT
+                concept ``concept_bank_w[k]`` of a conv layer) is the same direction at
+                every spatial position (tiled to the layer's shape).
             multiplier: weight of this objective.
             cossim_pow: power of the cosine (higher: the angle matters more).
             names: a name per direction (default "Direction#<layer>_<i>").
@@ -271,11 +273,14 @@ class Objective:
         """
         found, shape = _target_layer(model, layer)
         vectors = [np.asarray(v, np.float32) for v in _as_list(vectors)]
-        for vector in vectors:
-            if vector.shape != shape:
+        for row, vector in enumerate(vectors):
+            if len(shape) > 1 and vector.shape == shape[-1:]:  # one per channel: tiled
+                vectors[row] = np.broadcast_to(vector, shape)
+            elif vector.shape != shape:
                 raise InvalidArgumentError(
                     f"vectors must have the shape of layer {found.name!r}'s output "
-                    f"{shape}, got {vector.shape}.")
+                    f"{shape} or its channel count {shape[-1:]} (then the same at every "
+                    f"position), got {vector.shape}.")
         power = float(cossim_pow)
         names = _names("names", names, [f"Direction#{found.name}_{i}"
                                         for i in range(len(vectors))])

@@ -54,6 +54,20 @@ def test_each_objective_has_its_closed_form(model, image):
     np.testing.assert_allclose(got, [dot * max(cosine, 0.1) ** 3], rtol=1e-4)
 
 
+def test_a_direction_of_one_channel_vector_is_repeated_at_every_position(model, image):
+    """A vector of the layer's channel count (e.g. a CRAFT concept of a conv layer, the
+    bank's row W[k]) is the same direction at every spatial position: the objective equals
+    the one of the vector tiled to the layer's shape (Xplique broadcasts it too)."""
+    vector = np.array([0.3, 1.2], np.float32)
+    tiled = np.broadcast_to(vector, (4, 4, 2))
+    got, _, _ = values(Objective.direction(model, "copy", vector), image)
+    want, _, _ = values(Objective.direction(model, "copy", tiled), image)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    got, _, _ = values(Objective.direction(model, "copy", [vector, tiled]),
+                       np.repeat(image, 2, axis=0))
+    np.testing.assert_allclose(got, [want[0], want[0]], rtol=1e-5)
+
+
 def test_composition_is_the_weighted_sum(model, image):
     x = image[0]
     objective = (2.0 * Objective.channel(model, "copy", 0)
