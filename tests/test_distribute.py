@@ -79,6 +79,26 @@ CHILD = textwrap.dedent(r"""
     many = Masked(model, batch_size=3, strategy=strategy).explain(x, y).numpy()
     devices_seen["argument"] = sorted(seen)
     results["argument"] = float(np.max(np.abs(one - many)))
+    # a Keras model built under the scope (mirrored weights), XLA-compiled steps
+    def convnet():
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
+                                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    plain = convnet()
+    with strategy.scope():
+        mirrored = convnet()
+        explainer = SobolAttributionMethod(mirrored, grid_size=2, nb_design=4, batch_size=7,
+                                           jit_compile=True)
+    one = SobolAttributionMethod(plain, grid_size=2, nb_design=4, batch_size=7)
+    results["keras_jit"] = float(np.max(np.abs(one.explain(x, y).numpy()
+                                               - explainer.explain(x, y).numpy())))
+    with strategy.scope():  # weights on one device: XLA cannot read them from the other
+        explainer = SobolAttributionMethod(plain, grid_size=2, nb_design=4, jit_compile=True)
+    try:
+        explainer.explain(x, y)
+        results["jit_error"] = "no error"
+    except Exception as exc:
+        results["jit_error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
     maps = rng.normal(size=(3, 8, 8)).astype(np.float32)
     for name, build in {
         "deletion": lambda: Deletion(model, x, y, batch_size=4, steps=5),
@@ -118,6 +138,15 @@ def test_same_results_on_two_devices(two_devices, name):
     # the forward batches really ran on both devices
     assert [device[-5:] for device in two_devices["devices"][name]] == ["CPU:0", "CPU:1"], \
         two_devices["devices"][name]
+
+
+def test_keras_model_built_under_the_scope_with_xla(two_devices):
+    assert two_devices["differences"]["keras_jit"] < 1e-5
+
+
+def test_xla_with_weights_on_one_device_says_how_to_fix(two_devices):
+    error = two_devices["differences"]["jit_error"]
+    assert error.startswith("ModelCallError") and "strategy.scope()" in error, error
 
 
 def tiny_model(x):

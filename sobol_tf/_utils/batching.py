@@ -419,9 +419,15 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
             ours = library_error(exc)
             if ours is not None:
                 raise ours from None
+            hint = ""
+            if compiled.strategy is not None and "on_a_different_device" in str(exc):
+                hint = (" With jit_compile under a strategy, XLA cannot read weights held "
+                        "on another device: build the model under strategy.scope() (its "
+                        "weights are then mirrored on every replica), or leave "
+                        "jit_compile off.")
             raise ModelCallError(
                 f"the model raised while evaluating {what} (items {first} to {stop - 1} of "
-                f"{nb_items}, batch_size={batch_size}): {type(exc).__name__}: {exc}"
+                f"{nb_items}, batch_size={batch_size}):{hint} {type(exc).__name__}: {exc}"
             ) from exc
     result = tf.concat(results, axis=0) if len(results) > 1 else results[0]
     if result.shape[0] != nb_items:

@@ -80,7 +80,8 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
             else one device. Gradient methods split their batches too (each replica
             takes the gradients of its slice). A model that runs eagerly runs on one
             device. Build a Keras model under the same scope to mirror its weights on
-            every device (else every replica reads them from where they are). Not in
+            every device (else every replica reads them from where they are; with
+            ``jit_compile`` it must be, since XLA cannot read weights on another device). Not in
             Xplique. Subclasses accept it from this base class (or set
             ``explainer.strategy`` after construction).
 
