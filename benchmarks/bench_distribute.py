@@ -11,8 +11,11 @@ before TensorFlow initialises them:
 
 Model: the small convnet of ``bench_speed.py`` case (a), 32x32x3, built under the
 strategy's scope (mirrored weights); Sobol grid_size=8, nb_design=32, batch_size=256.
-Images/s = N / median wall time of explain() over the repeats, after one warm-up call.
-Usage: python benchmarks/bench_distribute.py [--quick] [--gpu] [--markdown FILE]
+Images/s = N / median wall time of explain() over every repeat of every round, after
+one warm-up call per process; the configurations take turns, round after round (order
+reversed every other round), so that the load of a shared machine hits them alike.
+The load average is written down with the table.
+Usage: python benchmarks/bench_distribute.py [--quick] [--gpu] [--rounds R] [--markdown FILE]
 """
 import argparse
 import json
@@ -89,19 +92,34 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
     parser.add_argument("--gpu", action="store_true", help="replicas over the GPUs")
+    parser.add_argument("--rounds", type=int, default=2, help="processes per configuration")
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args(argv)
-    nb_images, repeats = (4, 2) if args.quick else (16, 3)
+    nb_images, repeats = (4, 2) if args.quick else (16, 2)
     forwards = nb_images * NB_DESIGN * (GRID ** 2 + 2)
     print(f"machine: {machine()}; {nb_images} images 32x32, {forwards} forward passes per "
-          f"explain, batch_size={BATCH}, median of {repeats} after a warm-up")
+          f"explain, batch_size={BATCH}, median of {repeats} x {args.rounds} rounds after a warm-up")
+    import statistics
+
+    configurations = ["none", "mirrored-1", "mirrored-2"]
+    times = {configuration: [] for configuration in configurations}
+    replicas = {}
+    loads = [os.getloadavg()[0]]
+    for number in range(args.rounds):
+        for configuration in configurations[::-1 if number % 2 else 1]:
+            result = run(configuration, nb_images, repeats, args.gpu)
+            times[configuration] += result["times"]
+            replicas[configuration] = result["replicas"]
+            loads.append(os.getloadavg()[0])
     rows, base = [], None
-    for configuration in ("none", "mirrored-1", "mirrored-2"):
-        result = run(configuration, nb_images, repeats, args.gpu)
-        speed = nb_images / result["median_s"]
+    for configuration in configurations:
+        median = statistics.median(times[configuration])
+        speed = nb_images / median
         base = base or speed
-        rows.append([configuration, result["replicas"], f"{result['median_s']:.2f}",
+        rows.append([configuration, replicas[configuration], f"{median:.2f}",
                      f"{speed:.2f}", f"{speed / base:.2f}"])
+    load = f"1-minute load average {min(loads):.1f} to {max(loads):.1f} during the runs"
+    print(load)
     header = ["configuration", "replicas", "explain s", "images/s", "vs no strategy"]
     title = ("Sobol explain() throughput over devices "
              f"({'GPUs' if args.gpu else 'logical CPU devices'})")
@@ -113,7 +131,8 @@ def main(argv=None):
                          f"\n\nMachine: {machine()}. Small convnet (bench_speed case (a)), "
                          f"{nb_images} images 32x32, grid_size={GRID}, nb_design={NB_DESIGN}"
                          f" ({forwards} forward passes), batch_size={BATCH}; median of "
-                         f"{repeats} runs after a warm-up, one process per row.\n\n")
+                         f"{repeats} runs x {args.rounds} rounds (one process per configuration "
+                         f"and round, configurations taking turns); {load}.\n\n")
             handle.write("| " + " | ".join(header) + " |\n")
             handle.write("|" + "---|" * len(header) + "\n")
             for row in rows:
