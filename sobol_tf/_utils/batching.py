@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from sobol_tf._utils.checks import (MODEL_CONTRACT, batch_result, cause_line, check_finite,
                                     describe_structure, library_error, one_output)
-from sobol_tf.errors import InvalidArgumentError, ModelCallError, SobolTFError, warn
+from sobol_tf.errors import (InvalidArgumentError, InvalidTypeError, ModelCallError,
+                             SobolTFError, warn)
 
 #: run_batches sizes its chunks of batches so that one compiled call lasts about this
 #: long (seconds): long enough that the per-call cost vanishes, short enough for the
@@ -82,6 +83,80 @@ class RunsEagerly:
         self._mode.warned = self._mode.warned or bool(value)
 
 
+def check_strategy(value):
+    """``value`` as a ``tf.distribute.Strategy`` or None.
+
+    Raises:
+        InvalidTypeError: anything else (a name such as 'mirrored', a device count).
+    """
+    if value is None or isinstance(value, tf.distribute.Strategy):
+        return value
+    raise InvalidTypeError(
+        "strategy must be a tf.distribute.Strategy (e.g. tf.distribute.MirroredStrategy()) "
+        f"or None, got {value!r} ({type(value).__name__}).")
+
+
+def current_strategy():
+    """The strategy of the enclosing ``strategy.scope()``, or None outside any scope."""
+    return tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+
+
+class RunsOnStrategy:
+    """The ``strategy`` of an object (an explainer, a metric) whose steps run on a
+    :class:`~sobol_tf._utils.scoring.Scorer`; held in ``self._strategy``."""
+
+    @property
+    def strategy(self):
+        """The ``tf.distribute.Strategy`` whose replicas share each forward batch, or None
+        (one device, TensorFlow's placement).
+
+        Set from the ``strategy=`` argument, else from the enclosing
+        ``strategy.scope()`` when the object is built; may be set later (steps are then
+        compiled again for the new strategy). Each batch of ``batch_size`` items is cut
+        into one contiguous slice per replica, run with ``strategy.run`` inside the
+        compiled step, and the slices are concatenated in order, so results equal those
+        on one device up to float rounding. A model that runs eagerly (it could not be
+        traced) runs on one device.
+        """
+        return self.__dict__.get("_strategy")
+
+    @strategy.setter
+    def strategy(self, value):
+        self.__dict__["_strategy"] = check_strategy(value)
+
+
+def distributed(step, strategy):
+    """``step(indices, *arguments)`` with each batch split over the replicas of
+    ``strategy``: replica r computes the items ``r * B // R .. (r + 1) * B // R - 1`` of
+    the batch (B items, R replicas) and the slices are concatenated in replica order.
+
+    A replica left without items (B < R) computes the batch's last item, whose result
+    it drops, so that no step ever sees an empty batch.
+    """
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(indices, *arguments):
+        context = tf.distribute.get_replica_context()
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+        size = tf.shape(indices, out_type=tf.int64)[0]
+        start, stop = replica * size // replicas, (replica + 1) * size // replicas
+        first = tf.minimum(start, size - 1)
+        return step(indices[first:tf.maximum(stop, first + 1)], *arguments)[:stop - start]
+
+    def step_on_replicas(indices, *arguments):
+        results = strategy.experimental_local_results(
+            strategy.run(replica_step, args=(indices,) + tuple(arguments)))
+        if len(results) != replicas:
+            raise InvalidArgumentError(
+                f"the strategy {type(strategy).__name__} has {replicas} replicas in sync "
+                f"but {len(results)} on this worker; only single-worker strategies "
+                "(MirroredStrategy, OneDeviceStrategy) can share forward batches.")
+        return results[0] if replicas == 1 else tf.concat(results, axis=0)
+
+    step_on_replicas.__qualname__ = step_on_replicas.__name__ = step.__name__
+    return step_on_replicas
+
+
 class CompiledStep:
     """A step ``step(indices, *arguments)`` compiled two ways, each on first use.
 
@@ -107,10 +182,13 @@ class CompiledStep:
             step only if it is used again (a one-shot job, e.g. a metric built to be
             evaluated once, then skips the trace, which costs more than one eager batch
             of a small model).
+        strategy: a ``tf.distribute.Strategy`` whose replicas share each batch of the
+            compiled step and loop (:func:`distributed`); None: one device. The eager
+            path (``python_step``) always runs on one device.
     """
 
     def __init__(self, python_step, input_signature, *, jit_compile=False, mode=None,
-                 eager_fallback=True, eager_first=False):
+                 eager_fallback=True, eager_first=False, strategy=None):
         def several(structure):
             return ModelCallError(f"the operator returned {structure}; it must return one "
                                   "score per input, shape (B,).")
@@ -126,14 +204,20 @@ class CompiledStep:
         self.mode = mode if mode is not None else ModelMode()
         self.eager_fallback = eager_fallback
         self.eager_first = eager_first
+        self.strategy = strategy
         self.runs = 0
         self._step = self._loop = None
 
     @property
     def step(self):
         if self._step is None:
-            self._step = tf.function(self.python_step, input_signature=self._signature,
-                                     jit_compile=self._jit_compile).get_concrete_function()
+            step = self.python_step
+            if self.strategy is not None:  # XLA per replica; strategy.run stays a graph
+                step = distributed(tf.function(step, jit_compile=self._jit_compile)
+                                   if self._jit_compile else step, self.strategy)
+            self._step = tf.function(step, input_signature=self._signature,
+                                     jit_compile=self._jit_compile and self.strategy is None
+                                     ).get_concrete_function()
         return self._step
 
     @property
@@ -146,6 +230,8 @@ class CompiledStep:
         step = self.python_step
         if self._jit_compile:  # an XLA cluster of its own; else traced inline in the body
             step = tf.function(step, jit_compile=True)
+        if self.strategy is not None:
+            step = distributed(step, self.strategy)
 
         def loop(start, stop, batch_size, *arguments):
             nb_batches = (stop - start + batch_size - 1) // batch_size
@@ -333,9 +419,15 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
             ours = library_error(exc)
             if ours is not None:
                 raise ours from None
+            hint = ""
+            if compiled.strategy is not None and "on_a_different_device" in str(exc):
+                hint = (" With jit_compile under a strategy, XLA cannot read weights held "
+                        "on another device: build the model under strategy.scope() (its "
+                        "weights are then mirrored on every replica), or leave "
+                        "jit_compile off.")
             raise ModelCallError(
                 f"the model raised while evaluating {what} (items {first} to {stop - 1} of "
-                f"{nb_items}, batch_size={batch_size}): {type(exc).__name__}: {exc}"
+                f"{nb_items}, batch_size={batch_size}):{hint} {type(exc).__name__}: {exc}"
             ) from exc
     result = tf.concat(results, axis=0) if len(results) > 1 else results[0]
     if result.shape[0] != nb_items:

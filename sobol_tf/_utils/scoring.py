@@ -36,8 +36,8 @@ class Scorer:
     Args:
         owner: the explainer or metric the scorer works for; its current
             ``batch_size`` (items per forward pass, None: everything in one pass),
-            ``verbose`` and ``jit_compile`` (if it has one) are read at each run, so that
-            setting them on the owner takes effect; its class name titles progress bars.
+            ``verbose``, ``jit_compile`` and ``strategy`` (if it has them) are read at each
+            run, so that setting them on the owner takes effect; its class name titles progress bars.
         operator: the resolved operator g(model, inputs, targets) -> (B,) scores.
         eager_first: run a step's first one-batch job eagerly (see
             :class:`~sobol_tf._utils.batching.CompiledStep`).
@@ -58,15 +58,19 @@ class Scorer:
     def compiled(self, model, key, python_step, input_signature):
         """``python_step`` compiled with its batch loop, once per ``key`` and model.
 
-        ``key`` must name everything the step's closure depends on besides the model
-        and the arguments' shapes: a later call with an equal key reuses the first step.
+        ``key`` must name everything the step's closure depends on besides the model,
+        the owner's strategy and the arguments' shapes: a later call with an equal key
+        reuses the first step. Under a strategy, each batch is split over its replicas
+        (:func:`~sobol_tf._utils.batching.distributed`).
         """
-        key = (id(model),) + tuple(key)
+        strategy = getattr(self.owner, "strategy", None)
+        key = (id(model), id(strategy)) + tuple(key)
         if key not in self._functions:
             self._functions[key] = CompiledStep(
                 python_step, input_signature, mode=self.mode,
                 jit_compile=bool(getattr(self.owner, "jit_compile", False)),
-                eager_fallback=self.eager_fallback, eager_first=self.eager_first)
+                eager_fallback=self.eager_fallback, eager_first=self.eager_first,
+                strategy=strategy)
         return self._functions[key]
 
     def run(self, function, nb_items, arguments, what, **options):

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets
-from sobol_tf._utils.batching import RunsEagerly
+from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strategy
 from sobol_tf._utils.data import check_model, model_input_shape
 from sobol_tf._utils.inference import batch_inference
 from sobol_tf._utils.layouts import check_kind, layout_of
@@ -47,7 +47,7 @@ def _mixed_precision_clone(model, name):
     return clone
 
 
-class Explainer(RunsEagerly, ABC):
+class Explainer(RunsEagerly, RunsOnStrategy, ABC):
     """Common base of every explainer.
 
     Args:
@@ -72,6 +72,18 @@ class Explainer(RunsEagerly, ABC):
         mixed_precision: None (default), 'float16' or 'bfloat16': run a copy of a Keras
             model under that mixed dtype policy (faster on recent GPUs; scores then differ
             from float32 by the half-precision rounding, so it is off by default).
+        strategy: a ``tf.distribute.Strategy`` whose replicas (devices) share every
+            forward batch (``strategy.run`` on one slice of the batch per replica, inside
+            the compiled step), e.g. ``tf.distribute.MirroredStrategy()`` over the GPUs;
+            the maps equal those of one device up to float rounding. None (default): the
+            strategy of the enclosing ``strategy.scope()`` when the explainer is built,
+            else one device. Gradient methods split their batches too (each replica
+            takes the gradients of its slice). A model that runs eagerly runs on one
+            device. Build a Keras model under the same scope to mirror its weights on
+            every device (else every replica reads them from where they are; with
+            ``jit_compile`` it must be, since XLA cannot read weights on another device). Not in
+            Xplique. Subclasses accept it from this base class (or set
+            ``explainer.strategy`` after construction).
 
     Attributes:
         inference_function: the resolved operator, g(model, inputs, targets) -> (B,)
@@ -82,7 +94,8 @@ class Explainer(RunsEagerly, ABC):
 
     Raises:
         InvalidTypeError: ``model`` is not callable, ``batch_size`` not an integer,
-            ``mixed_precision`` with a model that is not a Keras model.
+            ``mixed_precision`` with a model that is not a Keras model, ``strategy``
+            neither None nor a ``tf.distribute.Strategy``.
         InvalidArgumentError: ``batch_size`` < 1, an unknown operator name.
     """
 
@@ -119,8 +132,9 @@ class Explainer(RunsEagerly, ABC):
         self.__dict__["_model"] = model
 
     def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
-                 jit_compile=False, mixed_precision=None):
+                 jit_compile=False, mixed_precision=None, strategy=None):
         model = check_model(model)
+        self.strategy = current_strategy() if strategy is None else strategy
         self.model = model
         self.batch_size = (None if batch_size is None
                            else check_positive_int("batch_size", batch_size))

@@ -20,7 +20,7 @@ import tensorflow as tf
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import (check_positive_int, model_input_shape, prepare_inputs_targets,
                              to_numpy)
-from sobol_tf._utils.batching import RunsEagerly
+from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strategy
 from sobol_tf._utils.data import check_model
 from sobol_tf._utils.layouts import MAX_TOKEN_ID, layout_of
 from sobol_tf._utils.scoring import Scorer
@@ -125,7 +125,7 @@ def broadcast_one_output(targets, outputs, operator):
     return targets.sum(axis=1, keepdims=True)
 
 
-class ExplanationMetric(RunsEagerly, ABC):
+class ExplanationMetric(RunsEagerly, RunsOnStrategy, ABC):
     """Base of the metrics that score explanations of fixed inputs.
 
     Args:
@@ -153,6 +153,12 @@ class ExplanationMetric(RunsEagerly, ABC):
             the operator (e.g. to score probabilities of a model that outputs logits); to
             each output of a model with several.
         verbose: show a progress bar.
+        strategy: a ``tf.distribute.Strategy`` whose replicas (devices) share every
+            forward batch, as for explainers (see
+            :class:`~sobol_tf.attributions.base.Explainer`); scores equal those of one
+            device up to float rounding. None (default): the strategy of the enclosing
+            ``strategy.scope()`` when the metric is built, else one device. Not in
+            Xplique.
 
     Attributes:
         model: the model as scored: ``activation`` applied to its outputs (as Xplique).
@@ -169,7 +175,8 @@ class ExplanationMetric(RunsEagerly, ABC):
 
     Raises:
         InvalidTypeError: ``model`` not callable, arguments of the wrong type, a built-in
-            operator with a model of several outputs.
+            operator with a model of several outputs, ``strategy`` neither None nor a
+            ``tf.distribute.Strategy``.
         InvalidArgumentError: bad shapes or values (the message says which and why), one
             input without its batch axis, NaN or infinite targets.
         ModelCallError: the model raised on the clean inputs or gave NaN / infinite
@@ -184,8 +191,9 @@ class ExplanationMetric(RunsEagerly, ABC):
     """
 
     def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
-                 activation=None, *, verbose=False):
+                 activation=None, *, verbose=False, strategy=None):
         model = check_model(model)
+        self.strategy = current_strategy() if strategy is None else strategy
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
         self.operator = operators_module.get(operator)
