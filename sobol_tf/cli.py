@@ -56,7 +56,7 @@ from sobol_tf._cli_parser import (  # noqa: F401 (the option names, re-exported)
     build_parser,
 )
 from sobol_tf._quiet import import_tensorflow_quietly
-from sobol_tf._utils.progress import Progress  # noqa: F401 (cli.Progress, as before)
+from sobol_tf._progress import Progress  # noqa: F401 (cli.Progress, as before)
 
 OVERLAY_SUFFIX = "_sobol.png"
 METRIC_NAMES = ("deletion", "insertion", "mufidelity")

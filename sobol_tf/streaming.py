@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import files as _files
-from sobol_tf._utils.progress import Progress
+from sobol_tf._progress import Progress
 from sobol_tf._utils.data import _element_parts, _is_batched, model_input_shape, to_numpy
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 

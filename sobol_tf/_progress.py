@@ -1,6 +1,7 @@
 """The one progress line of long runs: items done, items/s and time left.
 
-No TensorFlow here: ``sobol-tf`` imports it before TensorFlow. (The bars of the batches
+No TensorFlow here (it lives outside ``sobol_tf._utils``, whose package imports it):
+``sobol-tf`` imports it before TensorFlow. (The bars of the batches
 inside one ``explain`` call are keras' Progbar, see :func:`sobol_tf._utils.batching.progbar`.)
 """
 import sys
