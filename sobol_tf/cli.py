@@ -422,6 +422,8 @@ def _explain_stream(args, paths, model, spec, explainer, work, progress):
         return predicted if args.target is None else np.full(len(inputs), args.target)
 
     def reason(one_input, exc):
+        if isinstance(exc, UsageProblem):  # an option, not an image, is wrong
+            raise exc
         return "cannot explain: " + failure_reason(
             model, spec, one_input[..., 0] if spec.squeeze else one_input, exc)
 

@@ -294,7 +294,8 @@ def explain_dataset(explainer, data, targets=None, *, batch_size=None,
             alone and skips (reports in ``ExplainedBatch.errors``) those that still
             fail, with the message "cannot explain: <first line of the error>"; a
             function ``(input, exception) -> message`` does the same with its message
-            (what it raises ends the stream). KeyboardInterrupt always ends the stream.
+            (what it raises ends the stream). A ``targets`` function is part of the
+            work retried. KeyboardInterrupt always ends the stream.
 
     Yields:
         :class:`ExplainedBatch` (number, start, stop, index, maps, targets, names,
@@ -329,23 +330,41 @@ def explain_dataset(explainer, data, targets=None, *, batch_size=None,
 
 
 def _explain_or_skip(explainer, inputs, targets, on_error):
-    """(kept mask, maps of the kept inputs or None, [(row, message)] of the others)."""
+    """Explain a batch (``targets``: rows, None, or a function of the inputs).
+
+    Returns:
+        (kept mask, maps of the kept inputs or None, their targets or None,
+        [(row, message)] of the inputs skipped).
+    """
+    def run(rows):
+        part = inputs if rows is None else inputs[rows]
+        chosen = targets(part) if callable(targets) else (
+            targets if rows is None or targets is None else targets[rows])
+        chosen = None if chosen is None else np.asarray(chosen)
+        return np.asarray(explainer.explain(part, chosen)), chosen
+
+    everything = np.ones(len(inputs), bool)
     if on_error == "raise":
-        return np.ones(len(inputs), bool), np.asarray(explainer.explain(inputs, targets)), []
+        return (everything,) + run(None) + ([],)
     try:
-        return np.ones(len(inputs), bool), np.asarray(explainer.explain(inputs, targets)), []
+        return (everything,) + run(None) + ([],)
     except Exception as exc:  # any error of the model or the method on this batch
         if len(inputs) == 1:
-            return np.zeros(1, bool), None, [(0, _failure(on_error, inputs[0], exc))]
-    keep, maps, failures = np.zeros(len(inputs), bool), [], []
+            return np.zeros(1, bool), None, None, [(0, _failure(on_error, inputs[0], exc))]
+    keep, maps, chosen, failures = np.zeros(len(inputs), bool), [], [], []
     for row in range(len(inputs)):
         try:
-            maps.append(np.asarray(explainer.explain(
-                inputs[row:row + 1], None if targets is None else targets[row:row + 1])))
-            keep[row] = True
+            one_map, one_target = run(slice(row, row + 1))
         except Exception as exc:
             failures.append((row, _failure(on_error, inputs[row], exc)))
-    return keep, (np.concatenate(maps) if maps else None), failures
+            continue
+        keep[row] = True
+        maps.append(one_map)
+        chosen.append(one_target)
+    if not maps:
+        return keep, None, None, failures
+    return keep, np.concatenate(maps), (None if chosen[0] is None
+                                        else np.concatenate(chosen)), failures
 
 
 def _failure(on_error, one_input, exc):
@@ -393,9 +412,9 @@ def _stream(explainer, batches, targets, on_error, progress):
                     raise InvalidArgumentError(
                         "targets must be None when the data carries its targets ((input, "
                         "target) pairs or a 'targets' key).")
-                batch_targets = np.asarray(targets(inputs))
-            done, maps, failures = _explain_or_skip(explainer, inputs, batch_targets,
-                                                    on_error)
+                batch_targets = targets
+            done, maps, batch_targets, failures = _explain_or_skip(
+                explainer, inputs, batch_targets, on_error)
             if failures:
                 errors += [(int(index[row]), None if kept_names is None else kept_names[row],
                             message) for row, message in failures]
@@ -403,7 +422,6 @@ def _stream(explainer, batches, targets, on_error, progress):
                 index = index[done]
                 kept_names = None if kept_names is None else [
                     n for n, k in zip(kept_names, done) if k]
-                batch_targets = None if batch_targets is None else batch_targets[done]
         del inputs
         yield ExplainedBatch(number, start, stop, index, maps, batch_targets,
                              None if kept_names is None else tuple(kept_names),
