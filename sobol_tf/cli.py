@@ -17,9 +17,14 @@ hidden ones and the output folder left out), sorted by their path in the folder.
 ``explain`` writes ``<stem>_sobol.png`` (the map over the image) per image and
 ``maps.npz``: one (H, W) float32 map per image, under the image's file name, at the
 model's input resolution; ``files`` (the names, in order) and ``targets`` (the class ids
-explained). Images are loaded and explained ``--shard-size`` at a time (never all in
-memory); each finished batch is written at once as a shard in ``DIR/.sobol-tf/shards``,
-and maps.npz is assembled from the shards at the end (and on Ctrl-C, exit 130). A rerun
+explained). The files stream through :func:`sobol_tf.streaming.image_files_dataset`'s
+decoder and :func:`sobol_tf.streaming.explain_dataset` (never all in memory; the next
+images are decoded in tf.data's threads while the model runs), ``--shard-size`` images
+per batch; a model of free input size gets each image at its own size, grouped by size
+(a group is explained when it holds ``--shard-size`` images, the rest at the end). Each
+finished batch is written at once as a shard in ``DIR/.sobol-tf/shards``
+(:class:`sobol_tf.streaming.MapWriter`: ``shard-*.npz`` + ``index.jsonl``), and
+maps.npz is assembled from the shards at the end (and on Ctrl-C, exit 130). A rerun
 with the same options resumes: finished maps are kept, not recomputed (the options the
 maps depend on and the model's sha256 are recorded in ``DIR/.sobol-tf/job.json``; other
 options are refused with exit 2 unless ``--overwrite``). A lock file per worker
