@@ -89,7 +89,7 @@ def build_parser(description, run_explain, run_score):
     explain.add_argument("--quiet", action="store_true",
                          help="no progress bar, only errors")
     explain.add_argument("--shard-size", type=int_at_least(1), default=32, metavar="N",
-                         help="images loaded, explained and saved together (32); each "
+                         help="images explained and saved together (32); each "
                               "finished shard is kept, so a rerun resumes after it")
     explain.add_argument("--overwrite", action="store_true",
                          help="discard the maps of an earlier run with other options in "

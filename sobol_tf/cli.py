@@ -17,9 +17,14 @@ hidden ones and the output folder left out), sorted by their path in the folder.
 ``explain`` writes ``<stem>_sobol.png`` (the map over the image) per image and
 ``maps.npz``: one (H, W) float32 map per image, under the image's file name, at the
 model's input resolution; ``files`` (the names, in order) and ``targets`` (the class ids
-explained). Images are loaded and explained ``--shard-size`` at a time (never all in
-memory); each finished batch is written at once as a shard in ``DIR/.sobol-tf/shards``,
-and maps.npz is assembled from the shards at the end (and on Ctrl-C, exit 130). A rerun
+explained). The files stream through :func:`sobol_tf.streaming.image_files_dataset`'s
+decoder and :func:`sobol_tf.streaming.explain_dataset` (never all in memory; the next
+images are decoded in tf.data's threads while the model runs), ``--shard-size`` images
+per batch; a model of free input size gets each image at its own size, grouped by size
+(a group is explained when it holds ``--shard-size`` images, the rest at the end). Each
+finished batch is written at once as a shard in ``DIR/.sobol-tf/shards``
+(:class:`sobol_tf.streaming.MapWriter`: ``shard-*.npz`` + ``index.jsonl``), and
+maps.npz is assembled from the shards at the end (and on Ctrl-C, exit 130). A rerun
 with the same options resumes: finished maps are kept, not recomputed (the options the
 maps depend on and the model's sha256 are recorded in ``DIR/.sobol-tf/job.json``; other
 options are refused with exit 2 unless ``--overwrite``). A lock file per worker
@@ -56,6 +61,7 @@ from sobol_tf._cli_parser import (  # noqa: F401 (the option names, re-exported)
     build_parser,
 )
 from sobol_tf._quiet import import_tensorflow_quietly
+from sobol_tf._progress import Progress  # noqa: F401 (cli.Progress, as before)
 
 OVERLAY_SUFFIX = "_sobol.png"
 METRIC_NAMES = ("deletion", "insertion", "mufidelity")
@@ -273,54 +279,6 @@ def job_settings(args):
             "perturbation": args.perturbation, "seed": args.seed, "scale": args.scale}
 
 
-class Progress:
-    """One line on stdout: images done of the total, images/s and time left."""
-
-    def __init__(self, total, title, quiet):
-        import time
-
-        self.clock = time.monotonic
-        self.total, self.done, self.quiet = total, 0, quiet
-        self.start = self.clock()
-        self.tty = sys.stdout.isatty()
-        if not quiet:
-            print(title, flush=True)
-
-    def update(self, count):
-        self.done += count
-        if self.quiet:
-            return
-        elapsed = max(self.clock() - self.start, 1e-9)
-        rate = self.done / elapsed
-        left = (self.total - self.done) / rate if rate > 0 else float("inf")
-        left = "?" if left == float("inf") else \
-            f"{int(left) // 3600}:{int(left) % 3600 // 60:02d}:{int(left) % 60:02d}"
-        line = f"{self.done}/{self.total} images  {rate:.2f} images/s  {left} left"
-        last = self.done >= self.total
-        print(("\r" if self.tty else "") + line, end="\n" if last or not self.tty else "",
-              flush=True)
-
-
-def explain_loaded(explainer, model, spec, inputs, target, batch_size):
-    """Maps of one batch of loaded model inputs of one shape (the one call that explains;
-    a streaming engine can replace it).
-
-    Returns:
-        (maps (N, H, W) numpy, targets (N,), model outputs (N, K)).
-
-    Raises:
-        UsageProblem: ``target`` is not an output of the model.
-    """
-    predicted, outputs = predicted_classes(model, inputs, batch_size)
-    problem = target_problem(target, outputs.shape[1])
-    if problem:
-        raise UsageProblem(problem)
-    targets = predicted if target is None else np.full(len(inputs), target)
-    maps = explainer.explain(inputs[..., None] if spec.squeeze else inputs,
-                             targets).numpy()[..., 0]
-    return maps, targets, outputs
-
-
 def run_explain(args):
     """``sobol-tf explain``: returns the exit status."""
     index, nb_workers = worker_of(os.environ)
@@ -390,20 +348,14 @@ def _explain_share(args, paths, model, spec, explainer, work, index, nb_workers)
     skipped = len(range(index, len(paths), nb_workers)) - len(share)
     progress = Progress(len(share), f"SobolAttributionMethod{who}: {len(share)} image(s) "
                         f"to explain" + (f", {skipped} already done" if skipped else ""),
-                        args.quiet)
-    number = {path: k for k, path in enumerate(paths)}
+                        unit="images", quiet=args.quiet)
     failed = 0
     try:
-        for first in range(0, len(share), args.shard_size):
-            chunk = [paths[k] for k in share[first:first + args.shard_size]]
-            loaded, bad = load_images(chunk, spec, SCALES[args.scale])
-            failed += bad
-            failed += _explain_chunk(args, loaded, model, spec, explainer, work,
-                                     [number[p[0]] for p in loaded])
-            progress.update(len(chunk))
+        if share:
+            failed += _explain_stream(args, [paths[k] for k in share], model, spec,
+                                      explainer, work, progress)
     except KeyboardInterrupt:
-        if progress.tty and not args.quiet:
-            print()  # end the progress line
+        progress.close()
         kept = len(files.finished_names(work))
         if nb_workers == 1 and kept:
             saved = files.assemble_maps(maps_path, names, work)
@@ -428,40 +380,92 @@ def _explain_share(args, paths, model, spec, explainer, work, index, nb_workers)
     return EXIT_FILE_ERROR if failed else 0
 
 
-def _explain_chunk(args, loaded, model, spec, explainer, work, numbers):
-    """Explain one chunk of loaded images (grouped by shape), write each finished batch
-    as a shard and the overlays; returns the number of failures."""
+def image_stream(paths, spec, scale, shard_size):
+    """The images of ``paths`` as the model takes them, a tf.data pipeline (decoded by
+    :func:`sobol_tf.streaming.image_files_dataset`'s decoder in tf.data's threads, read
+    ahead while the model runs), and the ``batch_size`` to give ``explain_dataset``.
+
+    A model of fixed input size gets the files in order, ``shard_size`` per batch. A
+    model of free height, width or channels gets each image at its own size, grouped
+    by shape (tf.data's ``group_by_window``): a group is explained when it holds
+    ``shard_size`` images, the rest at the end of the stream (in order of shape); at
+    most ``shard_size`` images per distinct shape are held.
+    """
+    import tensorflow as tf
+    from sobol_tf import streaming
+
+    size = (spec.height, spec.width)
+    dataset = streaming._files_dataset(paths, size, spec.channels, scale)
+    if spec.height and spec.width and spec.channels:
+        return dataset, shard_size
+
+    def shape_key(element):
+        shape = tf.cast(tf.shape(element["inputs"]), tf.int64)
+        return (shape[0] * (1 << 21) + shape[1]) * 8 + shape[2]
+
+    grouped = dataset.group_by_window(shape_key, lambda _, group: group.batch(shard_size),
+                                      window_size=shard_size)
+    return grouped, None
+
+
+def _explain_stream(args, paths, model, spec, explainer, work, progress):
+    """Explain ``paths`` through :func:`sobol_tf.streaming.explain_dataset`, write each
+    finished batch as a shard (:class:`sobol_tf.streaming.MapWriter`) and its overlays,
+    report each file that fails; returns the number of failures."""
+    from sobol_tf._utils import files
+    from sobol_tf.streaming import MapWriter, explain_dataset
+
+    scale = SCALES[args.scale]
+    dataset, batch_size = image_stream(paths, spec, scale, args.shard_size)
+
+    def targets(inputs):  # the class explained: --target, else the predicted one
+        predicted, outputs = predicted_classes(model, inputs[..., 0] if spec.squeeze
+                                               else inputs, args.batch_size)
+        problem = target_problem(args.target, outputs.shape[1])
+        if problem:
+            raise UsageProblem(problem)
+        return predicted if args.target is None else np.full(len(inputs), args.target)
+
+    def reason(one_input, exc):
+        if isinstance(exc, UsageProblem):  # an option, not an image, is wrong
+            raise exc
+        return "cannot explain: " + failure_reason(
+            model, spec, one_input[..., 0] if spec.squeeze else one_input, exc)
+
+    failed = 0
+    stream = explain_dataset(explainer, dataset, targets, batch_size=batch_size,
+                             on_error=reason)
+    with MapWriter(files.shards_folder(work)) as writer:
+        for batch in stream:
+            for _, path, message in batch.errors:
+                _report(f"{path}: {message}")
+            failed += len(batch.errors)
+            if batch.maps is not None:
+                writer.write(batch._replace(maps=batch.maps[..., 0]))
+                if not args.no_overlays:
+                    failed += _save_overlays(args, model, spec, scale, batch)
+            progress.update(batch.stop - batch.start)
+    return failed
+
+
+def _save_overlays(args, model, spec, scale, batch):
+    """``<stem>_sobol.png`` of each map of ``batch``; returns the number of failures."""
     from sobol_tf._utils import files
 
     failed = 0
-
-    def explain(indices):
-        inputs = np.stack([loaded[i][2] for i in indices])
-        return explain_loaded(explainer, model, spec, inputs, args.target, args.batch_size)
-
-    def cannot_explain(i, exc):
-        nonlocal failed
-        reason = failure_reason(model, spec, loaded[i][2], exc)
-        _report(f"{loaded[i][0]}: cannot explain: {reason}")
-        failed += 1
-
-    for group in files.group_by_shape(loaded):
-        for indices, (maps, targets, outputs) in in_batches_or_alone(group, explain,
-                                                                     cannot_explain):
-            names = [os.path.basename(loaded[i][0]) for i in indices]
-            files.save_shard(work, numbers[indices[0]], names, maps, targets)
-            if args.no_overlays:
-                continue
-            for row, i in enumerate(indices):
-                target = int(targets[row])
-                overlay = os.path.join(args.out,
-                                       os.path.splitext(names[row])[0] + OVERLAY_SUFFIX)
-                title = f"{names[row]}: class {target} (score {outputs[row, target]:.3g})"
-                try:
-                    save_overlay(overlay, loaded[i][1], maps[row], title)
-                except Exception as exc:  # the map is kept in maps.npz all the same
-                    _report(f"{overlay}: cannot write the overlay: {files.one_line(exc)}")
-                    failed += 1
+    loaded = [files.load_image(path, spec, scale) for path in batch.names]
+    _, outputs = predicted_classes(model, np.stack([inputs for _, inputs in loaded]),
+                                   args.batch_size)
+    for row, path in enumerate(batch.names):
+        name = os.path.basename(path)
+        target = int(batch.targets[row])
+        overlay = os.path.join(args.out, os.path.splitext(name)[0] + OVERLAY_SUFFIX)
+        title = f"{name}: class {target} (score {outputs[row, target]:.3g})"
+        try:
+            save_overlay(overlay, loaded[row][0], batch.maps[row, ..., 0], title)
+        except Exception as exc:  # the map is kept in maps.npz all the same
+            _report(f"{overlay}: cannot write the overlay: {files.one_line(exc)}")
+            failed += 1
     return failed
 
 

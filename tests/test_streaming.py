@@ -1,6 +1,7 @@
 """explain_dataset: the same maps as explain, batch by batch, in constant memory, with
 reading overlapping the model; image files with named errors; maps written as they come."""
 import gc
+import re
 import time
 import tracemalloc
 import weakref
@@ -163,8 +164,12 @@ def test_write_maps_round_trip(model, tmp_path):
     np.testing.assert_allclose(back["maps"], explainer.explain(X, Y).numpy(), rtol=1e-5)
     np.testing.assert_array_equal(back["index"], np.arange(N))
     np.testing.assert_array_equal(back["targets"], Y)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "index.jsonl", "shard-000000.npz", "shard-000001.npz", "shard-000002.npz"]
+    # shards are named by their first position and a random part (appending writers,
+    # resumed jobs and workers never replace each other's shards)
+    listed = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert listed[0] == "index.jsonl" and len(listed) == 4
+    assert [re.fullmatch(r"shard-(\d{8})-[0-9a-f]{8}\.npz", n)[1] for n in listed[1:]] == [
+        "00000000", "00000004", "00000008"]
     # a line cut by a crash is ignored
     with open(tmp_path / "out" / "index.jsonl", "a") as file:
         file.write('{"number": 3, "sta')
@@ -236,3 +241,54 @@ def test_bad_input(model, tmp_path):
         list(explain_dataset(explainer, np.full((2, 8, 8, 3), np.nan, np.float32)))
     with pytest.raises(InvalidArgumentError, match="no index"):
         read_maps(tmp_path)
+
+
+def test_api_and_cli_read_a_file_alike_and_list_alike(tmp_path):
+    """One decoder: the dataset's input equals the CLI's (load_img semantics: luma not
+    rounded, alpha dropped); one listing: hidden files and an excluded folder left out."""
+    from sobol_tf._utils import files as cli_files
+    rgba = RNG.integers(0, 256, (5, 7, 4)).astype(np.uint8)
+    tf.io.write_file(str(tmp_path / "a.png"), tf.io.encode_png(rgba))
+    _write_png(tmp_path / ".hidden.png", 9)
+    _write_png(tmp_path / "out" / "x.png", 9)
+    (tmp_path / "out").mkdir(exist_ok=True)
+    assert image_files(tmp_path, exclude=tmp_path / "out") == [str(tmp_path / "a.png")]
+    for channels, expected in [(1, rgba[..., :3] @ np.array([0.299, 0.587, 0.114])),
+                               (3, rgba[..., :3])]:
+        [element] = list(image_files_dataset(tmp_path / "a.png", None, channels=channels))
+        np.testing.assert_allclose(element["inputs"].numpy().reshape(5, 7, -1),
+                                   expected.reshape(5, 7, -1) / 255, atol=1e-6)
+        spec = type("Spec", (), dict(channels=channels, height=4, width=4, squeeze=False))
+        [resized] = list(image_files_dataset(tmp_path / "a.png", 4, channels=channels))
+        np.testing.assert_array_equal(resized["inputs"].numpy(), cli_files.load_image(
+            str(tmp_path / "a.png"), spec, 1.0)[1])
+
+
+def test_targets_function_and_on_error_skip(model, tmp_path):
+    explainer = Occlusion(model, patch_size=4, patch_stride=4)
+    bad = X.copy()
+    bad[3] = np.nan                                   # explain refuses NaN inputs
+    ids = Y.argmax(1)
+    seen = []
+
+    def chosen(inputs):
+        seen.append(len(inputs))
+        return ids[:len(inputs)] * 0 + 1
+    batches = list(explain_dataset(explainer, bad, chosen, batch_size=5, on_error="skip"))
+    assert seen == [5, 1, 1, 1, 1, 1, 5]              # batch, then each input alone
+    [(position, name, message)] = batches[0].errors
+    assert (position, name) == (3, None) and message.startswith("cannot explain: ")
+    np.testing.assert_array_equal(batches[0].index, [0, 1, 2, 4])
+    np.testing.assert_array_equal(np.concatenate([b.targets for b in batches]), [1] * 9)
+    keep = np.arange(N) != 3
+    np.testing.assert_allclose(np.concatenate([b.maps for b in batches]),
+                               explainer.explain(X[keep], np.ones(9, int)).numpy(), rtol=1e-5)
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        list(explain_dataset(explainer, bad, chosen, batch_size=5))
+    with pytest.raises(InvalidArgumentError, match="on_error"):
+        explain_dataset(explainer, X, on_error="ignore")
+    # two writers on one folder (a resumed job, a worker) keep each other's shards
+    for part in (slice(0, 4), slice(4, N)):
+        write_maps(explain_dataset(explainer, X[part], ids[part], batch_size=4),
+                   tmp_path / "maps")
+    assert len(read_maps(tmp_path / "maps")["maps"]) == N

@@ -31,6 +31,7 @@ class FileProblem(Exception):
 
     def __init__(self, path, message):
         super().__init__(f"{path}: {message}")
+        self.path, self.reason = path, message
 
 
 #: lines of TensorFlow's and Keras' messages that say where an error happened, not what
@@ -171,12 +172,21 @@ def convert_channels(image, channels):
     return np.concatenate([color, alpha], axis=-1)
 
 
-def load_image(path, spec, scale):
-    """Read one image; returns (display image in [0, 1], model input), float32 numpy.
+def decode_image_file(path, channels, size, scale):
+    """Read and decode one image file as the command line and
+    :func:`sobol_tf.streaming.image_files_dataset` both do (one decoder for both).
 
-    The image is converted to the model's channels (:func:`convert_channels`). The
-    display image keeps the file's size (and drops alpha); the model input is resized
-    (bilinear, antialiased) to the model's size and multiplied by ``scale``.
+    The image is converted to ``channels`` (:func:`convert_channels`; None: the file's
+    own), resized (bilinear, antialiased) to ``size`` = (height, width) (None for either:
+    the file's own) and multiplied by ``scale``.
+
+    Returns:
+        (display image in [0, 1] at the file's size without alpha, model input
+        (H, W, C)), float32 numpy.
+
+    Raises:
+        FileProblem: the file cannot be read, is empty, is not a PNG, JPEG, GIF or BMP
+            image (or a damaged one), or has more than 4 channels.
     """
     import tensorflow as tf
 
@@ -194,16 +204,24 @@ def load_image(path, spec, scale):
                           "file, or a damaged one") from exc
     if image.shape[-1] not in CHANNEL_NAMES:
         raise FileProblem(path, f"the image has {image.shape[-1]} channels; expected 1 to 4")
-    image = convert_channels(image.numpy(), spec.channels)
-    size = (spec.height or image.shape[0], spec.width or image.shape[1])
+    image = convert_channels(image.numpy(), channels)
+    height, width = size if size is not None else (None, None)
+    size = (height or image.shape[0], width or image.shape[1])
     inputs = image
     if tuple(image.shape[:2]) != size:
         inputs = tf.image.resize(image, size, method="bilinear", antialias=True).numpy()
     inputs = inputs * np.float32(scale)
-    if spec.squeeze:
-        inputs = inputs[..., 0]
     display = image[..., :-1] if image.shape[-1] in (2, 4) else image
     return display, inputs
+
+
+def load_image(path, spec, scale):
+    """Read one image for a model (:func:`decode_image_file` at the model's channels and
+    size); returns (display image in [0, 1], model input), float32 numpy; the model
+    input has no channel axis for models of (N, H, W) inputs (``spec.squeeze``)."""
+    display, inputs = decode_image_file(path, spec.channels, (spec.height, spec.width),
+                                        scale)
+    return display, (inputs[..., 0] if spec.squeeze else inputs)
 
 
 def group_by_shape(loaded):
@@ -278,10 +296,10 @@ def save_maps(path, names, maps, targets):
     arrays = [("files", np.asarray(names, dtype=str)),
               ("targets", np.asarray(targets, np.int64))]
     arrays += [(name, np.asarray(m, np.float32)) for name, m in zip(names, maps)]
-    _write_npz(path, arrays)
+    write_npz(path, arrays)
 
 
-def _write_npz(path, members):
+def write_npz(path, members):
     """Write ``(key, array)`` pairs (any iterable) as an .npz archive, atomically."""
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".",
                                          prefix=".maps-", suffix=".npz.tmp")
@@ -494,38 +512,20 @@ def check_job(work, settings, overwrite=False):
         overwrite = False
 
 
-def save_shard(work, first_index, names, maps, targets):
-    """Write one finished batch as ``shards/<first index>-<random>.npz`` (maps.npz's
-    format, atomically); returns its path."""
-    import secrets
-
-    path = os.path.join(work, SHARDS_FOLDER,
-                        f"{first_index:08d}-{secrets.token_hex(4)}.npz")
-    save_maps(path, names, maps, targets)
-    return path
-
-
-def _shards(work):
-    folder = os.path.join(work, SHARDS_FOLDER)
-    try:
-        names = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return []
-    return [os.path.join(folder, name) for name in names if name.endswith(".npz")]
+def shards_folder(work):
+    """Where a job's shards and their index are (written by streaming.MapWriter)."""
+    return os.path.join(work, SHARDS_FOLDER)
 
 
 def finished_names(work):
-    """{file name: shard path} of the maps finished in the shards of ``work`` (reads
-    only the names; a damaged shard is ignored: its images are explained again)."""
+    """{file name: shard path} of the maps finished in the shards of ``work`` (names
+    read back by :func:`sobol_tf.streaming.finished_names`; shards hold the images'
+    paths, keyed here by file name as maps.npz is)."""
+    from sobol_tf.streaming import finished_names as finished_paths
+
     finished = {}
-    for shard in _shards(work):
-        try:
-            with np.load(shard, allow_pickle=False) as archive:
-                names = archive["files"]
-        except Exception:  # a damaged shard: its images are not finished
-            continue
-        for name in names:
-            finished.setdefault(str(name), shard)
+    for path, shard in finished_paths(shards_folder(work)).items():
+        finished.setdefault(os.path.basename(path), shard)
     return finished
 
 
@@ -541,10 +541,13 @@ def assemble_maps(path, names, work):
     by_shard = {}
     for name in names:
         by_shard.setdefault(where[name], []).append(name)
-    targets = {}
+    rows, targets = {}, {}
     for shard, held in by_shard.items():
         with np.load(shard, allow_pickle=False) as archive:
-            row = {str(n): k for k, n in enumerate(archive["files"])}
+            row = {}
+            for k, n in enumerate(archive["names"]):
+                row.setdefault(os.path.basename(str(n)), k)
+            rows[shard] = row
             for name in held:
                 targets[name] = int(archive["targets"][row[name]])
 
@@ -553,8 +556,9 @@ def assemble_maps(path, names, work):
         yield "targets", np.asarray([targets[n] for n in names], np.int64)
         for shard, held in by_shard.items():
             with np.load(shard, allow_pickle=False) as archive:
+                maps = archive["maps"]
                 for name in held:
-                    yield name, archive[name]
+                    yield name, maps[rows[shard][name]]
 
-    _write_npz(path, members())
+    write_npz(path, members())
     return len(names)
