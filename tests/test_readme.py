@@ -17,6 +17,8 @@ def test_readme_example_runs(capsys):
     assert "tabular (4, 3) unused feature: 0.0" in out
     assert "time series (4, 32, 2) outside the window: 0.0" in out
     assert "tokens (2, 6)" in out and "word deletion" in out
+    # large jobs: a stream written to disk gives the maps of explain
+    assert "streamed maps (10, 16, 16, 1) equal explain: True" in out
     # concepts: the planted pattern that drives the class is the top concept
     assert "the top concept is pattern A: True" in out
     assert "MACO image (32, 32, 3) transparency in [0, 1]: True" in out
