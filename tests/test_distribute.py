@@ -67,16 +67,13 @@ CHILD = textwrap.dedent(r"""
         many = explainer.explain(x, y).numpy()
         devices_seen[name] = sorted(seen)
         results[name] = float(np.max(np.abs(one - many)))
-    # given as an argument (the base classes' keyword), outside any scope
-    from sobol_tf.attributions.base import BlackBoxExplainer
-    class Masked(BlackBoxExplainer):  # scores weighted by 5 fixed masks
-        def _masks(self, height, width, channels):
-            return np.random.default_rng(2).uniform(size=(5, height, width, 1))
-        def _estimate(self, scores, masks, base_scores):
-            return tf.einsum("np,phwk->nhwk", scores, masks)
-    one = Masked(model, batch_size=3).explain(x, y).numpy()
+    # given as an argument (every class's keyword), outside any scope
+    one = explainers["sobol"]().explain(x, y).numpy()
     seen.clear()
-    many = Masked(model, batch_size=3, strategy=strategy).explain(x, y).numpy()
+    explainer = SobolAttributionMethod(model, grid_size=2, nb_design=4, batch_size=7,
+                                       strategy=strategy)
+    assert explainer.strategy is strategy
+    many = explainer.explain(x, y).numpy()
     devices_seen["argument"] = sorted(seen)
     results["argument"] = float(np.max(np.abs(one - many)))
     # a Keras model built under the scope (mirrored weights), XLA-compiled steps
@@ -112,6 +109,13 @@ CHILD = textwrap.dedent(r"""
         many = metric(maps)
         devices_seen[name] = sorted(seen)
         results[name] = abs(one - many)
+    one = Deletion(model, x, y, batch_size=4, steps=5)(maps)
+    seen.clear()
+    metric = Deletion(model, x, y, batch_size=4, steps=5, strategy=strategy)
+    assert metric.strategy is strategy
+    many = metric(maps)
+    devices_seen["metric_argument"] = sorted(seen)
+    results["metric_argument"] = abs(one - many)
     print("RESULT" + json.dumps({"differences": results, "devices": devices_seen,
                                  "replicas": strategy.num_replicas_in_sync}))
 """)
@@ -131,7 +135,7 @@ def two_devices():
 
 
 @pytest.mark.parametrize("name", ["sobol", "rise", "occlusion", "saliency", "argument",
-                                  "deletion", "mufidelity"])
+                                  "deletion", "mufidelity", "metric_argument"])
 def test_same_results_on_two_devices(two_devices, name):
     assert two_devices["replicas"] == 2
     assert two_devices["differences"][name] < 1e-5
