@@ -201,3 +201,29 @@ def test_bad_strategy_type(value):
         Metric(tiny_model, x, [0, 1], strategy=value)
     with pytest.raises(InvalidTypeError, match="strategy"):
         Deletion(tiny_model, x, [0, 1]).strategy = value
+
+
+def test_a_one_batch_job_of_a_keras_model_runs_on_the_strategy():
+    """Metrics (and CRAFT) run the first one-batch job of a Keras model eagerly, which
+    skips a trace; under a strategy that job must still go through ``strategy.run``."""
+    import keras
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    strategies = []
+
+    class Spy(keras.layers.Layer):
+        def call(self, x):
+            strategies.append(tf.distribute.get_strategy())
+            return x
+
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((8, 8, 1)), Spy(), keras.layers.Flatten(),
+                                  keras.layers.Dense(2)])
+    x = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 1)).astype(np.float32)
+    maps = np.random.default_rng(1).normal(size=(2, 8, 8)).astype(np.float32)
+    plain = Deletion(model, x, [0, 1], batch_size=64, steps=2)(maps)
+    strategies.clear()
+    score = Deletion(model, x, [0, 1], batch_size=64, steps=2, strategy=strategy)(maps)
+    assert strategies and all(s is strategy for s in strategies)
+    assert abs(score - plain) < 1e-6
