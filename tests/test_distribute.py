@@ -67,16 +67,13 @@ CHILD = textwrap.dedent(r"""
         many = explainer.explain(x, y).numpy()
         devices_seen[name] = sorted(seen)
         results[name] = float(np.max(np.abs(one - many)))
-    # given as an argument (the base classes' keyword), outside any scope
-    from sobol_tf.attributions.base import BlackBoxExplainer
-    class Masked(BlackBoxExplainer):  # scores weighted by 5 fixed masks
-        def _masks(self, height, width, channels):
-            return np.random.default_rng(2).uniform(size=(5, height, width, 1))
-        def _estimate(self, scores, masks, base_scores):
-            return tf.einsum("np,phwk->nhwk", scores, masks)
-    one = Masked(model, batch_size=3).explain(x, y).numpy()
+    # given as an argument (every class's keyword), outside any scope
+    one = explainers["sobol"]().explain(x, y).numpy()
     seen.clear()
-    many = Masked(model, batch_size=3, strategy=strategy).explain(x, y).numpy()
+    explainer = SobolAttributionMethod(model, grid_size=2, nb_design=4, batch_size=7,
+                                       strategy=strategy)
+    assert explainer.strategy is strategy
+    many = explainer.explain(x, y).numpy()
     devices_seen["argument"] = sorted(seen)
     results["argument"] = float(np.max(np.abs(one - many)))
     # a Keras model built under the scope (mirrored weights), XLA-compiled steps
@@ -112,6 +109,13 @@ CHILD = textwrap.dedent(r"""
         many = metric(maps)
         devices_seen[name] = sorted(seen)
         results[name] = abs(one - many)
+    one = Deletion(model, x, y, batch_size=4, steps=5)(maps)
+    seen.clear()
+    metric = Deletion(model, x, y, batch_size=4, steps=5, strategy=strategy)
+    assert metric.strategy is strategy
+    many = metric(maps)
+    devices_seen["metric_argument"] = sorted(seen)
+    results["metric_argument"] = abs(one - many)
     print("RESULT" + json.dumps({"differences": results, "devices": devices_seen,
                                  "replicas": strategy.num_replicas_in_sync}))
 """)
@@ -131,7 +135,7 @@ def two_devices():
 
 
 @pytest.mark.parametrize("name", ["sobol", "rise", "occlusion", "saliency", "argument",
-                                  "deletion", "mufidelity"])
+                                  "deletion", "mufidelity", "metric_argument"])
 def test_same_results_on_two_devices(two_devices, name):
     assert two_devices["replicas"] == 2
     assert two_devices["differences"][name] < 1e-5
@@ -197,3 +201,29 @@ def test_bad_strategy_type(value):
         Metric(tiny_model, x, [0, 1], strategy=value)
     with pytest.raises(InvalidTypeError, match="strategy"):
         Deletion(tiny_model, x, [0, 1]).strategy = value
+
+
+def test_a_one_batch_job_of_a_keras_model_runs_on_the_strategy():
+    """Metrics (and CRAFT) run the first one-batch job of a Keras model eagerly, which
+    skips a trace; under a strategy that job must still go through ``strategy.run``."""
+    import keras
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    strategies = []
+
+    class Spy(keras.layers.Layer):
+        def call(self, x):
+            strategies.append(tf.distribute.get_strategy())
+            return x
+
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((8, 8, 1)), Spy(), keras.layers.Flatten(),
+                                  keras.layers.Dense(2)])
+    x = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 1)).astype(np.float32)
+    maps = np.random.default_rng(1).normal(size=(2, 8, 8)).astype(np.float32)
+    plain = Deletion(model, x, [0, 1], batch_size=64, steps=2)(maps)
+    strategies.clear()
+    score = Deletion(model, x, [0, 1], batch_size=64, steps=2, strategy=strategy)(maps)
+    assert strategies and all(s is strategy for s in strategies)
+    assert abs(score - plain) < 1e-6

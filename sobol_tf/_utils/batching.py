@@ -181,7 +181,8 @@ class CompiledStep:
         eager_first: run the first job eagerly when it is a single batch, and trace the
             step only if it is used again (a one-shot job, e.g. a metric built to be
             evaluated once, then skips the trace, which costs more than one eager batch
-            of a small model).
+            of a small model). Not under a ``strategy``: the job is then compiled, so
+            that it runs on the replicas.
         strategy: a ``tf.distribute.Strategy`` whose replicas share each batch of the
             compiled step and loop (:func:`distributed`); None: one device. The eager
             path (``python_step``) always runs on one device.
@@ -376,7 +377,8 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
     first, stop, chunk = 0, 0, 1
     trace_error = None
     runner = None
-    eager_once = compiled.eager_first and compiled.runs == 0 and nb_batches == 1
+    eager_once = (compiled.eager_first and compiled.strategy is None  # eager: one device
+                  and compiled.runs == 0 and nb_batches == 1)
     compiled.runs += 1
     if not compiled.mode.eager and not eager_once:
         try:

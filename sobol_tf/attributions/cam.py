@@ -43,6 +43,9 @@ class GradCAMPP(GradCAM):
             :class:`~sobol_tf.attributions.gradients.GradCAM` (any layer; ``explain``
             needs 4-D outputs); None: the last layer with ``filters`` and 4-D outputs.
         verbose: keyword only; show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (each replica takes the gradients of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         As :class:`~sobol_tf.attributions.gradients.GradCAM`.
@@ -86,6 +89,9 @@ class FEM(WhiteBoxExplainer):
         k: the threshold in standard deviations above the mean (any finite number);
             2.0 as Xplique.
         verbose: keyword only; show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (each replica computes the maps of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidTypeError: ``model`` is not a Keras model, or a subclassed one; ``k`` is
@@ -100,11 +106,12 @@ class FEM(WhiteBoxExplainer):
 
     input_kinds = ("image",)
 
-    def __init__(self, model, batch_size=32, conv_layer=None, k=2.0, *, verbose=False):
+    def __init__(self, model, batch_size=32, conv_layer=None, k=2.0, *, verbose=False,
+                 strategy=None):
         import keras  # light: tensorflow already imported it
 
         layer = GradCAM._find_conv_layer(model, conv_layer, type(self).__name__)
-        super().__init__(model, batch_size=batch_size, verbose=verbose)
+        super().__init__(model, batch_size=batch_size, verbose=verbose, strategy=strategy)
         self.conv_layer = layer
         self.k = check_real("k", k, finite=True)
         self._features = keras.Model(model.inputs, layer.output)

@@ -217,8 +217,8 @@ class ExtremalPerturbation(Explainer):
                  steps=800, learning_rate=0.01, mask_step=None, mask_sigma=None,
                  num_levels=8, max_blur=None, normalize_scores=True, area_weight=4.8,
                  area_weight_growth=1000.0, jitter=False, batch_size=16, operator=None,
-                 seed=None, verbose=False):
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
+                 seed=None, verbose=False, strategy=None):
+        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose, strategy=strategy)
         self.areas = _check_areas(areas)
         self.variant = check_choice("variant", variant, VARIANTS)
         self.perturbation = check_choice("perturbation", perturbation, PERTURBATIONS)

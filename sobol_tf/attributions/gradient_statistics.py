@@ -40,6 +40,9 @@ class GradientStatistic(WhiteBoxExplainer):
         seed: (keyword-only) seed of the noise (None: drawn once per explainer); an
             integer >= 0 or a numpy Generator (one integer is drawn from it).
         verbose: (keyword-only) show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (each replica takes the gradients of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidArgumentError: ``nb_samples`` below the method's minimum, ``noise`` < 0,
@@ -51,8 +54,10 @@ class GradientStatistic(WhiteBoxExplainer):
     min_samples = 1
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 reducer="mean", nb_samples=50, noise=0.2, *, seed=None, verbose=False):
-        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
+                 reducer="mean", nb_samples=50, noise=0.2, *, seed=None, verbose=False,
+                 strategy=None):
+        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose,
+                         strategy=strategy)
         self.nb_samples = check_positive_int("nb_samples", nb_samples,
                                              minimum=self.min_samples)
         self.noise = check_real("noise", noise, minimum=0.0)

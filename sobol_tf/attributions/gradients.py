@@ -66,6 +66,9 @@ class Saliency(WhiteBoxExplainer):
             channels (maps (N, H, W, C)). Images only, as Xplique: tabular rows (N, F)
             and time series (N, T, C) get maps of their own shape, whatever the reducer.
         verbose: (keyword-only) show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (each replica takes the gradients of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidArgumentError: ``batch_size`` < 1, an unknown ``reducer`` or
@@ -79,8 +82,9 @@ class Saliency(WhiteBoxExplainer):
     """
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 reducer="max", *, verbose=False):
-        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
+                 reducer="max", *, verbose=False, strategy=None):
+        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose,
+                         strategy=strategy)
 
     def _attribute(self, model, inputs, targets, evaluations):
         return self._gradients(model, inputs, targets)
@@ -108,6 +112,9 @@ class GradientInput(WhiteBoxExplainer):
             channels. Images only, as Xplique: tabular rows (N, F) and time series
             (N, T, C) get maps of their own shape, whatever the reducer.
         verbose: (keyword-only) show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (each replica takes the gradients of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises: as :class:`Saliency`.
 
@@ -151,6 +158,9 @@ class IntegratedGradients(WhiteBoxExplainer):
             ``(T, C)`` or ``(C,)`` for time series, ``(H, W, C)`` for images. The array
             is copied.
         verbose: (keyword-only) show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (each replica takes the gradients of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidArgumentError: ``steps`` < 2, an unknown ``reducer``, a
@@ -165,8 +175,10 @@ class IntegratedGradients(WhiteBoxExplainer):
     """
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 reducer="mean", steps=50, baseline_value=0.0, *, verbose=False):
-        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
+                 reducer="mean", steps=50, baseline_value=0.0, *, verbose=False,
+                 strategy=None):
+        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose,
+                         strategy=strategy)
         self.steps = check_positive_int("steps", steps, minimum=2)
         self.baseline_value = check_baseline_value(baseline_value)
         self.nb_evaluations = self.steps
@@ -230,6 +242,9 @@ class GradCAM(WhiteBoxExplainer):
             last layer with ``filters`` and 4-D outputs (Xplique takes the last layer
             with ``filters``, whatever its rank).
         verbose: keyword only; show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (each replica takes the gradients of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidTypeError: ``model`` is not a Keras model, or a subclassed one;
@@ -245,12 +260,12 @@ class GradCAM(WhiteBoxExplainer):
     input_kinds = ("image",)
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 conv_layer=None, *, verbose=False):
+                 conv_layer=None, *, verbose=False, strategy=None):
         import keras  # light: tensorflow already imported it
 
         layer = self._find_conv_layer(model, conv_layer, type(self).__name__)
         super().__init__(model, output_layer=output_layer, batch_size=batch_size,
-                         operator=operator, verbose=verbose)
+                         operator=operator, verbose=verbose, strategy=strategy)
         self.conv_layer = layer
         # the operator sees the model's whole output structure (list, tuple, dict), as
         # model(x) returns it, so that an operator picking one head gets that head

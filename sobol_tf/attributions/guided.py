@@ -137,8 +137,9 @@ class _ReLURuleExplainer(WhiteBoxExplainer):
         raise NotImplementedError
 
     def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 reducer="mean", *, verbose=False):
-        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose)
+                 reducer="mean", *, verbose=False, strategy=None):
+        super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose,
+                         strategy=strategy)
         name = type(self).__name__
         model, count = override_relu_gradients(self.model, type(self).rule, name)
         self._set_model_in_constructor(model)
@@ -173,6 +174,9 @@ class GuidedBackprop(_ReLURuleExplainer):
             channels. Images only, as Xplique: tabular rows (N, F) and time series
             (N, T, C) get maps of their own shape, whatever the reducer.
         verbose: (keyword-only) show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (each replica takes the gradients of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidTypeError: ``model`` is not a functional or Sequential Keras model (a

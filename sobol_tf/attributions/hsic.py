@@ -198,6 +198,9 @@ class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
             shape in the inputs' layout (e.g. feature means (F,)) or one value per
             channel (C,).
         verbose: show a progress bar.
+        strategy: a ``tf.distribute.Strategy`` whose replicas share the forward batches
+            (the HSIC estimates run on one device); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     The design is drawn at the first explain (or first read of :attr:`masks`) and kept;
     the constructor only checks sizes: the sampler's dimensions (scipy's Sobol sequence:
@@ -238,8 +241,10 @@ class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
     def __init__(self, model, grid_size=8, nb_design=500, sampler=None, estimator=None,
                  perturbation_function="inpainting", batch_size=256,
                  estimator_batch_size=None, operator=None, *, nb_channels=1, seed=None,
-                 mask_token=None, pad_token=None, baseline=None, verbose=False):
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
+                 mask_token=None, pad_token=None, baseline=None, verbose=False,
+                 strategy=None):
+        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
+                         strategy=strategy)
         self.grid_size = None if grid_size is None else check_positive_int("grid_size",
                                                                            grid_size)
         self.nb_design = check_positive_int("nb_design", nb_design, minimum=2)

@@ -88,6 +88,9 @@ class KernelShap(Lime):
             None: no padding.
         seed: (keyword-only) seed of the coalitions (None: fresh ones per explainer).
         verbose: (keyword-only) show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (the surrogate's fit runs on one device); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     The positional order is Xplique's: ``KernelShap(model, batch_size, operator,
     map_to_interpret_space, nb_samples, ref_value)``.
@@ -102,13 +105,13 @@ class KernelShap(Lime):
 
     def __init__(self, model, batch_size=64, operator=None, map_to_interpret_space=None,
                  nb_samples=800, ref_value=None, *, grid_size=None, mask_token=None,
-                 pad_token=None, seed=None, verbose=False):
+                 pad_token=None, seed=None, verbose=False, strategy=None):
         super().__init__(model, batch_size, operator,
                          interpretable_model=WeightedLinearRegression(alpha=0.0),
                          similarity_kernel=UniformKernel(),
                          map_to_interpret_space=map_to_interpret_space, ref_value=ref_value,
                          nb_samples=nb_samples, grid_size=grid_size, mask_token=mask_token,
-                         pad_token=pad_token, seed=seed, verbose=verbose)
+                         pad_token=pad_token, seed=seed, verbose=verbose, strategy=strategy)
 
     def _default_samples(self, nb_features, rng):
         return shapley_coalitions(nb_features, self.nb_samples, rng)

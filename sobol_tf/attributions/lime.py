@@ -120,6 +120,9 @@ class Lime(BlackBoxExplainer):
             explainer); as :class:`~sobol_tf.attributions.Rise`'s. A custom
             ``pertub_func`` draws its own.
         verbose: (keyword-only) show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches (the surrogate's fit runs on one device); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     The positional order is Xplique's: ``Lime(model, batch_size, operator,
     interpretable_model, similarity_kernel, pertub_func, map_to_interpret_space,
@@ -156,8 +159,9 @@ class Lime(BlackBoxExplainer):
                  similarity_kernel=None, pertub_func=None, map_to_interpret_space=None,
                  ref_value=None, nb_samples=150, distance_mode="euclidean",
                  kernel_width=45.0, prob=0.5, *, grid_size=None, mask_token=None,
-                 pad_token=None, seed=None, verbose=False):
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
+                 pad_token=None, seed=None, verbose=False, strategy=None):
+        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
+                         strategy=strategy)
         self.nb_samples = check_positive_int("nb_samples", nb_samples)
         if self.batch_size is None:
             self.batch_size = self.nb_samples

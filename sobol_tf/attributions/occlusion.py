@@ -75,6 +75,8 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
         pad_token: (keyword-only) the id of padding in token ids, never occluded, 0 in the
             maps; None: no padding.
         verbose: show a progress bar (keyword-only).
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches; see :class:`~sobol_tf.attributions.Explainer`.
 
     The positional order is Xplique's: ``Occlusion(model, batch_size, operator,
     patch_size, patch_stride, occlusion_value)``.
@@ -101,8 +103,10 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
     value_name = "occlusion_value"
 
     def __init__(self, model, batch_size=32, operator=None, patch_size=3, patch_stride=3,
-                 occlusion_value=0.0, *, mask_token=None, pad_token=None, verbose=False):
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
+                 occlusion_value=0.0, *, mask_token=None, pad_token=None, verbose=False,
+                 strategy=None):
+        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
+                         strategy=strategy)
         self.patch_size = _pair("patch_size", patch_size)
         self.patch_stride = _pair("patch_stride", patch_stride)
         # as given: an int is one length along a tabular row or a text, a pair is not

@@ -124,6 +124,8 @@ class Rise(ModalityMixin, BlackBoxExplainer):
         seed: (keyword-only) seed of the masks (None: drawn once per explainer); an
             integer >= 0 or a numpy Generator (one integer is drawn from it).
         verbose: (keyword-only) show a progress bar.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches; see :class:`~sobol_tf.attributions.Explainer`.
 
     The positional order is Xplique's: ``Rise(model, batch_size, operator, nb_samples,
     grid_size, preservation_probability, mask_value)``.
@@ -160,8 +162,9 @@ class Rise(ModalityMixin, BlackBoxExplainer):
 
     def __init__(self, model, batch_size=32, operator=None, nb_samples=4000, grid_size=7,
                  preservation_probability=0.5, mask_value=0.0, *, baseline=None,
-                 mask_token=None, pad_token=None, seed=None, verbose=False):
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
+                 mask_token=None, pad_token=None, seed=None, verbose=False, strategy=None):
+        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
+                         strategy=strategy)
         self.nb_samples = check_positive_int("nb_samples", nb_samples)
         self._grid = _grid_pair(grid_size)
         self.grid_size = grid_size if grid_size is None or isinstance(grid_size, tuple) \

@@ -141,7 +141,8 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
             feature means (F,) of a reference set, a (T, C) series) or one value per
             channel (C,).
         verbose: show a progress bar.
-        jit_compile, mixed_precision: see :class:`~sobol_tf.attributions.Explainer`.
+        jit_compile, mixed_precision, strategy: see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidArgumentError: in the constructor: ``nb_design`` < 2 or not a power of
@@ -183,9 +184,10 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
                  perturbation_function="inpainting", batch_size=256, operator=None, *,
                  nb_channels=1, per_channel=False, seed=None, mask_token=None,
                  pad_token=None, baseline=None, verbose=False, jit_compile=False,
-                 mixed_precision=None):
+                 mixed_precision=None, strategy=None):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
-                         jit_compile=jit_compile, mixed_precision=mixed_precision)
+                         jit_compile=jit_compile, mixed_precision=mixed_precision,
+                         strategy=strategy)
         self.grid_size = None if grid_size is None else check_positive_int("grid_size",
                                                                            grid_size)
         self.seed = check_seed(seed)

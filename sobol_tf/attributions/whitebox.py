@@ -120,6 +120,9 @@ class WhiteBoxExplainer(Explainer):
             give maps (N, F) and time series (N, T, C) maps (N, T, C), whatever the
             reducer.
         verbose: show a progress bar.
+        strategy: a ``tf.distribute.Strategy`` whose replicas share the forward batches
+            (each replica takes the gradients of its slice); see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidTypeError: ``output_layer`` given with a model that is not a Keras model;
@@ -177,11 +180,12 @@ class WhiteBoxExplainer(Explainer):
     needs_gradients = True
 
     def __init__(self, model, output_layer=None, batch_size=64, operator=None,
-                 reducer="mean", *, verbose=False):
+                 reducer="mean", *, verbose=False, strategy=None):
         if output_layer is not None:
             layer = find_layer(model, output_layer)
             model = keras.Model(model.inputs, layer.output)
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose)
+        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
+                         strategy=strategy)
         self.output_layer = output_layer
         self.reducer = check_reducer(reducer)
 

@@ -162,13 +162,18 @@ class CraftTf(CraftPlots):
             integer >= 0 or a numpy Generator. The same seed gives the same concepts
             and importances.
         verbose: (keyword-only) progress bars.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches of both models (see :class:`~sobol_tf.attributions.Explainer`;
+            None: the enclosing ``strategy.scope()``'s, else one device). The NMF and
+            the Sobol estimates run on one device.
 
     Differences from Xplique: both models may be any callables of TensorFlow operations
     (Xplique requires Keras models); bad input raises sobol_tf's errors (Xplique
     asserts).
 
     Raises:
-        InvalidTypeError: a model that is not callable; non-integer sizes.
+        InvalidTypeError: a model that is not callable; non-integer sizes; ``strategy``
+            neither None nor a ``tf.distribute.Strategy``.
         InvalidArgumentError: sizes below 1; an unknown sampler or estimator.
     """
 
@@ -184,7 +189,9 @@ class CraftTf(CraftPlots):
         estimator=None,
         seed=None,
         verbose: bool = False,
+        strategy=None,
     ):
+        from sobol_tf._utils.batching import current_strategy  # noqa: PLC0415
         from sobol_tf._utils.validation import check_positive_int, check_seed  # noqa: PLC0415
         from sobol_tf.attributions import estimators, samplers  # noqa: PLC0415
 
@@ -204,11 +211,23 @@ class CraftTf(CraftPlots):
         self.sampler = sampler
         self.estimator = estimators.get(estimator)
         self.verbose = bool(verbose)
+        self.strategy = current_strategy() if strategy is None else strategy
         self.factorization = None
         self.sensitivity = None
         self._scorer = None
 
     # -- the engine ---------------------------------------------------------------------
+    @property
+    def strategy(self):
+        """The ``tf.distribute.Strategy`` the scoring engine splits each forward batch
+        over, or None (one device); may be set after construction."""
+        return self.__dict__.get("_strategy")
+
+    @strategy.setter
+    def strategy(self, value):
+        from sobol_tf._utils.batching import check_strategy  # noqa: PLC0415
+        self.__dict__["_strategy"] = check_strategy(value)
+
     @property
     def scorer(self):
         """The scoring engine of both models (compiled steps kept between calls)."""

@@ -18,6 +18,8 @@ class CraftManagerTf:
             default classes of interest.
         list_of_class_of_interest: class ids to explain; None: every class in labels.
         number_of_concepts, batch_size, patch_size: as :class:`CraftTf`.
+        strategy: (keyword-only) the ``tf.distribute.Strategy`` of every
+            :class:`CraftTf` (see there).
         **craft_options: (keyword-only) sampler, estimator, seed, verbose of each
             :class:`CraftTf`.
 
@@ -31,7 +33,7 @@ class CraftManagerTf:
     def __init__(self, input_to_latent_model: Callable, latent_to_logit_model: Callable,
                  inputs, labels, list_of_class_of_interest: Optional[list] = None,
                  number_of_concepts: int = 20, batch_size: Optional[int] = 64,
-                 patch_size: int = 64, **craft_options):
+                 patch_size: int = 64, *, strategy=None, **craft_options):
         self.inputs = _images(inputs, "inputs")
         labels = np.asarray(labels)
         if labels.ndim == 2:
@@ -48,7 +50,8 @@ class CraftManagerTf:
         self.latent_to_logit_model = latent_to_logit_model
         self.craft_instances = {
             class_id: CraftTf(input_to_latent_model, latent_to_logit_model,
-                              number_of_concepts, batch_size, patch_size, **craft_options)
+                              number_of_concepts, batch_size, patch_size, strategy=strategy,
+                              **craft_options)
             for class_id in self.list_of_class_of_interest}
 
     def compute_predictions(self):

@@ -55,7 +55,7 @@ class BaseAverageXMetric(ExplanationMetric):
     """Base of the Average metrics: clean and masked scores of every input.
 
     Args:
-        model, inputs, targets, batch_size, operator, activation, verbose: see
+        model, inputs, targets, batch_size, operator, activation, verbose, strategy: see
             :class:`~sobol_tf.metrics.base.ExplanationMetric` (Xplique's order and
             defaults: batch_size=64, operator=None, activation=None). The formulas are
             meant for scores in [0, 1]: give ``activation='softmax'`` or ``'sigmoid'``
@@ -78,10 +78,11 @@ class BaseAverageXMetric(ExplanationMetric):
     """
 
     def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
-                 activation=None, *, mask_token=None, pad_token=None, verbose=False):
+                 activation=None, *, mask_token=None, pad_token=None, verbose=False,
+                 strategy=None):
         self.pad_token = pad_token
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
-                         activation=activation, verbose=verbose)
+                         activation=activation, verbose=verbose, strategy=strategy)
         if self._layout.kind == "tokens":
             if mask_token is None:
                 raise InvalidArgumentError(

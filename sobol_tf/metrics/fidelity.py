@@ -84,7 +84,7 @@ class CausalFidelity(ExplanationMetric):
     input's are in ``counts_per_input``).
 
     Args:
-        model, inputs, targets, batch_size, operator, activation, verbose: see
+        model, inputs, targets, batch_size, operator, activation, verbose, strategy: see
             :class:`~sobol_tf.metrics.base.ExplanationMetric`.
         causal_mode: 'deletion' or 'insertion'.
         baseline_mode: what perturbed features become: a number (default 0.0), an
@@ -125,10 +125,10 @@ class CausalFidelity(ExplanationMetric):
 
     def __init__(self, model, inputs, targets=None, batch_size=64, causal_mode="deletion",
                  baseline_mode=0.0, steps=10, max_percentage_perturbed=1.0, operator=None,
-                 activation=None, *, pad_token=None, verbose=False):
+                 activation=None, *, pad_token=None, verbose=False, strategy=None):
         self.pad_token = pad_token
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
-                         activation=activation, verbose=verbose)
+                         activation=activation, verbose=verbose, strategy=strategy)
         self.causal_mode = check_choice("causal_mode", causal_mode, CAUSAL_MODES)
         self.baseline_mode = baseline_mode
         self._baseline_values = self._baselines(baseline_mode)
@@ -245,7 +245,7 @@ class Deletion(CausalFidelity):
 
     Args:
         model, inputs, targets, batch_size, baseline_mode, steps,
-        max_percentage_perturbed, operator, activation, verbose: see
+        max_percentage_perturbed, operator, activation, verbose, strategy: see
             :class:`CausalFidelity` (defaults as Xplique: batch_size=64,
             baseline_mode=0.0, steps=10, max_percentage_perturbed=1.0).
         pad_token: keyword-only, for token ids: the id of padding (see
@@ -259,12 +259,12 @@ class Deletion(CausalFidelity):
 
     def __init__(self, model, inputs, targets=None, batch_size=64, baseline_mode=0.0,
                  steps=10, max_percentage_perturbed=1.0, operator=None, activation=None, *,
-                 pad_token=None, verbose=False):
+                 pad_token=None, verbose=False, strategy=None):
         super().__init__(model, inputs, targets, batch_size=batch_size,
                          causal_mode="deletion", baseline_mode=baseline_mode, steps=steps,
                          max_percentage_perturbed=max_percentage_perturbed,
                          operator=operator, activation=activation, pad_token=pad_token,
-                         verbose=verbose)
+                         verbose=verbose, strategy=strategy)
 
 
 class Insertion(CausalFidelity):
@@ -280,7 +280,7 @@ class Insertion(CausalFidelity):
 
     Args:
         model, inputs, targets, batch_size, baseline_mode, steps,
-        max_percentage_perturbed, operator, activation, verbose: see
+        max_percentage_perturbed, operator, activation, verbose, strategy: see
             :class:`CausalFidelity` (defaults as Xplique).
         pad_token: keyword-only, for token ids: the id of padding (see
             :class:`CausalFidelity`).
@@ -291,12 +291,12 @@ class Insertion(CausalFidelity):
 
     def __init__(self, model, inputs, targets=None, batch_size=64, baseline_mode=0.0,
                  steps=10, max_percentage_perturbed=1.0, operator=None, activation=None, *,
-                 pad_token=None, verbose=False):
+                 pad_token=None, verbose=False, strategy=None):
         super().__init__(model, inputs, targets, batch_size=batch_size,
                          causal_mode="insertion", baseline_mode=baseline_mode, steps=steps,
                          max_percentage_perturbed=max_percentage_perturbed,
                          operator=operator, activation=activation, pad_token=pad_token,
-                         verbose=verbose)
+                         verbose=verbose, strategy=strategy)
 
 
 def spearman_rows(first, second):
@@ -333,7 +333,7 @@ class MuFidelity(ExplanationMetric):
     Model Explanations. IJCAI 2020. https://arxiv.org/abs/2005.00631 (Def. 3)
 
     Args:
-        model, inputs, targets, batch_size, operator, activation, verbose: see
+        model, inputs, targets, batch_size, operator, activation, verbose, strategy: see
             :class:`~sobol_tf.metrics.base.ExplanationMetric`.
         grid_size: cells per side of the subsets' grid (default 9, as Xplique), cell
             masks upsampled to the input by nearest neighbour; None: pixel-wise subsets
@@ -381,10 +381,11 @@ class MuFidelity(ExplanationMetric):
 
     def __init__(self, model, inputs, targets=None, batch_size=64, grid_size=9,
                  subset_percent=0.2, baseline_mode=0.0, nb_samples=200, operator=None,
-                 activation=None, *, seed=None, pad_token=None, verbose=False):
+                 activation=None, *, seed=None, pad_token=None, verbose=False,
+                 strategy=None):
         self.pad_token = pad_token
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
-                         activation=activation, verbose=verbose)
+                         activation=activation, verbose=verbose, strategy=strategy)
         _, height, width, channels = self.inputs.shape
         kind = self._layout.kind
         if kind in ("tabular", "tokens"):  # one cell per feature, as Xplique

@@ -228,6 +228,9 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
         similarity: (keyword-only, ours) 'spearman' (rank correlation of the maps,
             flattened) or 'ssim' (images only); None: the metric's default.
         verbose: (keyword-only) progress bar.
+        strategy: (keyword-only) see :class:`~sobol_tf.metrics.ExplanationMetric`; it runs
+            the metric's own model calls only: the explainer runs on its own strategy
+            (ModelRandomizationMetric's rebuilt explainer keeps the explainer's).
 
     ``evaluate(explainer)`` -> float, the mean similarity over the inputs; the
     explainer is any object with ``explain(inputs, targets)`` (Xplique's interface) or a
@@ -240,9 +243,9 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
     default_similarity = "spearman"
 
     def __init__(self, model, inputs, targets, batch_size=64, activation=None, seed=42, *,
-                 similarity=None, verbose=False):
+                 similarity=None, verbose=False, strategy=None):
         super().__init__(model, inputs, targets, batch_size=batch_size,
-                         activation=activation, verbose=verbose)
+                         activation=activation, verbose=verbose, strategy=strategy)
         self.seed = seed
         image = self._layout.kind == "image"
         if similarity is None:
@@ -285,7 +288,7 @@ class RandomLogitMetric(BaseRandomizationMetric):
 
     Args, as Xplique's: model, inputs, targets, batch_size=64, activation=None, seed=42;
     keyword-only ``similarity`` (default: 'ssim' for images, as Xplique; 'spearman' for
-    the other kinds, where Xplique's SSIM does not apply) and ``verbose``. See
+    the other kinds, where Xplique's SSIM does not apply), ``verbose`` and ``strategy``. See
     :class:`BaseRandomizationMetric`.
 
     The target class of a row is its argmax; the other classes are drawn once, when the
@@ -300,9 +303,9 @@ class RandomLogitMetric(BaseRandomizationMetric):
     default_similarity = "ssim"
 
     def __init__(self, model, inputs, targets, batch_size=64, activation=None, seed=42, *,
-                 similarity=None, verbose=False):
+                 similarity=None, verbose=False, strategy=None):
         super().__init__(model, inputs, targets, batch_size, activation, seed,
-                         similarity=similarity, verbose=verbose)
+                         similarity=similarity, verbose=verbose, strategy=strategy)
         count, classes = self.targets.shape
         if classes < 2:
             raise InvalidArgumentError(
@@ -327,7 +330,8 @@ class ModelRandomizationMetric(BaseRandomizationMetric):
     Args, as Xplique's: model, inputs, targets, randomization_strategy=None (a
     :class:`ProgressiveLayerRandomization` of the top 25% of the layers with weights),
     batch_size=64, activation=None, seed=42; keyword-only ``similarity`` (default
-    'spearman', as Xplique) and ``verbose``. See :class:`BaseRandomizationMetric`.
+    'spearman', as Xplique), ``verbose`` and ``strategy``. See
+    :class:`BaseRandomizationMetric`.
 
     The model randomized is the one the explainer explains: it is copied
     (``keras.models.clone_model`` and its weights), the strategy randomizes the copy
@@ -356,7 +360,7 @@ class ModelRandomizationMetric(BaseRandomizationMetric):
     """
 
     def __init__(self, model, inputs, targets, randomization_strategy=None, batch_size=64,
-                 activation=None, seed=42, *, similarity=None, verbose=False):
+                 activation=None, seed=42, *, similarity=None, verbose=False, strategy=None):
         if randomization_strategy is None:
             randomization_strategy = ProgressiveLayerRandomization(0.25)
         if not callable(getattr(randomization_strategy, "randomize", None)):
@@ -375,7 +379,7 @@ class ModelRandomizationMetric(BaseRandomizationMetric):
                     "score 1; give a stop_layer that keeps fewer layers (a number of layers, "
                     "e.g. 1, or a layer name).")
         super().__init__(model, inputs, targets, batch_size, activation, seed,
-                         similarity=similarity, verbose=verbose)
+                         similarity=similarity, verbose=verbose, strategy=strategy)
         self.randomization_strategy = randomization_strategy
 
     def _perturbed_explanations(self, explainer):
@@ -429,7 +433,9 @@ def _rebinding(explainer):
         if bound is not None and "model" in bound.arguments:
             def rebuild(model):
                 bound.arguments["model"] = model
-                return cls(*bound.args[1:], **bound.kwargs)
+                rebuilt = cls(*bound.args[1:], **bound.kwargs)
+                rebuilt.strategy = explainer.strategy  # also one from a scope, now left
+                return rebuilt
             return bound.arguments["model"], rebuild
     if hasattr(explainer, "model"):
         def swap(model):

@@ -94,10 +94,11 @@ class MeGe:
     other wrong (pairs of two wrong answers count for neither), in [0, 1]. The formulas
     are in :mod:`sobol_tf.metrics.representativity`.
 
-    Xplique's positional order and defaults; ``models``, ``splits``, ``seed`` and
-    ``verbose`` are ours, keyword-only. The models are trained once, in the constructor,
-    and kept (``self.models``): evaluating several explainers trains nothing more, and
-    each model's predictions are computed once, at the first :meth:`evaluate`.
+    Xplique's positional order and defaults; ``models``, ``splits``, ``seed``,
+    ``verbose`` and ``strategy`` are ours, keyword-only. The models are trained once, in
+    the constructor, and kept (``self.models``): evaluating several explainers trains
+    nothing more, and each model's predictions are computed once, at the first
+    :meth:`evaluate`.
 
     Args:
         learning_algorithm: ``learning_algorithm(x_train, y_train, x_test, y_test)`` ->
@@ -129,6 +130,10 @@ class MeGe:
             NumPy, TensorFlow/Keras) trains the same models again.
         verbose: keyword-only; a progress bar over the k trainings (and the
             predictions).
+        strategy: keyword-only; a ``tf.distribute.Strategy`` whose replicas share the
+            forward batches of the models' predictions (see
+            :class:`~sobol_tf.metrics.ExplanationMetric`). The learning algorithm trains
+            as it sees fit, and the explainers run on their own strategy.
 
     Attributes:
         models: the k trained models (``models[i]`` did not see ``splits[i]``).
@@ -169,7 +174,7 @@ class MeGe:
     """
 
     def __init__(self, learning_algorithm, inputs, targets=None, batch_size=64, k_splits=4,
-                 *, models=None, splits=None, seed=None, verbose=False):
+                 *, models=None, splits=None, seed=None, verbose=False, strategy=None):
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
         self.k_splits = check_positive_int("k_splits", k_splits, minimum=2)
@@ -194,7 +199,8 @@ class MeGe:
             models = self._check_models(models)
         self.models = models
         self._inputs = x
-        self._folds = [_FoldModel(model, x, y, self.batch_size) for model in models]
+        self._folds = [_FoldModel(model, x, y, self.batch_size, strategy=strategy)
+                       for model in models]
         self._labels = None
         self._predictions = None
         self.last_distances = None

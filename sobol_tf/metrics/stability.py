@@ -61,6 +61,9 @@ class AverageStability(ExplainerMetric):
             numpy.random.Generator; the same seed gives the same noise, hence the same
             score for a deterministic explainer.
         verbose: (keyword-only) a progress bar over the explainer calls on noisy inputs.
+        strategy: (keyword-only) see :class:`~sobol_tf.metrics.ExplanationMetric`; it runs
+            the metric's own model calls only (the predicted targets): the explainer
+            runs on its own strategy.
 
     Attributes:
         noisy_masks: float32 numpy (nb_samples, ...) in the inputs' shape, the noise
@@ -90,7 +93,8 @@ class AverageStability(ExplainerMetric):
     """
 
     def __init__(self, model, inputs, targets=None, batch_size=64, radius=0.1,
-                 distance="l2", nb_samples=20, *, seed=None, verbose=False):
+                 distance="l2", nb_samples=20, *, seed=None, verbose=False,
+                 strategy=None):
         self.radius = check_real("radius", radius, finite=True)
         if self.radius <= 0:
             raise InvalidArgumentError(
@@ -108,7 +112,7 @@ class AverageStability(ExplainerMetric):
         self.distance = distance
         self.nb_samples = check_positive_int("nb_samples", nb_samples)
         self.seed = check_seed(seed)
-        super().__init__(model, inputs, targets, batch_size, verbose=verbose)
+        super().__init__(model, inputs, targets, batch_size, verbose=verbose, strategy=strategy)
         if self._layout.kind == "tokens":
             raise InvalidArgumentError(
                 f"AverageStability adds noise of size {self.radius} to the inputs, which "

@@ -139,6 +139,19 @@ def test_deterministic(reference, model, data):
     np.testing.assert_allclose(np.asarray(again), expected, atol=1e-6)
 
 
+def test_same_maps_given_a_strategy(reference, model, data):
+    """``strategy=`` (a keyword of every explainer) reaches the engine and keeps the maps:
+    a MirroredStrategy of this process's one CPU runs every batch through
+    ``strategy.run`` (two devices: tests/test_distribute.py)."""
+    name, expected = reference
+    x, labels = data
+    args, kwargs = EXPLAINERS[name](model, 5)._init_arguments
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    explainer = type(EXPLAINERS[name](model, 5))(*args, **kwargs, strategy=strategy)
+    assert explainer.strategy is strategy
+    np.testing.assert_allclose(np.asarray(explainer.explain(x, labels)), expected, atol=ATOL)
+
+
 def test_one_input_alone_matches_its_row(reference, model, data):
     name, expected = reference
     x, labels = data

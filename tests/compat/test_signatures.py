@@ -125,3 +125,87 @@ def test_xplique_signature(name):
 def test_the_table_has_no_stale_difference():
     for name, argument in DIFFERENT_DEFAULTS:
         assert argument in XPLIQUE[name]
+
+
+# -- issue 16, item 1: every explainer, metric and concept class takes `strategy` -------
+def _classes_running_a_model():
+    """Every public class that scores a model: explainers, metrics with a model (the
+    complexity metrics read maps only), MeGe, and CRAFT."""
+    import sobol_tf.concepts
+    from sobol_tf.attributions.base import Explainer
+    from sobol_tf.metrics.base import ExplanationMetric
+
+    classes = {}
+    for module, base in ((sobol_tf.attributions, Explainer),
+                         (sobol_tf.metrics, ExplanationMetric)):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if inspect.isclass(value) and issubclass(value, base):
+                classes[name] = value
+    classes["MeGe"] = sobol_tf.metrics.MeGe
+    classes["CraftTf"] = sobol_tf.concepts.CraftTf
+    classes["CraftManagerTf"] = sobol_tf.concepts.CraftManagerTf
+    return classes
+
+
+CLASSES_RUNNING_A_MODEL = _classes_running_a_model()
+
+
+def test_the_strategy_list_holds_every_method():
+    assert {"SobolAttributionMethod", "Rise", "Occlusion", "HsicAttributionMethod", "Lime",
+            "KernelShap", "ExtremalPerturbation", "Saliency", "GradCAMPP", "FEM", "VarGrad",
+            "DeconvNet", "Deletion", "Insertion", "MuFidelity", "AverageGainMetric",
+            "AverageStability", "RandomLogitMetric", "ModelRandomizationMetric",
+            "MeGe"} <= set(CLASSES_RUNNING_A_MODEL)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES_RUNNING_A_MODEL))
+def test_every_class_takes_a_keyword_only_strategy(name):
+    """Not in Xplique: keyword-only, None by default (the enclosing scope's, else one
+    device), so no Xplique call can bind a positional value to it."""
+    parameter = inspect.signature(CLASSES_RUNNING_A_MODEL[name].__init__).parameters.get(
+        "strategy")
+    assert parameter is not None, f"{name} does not take strategy="
+    assert parameter.kind is parameter.KEYWORD_ONLY and parameter.default is None
+
+
+def _strategy_holders(name, cls, strategy):
+    """The objects whose engine runs the forward passes of ``cls(..., strategy=...)``."""
+    import numpy as np
+
+    from tests.conftest import tiny_convnet
+
+    model = tiny_convnet((8, 8, 3), 3)
+    x = np.random.default_rng(0).uniform(size=(4, 8, 8, 3)).astype(np.float32)
+    y = np.array([0, 1, 2, 0])
+    if name == "MeGe":
+        metric = cls(None, x, y, k_splits=2, models=[model, model], strategy=strategy)
+        return metric._folds
+    if name == "CraftTf":
+        return [cls(model, model, 2, 4, 4, strategy=strategy)]
+    if name == "CraftManagerTf":
+        manager = cls(model, model, x, y, [0, 1], 2, 4, 4, strategy=strategy)
+        return list(manager.craft_instances.values())
+    if name == "ModelRandomizationMetric":
+        from sobol_tf.metrics import ProgressiveLayerRandomization
+        return [cls(model, x, y, ProgressiveLayerRandomization(1), strategy=strategy)]
+    if name == "MuFidelity":
+        return [cls(model, x, y, grid_size=2, strategy=strategy)]
+    if "Metric" in name or name in ("Deletion", "Insertion", "AverageStability",
+                                     "CausalFidelity"):
+        return [cls(model, x, y, strategy=strategy)]
+    return [cls(model, strategy=strategy)]
+
+
+@pytest.mark.parametrize("name", sorted(set(CLASSES_RUNNING_A_MODEL) - {
+    "Explainer", "BlackBoxExplainer", "WhiteBoxExplainer", "ExplanationMetric",
+    "ExplainerMetric", "BaseAverageXMetric", "BaseRandomizationMetric"}))  # abstract
+def test_the_strategy_reaches_the_engine(name):
+    """Given outside any scope, the strategy is the one the engine reads (the
+    explainers' maps under it are compared in tests/attributions/test_contract.py and
+    tests/test_distribute.py)."""
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    holders = _strategy_holders(name, CLASSES_RUNNING_A_MODEL[name], strategy)
+    assert holders and all(holder.strategy is strategy for holder in holders)

@@ -293,7 +293,7 @@ def test_positional_order_and_defaults_match_xplique():
                           ("batch_size", 64), ("radius", 0.1), ("distance", "l2"),
                           ("nb_samples", 20)]
     keyword_only = [p.name for p in parameters if p.kind == inspect.Parameter.KEYWORD_ONLY]
-    assert keyword_only == ["seed", "verbose"]
+    assert keyword_only == ["seed", "verbose", "strategy"]
 
 
 def test_verbose_shows_a_progress_bar(capsys):

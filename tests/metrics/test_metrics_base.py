@@ -130,11 +130,12 @@ def test_defaults_match_xplique():
         assert defaults(cls) == {"targets": None, "batch_size": 64, "baseline_mode": 0.0,
                                  "steps": 10, "max_percentage_perturbed": 1.0,
                                  "operator": None, "activation": None, "pad_token": None,
-                                 "verbose": False}
+                                 "verbose": False, "strategy": None}
     assert defaults(MuFidelity) == {"targets": None, "batch_size": 64, "grid_size": 9,
                                     "subset_percent": 0.2, "baseline_mode": 0.0,
                                     "nb_samples": 200, "operator": None, "activation": None,
-                                    "seed": None, "pad_token": None, "verbose": False}
+                                    "seed": None, "pad_token": None, "verbose": False,
+                                    "strategy": None}
 
 
 def test_explanations_that_do_not_match_the_inputs(linear_case):

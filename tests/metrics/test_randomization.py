@@ -352,3 +352,24 @@ def test_a_strategy_that_redraws_no_layer_is_refused_not_scored_1():
     with pytest.raises(InvalidArgumentError, match=r"re-draws no layer.*dense"):
         ModelRandomizationMetric(model, x, np.array([0, 1]))
     ModelRandomizationMetric(model, x, np.array([0, 1]), ProgressiveLayerRandomization(1))
+
+
+def test_the_rebuilt_explainer_keeps_the_explainer_s_strategy():
+    """An explainer built under ``strategy.scope()`` (no ``strategy=`` argument) is
+    rebuilt on the randomized copy outside that scope: it must keep the strategy."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    used = []
+
+    class Recording(Saliency):
+        def explain(self, inputs, targets=None):
+            used.append(self.strategy)
+            return super().explain(inputs, targets)
+
+    model = dense_stack()
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    with strategy.scope():
+        explainer = Recording(model)
+    metric = ModelRandomizationMetric(model, x, np.array([0, 1, 0]),
+                                      ProgressiveLayerRandomization(1))
+    metric.evaluate(explainer)
+    assert len(used) == 2 and all(s is strategy for s in used), used
