@@ -9,8 +9,9 @@ Patrick & Vedaldi, ICCV 2019), usable on their own:
   then never sharper than the kernel, whatever the parameters.
 - :func:`area_loss`: the ranking loss that gives a mask its area.
 - :func:`gaussian_blur_matrix`, :func:`perturbation_pyramid` and :func:`apply_pyramid`:
-  an input blurred at ``num_levels`` strengths (padded with zeros, as TorchRay); a mask value of 1 picks the input, 0 the
-  strongest blur, and values in between interpolate linearly between adjacent levels.
+  an input blurred at ``num_levels`` strengths (padded with zeros, as TorchRay); a mask
+  value of 1 picks the input, 0 the strongest blur, and values in between interpolate
+  linearly between adjacent levels.
 
 Everything is written with batched TF ops (gathers, einsums) so that it runs inside one
 compiled optimisation loop.
@@ -80,9 +81,11 @@ class SmoothMaskGenerator:
         # nearest lattice point of each (outside the grid near the borders)
         ys = np.arange(self.full_shape[0]) - self.margin
         xs = np.arange(self.full_shape[1]) - self.margin
-        rows, cols = np.rint(ys / self.step).astype(np.int64), np.rint(xs / self.step).astype(np.int64)
-        distance = np.hypot((ys - self.step * rows)[:, None, None, None] - self.step * offsets[:, None],
-                            (xs - self.step * cols)[None, :, None, None] - self.step * offsets)
+        rows = np.rint(ys / self.step).astype(np.int64)
+        cols = np.rint(xs / self.step).astype(np.int64)
+        dy, dx = ys - self.step * rows, xs - self.step * cols
+        distance = np.hypot(dy[:, None, None, None] - self.step * offsets[:, None],
+                            dx[None, :, None, None] - self.step * offsets)
         self.weights = tf.constant(
             bump(distance, self.sigma).reshape(self.full_shape + (-1,)), tf.float32)
         # the grid is padded with zeros so that every window of every lattice point used
