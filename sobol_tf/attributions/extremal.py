@@ -53,6 +53,12 @@ def scaled_mask_settings(height, width):
             REFERENCE_MAX_BLUR * ratio)
 
 
+def mask_margin(mask_sigma):
+    """Width in pixels of the band around the image where the area loss also counts the
+    mask: round(mask_sigma), TorchRay's margin (its ``sigma``)."""
+    return int(round(mask_sigma))
+
+
 #: the area loss is multiplied by (parameters in the grid) / AREA_REFERENCE_CELLS.
 AREA_REFERENCE_CELLS = 32 * 32
 
@@ -136,14 +142,19 @@ class ExtremalPerturbation(Explainer):
       32 x 32 grid with a weight tuned on an 8 x 8 one).
     - The weight schedule spans the run whatever ``steps`` is (TorchRay multiplies the
       weight by 1.0035 per step).
-    - The area is measured on the image, not on the image plus a margin of
-      ``mask_sigma`` pixels, so the returned masks have the asked area. Pixels whose
-      mask values tie share the reference of the ranks they span (see
+    - The area loss counts, as TorchRay's, the mask on the image and on a margin of
+      round(mask_sigma) pixels around it (:func:`mask_margin`), where the bumps of the
+      parameters near the border spill over: a mask on the border pays for the part
+      of its bumps outside the image, so that masks do not drift to the border (they
+      did without the margin, border parameters moving fewer pixels). The reference
+      holds round(a H W) ones, a of the image, where TorchRay's holds a of the image
+      plus margin (its masks away from the border cover more than a of the image,
+      1.35 a at 224 px); away from the border the returned masks have the asked area.
+      Pixels whose mask values tie share the reference of the ranks they span (see
       :func:`~sobol_tf.attributions.extremal_masks.area_loss`) instead of being ranked
       by their index.
     - 'delete' starts from parameters of 0.75, not 1 (see :data:`INITIAL_PARAMETERS`).
-    - Blurs reflect the borders (TorchRay pads with zeros, which darkens them), and the
-      pyramid interpolation has a one-sided slope at m = 1 (zero in TorchRay).
+    - The pyramid interpolation has a one-sided slope at m = 1 (zero in TorchRay).
     - ``jitter`` is off by default and, when on, flips the perturbed inputs horizontally
       at random (seeded; the same draws for every input, so that an input's masks do not
       depend on the others), where TorchRay flips every other step.
@@ -158,8 +169,9 @@ class ExtremalPerturbation(Explainer):
         variant: 'preserve' (default), 'delete' or 'dual'. The mask always marks what
             matters: kept in 'preserve', removed in 'delete'.
         perturbation: 'blur' (default: a pyramid of ``num_levels`` Gaussian blurs up to a
-            standard deviation of ``max_blur`` pixels, a mask value picking and
-            interpolating the level) or 'fade' (x * m, a blend to zero).
+            standard deviation of ``max_blur`` pixels, the image padded with zeros as
+            TorchRay's, so that the blur fades to 0 near the border; a mask value picks
+            and interpolates the level) or 'fade' (x * m, a blend to zero).
         steps: optimisation steps (TorchRay's ``max_iter``), 800.
         learning_rate: step size of the gradient descent, 0.01 (TorchRay). Parameters live
             in [0, 1]; with fewer steps use a larger rate (0.1 for ~100 steps).
@@ -296,7 +308,8 @@ class ExtremalPerturbation(Explainer):
         blur, num_levels = self.perturbation == "blur", self.num_levels
 
         def step(indices, images, targets, flips=None):
-            generator = SmoothMaskGenerator(height, width, step=mask_step, sigma=mask_sigma)
+            generator = SmoothMaskGenerator(height, width, step=mask_step, sigma=mask_sigma,
+                                            margin=mask_margin(mask_sigma))
             grid_h, grid_w = generator.grid_shape
             cells = grid_h * grid_w / AREA_REFERENCE_CELLS
             input_ids = indices // nb_areas
@@ -324,7 +337,9 @@ class ExtremalPerturbation(Explainer):
                 scale = 1.0 / tf.maximum(size, SCORE_SCALE_FLOOR)
 
             def loss(params, step_id):
-                masks = generator(params)
+                full = generator.full(params)  # the masks and their margin
+                margin = generator.margin
+                masks = full[:, margin:margin + height, margin:margin + width]
                 if variant == "preserve":
                     perturbed = perturb(masks)
                 elif variant == "delete":
@@ -348,7 +363,8 @@ class ExtremalPerturbation(Explainer):
                 reward = reward * scale
                 progress = tf.cast(step_id, tf.float32) / max(steps - 1, 1)
                 weight = cells * weight_0 * tf.pow(growth, progress)
-                return tf.reduce_sum(weight * area_loss(masks, pair_areas) - reward)
+                area = area_loss(full, pair_areas, image_pixels=height * width)
+                return tf.reduce_sum(weight * area - reward)
 
             params = tf.fill((tf.shape(indices)[0],) + generator.grid_shape,
                              INITIAL_PARAMETERS[variant])

@@ -9,8 +9,9 @@ Patrick & Vedaldi, ICCV 2019), usable on their own:
   then never sharper than the kernel, whatever the parameters.
 - :func:`area_loss`: the ranking loss that gives a mask its area.
 - :func:`gaussian_blur_matrix`, :func:`perturbation_pyramid` and :func:`apply_pyramid`:
-  an input blurred at ``num_levels`` strengths; a mask value of 1 picks the input, 0 the
-  strongest blur, and values in between interpolate linearly between adjacent levels.
+  an input blurred at ``num_levels`` strengths (padded with zeros, as TorchRay); a mask
+  value of 1 picks the input, 0 the strongest blur, and values in between interpolate
+  linearly between adjacent levels.
 
 Everything is written with batched TF ops (gathers, einsums) so that it runs inside one
 compiled optimisation loop.
@@ -44,53 +45,78 @@ class SmoothMaskGenerator:
     window around its nearest lattice point, r = 1 + ceil(sigma / step); parameters
     outside the grid count as 0. The result is clipped to [0, 1].
 
+    With a ``margin``, :meth:`full` also computes the mask on a band of ``margin``
+    pixels around the image (pixels -margin .. H + margin - 1, same rule), where the
+    bumps of the parameters near the border spill over (TorchRay's mask generator keeps
+    such a margin of ``sigma`` pixels; the area loss counts it, so that a mask on the
+    border pays for the part of its bumps that falls outside the image).
+
     Args:
         height, width: mask size in pixels.
         step: spacing of the parameter lattice in pixels (TorchRay's ``step``, 7).
         sigma: width of the bump kernel in pixels (TorchRay's ``sigma``, 21).
+        margin: width in pixels of the band around the image of :meth:`full`, 0.
 
     Attributes:
         grid_shape: (h, w) of the parameter grids.
+        full_shape: (H + 2 margin, W + 2 margin), the shape of :meth:`full`'s masks.
         radius: r, the window is (2r + 1) x (2r + 1) parameters.
-        weights: float32 (H, W, K) bump kernel between each pixel and its neighbour k.
+        weights: float32 (H + 2 margin, W + 2 margin, K) bump kernel between each pixel
+            and its neighbour k.
 
     Example:
         >>> generator = SmoothMaskGenerator(16, 16, step=4, sigma=6.0)
         >>> masks = generator(tf.ones((2,) + generator.grid_shape))   # (2, 16, 16)
     """
 
-    def __init__(self, height, width, *, step, sigma):
+    def __init__(self, height, width, *, step, sigma, margin=0):
         self.height, self.width = int(height), int(width)
         self.step, self.sigma = int(step), float(sigma)
+        self.margin = int(margin)
         self.grid_shape = (math.ceil(self.height / self.step), math.ceil(self.width / self.step))
         self.radius = 1 + math.ceil(self.sigma / self.step)
+        self.full_shape = (self.height + 2 * self.margin, self.width + 2 * self.margin)
         offsets = np.arange(-self.radius, self.radius + 1)
-        # each pixel's nearest lattice point, from 0 to h (rounding can pass the last one)
-        rows = np.rint(np.arange(self.height) / self.step).astype(np.int64)
-        cols = np.rint(np.arange(self.width) / self.step).astype(np.int64)
-        dy = np.arange(self.height) - self.step * rows
-        dx = np.arange(self.width) - self.step * cols
+        # pixels of the canvas in image coordinates, -margin .. size + margin - 1, and the
+        # nearest lattice point of each (outside the grid near the borders)
+        ys = np.arange(self.full_shape[0]) - self.margin
+        xs = np.arange(self.full_shape[1]) - self.margin
+        rows = np.rint(ys / self.step).astype(np.int64)
+        cols = np.rint(xs / self.step).astype(np.int64)
+        dy, dx = ys - self.step * rows, xs - self.step * cols
         distance = np.hypot(dy[:, None, None, None] - self.step * offsets[:, None],
                             dx[None, :, None, None] - self.step * offsets)
         self.weights = tf.constant(
-            bump(distance, self.sigma).reshape(self.height, self.width, -1), tf.float32)
-        self._rows, self._cols = tf.constant(rows, tf.int32), tf.constant(cols, tf.int32)
-        # the K neighbours of every lattice point (0..h, 0..w) in the grid padded with
-        # zeros (r before, r + 1 after, for the rounded lattice point h), flattened
+            bump(distance, self.sigma).reshape(self.full_shape + (-1,)), tf.float32)
+        # the grid is padded with zeros so that every window of every lattice point used
+        # lies inside it; the lattice points are then renumbered from 0
         grid_h, grid_w = self.grid_shape
-        padded_w = grid_w + 2 * self.radius + 1
-        lattice_rows = np.arange(grid_h + 1)[:, None, None, None] + self.radius + offsets[:, None]
-        lattice_cols = np.arange(grid_w + 1)[None, :, None, None] + self.radius + offsets
-        neighbours = lattice_rows * padded_w + lattice_cols
-        self._neighbours = tf.constant(neighbours.reshape(grid_h + 1, grid_w + 1, -1), tf.int32)
+        self._pads = [(max(0, self.radius - rows[0]), max(0, rows[-1] + self.radius - grid_h + 1)),
+                      (max(0, self.radius - cols[0]), max(0, cols[-1] + self.radius - grid_w + 1))]
+        padded_w = grid_w + sum(self._pads[1])
+        lattice_rows = np.arange(rows[0], rows[-1] + 1) + self._pads[0][0]
+        lattice_cols = np.arange(cols[0], cols[-1] + 1) + self._pads[1][0]
+        neighbours = ((lattice_rows[:, None, None, None] + offsets[:, None]) * padded_w
+                      + lattice_cols[None, :, None, None] + offsets)
+        self._neighbours = tf.constant(
+            neighbours.reshape(lattice_rows.size, lattice_cols.size, -1), tf.int32)
+        self._rows = tf.constant(rows - rows[0], tf.int32)
+        self._cols = tf.constant(cols - cols[0], tf.int32)
 
     def __call__(self, params):
-        """Masks (B, H, W) in [0, 1] from parameters (B, h, w)."""
+        """Masks (B, H, W) in [0, 1] from parameters (B, h, w): the image part of
+        :meth:`full`."""
+        masks = self.full(params)
+        margin = self.margin
+        return masks[:, margin:margin + self.height, margin:margin + self.width]
+
+    def full(self, params):
+        """Masks (B, H + 2 margin, W + 2 margin) in [0, 1] from parameters (B, h, w):
+        the masks on the image and on a band of ``margin`` pixels around it."""
         params = tf.convert_to_tensor(params, tf.float32)
-        radius = self.radius
-        padded = tf.pad(params, [[0, 0], [radius, radius + 1], [radius, radius + 1]])
+        padded = tf.pad(params, [[0, 0]] + self._pads)
         padded = tf.reshape(padded, (tf.shape(params)[0], -1))
-        windows = tf.gather(padded, self._neighbours, axis=1)  # (B, h + 1, w + 1, K)
+        windows = tf.gather(padded, self._neighbours, axis=1)  # (B, rows, cols, K)
         values = tf.gather(tf.gather(windows, self._rows, axis=1), self._cols, axis=2)
         return tf.clip_by_value(smooth_max(values * self.weights), 0.0, 1.0)
 
@@ -100,27 +126,33 @@ def smooth_max(values, coldness=SMOOTH_MAX_COLDNESS):
     return tf.reduce_sum(values * tf.nn.softmax(coldness * values, axis=-1), axis=-1)
 
 
-def area_loss(masks, areas):
+def area_loss(masks, areas, *, image_pixels=None):
     """Ranking loss of the area: how far masks are from having area ``areas``.
 
-    The mean squared distance between the sorted mask values and the sorted reference
-    mask of the area, (H W - n) zeros then n = round(a H W) ones, as in the paper:
+    The squared distance between the sorted mask values and the sorted reference mask
+    of the area, zeros then n = round(a P) ones, P = ``image_pixels``, as in the paper:
     written per pixel, (m_p - r_p)**2 with r_p the reference at the rank of m_p, so that
     pixels that tie (a smooth mask started at 1, parameters clipped to 0) share the mean
     reference of the ranks they span instead of being split by their index; the
     reference is a constant of the gradient. Without ties this is exactly the sorted
-    formulation.
+    formulation. The sum is divided by P.
 
     Args:
         masks: (B, H, W) float32.
         areas: (B,) target areas in (0, 1].
+        image_pixels: P, the number of pixels the areas are fractions of; None (default)
+            for all H W pixels of the masks (then the loss is the mean squared
+            distance). A smaller P for masks computed with a margin around the image
+            (:meth:`SmoothMaskGenerator.full`): the reference still holds round(a P)
+            ones, so a mask that spills into the margin keeps less of the image.
 
     Returns:
         (B,) float32 losses.
     """
     flat = tf.reshape(masks, (tf.shape(masks)[0], -1))
     nb_pixels = tf.shape(flat)[1]
-    nb_ones = tf.cast(tf.round(areas * tf.cast(nb_pixels, tf.float32)), tf.int32)
+    pixels = tf.cast(nb_pixels, tf.float32) if image_pixels is None else float(image_pixels)
+    nb_ones = tf.minimum(tf.cast(tf.round(areas * pixels), tf.int32), nb_pixels)
     # v: the value at the first rank of the ones. Values above v all rank among the ones,
     # values below among the zeros; the values equal to v share what ones remain.
     first_one = tf.minimum(nb_pixels - nb_ones, nb_pixels - 1)
@@ -131,25 +163,18 @@ def area_loss(masks, areas):
     nb_tied = tf.reduce_sum(tf.cast(tied, tf.int32), axis=1, keepdims=True)
     shared = tf.cast(nb_ones[:, None] - nb_above, tf.float32) / tf.cast(nb_tied, tf.float32)
     reference = tf.where(above, 1.0, tf.where(tied, shared, 0.0))
-    return tf.reduce_mean(tf.square(flat - tf.stop_gradient(reference)), axis=1)
-
-
-def _reflect(index, size):
-    """Reflect integer indices into [0, size) without repeating the edge (reflect-101)."""
-    if size == 1:
-        return np.zeros_like(index)
-    period = 2 * (size - 1)
-    index = np.mod(index, period)
-    return np.where(index >= size, period - index, index)
+    return tf.reduce_sum(tf.square(flat - tf.stop_gradient(reference)), axis=1) / pixels
 
 
 def gaussian_blur_matrix(size, sigma):
     """(size, size) matrix M so that M @ x blurs x along one axis with a Gaussian.
 
     The kernel has standard deviation ``sigma``, is truncated at
-    :data:`BLUR_TRUNCATE` * sigma and normalised; borders are reflected (reflect-101) as
-    many times as needed, so any ``sigma`` works on any ``size`` and every row sums to 1.
-    ``sigma`` = 0 gives the identity.
+    :data:`BLUR_TRUNCATE` * sigma and normalised to sum to 1 over its full support; the
+    signal is padded with zeros, as TorchRay's blur (``imsmooth``): taps that fall
+    outside the signal are dropped, so near the borders the rows sum to less than 1 and
+    the blur fades towards 0 (a constant c becomes c times the kernel mass inside the
+    signal). ``sigma`` = 0 gives the identity.
     """
     if sigma <= 0:
         return np.eye(size, dtype=np.float32)
@@ -157,10 +182,12 @@ def gaussian_blur_matrix(size, sigma):
     offsets = np.arange(-half, half + 1)
     kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
     kernel /= kernel.sum()
+    sources = np.arange(size)[:, None] + offsets
+    inside = (sources >= 0) & (sources < size)
+    rows = np.broadcast_to(np.arange(size)[:, None], sources.shape)
     matrix = np.zeros((size, size), np.float64)
-    rows = np.repeat(np.arange(size), offsets.size)
-    sources = _reflect(np.arange(size)[:, None] + offsets, size).reshape(-1)
-    np.add.at(matrix, (rows, sources), np.tile(kernel, size))
+    np.add.at(matrix, (rows[inside], sources[inside]),
+              np.broadcast_to(kernel, sources.shape)[inside])
     return matrix.astype(np.float32)
 
 
@@ -173,9 +200,9 @@ def perturbation_pyramid(images, num_levels, max_blur):
     """Images blurred at ``num_levels`` strengths: (B, H, W, C) -> (B, H, W, L, C).
 
     Level 0 has the strongest blur (standard deviation ``max_blur`` pixels), level L - 1
-    is the image itself (see :func:`pyramid_sigmas`). The levels sit next to the
-    channels so that :func:`apply_pyramid` is an elementwise blend. Separable: one
-    matrix per axis.
+    is the image itself (see :func:`pyramid_sigmas`); the blurs pad the image with
+    zeros (see :func:`gaussian_blur_matrix`). The levels sit next to the channels so
+    that :func:`apply_pyramid` is an elementwise blend. Separable: one matrix per axis.
     """
     height, width = images.shape[1], images.shape[2]
     sigmas = pyramid_sigmas(num_levels, max_blur)
