@@ -203,6 +203,9 @@ class ExtremalPerturbation(Explainer):
             Generator (one integer is drawn from it); without jitter the method is
             deterministic and ``seed`` is unused (but still checked).
         verbose: show a progress bar over batches.
+        strategy: (keyword-only) a ``tf.distribute.Strategy`` whose replicas share the
+            (input, area) pairs of each batch; see
+            :class:`~sobol_tf.attributions.Explainer`.
 
     Raises:
         InvalidArgumentError: areas outside (0, 1], an unknown variant or perturbation,
@@ -230,7 +233,8 @@ class ExtremalPerturbation(Explainer):
                  num_levels=8, max_blur=None, normalize_scores=True, area_weight=4.8,
                  area_weight_growth=1000.0, jitter=False, batch_size=16, operator=None,
                  seed=None, verbose=False, strategy=None):
-        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose, strategy=strategy)
+        super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
+                         strategy=strategy)
         self.areas = _check_areas(areas)
         self.variant = check_choice("variant", variant, VARIANTS)
         self.perturbation = check_choice("perturbation", perturbation, PERTURBATIONS)
