@@ -17,11 +17,9 @@ Writes benchmarks/results/streaming.md.
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sobol_tf.attributions import Occlusion, Rise, SobolAttributionMethod
+from sobol_tf.attributions import Occlusion, SobolAttributionMethod
 from sobol_tf.errors import InvalidTypeError
 from sobol_tf.metrics import Deletion
 
