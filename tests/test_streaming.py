@@ -8,7 +8,7 @@ import weakref
 
 import numpy as np
 import pytest
-from conftest import tiny_convnet
+from tests.conftest import tiny_convnet
 
 import tensorflow as tf
 from sobol_tf.attributions import Occlusion, Saliency, SobolAttributionMethod
