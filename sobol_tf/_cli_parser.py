@@ -33,6 +33,20 @@ def int_at_least(minimum, also=None):
     return parse
 
 
+def device_count(text):
+    """argparse type of ``--devices``: an integer >= 1, or ``all`` (returned as "all")."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 1 or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or 'all', got {value}")
+    return value
+
+
 def open_fraction(text):
     """argparse type: a number strictly between 0 and 1."""
     try:
@@ -91,6 +105,11 @@ def build_parser(description, run_explain, run_score):
     explain.add_argument("--shard-size", type=int_at_least(1), default=32, metavar="N",
                          help="images explained and saved together (32); each "
                               "finished shard is kept, so a rerun resumes after it")
+    explain.add_argument("--devices", type=device_count, default=1, metavar="N|all",
+                         help="spread the forward passes over the first N GPUs (or all), "
+                              "or over the logical CPU devices on a machine without GPUs, "
+                              "with tf.distribute.MirroredStrategy (1: one device, no "
+                              "strategy); the maps are the same, so a rerun may change it")
     explain.add_argument("--overwrite", action="store_true",
                          help="discard the maps of an earlier run with other options in "
                               "--out instead of refusing to mix them")

@@ -27,14 +27,25 @@ finished batch is written at once as a shard in ``DIR/.sobol-tf/shards``
 maps.npz is assembled from the shards at the end (and on Ctrl-C, exit 130). A rerun
 with the same options resumes: finished maps are kept, not recomputed (the options the
 maps depend on and the model's sha256 are recorded in ``DIR/.sobol-tf/job.json``; other
-options are refused with exit 2 unless ``--overwrite``). A lock file per worker
+options are refused with exit 2 unless ``--overwrite``; ``--devices`` is not recorded:
+it does not change the maps, so a rerun may use other devices). A lock file per worker
 (``DIR/.sobol-tf/lock-<index>``, holding the pid; a dead process's lock is taken over)
 refuses a second run into the same folder.
 
 Workers: with TensorFlow's ``TF_CONFIG`` (``{"cluster": {"worker": [...]}, "task":
 {"type": "worker", "index": i}}``), each process explains file k of the sorted list when
 k % nb_workers == i, into the same (shared) output folder; the last worker to finish
-assembles maps.npz. ``score`` reads maps.npz back and
+assembles maps.npz.
+
+Devices: ``--devices N`` (or ``all``) spreads each forward batch over the first N GPUs,
+or over the logical CPU devices of a machine without GPUs, with
+``tf.distribute.MirroredStrategy``: the model is loaded under the strategy's scope (its
+weights mirrored on each device) and the explainer given ``strategy=``; the maps equal
+one device's to float error. More devices than found exits with 2, naming those found.
+Default 1: one device, no strategy. It combines with TF_CONFIG workers (each worker
+uses its own devices).
+
+``score`` reads maps.npz back and
 prints each image's Deletion (lower is better), Insertion and MuFidelity (higher is
 better) scores and their means, as a table or JSON.
 
@@ -197,8 +208,37 @@ def save_overlay(path, display, heatmap, title):
 
 
 # -- commands ------------------------------------------------------------------------
-def _prepare(args, overlay_suffix=None):
-    """Import TensorFlow quietly, list the images, check the output folder and the model.
+def device_strategy(devices):
+    """The ``tf.distribute.MirroredStrategy`` of ``--devices``, or None for one device.
+
+    Over the first ``devices`` GPUs (all of them for ``"all"``), or, on a machine without
+    GPUs, over the logical CPU devices (``tf.config.set_logical_device_configuration``,
+    made before TensorFlow initialises). One device (``1``, or ``"all"`` of one): None,
+    TensorFlow's default placement, as without the option.
+
+    Raises:
+        UsageProblem: more devices asked for than found (the message names those found).
+    """
+    if devices == 1:
+        return None
+    import tensorflow as tf
+
+    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    wanted = len(found) if devices == "all" else devices
+    if wanted > len(found):
+        names = ", ".join(d.name.split("device:")[-1] for d in found)
+        raise UsageProblem(f"--devices {devices}: this machine has {len(found)} device(s) "
+                           f"to use ({names}); use 1 to {len(found)} or 'all' (several "
+                           "CPU devices exist only when set up as logical devices before "
+                           "TensorFlow starts)")
+    if wanted == 1:
+        return None
+    return tf.distribute.MirroredStrategy([d.name for d in found[:wanted]])
+
+
+def _prepare(args, overlay_suffix=None, strategy=None):
+    """Import TensorFlow quietly, list the images, check the output folder and the model
+    (loaded under ``strategy.scope()`` when given: its weights mirrored on each device).
 
     Returns:
         (status, paths, model, spec): status is None when all is well, else the exit
@@ -217,7 +257,11 @@ def _prepare(args, overlay_suffix=None):
         _report(problem)
         return EXIT_USAGE, None, None, None
     try:
-        model, spec = load_model(args.model)
+        if strategy is None:
+            model, spec = load_model(args.model)
+        else:
+            with strategy.scope():
+                model, spec = load_model(args.model)
     except FileProblem as problem:
         _report(problem)
         return EXIT_FILE_ERROR, None, None, None
@@ -272,7 +316,9 @@ def file_digest(path):
 
 
 def job_settings(args):
-    """What the maps depend on, recorded in DIR/.sobol-tf/job.json to resume safely."""
+    """What the maps depend on, recorded in DIR/.sobol-tf/job.json to resume safely
+    (not ``--devices``, ``--batch-size`` nor ``--shard-size``: the maps do not depend on
+    them beyond float error, so a rerun may change them)."""
     return {"model_sha256": file_digest(args.model), "target": args.target,
             "grid_size": args.grid_size, "nb_design": args.nb_design,
             "sampler": args.sampler, "estimator": args.estimator,
@@ -285,7 +331,9 @@ def run_explain(args):
     if args.overwrite and nb_workers > 1:
         raise UsageProblem("--overwrite with several workers (TF_CONFIG) would let one "
                            "discard another's maps; empty --out once, then start them")
-    status, paths, model, spec = _prepare(args, OVERLAY_SUFFIX)
+    import_tensorflow_quietly()
+    strategy = device_strategy(args.devices)
+    status, paths, model, spec = _prepare(args, OVERLAY_SUFFIX, strategy)
     if status is not None:
         return status
     from sobol_tf._utils import files
@@ -299,7 +347,7 @@ def run_explain(args):
             with_channel_axis(model, spec), grid_size=args.grid_size, nb_design=args.nb_design,
             sampler=args.sampler, estimator=args.estimator,
             perturbation_function=args.perturbation, batch_size=args.batch_size,
-            seed=args.seed, verbose=False)
+            seed=args.seed, verbose=False, strategy=strategy)
     except (SobolTFError, ValueError, TypeError) as exc:  # an option the method refuses
         _report(files.one_line(exc))
         return EXIT_USAGE
@@ -345,6 +393,8 @@ def _explain_share(args, paths, model, spec, explainer, work, index, nb_workers)
         return EXIT_USAGE
 
     who = f" (worker {index} of {nb_workers})" if nb_workers > 1 else ""
+    if explainer.strategy is not None:
+        who += f" on {explainer.strategy.num_replicas_in_sync} devices"
     skipped = len(range(index, len(paths), nb_workers)) - len(share)
     progress = Progress(len(share), f"SobolAttributionMethod{who}: {len(share)} image(s) "
                         f"to explain" + (f", {skipped} already done" if skipped else ""),

@@ -331,3 +331,128 @@ def test_a_killed_run_resumes_without_recomputing(job, tmp_path):
     after = {s.name: s.stat().st_mtime_ns for s in shards.glob("shard-*.npz")}
     assert {k: after[k] for k in before} == before and len(after) == 7
     assert_maps_equal_direct(out, job)
+
+
+# -- --devices: a MirroredStrategy over 2 logical CPU devices, in a child process -------
+# (logical devices must be set up before TensorFlow initialises, long done in this
+# process; the child sets them up, then runs cli.main in-process, and prints JSON)
+DEVICES_CHILD = r"""
+import contextlib, io, json, os, shutil, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from sobol_tf import cli
+from sobol_tf._utils import files
+from sobol_tf.attributions import SobolAttributionMethod
+
+model, images, base = sys.argv[1:4]
+tiny = sys.argv[4:]
+result = {}
+mirrored, explained = [], []
+load_model, explain = files.load_model, SobolAttributionMethod.explain
+
+def recording_load(path):  # are the weights mirrored on the devices?
+    loaded, spec = load_model(path)
+    mirrored.append(all(isinstance(w.value, tf.distribute.DistributedValues)
+                        for w in loaded.weights))
+    return loaded, spec
+
+def counted(self, inputs, targets=None):
+    explained.append(len(inputs))
+    return explain(self, inputs, targets)
+
+files.load_model, SobolAttributionMethod.explain = recording_load, counted
+
+def run(*argv):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = cli.main(["explain", model, *argv, *tiny])
+    return status, err.getvalue()
+
+# 1. all 7 images over 2 devices (the saved Keras model, mirrored weights)
+result["two"] = run(images, "--out", os.path.join(base, "two"), "--devices", "2")
+result["mirrored"] = list(mirrored)
+# 2. resume with other devices: 3 images on 1 device, then all 7 with --devices all
+#    (the forward passes traced on each device are recorded by a wrapped model)
+part = os.path.join(base, "part")
+for name in ("a.PNG", "b.png", "g.png"):
+    os.makedirs(part, exist_ok=True)
+    shutil.copy(os.path.join(images, name), part)
+explained.clear()
+result["first"] = run(part, "--out", os.path.join(base, "resumed"))
+result["first_explained"] = sum(explained)
+seen = set()
+with_channel_axis = cli.with_channel_axis
+
+def spying(loaded, spec):
+    inner = with_channel_axis(loaded, spec)
+    def spy(x):
+        seen.add(x.device)
+        return inner(x)
+    return spy
+
+cli.with_channel_axis = spying
+explained.clear()
+result["resumed"] = run(images, "--out", os.path.join(base, "resumed"), "--devices", "all")
+result["resumed_explained"] = sum(explained)
+result["devices"] = sorted(seen)
+# 3. more devices than found
+result["three"] = run(images, "--out", os.path.join(base, "three"), "--devices", "3")
+print("RESULT" + json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def two_devices(job, tmp_path_factory):
+    """What the child measured over 2 logical CPUs (see DEVICES_CHILD)."""
+    base = tmp_path_factory.mktemp("devices")
+    done = subprocess.run([sys.executable, "-c", DEVICES_CHILD, job["model"],
+                           str(job["images"]), str(base), *TINY], cwd=ROOT,
+                          env=dict(python_env(), CUDA_VISIBLE_DEVICES=""),
+                          capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    assert done.returncode == 0 and lines, done.stderr[-4000:]
+    return base, json.loads(lines[-1][len("RESULT"):])
+
+
+@pytest.mark.slow
+def test_devices_2_gives_the_maps_of_one_device(job, two_devices):
+    base, result = two_devices
+    assert result["two"] == [0, ""]
+    assert result["mirrored"] == [True]          # loaded under the strategy's scope
+    assert_maps_equal_direct(base / "two", job)  # = one device, to 1e-5
+
+
+@pytest.mark.slow
+def test_a_run_resumes_with_other_devices_on_both_devices(job, two_devices):
+    base, result = two_devices
+    assert result["first"] == [0, ""] and result["first_explained"] == 3
+    assert result["resumed"] == [0, ""]
+    assert result["resumed_explained"] == 4      # the 3 finished maps were kept
+    assert [device[-5:] for device in result["devices"]] == ["CPU:0", "CPU:1"], \
+        result["devices"]
+    assert_maps_equal_direct(base / "resumed", job)
+
+
+@pytest.mark.slow
+def test_more_devices_than_found_exits_2_naming_them(two_devices):
+    base, result = two_devices
+    status, stderr = result["three"]
+    assert status == 2 and len(stderr.splitlines()) == 1, stderr
+    assert "--devices 3: this machine has 2 device(s) to use (CPU:0, CPU:1)" in stderr
+    assert not (base / "three").exists()         # refused before anything is written
+
+
+def test_devices_in_process_one_device_and_bad_values(job, tmp_path, capsys):
+    """This process has one CPU device: --devices 2 exits 2 naming it; --devices all
+    is one device (no strategy); 0 or a word is refused while parsing."""
+    argv = ["explain", job["model"], str(job["images"]), "--out", str(tmp_path / "out"),
+            *TINY]
+    status, _, stderr = run_main(argv + ["--devices", "2"], capsys)
+    assert status == 2 and "this machine has 1 device(s) to use (CPU:0)" in stderr, stderr
+    assert cli.device_strategy("all") is None and cli.device_strategy(1) is None
+    for value, message in (("0", "must be an integer >= 1 or 'all', got 0"),
+                           ("two", "expected an integer >= 1 or 'all', got 'two'")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv + ["--devices", value])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
