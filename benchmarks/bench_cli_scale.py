@@ -1,5 +1,6 @@
-"""``sobol-tf explain`` on a folder of many small images: images/s with 1 and 2 worker
-processes (TF_CONFIG), and the cost of a resume that finds every map finished.
+"""``sobol-tf explain`` on a folder of many small images: images/s of 1 process on 1
+device, 1 process on 2 logical CPU devices (``--devices 2``), 2 worker processes
+(TF_CONFIG) of 1 device each, and the cost of a resume that finds every map finished.
 
     PYTHONPATH=. python benchmarks/bench_cli_scale.py [--images 1000] [--out results.md]
 
@@ -7,6 +8,9 @@ Each run is a fresh process (TensorFlow start-up and model loading included, rep
 apart as "start-up": the time of a rerun that finds nothing to do minus its skip work is
 close to it). Maps only (--no-overlays): the overlays (matplotlib) cost about as much as
 the explanation of these tiny images and are the same work per image either way.
+Every run goes through a small wrapper (``sys.executable -c LAUNCH``) that sets up the
+logical CPU devices before TensorFlow starts (2 for the ``--devices 2`` row, none else)
+and then calls ``sobol_tf.cli.main``, as ``sobol-tf`` does.
 """
 import argparse
 import json
@@ -20,6 +24,20 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OPTIONS = ["--grid-size", "4", "--nb-design", "16", "--seed", "0", "--quiet",
            "--no-overlays", "--shard-size", "32"]
+
+#: run as ``python -c LAUNCH NB_LOGICAL_CPUS ARG...``: set up the logical CPU devices
+#: (none for 1), then run the command line in this process
+LAUNCH = """
+import sys
+count = int(sys.argv[1])
+if count > 1:
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+from sobol_tf import cli
+sys.exit(cli.main(sys.argv[2:]))
+"""
 
 
 def make_job(folder, nb_images):
@@ -44,11 +62,13 @@ def make_job(folder, nb_images):
     return folder / "model.keras", folder / "images"
 
 
-def run(model, images, out, workers=1):
-    """Wall time of ``workers`` processes explaining the folder into ``out``."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    command = [sys.executable, "-m", "sobol_tf", "explain", str(model), str(images),
-               "--out", str(out), *OPTIONS]
+def run(model, images, out, workers=1, devices=1):
+    """Wall time of ``workers`` processes explaining the folder into ``out``, each on
+    ``devices`` logical CPU devices (``--devices``)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2",
+               CUDA_VISIBLE_DEVICES="")
+    command = [sys.executable, "-c", LAUNCH, str(devices), "explain", str(model),
+               str(images), "--out", str(out), "--devices", str(devices), *OPTIONS]
     start = time.perf_counter()
     processes = []
     for index in range(workers):
@@ -73,9 +93,19 @@ def main():
         model, images = make_job(folder, args.images)
         rows = []
         one = run(model, images, folder / "one")
-        rows.append(("1 process", one))
+        rows.append(("1 process, 1 device", one))
+        devices = run(model, images, folder / "devices", devices=2)
+        rows.append(("1 process, 2 logical CPU devices (--devices 2)", devices))
         two = run(model, images, folder / "two", workers=2)
-        rows.append(("2 workers (TF_CONFIG)", two))
+        rows.append(("2 workers (TF_CONFIG), 1 device each", two))
+        import numpy as np
+        reference = np.load(folder / "one" / "maps.npz")
+        differences = {}
+        for name, other in (("devices", "--devices 2"), ("two", "2 workers")):
+            maps = np.load(folder / name / "maps.npz")
+            assert list(maps["files"]) == list(reference["files"])
+            differences[other] = max(float(np.max(np.abs(maps[n] - reference[n])))
+                                     for n in reference["files"])
         resume = run(model, images, folder / "one")        # everything finished
         one_image = folder / "single"
         (one_image / "x").mkdir(parents=True)
@@ -97,8 +127,10 @@ def main():
         "",
         f"{args.images} PNGs of 16x16 in 10 sub-folders, a 16x16 convnet (Conv2D 8, "
         "pooling, Dense 10); --grid-size 4 --nb-design 16 (288 forward passes per image), "
-        f"--shard-size 32, --no-overlays. CPU only, {cpus} cores shared with other jobs; "
-        "each row is one fresh run (wall time, TensorFlow start-up included).",
+        f"--shard-size 32, --no-overlays. CPU only, {cpus} cores; each row is one fresh "
+        "run (wall time, TensorFlow start-up included). The 2 logical CPU devices share "
+        "the same cores and thread pools (tf.distribute.MirroredStrategy, each forward "
+        "batch split in two).",
         "",
         "| run | wall time (s) | images/s | images/s after start-up |",
         "|---|---:|---:|---:|",
@@ -113,7 +145,10 @@ def main():
         f"{len(finished)} finished maps in their shards takes {skip * 1000:.0f} ms, and "
         f"assembling maps.npz from the shards {assemble * 1000:.0f} ms; the rest of a "
         "rerun's wall time is TensorFlow's start-up and loading the model (the two wall "
-        "times above vary by several seconds with the load of the shared cores).",
+        "times above vary by several seconds with the load of the cores).",
+        "",
+        "Largest difference from the 1-device maps: " + "; ".join(
+            f"{name} {value:.1e}" for name, value in differences.items()) + ".",
     ]
     text = "\n".join(lines) + "\n"
     pathlib.Path(args.out).write_text(text)
