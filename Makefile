@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test demo bench bench-quality clean
+.PHONY: install test demo bench bench-quality bench-scale clean
 
 $(VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ bench-quality: install
 	$(PY) benchmarks/bench_quality.py
 	$(PY) benchmarks/bench_quality_beyond.py
 	$(PY) benchmarks/bench_stability.py
+	$(PY) benchmarks/bench_extremal_torchray.py
+
+# large jobs (issue 16): devices, streaming, the command line on a folder; quick sizes,
+# tables printed (bench_cli_scale's goes to outputs/, not over benchmarks/results)
+bench-scale: install
+	$(PY) benchmarks/bench_distribute.py --quick
+	$(PY) benchmarks/bench_streaming.py --quick
+	$(PY) benchmarks/bench_cli_scale.py --images 300 --out outputs/cli_scale.md
 
 clean:
 	rm -rf $(VENV) outputs *.egg-info

@@ -151,6 +151,7 @@ def main():
             f"{name} {value:.1e}" for name, value in differences.items()) + ".",
     ]
     text = "\n".join(lines) + "\n"
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(text)
     print(text)
 
