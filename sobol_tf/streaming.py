@@ -30,6 +30,7 @@ import tensorflow as tf
 from sobol_tf._utils import files as _files
 from sobol_tf._progress import Progress
 from sobol_tf._utils.data import _element_parts, _is_batched, model_input_shape, to_numpy
+from sobol_tf._utils.validation import check_positive_int
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: inputs per step of the stream when the data is not batched already
@@ -75,18 +76,6 @@ class ExplainedBatch(NamedTuple):
 
 
 # -- sources: every kind of data becomes batches {'inputs', 'targets', 'names', 'errors'}
-def _check_positive(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidTypeError(f"{name} must be an integer, got {type(value).__name__} "
-                               f"({value!r}).")
-    if value < (0 if name == "prefetch" else 1):
-        raise InvalidArgumentError(
-            f"{name} must be {'>= 0' if name == 'prefetch' else '>= 1'}, got {value}.")
-    return int(value)
-
-
 def _dataset_parts(spec):
     """(input spec, target spec or None, dict keys or None) of a dataset element spec."""
     if isinstance(spec, dict):
@@ -311,8 +300,8 @@ def explain_dataset(explainer, data, targets=None, *, batch_size=None,
             ``on_error`` neither "raise", "skip" nor a function; and whatever
             ``explainer.explain`` raises on a batch (``on_error="raise"``).
     """
-    batch_size = _check_positive("batch_size", batch_size, allow_none=True)
-    prefetch = _check_positive("prefetch", prefetch)
+    batch_size = None if batch_size is None else check_positive_int("batch_size", batch_size)
+    prefetch = check_positive_int("prefetch", prefetch, minimum=0)
     if not (on_error in ("raise", "skip") or callable(on_error)):
         raise InvalidArgumentError(
             f"on_error must be 'raise', 'skip' or a function (input, exception) -> "

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from sobol_tf._utils.validation import check_positive_int
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -23,18 +24,12 @@ def _check_range(name, values, minimum):
     return low, high
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
 def random_blur(sigma_range=(1.0, 2.0), kernel_size=10):
     """Gaussian blur of a random sigma in ``sigma_range`` (floored at 0.1), one sigma
     per call, on a ``kernel_size`` x ``kernel_size`` kernel, every channel alike."""
     low, high = _check_range("sigma_range", sigma_range, 0.0)
     low, high = max(low, 0.1), max(high, 0.1)
-    kernel_size = _check_int("kernel_size", kernel_size, 1)
+    kernel_size = check_positive_int("kernel_size", kernel_size)
     offsets = np.arange(kernel_size, dtype=np.float32) - (kernel_size - 1) / 2.0
     squared = tf.constant(offsets[:, None] ** 2 + offsets[None, :] ** 2)
 
@@ -56,7 +51,7 @@ random_blur_grayscale = random_blur
 def random_jitter(delta=6):
     """Random crop losing ``delta`` pixels in height and width (a shift of up to
     ``delta`` pixels), the same for the whole batch."""
-    delta = _check_int("delta", delta, 0)
+    delta = check_positive_int("delta", delta, minimum=0)
 
     def jitter(images):
         shape = tf.shape(images)
@@ -93,7 +88,7 @@ def random_flip(horizontal=True, vertical=False):
 
 def pad(size=6, pad_value=0.0):
     """Pad ``size`` pixels of ``pad_value`` on each side."""
-    size = _check_int("size", size, 0)
+    size = check_positive_int("size", size, minimum=0)
     widths = [[0, 0], [size, size], [size, size], [0, 0]]
 
     def pad_func(images):
