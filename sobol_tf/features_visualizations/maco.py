@@ -26,6 +26,44 @@ CENTER_STD, SIZE_STD, MIN_BOX_SIZE = 0.15, 0.05, 0.05
 NOISE_SCHEDULE = (0.0, -4.0)
 
 
+def _resampling_matrix(starts, ends, length, size):
+    """(N, size, length) bilinear weights that sample ``size`` points from ``starts`` to
+    ``ends`` (shares of the side, as the corners of ``tf.image.crop_and_resize``) out of
+    ``length`` pixels; a point outside the image has no weight (it reads 0)."""
+    scale = float(length - 1)
+    if size > 1:
+        steps = tf.range(size, dtype=tf.float32) / float(size - 1)
+        points = (starts[:, None] + (ends - starts)[:, None] * steps[None]) * scale
+    else:
+        points = (0.5 * (starts + ends) * scale)[:, None]
+    inside = tf.cast((points >= 0.0) & (points <= scale), tf.float32)
+    lower = tf.floor(points)
+    weight = (points - lower) * inside
+    lower = tf.cast(lower, tf.int32)
+    upper = tf.cast(tf.math.ceil(points), tf.int32)
+    return (tf.one_hot(lower, length) * (inside - weight)[..., None]
+            + tf.one_hot(upper, length) * weight[..., None])
+
+
+def crop_and_resize(image, corners, size):
+    """Bilinear crops of one image (H, W, C) at ``corners`` (N, 4) = (y1, x1, y2, x2) in
+    shares of the side, resized to ``size`` (h, w), with 0 outside the image: the values
+    of ``tf.image.crop_and_resize(image[None], corners, zeros, size)``.
+
+    It is computed as two matrix products (rows, then columns) so that its gradient is
+    exact and reproducible: the gradient of TensorFlow's CPU kernel
+    (CropAndResizeGradImage) adds the crops of one image from several threads at once,
+    and when they overlap, as MACO's do, updates are lost at random (measured: errors
+    of 10 on a gradient of norm 54 in 2 of 20 runs of 256 crops).
+    """
+    corners = tf.convert_to_tensor(corners, tf.float32)
+    height, width = int(image.shape[0]), int(image.shape[1])
+    rows = _resampling_matrix(corners[:, 0], corners[:, 2], height, int(size[0]))
+    columns = _resampling_matrix(corners[:, 1], corners[:, 3], width, int(size[1]))
+    crops = tf.einsum("nih,hwc->niwc", rows, image)
+    return tf.einsum("njw,niwc->nijc", columns, crops)
+
+
 def _schedule(name, value, nb_steps, default):
     """``value`` (None: ``default`` array per step, a number, or a callable step ->
     number) as a list of nb_steps floats."""
@@ -135,8 +173,7 @@ def maco(objective, optimizer=None, maco_dataset=None, nb_steps=256, noise_inten
                                          MIN_BOX_SIZE, 1.0)
                 corners = tf.stack([centres[0] - sides / 2, centres[1] - sides / 2,
                                     centres[0] + sides / 2, centres[1] + sides / 2], -1)
-                crops = tf.image.crop_and_resize(image[None], corners,
-                                                 tf.zeros((nb_crops,), tf.int32), model_size)
+                crops = crop_and_resize(image, corners, model_size)
             crops += generator.normal(crops_shape, stddev=noise)
             crops += generator.uniform(crops_shape, -noise / 2.0, noise / 2.0)
             loss = tf.reduce_mean(objective_function(as_list(model(crops))))
