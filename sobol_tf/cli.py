@@ -29,8 +29,8 @@ with the same options resumes: finished maps are kept, not recomputed (the optio
 maps depend on and the model's sha256 are recorded in ``DIR/.sobol-tf/job.json``; other
 options are refused with exit 2 unless ``--overwrite``; ``--devices`` is not recorded:
 it does not change the maps, so a rerun may use other devices). A lock file per worker
-(``DIR/.sobol-tf/lock-<index>``, holding the pid; a dead process's lock is taken over)
-refuses a second run into the same folder.
+(``DIR/.sobol-tf/lock-<index>``, an exclusive ``flock`` that the system frees when its
+run dies; the file holds the pid) refuses a second run into the same folder.
 
 Workers: with TensorFlow's ``TF_CONFIG`` (``{"cluster": {"worker": [...]}, "task":
 {"type": "worker", "index": i}}``), each process explains file k of the sorted list when

@@ -169,12 +169,22 @@ def test_a_second_run_into_the_same_folder_is_refused_and_a_stale_lock_taken(
     out = tmp_path / "out"
     lock = out / ".sobol-tf" / "lock-0"
     lock.parent.mkdir(parents=True)
-    parent = os.getppid()                                  # a live process
-    lock.write_text(f"{parent} {socket.gethostname()}\n")
-    calls = count_explained(monkeypatch)
-    image = str(job["images"] / "b.png")
-    status, _, stderr = run_main(["explain", job["model"], image, "--out", str(out), *TINY],
-                                 capsys)
+    parent = os.getppid()
+    holder = subprocess.Popen(                             # a live run holds the lock
+        [sys.executable, "-c", f"import fcntl, os, sys, time\n"
+         f"fd = os.open({str(lock)!r}, os.O_CREAT | os.O_RDWR)\n"
+         f"fcntl.flock(fd, fcntl.LOCK_EX)\n"
+         f"os.write(fd, b'{parent} {socket.gethostname()}\\n')\n"
+         f"print('held', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        calls = count_explained(monkeypatch)
+        image = str(job["images"] / "b.png")
+        status, _, stderr = run_main(["explain", job["model"], image, "--out", str(out),
+                                      *TINY], capsys)
+    finally:
+        holder.kill()
+        holder.wait()
     assert (status, calls) == (2, [])
     assert stderr == (f"sobol-tf: error: {lock}: locked by process {parent} on "
                       f"{socket.gethostname()}: another run writes to this output folder; "
@@ -184,6 +194,41 @@ def test_a_second_run_into_the_same_folder_is_refused_and_a_stale_lock_taken(
     assert run_main(["explain", job["model"], image, "--out", str(out), *TINY],
                     capsys) == (0, "", "")
     assert calls == [1] and not lock.exists()             # released at the end
+
+
+TAKE_LOCK = """
+import sys
+from sobol_tf._utils import files
+try:
+    files.acquire_lock(sys.argv[1])
+except files.FileProblem:
+    print("refused", flush=True)
+else:
+    print("taken", flush=True)
+    sys.stdin.read()  # held until every run has answered
+    files.release_lock(sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_several_runs_taking_over_one_stale_lock_at_once_leave_one_holder(tmp_path):
+    """A killed run's lock, then 4 processes started together to take it: exactly one
+    gets it (with the lock of pid-stamped files, two could both remove and recreate)."""
+    import socket
+    lock = tmp_path / "lock-0"
+    lock.write_text(f"{dead_pid()} {socket.gethostname()}\n")
+    runs = [subprocess.Popen([sys.executable, "-c", TAKE_LOCK, str(lock)], cwd=ROOT,
+                             env=python_env(), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+            for _ in range(4)]
+    answers = sorted(run.stdout.readline().strip() for run in runs)
+    for run in runs:
+        run.communicate(timeout=60)
+    assert answers == ["refused", "refused", "refused", "taken"]
+    assert not lock.exists()                                # released by its holder
+    files.acquire_lock(str(lock))                           # and free again
+    assert lock.read_text().split()[0] == str(os.getpid())
+    files.release_lock(str(lock))
 
 
 def test_corrupt_and_vanished_files_are_reported_and_skipped(job, tmp_path, capsys,

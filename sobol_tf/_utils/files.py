@@ -421,11 +421,58 @@ def _alive(pid):
     return True
 
 
-def acquire_lock(path, wait=0.0):
-    """Create the lock file ``path`` (O_CREAT | O_EXCL) holding this pid and host.
+#: lock path -> open descriptor holding its flock, for the locks this process holds.
+_HELD_LOCKS = {}
 
-    A lock left by a dead process of this host is taken over. ``wait`` seconds: how long
-    to retry while another live process holds it.
+
+def _try_flock(path):
+    """Open ``path`` and take its exclusive ``flock`` without waiting: the descriptor, or
+    None when another open file holds it. The kernel drops the lock when its holder
+    dies, so a killed run leaves no stale lock and two runs cannot both take one over."""
+    import fcntl
+
+    while True:
+        handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            return None
+        except BaseException:
+            os.close(handle)
+            raise
+        try:  # the holder before us may have released it (unlinked the file): retry
+            if os.stat(path).st_ino == os.fstat(handle).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        os.close(handle)
+
+
+def _try_exclusive_create(path, host):
+    """Where ``flock`` is missing (Windows): create ``path`` with O_EXCL, taking over the
+    lock of a dead process of this host; the descriptor, or None when it is held."""
+    try:
+        return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        pid, owner_host = _lock_owner(path)
+        if pid is not None and owner_host == host and not _alive(pid):
+            try:  # stale: its process is dead
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            return _try_exclusive_create(path, host)
+        return None
+
+
+def acquire_lock(path, wait=0.0):
+    """Take the lock file ``path`` and write this pid and host in it.
+
+    The lock is an exclusive ``flock`` on the file, held until :func:`release_lock` or
+    the end of the process, so the lock of a killed run is free at once (its file,
+    left behind, is simply reused). Without ``flock`` (Windows) the file is created
+    with O_EXCL and a dead process's lock is taken over. ``wait`` seconds: how long to
+    retry while another process holds it.
 
     Raises:
         FileProblem: another run holds it (naming its pid and host).
@@ -433,38 +480,49 @@ def acquire_lock(path, wait=0.0):
     import socket
     import time
 
-    host = socket.gethostname()
+    try:
+        import fcntl  # noqa: F401
+        take, flocked = _try_flock, True
+    except ImportError:
+        flocked = False
+
+        def take(path):
+            return _try_exclusive_create(path, socket.gethostname())
     deadline = time.monotonic() + wait
     while True:
-        try:
-            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            pid, owner_host = _lock_owner(path)
-            if pid is not None and owner_host == host and not _alive(pid):
-                try:  # stale: its process is dead
-                    os.remove(path)
-                except FileNotFoundError:
-                    pass
-                continue
-            if time.monotonic() < deadline:
-                time.sleep(0.05)
-                continue
-            who = f"process {pid} on {owner_host}" if pid is not None else "another process"
-            raise FileProblem(path, f"locked by {who}: another run writes to this output "
-                              "folder; wait for it to end or choose another --out (remove "
-                              "the lock file if no run is going)") from None
-        with os.fdopen(handle, "w", encoding="utf-8") as lock:
-            lock.write(f"{os.getpid()} {host}\n")
-        return path
+        handle = take(path)
+        if handle is not None:
+            break
+        if time.monotonic() < deadline:
+            time.sleep(0.05)
+            continue
+        pid, owner_host = _lock_owner(path)
+        who = f"process {pid} on {owner_host}" if pid is not None else "another process"
+        raise FileProblem(path, f"locked by {who}: another run writes to this output "
+                          "folder; wait for it to end or choose another --out (remove "
+                          "the lock file if no run is going)")
+    os.ftruncate(handle, 0)
+    os.write(handle, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    _HELD_LOCKS[path] = handle, flocked
+    return path
 
 
 def release_lock(path):
-    """Remove a lock taken by :func:`acquire_lock` (if it is still this process's)."""
-    if _lock_owner(path)[0] == os.getpid():
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
+    """Release a lock taken by :func:`acquire_lock` in this process and remove its file.
+
+    A flock'ed file is removed before it is closed, so that a process waiting on it
+    sees it is gone and takes a new one (Windows cannot remove an open file)."""
+    handle, flocked = _HELD_LOCKS.pop(path, (None, None))
+    if handle is None:
+        return
+    if not flocked:
+        os.close(handle)
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    if flocked:
+        os.close(handle)
 
 
 def check_job(work, settings, overwrite=False):
