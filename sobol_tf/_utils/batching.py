@@ -48,6 +48,14 @@ class _RetracingFilter(logging.Filter):
 tf.get_logger().addFilter(_RetracingFilter())
 
 
+def quiet_retracing(function, label):
+    """Name ``function`` ``sobol_tf_batch_<label>`` so that :class:`_RetracingFilter`
+    drops TensorFlow's retracing warning about it: for functions that are compiled anew
+    by every explainer, metric or call (maco, optimize), once each."""
+    function.__qualname__ = function.__name__ = f"{_NAME}_{label}"
+    return function
+
+
 class ModelMode:
     """How the steps of one model run, shared by every step of an explainer or metric.
 
@@ -198,7 +206,7 @@ class CompiledStep:
             return batch_result(python_step(indices, *arguments), indices,
                                 "the model (or the operator)", several)
 
-        step.__qualname__ = step.__name__ = f"{_NAME}_step"  # see _RetracingFilter
+        quiet_retracing(step, "step")
         self.python_step = step
         self._signature = list(input_signature)
         self._jit_compile = jit_compile
@@ -251,7 +259,7 @@ class CompiledStep:
                                        parallel_iterations=1)
             return results.concat()
 
-        loop.__qualname__ = loop.__name__ = f"{_NAME}_loop"  # see _RetracingFilter
+        quiet_retracing(loop, "loop")
         scalar = tf.TensorSpec([], tf.int64)
         compiled = tf.function(loop, input_signature=[scalar] * 3 + self._signature[1:])
         concrete = compiled.get_concrete_function()  # traced now: errors come out here

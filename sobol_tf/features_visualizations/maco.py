@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils.batching import progbar
+from sobol_tf._utils.batching import progbar, quiet_retracing
 from sobol_tf._utils.validation import check_positive_int, check_seed
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.features_visualizations.optim import as_list, prepare
@@ -161,7 +161,6 @@ def maco(objective, optimizer=None, maco_dataset=None, nb_steps=256, noise_inten
     model_size = tuple(int(s) for s in input_shape[1:3])
     crops_shape = (max(nb_crops, 1), *model_size, channels)
 
-    @tf.function
     def step(box, noise):
         with tf.GradientTape() as tape:
             image = _maco_image(magnitude, phase, (low, high), size)
@@ -181,6 +180,8 @@ def maco(objective, optimizer=None, maco_dataset=None, nb_steps=256, noise_inten
         optimizer.apply_gradients([(-phase_gradient, phase)])
         transparency.assign_add(tf.abs(image_gradient))
         return loss
+
+    step = tf.function(quiet_retracing(step, "maco_step"))
 
     progress = progbar(nb_steps, verbose, f"maco: {nb_steps} steps")
     for index in range(nb_steps):

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils.batching import progbar
+from sobol_tf._utils.batching import progbar, quiet_retracing
 from sobol_tf._utils.validation import check_positive_int, check_real, check_seed
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.features_visualizations.objectives import Objective
@@ -145,7 +145,6 @@ def optimize(objective, optimizer=None, nb_steps=256, use_fft=True, fft_decay=0.
     optimizer = optimizer or keras.optimizers.Adam(OPTIMIZE_LEARNING_RATE)
     model_size = tuple(int(s) for s in input_shape[1:3])
 
-    @tf.function
     def step():
         with tf.GradientTape() as tape:
             images = parametrize(variable)
@@ -159,6 +158,8 @@ def optimize(objective, optimizer=None, nb_steps=256, use_fft=True, fft_decay=0.
         gradient = tape.gradient(loss, variable)
         optimizer.apply_gradients([(-gradient, variable)])
         return tf.reduce_mean(values)
+
+    step = tf.function(quiet_retracing(step, "optimize_step"))
 
     progress = progbar(nb_steps, verbose, f"optimize: {nb_steps} steps")
     saved = []

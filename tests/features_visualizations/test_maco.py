@@ -72,6 +72,30 @@ def test_same_seed_same_image(model):
         np.testing.assert_array_equal(again, first)
 
 
+def test_calls_in_a_loop_give_no_retracing_warning(model):
+    """Each call compiles its own step; TensorFlow's "triggered tf.function retracing"
+    warning about them (after about five calls) is not shown to the user."""
+    import logging
+
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Collect()
+    tf.get_logger().addHandler(handler)
+    try:
+        for channel in range(6):
+            maco(Objective.channel(model, "c3", channel), nb_steps=1, nb_crops=2,
+                 custom_shape=(SIZE, SIZE), seed=0)
+            optimize(Objective.channel(model, "c3", channel), nb_steps=1,
+                     custom_shape=(SIZE, SIZE), seed=0)
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m]
+
+
 @pytest.mark.parametrize("size", [(16, 16), (5, 7), (1, 3)])
 def test_crop_and_resize_equals_tensorflow(size):
     """Our crops equal tf.image.crop_and_resize's, boxes reaching outside the image
