@@ -9,6 +9,11 @@ import re
 import tempfile
 import zipfile
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None
+
 import numpy as np
 
 MAPS_FILE = "maps.npz"
@@ -421,7 +426,7 @@ def _alive(pid):
     return True
 
 
-#: lock path -> open descriptor holding its flock, for the locks this process holds.
+#: lock path -> (open descriptor, whether it holds a flock), for this process's locks.
 _HELD_LOCKS = {}
 
 
@@ -429,8 +434,6 @@ def _try_flock(path):
     """Open ``path`` and take its exclusive ``flock`` without waiting: the descriptor, or
     None when another open file holds it. The kernel drops the lock when its holder
     dies, so a killed run leaves no stale lock and two runs cannot both take one over."""
-    import fcntl
-
     while True:
         handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
@@ -480,17 +483,11 @@ def acquire_lock(path, wait=0.0):
     import socket
     import time
 
-    try:
-        import fcntl  # noqa: F401
-        take, flocked = _try_flock, True
-    except ImportError:
-        flocked = False
-
-        def take(path):
-            return _try_exclusive_create(path, socket.gethostname())
+    flocked = fcntl is not None
     deadline = time.monotonic() + wait
     while True:
-        handle = take(path)
+        handle = (_try_flock(path) if flocked
+                  else _try_exclusive_create(path, socket.gethostname()))
         if handle is not None:
             break
         if time.monotonic() < deadline:
