@@ -7,6 +7,7 @@
 * Tutorials: the notebooks of ``tutorials/`` rendered by mkdocs-jupyter from where they
   are (not copied, not executed).
 * Benchmarks: the figures of ``benchmarks/results/`` served from where they are.
+* Benchmark pages: ``<!-- include benchmarks/results/NAME.md -->`` becomes that file.
 * Command line: ``<!-- sobol-tf help -->`` in a page becomes the ``--help`` of
   ``sobol-tf`` and of each subcommand, from ``sobol_tf._cli_parser.build_parser`` (which
   imports nothing but argparse).
@@ -292,8 +293,20 @@ def _cli_description() -> str:
     return "Explain a Keras model's predictions on image files."
 
 
+_INCLUDE = re.compile(r"<!-- include (benchmarks/results/[\w.-]+\.md) -->")
+
+
+def _include(match: re.Match) -> str:
+    """A results file of ``benchmarks/results/``, its headings two levels down."""
+    text = (ROOT / match.group(1)).read_text(encoding="utf-8")
+    return re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", text, flags=re.M)
+
+
 def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
-    """Replace ``<!-- sobol-tf help -->`` by the generated ``--help`` texts."""
+    """Replace ``<!-- include benchmarks/results/NAME.md -->`` by that file (the tables
+    as the benchmarks wrote them) and ``<!-- sobol-tf help -->`` by the generated
+    ``--help`` texts."""
+    markdown = _INCLUDE.sub(_include, markdown)
     marker = "<!-- sobol-tf help -->"
     if marker not in markdown:
         return markdown
