@@ -49,7 +49,7 @@ METHODS = {
         "each cell explains, alone and through its interactions, estimated on quasi-Monte "
         "Carlo masks.",
         "`nb_design * (d + 2)` forward passes per input, d = `grid_size`² cells "
-        "(× channels with `per_channel=True`); 8,448 at the defaults.",
+        "(× channels with `per_channel=True`); 2,112 at the defaults (32 × 66).",
         "Fel et al., *Look at the Variance! Efficient Black-box Explanations with "
         "Sobol-based Sensitivity Analysis*, NeurIPS 2021",
         "https://arxiv.org/abs/2111.04138"),
