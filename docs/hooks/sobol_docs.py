@@ -237,7 +237,7 @@ def on_config(config, **kwargs):
     for package, entries in pages.items():
         api_nav.append({package: [{name: path} for name, path in entries]})
     notebook_nav = [{"Overview": "tutorials/index.md"}]
-    notebook_nav += [{name[:-len(".ipynb")]: f"tutorials/{name}"} for name in tutorials()]
+    notebook_nav += [f"tutorials/{name}" for name in tutorials()]  # titled by their first heading
     for entry in config["nav"]:
         if isinstance(entry, dict) and "API reference" in entry:
             entry["API reference"] = api_nav
