@@ -49,7 +49,6 @@ export NO_MKDOCS_2_WARNING := 1
 
 $(DOCS_VENV)/.installed: setup.cfg
 	$(PYTHON) -m venv $(DOCS_VENV)
-	$(DOCS_PY) -m pip install -q --upgrade pip
 	$(DOCS_PY) -c 'import configparser; c = configparser.ConfigParser(); c.read("setup.cfg"); print(c["options.extras_require"]["docs"].strip())' > $(DOCS_VENV)/requirements.txt
 	$(DOCS_PY) -m pip install -q -r $(DOCS_VENV)/requirements.txt
 	touch $@
