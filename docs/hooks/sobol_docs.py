@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import importlib.util
 import os
 import pathlib
 import re
-import sys
 
 try:
     from mkdocs.plugins import event_priority
@@ -265,9 +265,7 @@ def on_files(files: "Files", config, **kwargs) -> "Files":
 
 def _help_texts() -> list[tuple[str, str]]:
     """``[(command, its --help), ...]`` for ``sobol-tf`` and each subcommand."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    parser_module = importlib.import_module("sobol_tf._cli_parser")
+    parser_module = _parser_module()
     description = _cli_description()
     parser = parser_module.build_parser(description, lambda args: 0, lambda args: 0)
     columns = os.environ.get("COLUMNS")
@@ -284,6 +282,21 @@ def _help_texts() -> list[tuple[str, str]]:
         else:
             os.environ["COLUMNS"] = columns
     return texts
+
+
+def _parser_module():
+    """The module of ``build_parser``, loaded from its file alone: it imports nothing but
+    argparse, where the ``sobol_tf.cli`` package around it imports numpy and TensorFlow,
+    which the docs environment does not have. ``sobol_tf/cli/parser.py`` once the command
+    line is a package, ``sobol_tf/_cli_parser.py`` before."""
+    for relative in ("sobol_tf/cli/parser.py", "sobol_tf/_cli_parser.py"):
+        path = ROOT / relative
+        if path.exists():
+            spec = importlib.util.spec_from_file_location("_sobol_tf_cli_parser", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise FileNotFoundError("no sobol_tf/cli/parser.py nor sobol_tf/_cli_parser.py")
 
 
 def _cli_description() -> str:
