@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test demo bench bench-quality bench-scale clean
+.PHONY: install test demo bench bench-quality bench-scale docs docs-serve clean
 
 $(VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,23 @@ bench-scale: install
 	$(PY) benchmarks/bench_streaming.py --quick
 	$(PY) benchmarks/bench_cli_scale.py --images 300 --out outputs/cli_scale.md
 
+# the documentation site: its own environment (.venv-docs, MkDocs and its plugins only:
+# the API pages are read from the source, so no TensorFlow), a strict build into site/
+DOCS_VENV ?= .venv-docs
+DOCS_PY := $(DOCS_VENV)/bin/python
+export NO_MKDOCS_2_WARNING := 1
+
+$(DOCS_VENV)/.installed: setup.cfg
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_PY) -c 'import configparser; c = configparser.ConfigParser(); c.read("setup.cfg"); print(c["options.extras_require"]["docs"].strip())' > $(DOCS_VENV)/requirements.txt
+	$(DOCS_PY) -m pip install -q -r $(DOCS_VENV)/requirements.txt
+	touch $@
+
+docs: $(DOCS_VENV)/.installed
+	$(DOCS_PY) -m mkdocs build --strict --clean
+
+docs-serve: $(DOCS_VENV)/.installed
+	$(DOCS_PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) outputs *.egg-info
+	rm -rf $(VENV) $(DOCS_VENV) site outputs *.egg-info
