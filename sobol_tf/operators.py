@@ -27,16 +27,30 @@ weigh the outputs by the target row, an all-zero row scores 0 whatever the input
 :class:`~sobol_tf.errors.SobolTFWarning` names those inputs. NaN or infinite targets
 are refused.
 """
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, Dict, Optional, Tuple
+
 import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils.checks import format_ids, one_output
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
-from sobol_tf.tasks import Tasks
 
 #: added to the denominators of the IoU and of the cosine similarity of the class scores
 #: (as Xplique), so that empty boxes and all-zero class scores score 0, not NaN.
 EPSILON = 1e-4
+#: the names of the built-in operators, in the order of :class:`sobol_tf.tasks.Tasks`
+#: (whose members' values they are; this module does not import ``tasks``, which sits
+#: above it and calls it)
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+SEMANTIC_SEGMENTATION = "semantic segmentation"
+OBJECT_DETECTION = "object detection"
+OBJECT_DETECTION_BOX_POSITION = "object detection box position"
+OBJECT_DETECTION_BOX_PROBA = "object detection box proba"
+OBJECT_DETECTION_BOX_CLASS = "object detection box class"
 
 
 def _flat_outputs(model, inputs, name):
@@ -76,7 +90,7 @@ def semantic_segmentation_operator(model, inputs, targets):
     Returns:
         (B,) float32 scores.
     """
-    outputs = _flat_outputs(model, inputs, Tasks.SEMANTIC_SEGMENTATION.value)
+    outputs = _flat_outputs(model, inputs, SEMANTIC_SEGMENTATION)
     masks = tf.reshape(tf.cast(targets, tf.float32), (tf.shape(targets)[0], -1))
     counts = tf.reduce_sum(tf.cast(tf.not_equal(masks, 0), tf.float32), axis=-1)
     return tf.reduce_sum(outputs * masks, axis=-1) / counts
@@ -139,7 +153,7 @@ def object_detection_operator(model, inputs, targets, intersection_score_fn=box_
     Returns:
         (B,) float32 scores.
     """
-    name = Tasks.OBJECT_DETECTION.value
+    name = OBJECT_DETECTION
     targets = tf.cast(targets, tf.float32)
     width = targets.shape[-1]
     references = tf.reshape(targets, (tf.shape(targets)[0], -1, tf.shape(targets)[-1]))
@@ -208,19 +222,19 @@ class Operator:
 
 
 _FUNCTIONS = {
-    Tasks.CLASSIFICATION: (classification_operator, ROWS),
-    Tasks.REGRESSION: (regression_operator, ROWS),
-    Tasks.SEMANTIC_SEGMENTATION: (semantic_segmentation_operator, MASKS),
-    Tasks.OBJECT_DETECTION: (object_detection_operator, BOXES),
-    Tasks.OBJECT_DETECTION_BOX_POSITION: (_detection_variant(False, False), BOXES),
-    Tasks.OBJECT_DETECTION_BOX_PROBA: (_detection_variant(True, False), BOXES),
-    Tasks.OBJECT_DETECTION_BOX_CLASS: (_detection_variant(False, True), BOXES),
+    CLASSIFICATION: (classification_operator, ROWS),
+    REGRESSION: (regression_operator, ROWS),
+    SEMANTIC_SEGMENTATION: (semantic_segmentation_operator, MASKS),
+    OBJECT_DETECTION: (object_detection_operator, BOXES),
+    OBJECT_DETECTION_BOX_POSITION: (_detection_variant(False, False), BOXES),
+    OBJECT_DETECTION_BOX_PROBA: (_detection_variant(True, False), BOXES),
+    OBJECT_DETECTION_BOX_CLASS: (_detection_variant(False, True), BOXES),
 }
 
 #: the built-in operators, by task name
 OPERATORS = {
-    task.value: Operator(task.value, function, True, task is Tasks.CLASSIFICATION, kind)
-    for task, (function, kind) in _FUNCTIONS.items()
+    name: Operator(name, function, True, name == CLASSIFICATION, kind)
+    for name, (function, kind) in _FUNCTIONS.items()
 }
 
 
@@ -234,13 +248,17 @@ def get(identifier):
         InvalidTypeError: none of these.
     """
     if identifier is None:
-        return OPERATORS[Tasks.CLASSIFICATION.value]
+        return OPERATORS[CLASSIFICATION]
     if isinstance(identifier, Operator):
         return identifier
-    if isinstance(identifier, Tasks):
-        return OPERATORS[identifier.value]
+    if isinstance(identifier, enum.Enum) and identifier.value in OPERATORS:
+        return OPERATORS[identifier.value]  # a sobol_tf.Tasks member (its value: the name)
     if isinstance(identifier, str):
-        return OPERATORS[Tasks.from_string(identifier).value]
+        if identifier.lower() in OPERATORS:
+            return OPERATORS[identifier.lower()]
+        raise InvalidArgumentError(
+            f"operator must be one of {list(OPERATORS)} (or a callable g(model, inputs, "
+            f"targets)), got {identifier!r}.")
     if callable(identifier):
         name = getattr(identifier, "__name__", type(identifier).__name__)
         return Operator(name, identifier, False, True)

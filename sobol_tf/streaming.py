@@ -14,35 +14,36 @@ read by one background thread into a bounded queue (see :func:`explain_dataset`)
 :func:`image_files_dataset` is a tf.data source of image files (decode and resize in
 tf.data) whose broken files are reported by name instead of ending the stream;
 :class:`MapWriter` / :func:`write_maps` write maps to disk as they come (one shard per
-batch plus an index that survives a crash), and :func:`read_maps` reads them back.
+batch plus an index that survives a crash), and :func:`read_maps` reads them back. Those
+live in :mod:`sobol_tf.io` (the one file format of maps, shared with the command line)
+and are re-exported here.
 """
-import json
+from __future__ import annotations
+
 import os
 import queue
-import secrets
-import tempfile
 import threading
 from typing import NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import files as _files
 from sobol_tf._progress import Progress
-from sobol_tf._utils.data import _element_parts, _is_batched, model_input_shape, to_numpy
+from sobol_tf._utils.data import element_parts, is_batched, model_input_shape, to_numpy
 from sobol_tf._utils.validation import check_positive_int
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.io.datasets import files_dataset, image_files, image_files_dataset
+from sobol_tf.io.images import IMAGE_EXTENSIONS
+from sobol_tf.io.problems import one_line
+from sobol_tf.io.shards import (INDEX_FILE, MapWriter, finished_names, read_maps,
+                                shard_files, write_maps)
 
 #: inputs per step of the stream when the data is not batched already
 DEFAULT_BATCH_SIZE = 32
 #: batches of inputs read ahead while the current one is explained
 DEFAULT_PREFETCH = 2
-#: file name endings :func:`image_files` lists (what ``tf.io.decode_image`` reads)
-IMAGE_EXTENSIONS = _files.IMAGE_EXTENSIONS
 #: keys of a dataset of dicts (the elements of :func:`image_files_dataset`)
 ELEMENT_KEYS = ("inputs", "targets", "names", "errors")
-#: the index of a folder written by :class:`MapWriter`: one JSON line per shard
-INDEX_FILE = "index.jsonl"
 
 
 class ExplainedBatch(NamedTuple):
@@ -87,7 +88,7 @@ def _dataset_parts(spec):
                 "(input, target) pairs or inputs alone. Map it first, e.g. "
                 "ds.map(lambda d: (d['image'], d['label'])).")
         return spec["inputs"], spec.get("targets"), tuple(spec)
-    x_spec, y_spec = _element_parts(spec)
+    x_spec, y_spec = element_parts(spec)
     return x_spec, y_spec, None
 
 
@@ -120,7 +121,7 @@ def _dataset_batches(dataset, batch_size, prefetch, declared):
             "data is an infinite tf.data.Dataset (e.g. after .repeat()); explain a finite "
             "part of it: ds.take(n).")
     length = None
-    if _is_batched(x_spec, y_spec, declared):
+    if is_batched(x_spec, y_spec, declared):
         if batch_size is not None:  # the caller's batch size wins over the dataset's
             dataset = dataset.unbatch().batch(batch_size)
     else:
@@ -359,7 +360,7 @@ def _explain_or_skip(explainer, inputs, targets, on_error):
 def _failure(on_error, one_input, exc):
     if callable(on_error):
         return str(on_error(one_input, exc))
-    return f"cannot explain: {_files.one_line(exc)}"
+    return f"cannot explain: {one_line(exc)}"
 
 
 def _stream(explainer, batches, targets, on_error, progress):
@@ -424,315 +425,9 @@ def _stream(explainer, batches, targets, on_error, progress):
             "one target per element of the data.")
 
 
-# -- image files ------------------------------------------------------------------------
-def image_files(paths_or_folder, *, exclude=None):
-    """The image files of a folder (recursively) or of a list of files and folders; the
-    listing of ``sobol-tf explain`` (one implementation, ``_utils.files.list_images``).
-
-    Args:
-        paths_or_folder: a folder, a file, or a list of them. Folders are listed
-            recursively, keeping the files whose name ends with one of
-            :data:`IMAGE_EXTENSIONS` (any case), sorted by their path inside the folder
-            (component by component); hidden files and folders (``.name``) are left
-            out. Files named directly are kept as given (a file that is not an image is
-            reported when read).
-        exclude: a folder to leave out (e.g. an output folder inside the input folder).
-
-    Returns:
-        list of paths (str), in order, without duplicates.
-
-    Raises:
-        InvalidArgumentError: a path that does not exist; a folder without image files.
-        InvalidTypeError: ``paths_or_folder`` not a path or a list of paths.
-    """
-    if isinstance(paths_or_folder, (str, bytes, os.PathLike)):
-        paths_or_folder = [paths_or_folder]
-    try:
-        entries = [os.fsdecode(p) for p in paths_or_folder]
-    except TypeError as exc:
-        raise InvalidTypeError(
-            "paths_or_folder must be a path or a list of paths (files or folders), got "
-            f"{type(paths_or_folder).__name__}.") from exc
-    for entry in entries:
-        if not os.path.exists(entry):
-            raise InvalidArgumentError(
-                f"paths_or_folder: {entry!r} is neither a file nor a folder.")
-    try:
-        listed = _files.list_images(entries, exclude=exclude)
-    except _files.FileProblem as problem:
-        raise InvalidArgumentError(
-            f"paths_or_folder: no image file ({', '.join(IMAGE_EXTENSIONS)}) in "
-            f"{problem.path!r}, even in its sub-folders.") from None
-    if not listed:
-        raise InvalidArgumentError(f"paths_or_folder: no image file in {entries!r}.")
-    return list(dict.fromkeys(listed))
-
-
-def _size_of(size):
-    """(height, width) of ``size``; None, or None for a side: the file's own."""
-    if size is None:
-        return None, None
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (size, size)
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or any(s is not None and (isinstance(s, bool) or not isinstance(
-                s, (int, np.integer)) or s < 1) for s in size)):
-        raise InvalidArgumentError(
-            f"size must be (height, width) of positive integers (None for a side: the "
-            f"file's own), one integer or None, got {size!r}.")
-    return tuple(None if s is None else int(s) for s in size)
-
-
-def image_files_dataset(paths_or_folder, size, *, channels=3, scale=1.0,
-                        num_parallel_calls=None):
-    """A tf.data.Dataset of image files, decoded and resized in tf.data exactly as
-    ``sobol-tf explain`` reads them (one decoder, ``_utils.files.decode_image_file``).
-
-    Each file is read and decoded (PNG, JPEG, GIF (first frame), BMP) to [0, 1] floats,
-    converted to ``channels`` as Keras' ``load_img`` does (alpha dropped, not
-    composited; grayscale repeated into RGB; RGB to grayscale by ITU-R 601-2 luma
-    0.299 R + 0.587 G + 0.114 B, not rounded), resized to ``size`` (bilinear,
-    antialiased) and multiplied by ``scale``, in tf.data's threads. A file that cannot
-    be read or decoded (vanished, empty, corrupt, not an image) does not end the stream:
-    its element carries a zero image and its error message, and :func:`explain_dataset`
-    skips it and reports it (``ExplainedBatch.errors``: position, path, message).
-    (Unlike ``tf.data.experimental.ignore_errors``, which drops the element and its
-    name.) To catch the error per file, the decoder runs in one ``tf.py_function``
-    (TensorFlow's decode and resize kernels release the GIL) inside the parallel ``map``.
-
-    Args:
-        paths_or_folder: a folder (listed recursively, image files only), a file, or a
-            list of them (see :func:`image_files`).
-        size: (height, width) of the model's inputs, or one int for square ones. None
-            (or None for a side) keeps each file's own size: elements then differ in
-            size and cannot be ``batch``-ed together; group them by size first, e.g.
-            ``ds.group_by_window`` (``sobol-tf explain`` does so for models of free
-            input size), or explain them with ``batch_size=1``.
-        channels: 1 (grayscale), 2, 3 (RGB) or 4 (RGBA), or None for each file's own.
-        scale: what pixels in [0, 1] are multiplied by (255.0 for models trained on
-            0..255 pixels).
-        num_parallel_calls: files decoded in parallel (None: tf.data.AUTOTUNE).
-
-    Returns:
-        tf.data.Dataset of unbatched dicts ``{'inputs': (H, W, channels) float32,
-        'names': path, 'errors': message or ''}``, in the order of :func:`image_files`
-        (call it for the list of paths). Map it further as any dataset (keep the dict).
-
-    Raises:
-        InvalidArgumentError: a bad ``size`` or ``channels``, a path that does not exist,
-            no image file.
-    """
-    size = _size_of(size)
-    if channels not in (None, 1, 2, 3, 4):
-        raise InvalidArgumentError(
-            f"channels must be 1, 2, 3, 4 or None, got {channels!r}.")
-    return _files_dataset(image_files(paths_or_folder), size, channels, scale,
-                          num_parallel_calls)
-
-
-def _files_dataset(paths, size, channels, scale, num_parallel_calls=None):
-    """The dataset of :func:`image_files_dataset` over a list of paths taken as they are
-    (``sobol-tf explain`` lists them itself)."""
-    height, width = size
-
-    def load(path):
-        path = path.numpy().decode("utf-8", "surrogateescape")
-        try:
-            _, image = _files.decode_image_file(path, channels, size, scale)
-            return image.astype(np.float32, copy=False), ""
-        except _files.FileProblem as problem:
-            message = problem.reason
-        except Exception as exc:  # what the decoder did not foresee: still one file
-            message = f"cannot read the image: {_files.one_line(exc)}"
-        return np.zeros((height or 1, width or 1, channels or 1), np.float32), message
-
-    def element(path):
-        image, error = tf.py_function(load, [path], [tf.float32, tf.string])
-        image = tf.ensure_shape(image, (height, width, channels))
-        return {"inputs": image, "names": path, "errors": tf.ensure_shape(error, ())}
-
-    names = [os.fsencode(p) for p in paths]
-    return tf.data.Dataset.from_tensor_slices(tf.constant(names, tf.string)).map(
-        element, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
-        deterministic=True)
-
-
-# -- maps on disk -----------------------------------------------------------------------
-class MapWriter:
-    """Write the batches of :func:`explain_dataset` to a folder as they come; the one
-    writer of maps on disk (``sobol-tf explain`` writes its shards with it too).
-
-    Each batch with maps becomes one file ``shard-<start>-<random>.npz`` (``maps``,
-    ``index``, and ``names`` / ``targets`` when the batch has them), written to a
-    temporary name and renamed, and then one JSON line is appended to ``index.jsonl``
-    (number, start, stop, file, count, errors). The index names only whole shards, so a
-    run killed at any point leaves a readable folder; the next writer on the folder
-    (a resumed job, another worker) appends its own shards (random names: no two
-    writers replace each other's) and lines.
-
-    Example::
-
-        with MapWriter("out/") as writer:
-            for batch in explain_dataset(explainer, image_files_dataset("imgs/", 224)):
-                writer.write(batch)
-                for position, name, message in batch.errors:
-                    print("skipped", name, message)
-        maps = read_maps("out/")["maps"]
-
-    Raises:
-        InvalidArgumentError: the folder cannot be created or written to (checked when
-            the writer is built).
-    """
-
-    def __init__(self, directory):
-        self.directory = os.fspath(directory)
-        try:
-            os.makedirs(self.directory, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.directory, prefix=".check-"):
-                pass
-        except OSError as exc:
-            raise InvalidArgumentError(
-                f"directory {self.directory!r} cannot be written to: "
-                f"{exc.strerror or exc}.") from exc
-        self._index = None
-        self.count = 0
-        self.errors = []
-
-    def write(self, batch):
-        """Write one :class:`ExplainedBatch` (a shard, then its index line).
-
-        Raises:
-            OSError: the shard or the index line cannot be written (disk full, ...).
-        """
-        name = None
-        if batch.maps is not None:
-            name = f"shard-{batch.start:08d}-{secrets.token_hex(4)}.npz"
-            arrays = [("maps", batch.maps), ("index", batch.index)]
-            if batch.names is not None:
-                arrays.append(("names", np.asarray(batch.names, dtype=str)))
-            if batch.targets is not None:
-                arrays.append(("targets", batch.targets))
-            _files.write_npz(os.path.join(self.directory, name), arrays)
-        record = {"number": batch.number, "start": batch.start, "stop": batch.stop,
-                  "file": name, "count": len(batch.index),
-                  "errors": [list(e) for e in batch.errors]}
-        if self._index is None:  # O_APPEND: lines of several writers do not mix
-            self._index = open(os.path.join(self.directory, INDEX_FILE), "a",
-                               encoding="utf-8")
-        self._index.write(json.dumps(record) + "\n")
-        self._index.flush()
-        self.count += len(batch.index)
-        self.errors += batch.errors
-
-    def close(self):
-        if self._index is not None:
-            self._index.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-
-def write_maps(stream, directory):
-    """Write every batch of ``stream`` (:func:`explain_dataset`) to ``directory`` as it
-    comes (:class:`MapWriter`); returns the :class:`MapWriter` (``count`` maps written,
-    ``errors`` of the skipped elements)."""
-    with MapWriter(directory) as writer:
-        for batch in stream:
-            writer.write(batch)
-    return writer
-
-
-def _records(directory):
-    """The lines of a folder's index, in the order written (a line cut by a crash is
-    ignored); None when there is no index."""
-    path = os.path.join(os.fspath(directory), INDEX_FILE)
-    try:
-        file = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    records = []
-    with file:
-        for line in file:
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return records
-
-
-def shard_files(directory, missing="raise"):
-    """(index record, shard path) of each shard named in the index of a folder written
-    by :class:`MapWriter`, in the order written (what :func:`read_maps`,
-    :func:`finished_names` and ``sobol-tf explain`` read).
-
-    Args:
-        missing: "raise" for a shard named in the index but absent, "skip" to pass
-            over it (its inputs then count as not finished).
-
-    Raises:
-        InvalidArgumentError: no index (when ``missing="raise"``), a missing shard.
-    """
-    records = _records(directory)
-    if records is None:
-        if missing == "skip":
-            return []
-        raise InvalidArgumentError(f"directory {directory!r} has no {INDEX_FILE}: it was "
-                                   "not written by MapWriter / write_maps.")
-    found = []
-    for record in records:
-        if record.get("file") is None:
-            continue
-        shard = os.path.join(os.fspath(directory), record["file"])
-        if not os.path.isfile(shard):
-            if missing == "skip":
-                continue
-            raise InvalidArgumentError(f"{shard!r} is named in {INDEX_FILE} but missing.")
-        found.append((record, shard))
-    return found
-
-
-def finished_names(directory):
-    """{name: shard path} of the inputs whose maps a folder written by
-    :class:`MapWriter` holds (the first shard of a name wins); to resume a job. A
-    missing or damaged shard is passed over (its inputs count as not finished)."""
-    finished = {}
-    for _, shard in shard_files(directory, missing="skip"):
-        try:
-            with np.load(shard, allow_pickle=False) as arrays:
-                names = arrays["names"] if "names" in arrays.files else ()
-        except Exception:  # a damaged shard: its inputs are not finished
-            continue
-        for name in names:
-            finished.setdefault(str(name), shard)
-    return finished
-
-
-def read_maps(directory):
-    """Read back a folder written by :class:`MapWriter`, in the order written (stream
-    order for one stream).
-
-    Returns:
-        dict with ``maps`` (N, ...), ``index`` (N,) stream positions, ``names`` (N,) or
-        None, ``targets`` (N, ...) or None, ``errors`` [(position, name, message)].
-        A trailing index line cut by a crash is ignored. A folder written by several
-        writers (appended to, resumed, workers) holds the shards of each in turn.
-
-    Raises:
-        InvalidArgumentError: no index in ``directory``, or a shard it names is missing.
-    """
-    shards = shard_files(directory)
-    parts = {"maps": [], "index": [], "names": [], "targets": []}
-    for _, shard in shards:
-        with np.load(shard) as arrays:
-            for key in parts:
-                if key in arrays:
-                    parts[key].append(arrays[key])
-    out = {key: (np.concatenate(v) if v else None) for key, v in parts.items()}
-    if out["maps"] is None:
-        out["maps"] = np.zeros((0,), np.float32)
-        out["index"] = np.zeros((0,), np.int64)
-    out["errors"] = [tuple(e) for record in _records(directory) for e in record["errors"]]
-    return out
+#: the names this module had before the file format moved to :mod:`sobol_tf.io` (kept:
+#: ``from sobol_tf.streaming import MapWriter`` and the others still work)
+_files_dataset = files_dataset
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_PREFETCH", "ELEMENT_KEYS", "IMAGE_EXTENSIONS",
+           "INDEX_FILE", "ExplainedBatch", "MapWriter", "explain_dataset", "finished_names",
+           "image_files", "image_files_dataset", "read_maps", "shard_files", "write_maps"]

@@ -475,7 +475,7 @@ def assert_says_too_small(line):
 
 
 def test_one_line_skips_the_lines_that_only_say_where():
-    from sobol_tf._utils.files import one_line
+    from sobol_tf.io import one_line
     graph = ValueError('Graph execution error:\n\nDetected at node c defined at (most recent '
                        'call last):\n  File "a.py", line 1, in <module>\n\ninput depth must '
                        'be evenly divisible\n\t [[{{node c}}]] [Op:__inference_f_1]')

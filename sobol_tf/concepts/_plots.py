@@ -1,5 +1,6 @@
 """Plots of CRAFT's concepts (Xplique's method names); matplotlib is imported lazily."""
 import colorsys
+import enum
 import math
 
 import numpy as np
@@ -12,6 +13,15 @@ BASE_COLORS = ((54, 197, 240), (210, 40, 95), (236, 178, 46), (15, 157, 88), (84
 
 #: the largest opacity of a concept's heatmap.
 MAX_ALPHA = 0.85
+
+
+class DisplayImportancesOrder(enum.Enum):
+    """Order of the concepts in the plots: GLOBAL (importance on the whole fit set) or
+    LOCAL (importance on one image). (Defined here, below :mod:`sobol_tf.concepts.craft`,
+    which re-exports it: the plots read it and craft builds on the plots.)"""
+
+    GLOBAL = 0
+    LOCAL = 1
 
 
 def _pyplot():
@@ -116,7 +126,6 @@ class CraftPlots:
                 most important, by decreasing importance.
             verbose: print each concept's importance.
         """
-        from sobol_tf.concepts.craft import DisplayImportancesOrder  # noqa: PLC0415
         plt = _pyplot()
         sensitivity = self._check_sensitivity()
         importances = sensitivity.importances if importances is None else np.asarray(
@@ -222,7 +231,6 @@ class CraftPlots:
         importances (global, or the image's own with DisplayImportancesOrder.LOCAL).
         Saved to ``filepath`` when given, else shown."""
         from matplotlib import gridspec  # noqa: PLC0415
-        from sobol_tf.concepts.craft import DisplayImportancesOrder  # noqa: PLC0415
         plt = _pyplot()
         sensitivity = self._check_sensitivity()
         local = display_importance_order == DisplayImportancesOrder.LOCAL

@@ -19,12 +19,11 @@ The classes share Xplique's names, positional order and defaults (``CraftTf``,
 ``CraftManagerTf``); our extras are keyword-only.
 """
 import dataclasses
-import enum
 from typing import Callable, Optional
 
 import numpy as np
 
-from sobol_tf.concepts._plots import CraftPlots
+from sobol_tf.concepts._plots import CraftPlots, DisplayImportancesOrder  # noqa: F401
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, NotFittedError
 
 #: crops overlap: the stride between two crops is this share of ``patch_size`` (the
@@ -35,14 +34,6 @@ STRIDE_SHARE = 0.8
 NMF_ALPHA_W = 1e-2
 
 _INSTALL = "pip install scikit-learn (or pip install 'sobol_tf[concepts]')"
-
-
-class DisplayImportancesOrder(enum.Enum):
-    """Order of the concepts in the plots: GLOBAL (importance on the whole fit set) or
-    LOCAL (importance on one image)."""
-
-    GLOBAL = 0
-    LOCAL = 1
 
 
 @dataclasses.dataclass

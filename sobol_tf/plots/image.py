@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import to_numpy
-from sobol_tf._utils.files import LUMA_WEIGHTS
+from sobol_tf.io.images import LUMA_WEIGHTS
 from sobol_tf.errors import InvalidArgumentError
 
 DEFAULT_CMAP = "jet"
