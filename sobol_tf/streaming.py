@@ -69,7 +69,7 @@ class ExplainedBatch(NamedTuple):
     number: int
     start: int
     stop: int
-    index: np.ndarray
+    index: np.ndarray  # type: ignore[assignment]  # the field shadows tuple.index
     maps: Optional[np.ndarray]
     targets: Optional[np.ndarray]
     names: Optional[tuple]

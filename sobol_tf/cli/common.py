@@ -180,9 +180,9 @@ def prepare(args, overlay_suffix=None, strategy=None):
     except files.FileProblem as problem:
         report(problem)
         return EXIT_FILE_ERROR, None, None, None
-    problem = target_problem(args.target, spec.nb_outputs)
-    if problem:
-        report(problem)
+    wrong_target = target_problem(args.target, spec.nb_outputs)
+    if wrong_target:
+        report(wrong_target)
         return EXIT_USAGE, None, None, None
     return None, paths, model, spec
 

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 try:
     import fcntl
 except ImportError:  # Windows: no flock
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def _alive(pid):
 
 
 #: lock path -> (open descriptor, whether it holds a flock), for this process's locks.
-_HELD_LOCKS = {}
+_HELD_LOCKS: Dict[str, Tuple[int, bool]] = {}
 
 
 def _try_flock(path):

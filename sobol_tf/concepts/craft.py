@@ -19,7 +19,7 @@ The classes share Xplique's names, positional order and defaults (``CraftTf``,
 ``CraftManagerTf``); our extras are keyword-only.
 """
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 import numpy as np
 
@@ -203,8 +203,8 @@ class CraftTf(CraftPlots):
         self.estimator = estimators.get(estimator)
         self.verbose = bool(verbose)
         self.strategy = current_strategy() if strategy is None else strategy
-        self.factorization = None
-        self.sensitivity = None
+        self.factorization: Optional[Factorization] = None
+        self.sensitivity: Optional[Sensitivity] = None
         self._scorer = None
 
     # -- the engine ---------------------------------------------------------------------
@@ -377,15 +377,16 @@ class CraftTf(CraftPlots):
         from sobol_tf.attributions import estimators  # noqa: PLC0415
 
         self.check_if_fitted()
+        factorization = cast(Factorization, self.factorization)  # not None once fitted
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
         is_global = inputs is None
-        coefficients = self.transform(self.factorization.inputs if is_global else inputs)
+        coefficients = self.transform(factorization.inputs if is_global else inputs)
         masks = np.asarray(self.sampler(self.number_of_concepts, nb_design), np.float32)
-        bank = tf.constant(self.factorization.concept_bank_w)
+        bank = tf.constant(factorization.concept_bank_w)
         coefficients = tf.constant(coefficients)
         model = self.latent_to_logit_model
         logits = self.scorer.outputs(model, tf.tensordot(coefficients[:1], bank, 1))
-        class_id = self.factorization.class_id
+        class_id = factorization.class_id
         if class_id >= logits.shape[1]:
             raise InvalidArgumentError(
                 f"class_id={class_id} but latent_to_logit_model returns {logits.shape[1]} "

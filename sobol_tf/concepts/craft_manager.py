@@ -43,9 +43,9 @@ class CraftManagerTf:
                 f"labels must be class ids (N,) or one-hot rows (N, K) with N = "
                 f"{len(self.inputs)}, got shape {np.shape(labels)}.")
         self.labels = labels
-        if list_of_class_of_interest is None:
-            list_of_class_of_interest = np.unique(labels)
-        self.list_of_class_of_interest = [int(c) for c in list_of_class_of_interest]
+        classes = np.unique(labels) if list_of_class_of_interest is None \
+            else list_of_class_of_interest
+        self.list_of_class_of_interest = [int(c) for c in classes]
         self.input_to_latent_model = input_to_latent_model
         self.latent_to_logit_model = latent_to_logit_model
         self.craft_instances = {
