@@ -9,14 +9,17 @@ it, and points the stderr file descriptor at the null device only while TensorFl
 imported and lists its devices, then restores it. It lives outside ``sobol_tf._utils``
 because importing that package imports TensorFlow.
 """
+from __future__ import annotations
+
 import os
 import sys
+from typing import Any
 
 #: TF_CPP_MIN_LOG_LEVEL set when the user has not chosen one: errors and below hidden
 QUIET_LOG_LEVEL = "3"
 
 
-def import_tensorflow_quietly():
+def import_tensorflow_quietly() -> Any:
     """Import and return ``tensorflow`` with its start-up log lines silenced.
 
     Sets ``TF_CPP_MIN_LOG_LEVEL`` to 3 unless already set (so a user can still ask for

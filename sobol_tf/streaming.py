@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import NamedTuple, Optional
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -230,8 +230,11 @@ def _batches(data, batch_size, prefetch, declared):
 
 
 # -- the stream -------------------------------------------------------------------------
-def explain_dataset(explainer, data, targets=None, *, batch_size=None,
-                    prefetch=DEFAULT_PREFETCH, verbose=False, on_error="raise"):
+def explain_dataset(explainer: Any, data: Any, targets: Any = None, *,
+                    batch_size: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH,
+                    verbose: bool = False,
+                    on_error: Union[str, Callable[..., Any]] = "raise"
+                    ) -> Iterator[ExplainedBatch]:
     """Explain ``data`` batch of inputs by batch of inputs; a generator of
     :class:`ExplainedBatch`.
 

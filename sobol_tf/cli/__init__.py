@@ -103,7 +103,7 @@ from sobol_tf.cli.parser import (  # noqa: F401 (the option names, re-exported)
 )
 from sobol_tf.cli.score import METRIC_NAMES, format_table, run_score, score_group  # noqa: F401
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``sobol-tf`` with ``argv`` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser(__doc__.splitlines()[0], run_explain, run_score).parse_args(argv)
     try:

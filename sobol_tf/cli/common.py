@@ -4,8 +4,9 @@ TensorFlow is imported by the functions that need it, never at import.
 """
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class UsageProblem(Exception):
 
 
 
-def grid_fits(flag, grid_size, spec):
+def grid_fits(flag: str, grid_size: int, spec: files.ModelInput) -> bool:
     """False (after reporting) when ``grid_size`` exceeds the model's input size."""
     smallest = min(spec.height or grid_size, spec.width or grid_size)
     if grid_size > smallest:
@@ -35,13 +36,14 @@ def grid_fits(flag, grid_size, spec):
     return True
 
 
-def report(message):
+def report(message: object) -> None:
     """One line on stderr; undecodable bytes of file names shown as escapes."""
     line = f"{PROGRAM}: error: {message}"
     print(line.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
 
 
-def load_images(paths, spec, scale):
+def load_images(paths: Sequence[str], spec: files.ModelInput,
+                scale: float) -> Tuple[List[Tuple[str, np.ndarray, np.ndarray]], int]:
     """Load every image; report and skip the ones that fail.
 
     Returns:
@@ -57,7 +59,7 @@ def load_images(paths, spec, scale):
     return loaded, failed
 
 
-def target_problem(target, nb_outputs):
+def target_problem(target: Optional[int], nb_outputs: Optional[int]) -> Optional[str]:
     """The error line when ``--target`` is not a class id of the model, else None."""
     if target is None or nb_outputs is None or 0 <= target < nb_outputs:
         return None
@@ -65,14 +67,16 @@ def target_problem(target, nb_outputs):
             f"so use 0 to {nb_outputs - 1}")
 
 
-def predicted_classes(model, inputs, batch_size):
+def predicted_classes(model: Any, inputs: np.ndarray,
+                      batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
     """Class ids of the highest output, and the outputs, on a batch of inputs."""
     outputs = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
     outputs = outputs.reshape(len(outputs), -1)
     return outputs.argmax(axis=1), outputs
 
 
-def failure_reason(model, spec, inputs, exc):
+def failure_reason(model: Any, spec: files.ModelInput, inputs: np.ndarray,
+                   exc: BaseException) -> str:
     """One line saying why an image failed: for a model of free input size that cannot
     take the image's size, "the image (H x W) is too small for the model: <Keras' shape
     check>" (found by Keras' shape inference, which runs nothing); else the most
@@ -91,7 +95,9 @@ def failure_reason(model, spec, inputs, exc):
     return files.one_line(exc)
 
 
-def in_batches_or_alone(indices, work, failed):
+def in_batches_or_alone(indices: List[int], work: Callable[[List[int]], Any],
+                        failed: Callable[[int, BaseException], None]
+                        ) -> List[Tuple[List[int], Any]]:
     """Run ``work(indices)``; if it raises, run ``work([i])`` for each index alone, so
     that one image the model cannot take loses only itself.
 
@@ -125,7 +131,7 @@ def in_batches_or_alone(indices, work, failed):
     return done
 
 
-def device_strategy(devices):
+def device_strategy(devices: Union[int, str]) -> Any:
     """The ``tf.distribute.MirroredStrategy`` of ``--devices``, or None for one device.
 
     Over the first ``devices`` GPUs (all of them for ``"all"``), or, on a machine without
@@ -141,7 +147,7 @@ def device_strategy(devices):
     import tensorflow as tf  # noqa: PLC0415 (heavy: not for --help)
 
     found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    wanted = len(found) if devices == "all" else devices
+    wanted = len(found) if devices == "all" else int(devices)
     if wanted > len(found):
         names = ", ".join(d.name.split("device:")[-1] for d in found)
         raise UsageProblem(f"--devices {devices}: this machine has {len(found)} device(s) "
@@ -153,7 +159,8 @@ def device_strategy(devices):
     return tf.distribute.MirroredStrategy([d.name for d in found[:wanted]])
 
 
-def prepare(args, overlay_suffix=None, strategy=None):
+def prepare(args: argparse.Namespace, overlay_suffix: Optional[str] = None,
+            strategy: Any = None) -> Tuple[Optional[int], Any, Any, Any]:
     """Import TensorFlow quietly, list the images, check the output folder and the model
     (loaded under ``strategy.scope()`` when given: its weights mirrored on each device).
 
@@ -187,7 +194,7 @@ def prepare(args, overlay_suffix=None, strategy=None):
     return None, paths, model, spec
 
 
-def with_channel_axis(model, spec):
+def with_channel_axis(model: Any, spec: files.ModelInput) -> Any:
     """The model as the library calls it: a model of grayscale images without channel
     axis (N, H, W) takes them as (N, H, W, 1) (rank 3 is a time series for the library)."""
     if not spec.squeeze:

@@ -2,6 +2,7 @@
 workers and devices; write the overlays and ``maps.npz``."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Any, List, Optional, Sequence, Tuple
@@ -19,7 +20,7 @@ from sobol_tf.cli.parser import SCALES
 OVERLAY_SUFFIX = "_sobol.png"
 
 
-def explainer_outputs(explainer, inputs):
+def explainer_outputs(explainer: Any, inputs: np.ndarray) -> np.ndarray:
     """The model's outputs (N, K) on ``inputs`` (N, H, W, C) through the explainer's
     compiled engine: its batch size and its devices. Under a MirroredStrategy, Keras'
     ``model.predict`` would build a distributed dataset per call (about 0.4 s per shard
@@ -30,7 +31,7 @@ def explainer_outputs(explainer, inputs):
     return np.asarray(outputs).reshape(len(inputs), -1)
 
 
-def save_overlay(path, display, heatmap, title):
+def save_overlay(path: str, display: np.ndarray, heatmap: np.ndarray, title: str) -> None:
     """One heatmap over its image, drawn by sobol_tf.plots.plot_attributions."""
     import matplotlib  # optional and heavy: only when an overlay is drawn
 
@@ -47,7 +48,7 @@ def save_overlay(path, display, heatmap, title):
         plt.close(figure)
 
 
-def run_explain(args):
+def run_explain(args: argparse.Namespace) -> int:
     """``sobol-tf explain``: returns the exit status."""
     index, nb_workers = jobs.worker_of(os.environ)
     if args.overwrite and nb_workers > 1:
@@ -150,7 +151,8 @@ def _explain_share(args, paths, model, spec, explainer, work, index, nb_workers)
     return EXIT_FILE_ERROR if failed else 0
 
 
-def image_stream(paths, spec, scale, shard_size):
+def image_stream(paths: Sequence[str], spec: files.ModelInput, scale: float,
+                 shard_size: int) -> Tuple[Any, Optional[int]]:
     """The images of ``paths`` as the model takes them, a tf.data pipeline (decoded by
     :func:`sobol_tf.streaming.image_files_dataset`'s decoder in tf.data's threads, read
     ahead while the model runs), and the ``batch_size`` to give ``explain_dataset``.

@@ -47,7 +47,7 @@ class ModelInput:
     ``height``/``width``/``channels``/``nb_outputs`` are None when not fixed.
     """
 
-    def __init__(self, model_path, shape, output_shape=None):
+    def __init__(self, model_path: str, shape: Any, output_shape: Any = None) -> None:
         if not (isinstance(shape, tuple) and len(shape) in (3, 4)
                 and all(isinstance(d, (int, type(None))) for d in shape)):
             raise FileProblem(model_path, f"the model must take one batch of images "
@@ -65,7 +65,7 @@ class ModelInput:
             self.nb_outputs = int(np.prod(output_shape[1:], dtype=np.int64))
 
 
-def check_model_file(path):
+def check_model_file(path: str) -> None:
     """Refuse, with what is wrong, a file that is neither a zip (.keras) nor HDF5 (.h5)."""
     with open(path, "rb") as handle:
         head = handle.read(HDF5_OFFSETS[-1] + len(HDF5_SIGNATURE))
@@ -94,7 +94,7 @@ def check_model_file(path):
     raise FileProblem(path, f"{NOT_A_MODEL} ({what})")
 
 
-def load_model(path):
+def load_model(path: str) -> Tuple[Any, ModelInput]:
     """Load a saved Keras model (.keras or .h5); returns (model, ModelInput).
 
     The file's first bytes are checked before Keras reads it, so a text file or a zip
@@ -124,7 +124,7 @@ def load_model(path):
                              getattr(model, "output_shape", None))
 
 
-def load_image(path, spec, scale):
+def load_image(path: str, spec: ModelInput, scale: float) -> Tuple[np.ndarray, np.ndarray]:
     """Read one image for a model (:func:`decode_image_file` at the model's channels and
     size); returns (display image in [0, 1], model input), float32 numpy; the model
     input has no channel axis for models of (N, H, W) inputs (``spec.squeeze``)."""
@@ -133,15 +133,15 @@ def load_image(path, spec, scale):
     return display, (inputs[..., 0] if spec.squeeze else inputs)
 
 
-def group_by_shape(loaded):
+def group_by_shape(loaded: Sequence[Tuple[Any, Any, np.ndarray]]) -> List[List[int]]:
     """Indices of loaded images grouped by model-input shape (one batch per group)."""
-    groups = {}
+    groups: Dict[Any, List[int]] = {}
     for index, (_, _, inputs) in enumerate(loaded):
         groups.setdefault(inputs.shape, []).append(index)
     return list(groups.values())
 
 
-def check_names(paths, overlay_suffix=None):
+def check_names(paths: Sequence[str], overlay_suffix: Optional[str] = None) -> List[str]:
     """The image paths, each once, in order; their file names key maps.npz and name the
     overlays (``<stem><overlay_suffix>``), so these must not collide.
 
@@ -150,7 +150,9 @@ def check_names(paths, overlay_suffix=None):
             one file name, or (when
             ``overlay_suffix`` is given) two file names with one overlay name.
     """
-    seen, overlays, unique = {}, {}, []
+    seen: Dict[str, str] = {}
+    overlays: Dict[str, str] = {}
+    unique: List[str] = []
     for path in paths:
         name = os.path.basename(path)
         if name in RESERVED_KEYS:
@@ -177,7 +179,7 @@ def check_names(paths, overlay_suffix=None):
     return unique
 
 
-def check_output_folder(folder):
+def check_output_folder(folder: str) -> None:
     """Create ``folder`` if needed and check that files can be written in it.
 
     Raises:
@@ -199,7 +201,7 @@ def check_output_folder(folder):
         raise FileProblem(folder, f"{MAPS_FILE} is a folder there; remove or rename it")
 
 
-def check_free_space(folder, needed):
+def check_free_space(folder: str, needed: int) -> None:
     """Refuse to start when the disk of ``folder`` has fewer than ``needed`` bytes free.
 
     Raises:

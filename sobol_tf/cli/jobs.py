@@ -4,6 +4,7 @@ and their ``done`` marks; ``TF_CONFIG`` says which share of the files is this wo
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -89,7 +90,7 @@ def _try_exclusive_create(path, host):
         return None
 
 
-def acquire_lock(path, wait=0.0):
+def acquire_lock(path: str, wait: float = 0.0) -> str:
     """Take the lock file ``path`` and write this pid and host in it.
 
     The lock is an exclusive ``flock`` on the file, held until :func:`release_lock` or
@@ -125,7 +126,7 @@ def acquire_lock(path, wait=0.0):
     return path
 
 
-def release_lock(path):
+def release_lock(path: str) -> None:
     """Release a lock taken by :func:`acquire_lock` in this process and remove its file.
 
     A flock'ed file is removed before it is closed, so that a process waiting on it
@@ -143,7 +144,7 @@ def release_lock(path):
         os.close(handle)
 
 
-def check_job(work, settings, overwrite=False):
+def check_job(work: str, settings: Dict[str, Any], overwrite: bool = False) -> None:
     """Record ``settings`` (what the maps depend on) in ``work/job.json``, or check that
     the recorded ones equal them. ``overwrite``: discard the finished maps of other
     settings (the shards) instead.
@@ -159,8 +160,8 @@ def check_job(work, settings, overwrite=False):
             with open(path, encoding="utf-8") as handle:
                 recorded = json.load(handle)
         except FileNotFoundError:
-            handle, temporary = tempfile.mkstemp(dir=work, prefix=".job-", suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as job:
+            descriptor, temporary = tempfile.mkstemp(dir=work, prefix=".job-", suffix=".tmp")
+            with os.fdopen(descriptor, "w", encoding="utf-8") as job:
                 job.write(text)
             try:
                 os.link(temporary, path)  # exclusive: another worker may be first
@@ -188,23 +189,23 @@ def check_job(work, settings, overwrite=False):
         overwrite = False
 
 
-def shards_folder(work):
+def shards_folder(work: str) -> str:
     """Where a job's shards and their index are (written by :class:`sobol_tf.io.MapWriter`)."""
     return os.path.join(work, SHARDS_FOLDER)
 
 
-def finished_names(work):
+def finished_names(work: str) -> Dict[str, str]:
     """{file name: shard path} of the maps finished in the shards of ``work`` (names
     read back by :func:`sobol_tf.io.shards.finished_names`; shards hold the images'
     paths, keyed here by file name as maps.npz is)."""
 
-    finished = {}
+    finished: Dict[str, str] = {}
     for path, shard in finished_paths(shards_folder(work)).items():
         finished.setdefault(os.path.basename(path), shard)
     return finished
 
 
-def assemble_maps(path, names, work):
+def assemble_maps(path: str, names: Sequence[str], work: str) -> int:
     """Write maps.npz (as :func:`save_maps`) from the shards of ``work``: the maps of
     ``names`` that are finished, in that order, reading one shard at a time.
 
@@ -213,13 +214,14 @@ def assemble_maps(path, names, work):
     """
     where = finished_names(work)
     names = [name for name in names if name in where]
-    by_shard = {}
+    by_shard: Dict[str, List[str]] = {}
     for name in names:
         by_shard.setdefault(where[name], []).append(name)
-    rows, targets = {}, {}
+    rows: Dict[str, Dict[str, int]] = {}
+    targets: Dict[str, int] = {}
     for shard, held in by_shard.items():
         with np.load(shard, allow_pickle=False) as archive:
-            row = {}
+            row: Dict[str, int] = {}
             for k, n in enumerate(archive["names"]):
                 row.setdefault(os.path.basename(str(n)), k)
             rows[shard] = row
@@ -239,7 +241,7 @@ def assemble_maps(path, names, work):
     return len(names)
 
 
-def worker_of(environ):
+def worker_of(environ: Mapping[str, str]) -> Tuple[int, int]:
     """(index, number of workers) of this process from ``TF_CONFIG``, TensorFlow's
     convention: ``{"cluster": {"worker": [...]}, "task": {"type": "worker", "index": i}}``;
     a ``chief`` counts as worker 0 (before the ``worker`` list). (0, 1) without TF_CONFIG.
@@ -271,7 +273,7 @@ def worker_of(environ):
     return (index if kind == "chief" else len(chiefs) + index), len(chiefs) + len(workers)
 
 
-def file_digest(path):
+def file_digest(path: str) -> str:
     """sha256 of a file (the model: maps of another model are not resumed)."""
     import hashlib  # noqa: PLC0415 (standard library, only for the model's digest)
 
@@ -282,7 +284,7 @@ def file_digest(path):
     return digest.hexdigest()
 
 
-def job_settings(args):
+def job_settings(args: argparse.Namespace) -> Dict[str, Any]:
     """What the maps depend on, recorded in DIR/.sobol-tf/job.json to resume safely
     (not ``--devices``, ``--batch-size`` nor ``--shard-size``: the maps do not depend on
     them beyond float error, so a rerun may change them)."""

@@ -3,7 +3,10 @@
 Imports nothing but argparse, so that ``--help`` and argument errors need no TensorFlow
 (:mod:`sobol_tf.cli` imports TensorFlow only to run a command).
 """
+from __future__ import annotations
+
 import argparse
+from typing import Any, Callable, Optional, Union
 
 PROGRAM = "sobol-tf"
 #: what ``--scale`` multiplies [0, 1] pixels by
@@ -15,7 +18,7 @@ ESTIMATOR_NAMES = ("glen", "homma", "janon", "jansen", "saltelli")
 PERTURBATION_NAMES = ("amplitude", "blurring", "inpainting")
 
 
-def int_at_least(minimum, also=None):
+def int_at_least(minimum: int, also: Optional[int] = None) -> Callable[[str], Any]:
     """An argparse type: an integer >= ``minimum`` (or equal to ``also``), checked while
     parsing, before TensorFlow is imported."""
     allowed = f"an integer >= {minimum}" + (f" or {also}" if also is not None else "")
@@ -33,7 +36,7 @@ def int_at_least(minimum, also=None):
     return parse
 
 
-def device_count(text):
+def device_count(text: str) -> Union[int, str]:
     """argparse type of ``--devices``: an integer >= 1, or ``all`` (returned as "all")."""
     if text.strip().lower() == "all":
         return "all"
@@ -47,7 +50,7 @@ def device_count(text):
     return value
 
 
-def open_fraction(text):
+def open_fraction(text: str) -> float:
     """argparse type: a number strictly between 0 and 1."""
     try:
         value = float(text)
@@ -70,7 +73,8 @@ def _add_common(parser):
                         help="inputs per forward pass (bounds memory; default 256)")
 
 
-def build_parser(description, run_explain, run_score):
+def build_parser(description: str, run_explain: Callable[[argparse.Namespace], int],
+                 run_score: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
     """The argparse parser of ``sobol-tf``; ``args.run(args)`` runs the command given
     (``run_explain`` or ``run_score``, functions of the parsed arguments)."""
     parser = argparse.ArgumentParser(prog=PROGRAM, description=description)

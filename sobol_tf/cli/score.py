@@ -1,6 +1,7 @@
 """``sobol-tf score``: Deletion, Insertion and MuFidelity of saved maps, per image."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from typing import Any, List, Sequence, Tuple
@@ -16,7 +17,8 @@ from sobol_tf.cli.parser import SCALES
 METRIC_NAMES = ("deletion", "insertion", "mufidelity")
 
 
-def score_group(model, inputs, maps, targets, args, spec):
+def score_group(model: Any, inputs: np.ndarray, maps: np.ndarray, targets: np.ndarray,
+                args: argparse.Namespace, spec: files.ModelInput) -> np.ndarray:
     """Per-image (deletion, insertion, mufidelity) of one batch of equal-size images."""
     from sobol_tf.metrics import Deletion, Insertion, MuFidelity  # imports TensorFlow
 
@@ -33,7 +35,7 @@ def score_group(model, inputs, maps, targets, args, spec):
                      mufidelity.detailed_evaluate(maps)], axis=1)
 
 
-def format_table(rows):
+def format_table(rows: Sequence[Tuple[Any, ...]]) -> str:
     """rows: (file, target, deletion, insertion, mufidelity); a mean row is added."""
     scores = np.array([row[2:] for row in rows], np.float64)
     lines = [(row[0], str(row[1])) + tuple(f"{v:.4f}" for v in row[2:]) for row in rows]
@@ -47,7 +49,7 @@ def format_table(rows):
         "\ndeletion: lower is better; insertion and mufidelity: higher is better"
 
 
-def run_score(args):
+def run_score(args: argparse.Namespace) -> int:
     """``sobol-tf score``: returns the exit status."""
     status, paths, model, spec = prepare(args)
     if status is not None:

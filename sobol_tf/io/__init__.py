@@ -16,11 +16,11 @@ Modules:
 from sobol_tf.io.images import (CHANNEL_NAMES, IMAGE_EXTENSIONS, LUMA_WEIGHTS,
                                 convert_channels, decode_image_file, list_images)
 from sobol_tf.io.maps_file import MAPS_FILE, RESERVED_KEYS, load_maps, save_maps, write_npz
-from sobol_tf.io.problems import FileProblem, one_line
+from sobol_tf.io.problems import FileProblem, PathLike, one_line
 from sobol_tf.io.shards import (INDEX_FILE, MapWriter, finished_names, read_maps,
                                 shard_files, write_maps)
 
 __all__ = ["CHANNEL_NAMES", "IMAGE_EXTENSIONS", "INDEX_FILE", "LUMA_WEIGHTS", "MAPS_FILE",
-           "RESERVED_KEYS", "FileProblem", "MapWriter", "convert_channels",
+           "RESERVED_KEYS", "FileProblem", "MapWriter", "PathLike", "convert_channels",
            "decode_image_file", "finished_names", "list_images", "load_maps", "one_line",
            "read_maps", "save_maps", "shard_files", "write_maps", "write_npz"]

@@ -8,6 +8,7 @@ Reachable as :func:`sobol_tf.streaming.image_files` and
 from __future__ import annotations
 
 import os
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -15,10 +16,11 @@ import tensorflow as tf
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.io import images as _images
 from sobol_tf.io.images import IMAGE_EXTENSIONS
-from sobol_tf.io.problems import FileProblem, one_line
+from sobol_tf.io.problems import FileProblem, PathLike, one_line
 
 
-def image_files(paths_or_folder, *, exclude=None):
+def image_files(paths_or_folder: Union[PathLike, Sequence[PathLike]], *,
+                exclude: Optional[PathLike] = None) -> List[str]:
     """The image files of a folder (recursively) or of a list of files and folders; the
     listing of ``sobol-tf explain`` (one implementation, :func:`sobol_tf.io.images.list_images`).
 
@@ -61,7 +63,7 @@ def image_files(paths_or_folder, *, exclude=None):
     return list(dict.fromkeys(listed))
 
 
-def _size_of(size):
+def _size_of(size: Any) -> Tuple[Optional[int], Optional[int]]:
     """(height, width) of ``size``; None, or None for a side: the file's own."""
     if size is None:
         return None, None
@@ -73,11 +75,14 @@ def _size_of(size):
         raise InvalidArgumentError(
             f"size must be (height, width) of positive integers (None for a side: the "
             f"file's own), one integer or None, got {size!r}.")
-    return tuple(None if s is None else int(s) for s in size)
+    height, width = (None if s is None else int(s) for s in size)
+    return height, width
 
 
-def image_files_dataset(paths_or_folder, size, *, channels=3, scale=1.0,
-                        num_parallel_calls=None):
+def image_files_dataset(paths_or_folder: Union[PathLike, Sequence[PathLike]],
+                        size: Union[None, int, Tuple[Optional[int], Optional[int]]], *,
+                        channels: Optional[int] = 3, scale: float = 1.0,
+                        num_parallel_calls: Optional[int] = None) -> tf.data.Dataset:
     """A tf.data.Dataset of image files, decoded and resized in tf.data exactly as
     ``sobol-tf explain`` reads them (one decoder, :func:`sobol_tf.io.images.decode_image_file`).
 
@@ -115,15 +120,17 @@ def image_files_dataset(paths_or_folder, size, *, channels=3, scale=1.0,
         InvalidArgumentError: a bad ``size`` or ``channels``, a path that does not exist,
             no image file.
     """
-    size = _size_of(size)
+    height_width = _size_of(size)
     if channels not in (None, 1, 2, 3, 4):
         raise InvalidArgumentError(
             f"channels must be 1, 2, 3, 4 or None, got {channels!r}.")
-    return files_dataset(image_files(paths_or_folder), size, channels, scale,
+    return files_dataset(image_files(paths_or_folder), height_width, channels, scale,
                           num_parallel_calls)
 
 
-def files_dataset(paths, size, channels, scale, num_parallel_calls=None):
+def files_dataset(paths: Sequence[str], size: Tuple[Optional[int], Optional[int]],
+                  channels: Optional[int], scale: float,
+                  num_parallel_calls: Optional[int] = None) -> tf.data.Dataset:
     """The dataset of :func:`image_files_dataset` over a list of paths taken as they are
     (``sobol-tf explain`` lists them itself)."""
     height, width = size

@@ -8,10 +8,11 @@ grayscale conversion shared with :mod:`sobol_tf.plots`.
 from __future__ import annotations
 
 import os
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sobol_tf.io.problems import FileProblem
+from sobol_tf.io.problems import FileProblem, PathLike
 
 CHANNEL_NAMES = {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGBA"}
 #: ITU-R 601-2 luma weights of R, G, B (PIL's convert("L"), Keras' load_img grayscale)
@@ -21,7 +22,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 
 
-def list_images(paths, exclude=None):
+def list_images(paths: Sequence[str], exclude: Optional[PathLike] = None) -> List[str]:
     """The image files named by ``paths``, in order: a file as given, a folder as its
     image files (by extension, :data:`IMAGE_EXTENSIONS`), recursively, sorted by their
     path inside the folder. Hidden files and folders (``.name``) and the folder
@@ -51,7 +52,7 @@ def list_images(paths, exclude=None):
     return found
 
 
-def convert_channels(image, channels):
+def convert_channels(image: np.ndarray, channels: Optional[int]) -> np.ndarray:
     """Convert a (H, W, C) float image to ``channels`` as Keras' ``load_img`` does.
 
     Alpha is dropped when the model has none (no compositing, as PIL's
@@ -75,7 +76,9 @@ def convert_channels(image, channels):
     return np.concatenate([color, alpha], axis=-1)
 
 
-def decode_image_file(path, channels, size, scale):
+def decode_image_file(path: str, channels: Optional[int],
+                      size: Optional[Tuple[Optional[int], Optional[int]]],
+                      scale: float) -> Tuple[np.ndarray, np.ndarray]:
     """Read and decode one image file as the command line and
     :func:`sobol_tf.streaming.image_files_dataset` both do (one decoder for both).
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+from typing import Any, Dict, Iterable, Sequence, Tuple
 
 import numpy as np
 
@@ -18,7 +19,8 @@ MAPS_FILE = "maps.npz"
 RESERVED_KEYS = ("files", "targets")
 
 
-def save_maps(path, names, maps, targets):
+def save_maps(path: str, names: Sequence[str], maps: Sequence[np.ndarray],
+              targets: Sequence[int]) -> None:
     """Write maps.npz with numpy's format (names may be any string), atomically: to a
     temporary file in the same folder, then renamed over ``path``."""
     arrays = [("files", np.asarray(names, dtype=str)),
@@ -27,7 +29,7 @@ def save_maps(path, names, maps, targets):
     write_npz(path, arrays)
 
 
-def write_npz(path, members):
+def write_npz(path: str, members: Iterable[Tuple[str, Any]]) -> None:
     """Write ``(key, array)`` pairs (any iterable) as an .npz archive, atomically."""
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".",
                                          prefix=".maps-", suffix=".npz.tmp")
@@ -48,7 +50,7 @@ def write_npz(path, members):
         raise
 
 
-def load_maps(path):
+def load_maps(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, int]]:
     """Read maps.npz: ({file name: (H, W) map}, {file name: class id})."""
     problem = "not an .npz archive of maps (as written by 'sobol-tf explain')"
     try:

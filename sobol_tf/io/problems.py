@@ -6,13 +6,18 @@ chained causes) the first line that says what went wrong. No TensorFlow.
 """
 from __future__ import annotations
 
+import os
 import re
+from typing import Any, Optional, Union
+
+#: a file or folder: a str or an os.PathLike (pathlib.Path, ...)
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 class FileProblem(Exception):
     """A file the command cannot use; ``str()`` is the one line printed about it."""
 
-    def __init__(self, path, message):
+    def __init__(self, path: Any, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path, self.reason = path, message
 
@@ -26,7 +31,7 @@ ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
 NODE_DESCRIPTIONS = re.compile(r" for '\{\{node [^']*'")
 
 
-def one_line(exc):
+def one_line(exc: BaseException) -> str:
     """The first line of an exception's message that says what went wrong.
 
     Lines that only say where (TensorFlow's "Graph execution error:" and its traceback,
@@ -36,12 +41,15 @@ def one_line(exc):
     type name when nothing is left.
     """
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        for line in ANSI_CODES.sub("", str(exc)).splitlines():
+    current: Optional[BaseException] = exc
+    last = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for line in ANSI_CODES.sub("", str(current)).splitlines():
             line = NODE_DESCRIPTIONS.sub("", line).strip()
             if line and not WHERE_LINES.match(line):
                 return line
-        last = exc
-        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        last = current
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
     return type(last).__name__

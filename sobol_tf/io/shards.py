@@ -13,11 +13,13 @@ import json
 import os
 import secrets
 import tempfile
+from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
 
 import numpy as np
 
 from sobol_tf.errors import InvalidArgumentError
 from sobol_tf.io.maps_file import write_npz
+from sobol_tf.io.problems import PathLike
 
 #: the index of a folder written by :class:`MapWriter`: one JSON line per shard
 INDEX_FILE = "index.jsonl"
@@ -49,7 +51,7 @@ class MapWriter:
             the writer is built).
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory: PathLike) -> None:
         self.directory = os.fspath(directory)
         try:
             os.makedirs(self.directory, exist_ok=True)
@@ -59,11 +61,11 @@ class MapWriter:
             raise InvalidArgumentError(
                 f"directory {self.directory!r} cannot be written to: "
                 f"{exc.strerror or exc}.") from exc
-        self._index = None
+        self._index: Optional[TextIO] = None
         self.count = 0
-        self.errors = []
+        self.errors: List[Tuple[int, str, str]] = []
 
-    def write(self, batch):
+    def write(self, batch: Any) -> None:
         """Write one :class:`ExplainedBatch` (a shard, then its index line).
 
         Raises:
@@ -89,7 +91,7 @@ class MapWriter:
         self.count += len(batch.index)
         self.errors += batch.errors
 
-    def close(self):
+    def close(self) -> None:
         if self._index is not None:
             self._index.close()
 
@@ -100,7 +102,7 @@ class MapWriter:
         self.close()
 
 
-def write_maps(stream, directory):
+def write_maps(stream: Iterable[Any], directory: PathLike) -> MapWriter:
     """Write every batch of ``stream`` (:func:`explain_dataset`) to ``directory`` as it
     comes (:class:`MapWriter`); returns the :class:`MapWriter` (``count`` maps written,
     ``errors`` of the skipped elements)."""
@@ -128,7 +130,8 @@ def _records(directory):
     return records
 
 
-def shard_files(directory, missing="raise"):
+def shard_files(directory: PathLike,
+                missing: str = "raise") -> List[Tuple[Dict[str, Any], str]]:
     """(index record, shard path) of each shard named in the index of a folder written
     by :class:`MapWriter`, in the order written (what :func:`read_maps`,
     :func:`finished_names` and ``sobol-tf explain`` read).
@@ -159,11 +162,11 @@ def shard_files(directory, missing="raise"):
     return found
 
 
-def finished_names(directory):
+def finished_names(directory: PathLike) -> Dict[str, str]:
     """{name: shard path} of the inputs whose maps a folder written by
     :class:`MapWriter` holds (the first shard of a name wins); to resume a job. A
     missing or damaged shard is passed over (its inputs count as not finished)."""
-    finished = {}
+    finished: Dict[str, str] = {}
     for _, shard in shard_files(directory, missing="skip"):
         try:
             with np.load(shard, allow_pickle=False) as arrays:
@@ -175,7 +178,7 @@ def finished_names(directory):
     return finished
 
 
-def read_maps(directory):
+def read_maps(directory: PathLike) -> Dict[str, Any]:
     """Read back a folder written by :class:`MapWriter`, in the order written (stream
     order for one stream).
 
@@ -189,15 +192,18 @@ def read_maps(directory):
         InvalidArgumentError: no index in ``directory``, or a shard it names is missing.
     """
     shards = shard_files(directory)
-    parts = {"maps": [], "index": [], "names": [], "targets": []}
+    parts: Dict[str, List[np.ndarray]] = {"maps": [], "index": [], "names": [],
+                                          "targets": []}
     for _, shard in shards:
         with np.load(shard) as arrays:
             for key in parts:
                 if key in arrays:
                     parts[key].append(arrays[key])
-    out = {key: (np.concatenate(v) if v else None) for key, v in parts.items()}
+    out: Dict[str, Any] = {key: (np.concatenate(v) if v else None)
+                           for key, v in parts.items()}
     if out["maps"] is None:
         out["maps"] = np.zeros((0,), np.float32)
         out["index"] = np.zeros((0,), np.int64)
-    out["errors"] = [tuple(e) for record in _records(directory) for e in record["errors"]]
+    out["errors"] = [tuple(e) for record in _records(directory) or ()
+                     for e in record["errors"]]
     return out
