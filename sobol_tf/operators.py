@@ -58,12 +58,12 @@ def _flat_outputs(model, inputs, name):
     return one_output(model(inputs), inputs, name)
 
 
-def classification_operator(model, inputs, targets):
+def classification_operator(model: Any, inputs: Any, targets: Any) -> Any:
     """Score of the target class: sum(model(inputs) * one_hot_targets, -1)."""
     return tf.reduce_sum(_flat_outputs(model, inputs, "classification") * targets, axis=-1)
 
 
-def regression_operator(model, inputs, targets):
+def regression_operator(model: Any, inputs: Any, targets: Any) -> Any:
     """Projection of the output on the target direction: sum(model(inputs) * targets, -1).
 
     Xplique's ``Tasks.REGRESSION`` (its predictions operator), not its deprecated
@@ -76,7 +76,7 @@ def regression_operator(model, inputs, targets):
 predictions_operator = classification_operator
 
 
-def semantic_segmentation_operator(model, inputs, targets):
+def semantic_segmentation_operator(model: Any, inputs: Any, targets: Any) -> Any:
     """Mean of ``model(inputs) * targets`` over the non-zero entries of ``targets``.
 
     Args:
@@ -96,7 +96,7 @@ def semantic_segmentation_operator(model, inputs, targets):
     return tf.reduce_sum(outputs * masks, axis=-1) / counts
 
 
-def box_iou(boxes_a, boxes_b):
+def box_iou(boxes_a: Any, boxes_b: Any) -> Any:
     """IoU of boxes (..., 4) as (x1, y1, x2, y2), x1 < x2 and y1 < y2, broadcast over
     the leading axes: (...,) float32 tensor. Disjoint boxes score 0."""
     left = tf.maximum(boxes_a[..., 0], boxes_b[..., 0])
@@ -128,9 +128,10 @@ def _box_outputs(model, inputs, width, name):
     return outputs
 
 
-def object_detection_operator(model, inputs, targets, intersection_score_fn=box_iou,
-                              include_detection_probability=True,
-                              include_classification_score=True):
+def object_detection_operator(model: Any, inputs: Any, targets: Any,
+                              intersection_score_fn: Callable[[Any, Any], Any] = box_iou,
+                              include_detection_probability: bool = True,
+                              include_classification_score: bool = True) -> Any:
     """DRise score of the target boxes (Petsiuk et al., 2021), batched over inputs.
 
     For each target box, every predicted box scores
@@ -207,14 +208,15 @@ class Operator:
             :data:`MASKS` or :data:`BOXES`; None for a callable (any shape passes).
     """
 
-    def __init__(self, name, fn, builtin, ids_as_classes, targets_kind=None):
+    def __init__(self, name: str, fn: Callable[[Any, Any, Any], Any], builtin: bool,
+                 ids_as_classes: bool, targets_kind: Optional[str] = None) -> None:
         self.name = name
         self.fn = fn
         self.builtin = builtin
         self.ids_as_classes = ids_as_classes
         self.targets_kind = targets_kind if builtin else None
 
-    def __call__(self, model, inputs, targets):
+    def __call__(self, model: Any, inputs: Any, targets: Any) -> Any:
         return self.fn(model, inputs, targets)
 
     def __repr__(self):
@@ -238,7 +240,7 @@ OPERATORS = {
 }
 
 
-def get(identifier):
+def get(identifier: Any) -> Operator:
     """Resolve an operator from None (classification), a :class:`~sobol_tf.tasks.Tasks`
     member, a task name ('semantic segmentation', ...) or a callable g(model, inputs,
     targets). Xplique's ``get_operator`` (an alias).
@@ -272,7 +274,7 @@ def get(identifier):
 get_operator = get
 
 
-def needs_outputs(targets, operator):
+def needs_outputs(targets: Any, operator: Operator) -> bool:
     """Whether :func:`prepare_targets` needs the model's outputs on the clean inputs:
     always for the built-in operators (width check, predicted class), and for a callable
     only when ``targets`` is None or class ids (N,). Target rows (N, K) for a callable
@@ -341,7 +343,7 @@ def _task_targets(targets, outputs, operator):
              "input is 0 whatever the input and its map is all zeros.")
 
 
-def prepare_targets(targets, outputs, operator):
+def prepare_targets(targets: Any, outputs: Any, operator: Operator) -> Any:
     """Turn raw targets into a float32 tensor matching the model's outputs.
 
     Args:
