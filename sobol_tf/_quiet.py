@@ -39,12 +39,12 @@ def import_tensorflow_quietly() -> Any:
         sys.stderr.flush()
         saved = os.dup(2)
     except (AttributeError, OSError, ValueError):  # no real stderr (embedded, closed)
-        import tensorflow as tf
+        import tensorflow as tf  # this function's job: TensorFlow imported on demand
         return tf
     null = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
-        import tensorflow as tf
+        import tensorflow as tf  # this function's job: imported with stderr silenced
         tf.config.list_physical_devices()  # the cuInit line comes from device discovery
     finally:
         sys.stderr.flush()  # Python-level writes of the import go to the null device too

@@ -4,6 +4,9 @@ Every exception derives from :class:`SobolTFError`, and also from the built-in c
 a caller would catch without knowing this library (``ValueError``, ``TypeError`` or
 ``RuntimeError``).
 """
+import os
+import sys
+import warnings
 from typing import Any
 
 
@@ -43,10 +46,6 @@ class SobolTFWarning(UserWarning):
 def warn(message: str) -> None:
     """Emit ``message`` as a :class:`SobolTFWarning` pointing at the caller's line (the
     first frame outside this package), not at the library's internals."""
-    import os
-    import sys
-    import warnings
-
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame: Any = sys._getframe(1)
     level = 2

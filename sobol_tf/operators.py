@@ -30,7 +30,7 @@ are refused.
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Optional
 
 import numpy as np
 import tensorflow as tf

@@ -11,7 +11,9 @@ every import runs) is not counted that way, only where it is imported by name.
 
 :data:`LAYERS` is the ONE definition of the layers (docs/architecture.md mirrors it): a
 module may import modules of its own layer or of a lower one, never of a higher one; and
-the graph has no cycle between modules, whatever their layers.
+the graph has no cycle between modules, whatever their layers. A module does not
+import another package's private names (``from sobol_tf._utils.data import _x`` outside
+``_utils``): :func:`private_imports`.
 """
 from __future__ import annotations
 
@@ -243,6 +245,59 @@ def problems(edges: Sequence[Import], layers: Dict[str, int]) -> List[str]:
             messages.append(f"import up a layer: {_describe(edge)} -- layer {low} may not "
                             f"import layer {high} (LAYERS in tests/test_import_graph.py)")
     return messages
+
+
+def _package_of(module: str) -> str:
+    """The top-level subpackage (or module) of ``module``: ``sobol_tf.cli.jobs`` ->
+    ``sobol_tf.cli``."""
+    return ".".join(module.split(".")[:2])
+
+
+def private_imports(root: Path = PACKAGE_ROOT, package: str = "sobol_tf") -> List[str]:
+    """One message per ``from X import _name`` of a private name (not a module) that
+    crosses packages: a sibling's internals. Inside one package (``sobol_tf.cli.*``
+    among themselves, ``sobol_tf._utils.*``) private names are shared freely."""
+    names = module_names(root, package)
+    messages = []
+    for module, path in names.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = (_resolve_relative(module, path.name == "__init__.py", node.level,
+                                      node.module) if node.level else (node.module or ""))
+            if base != package and not base.startswith(package + "."):
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if (private and f"{base}.{alias.name}" not in names
+                        and _package_of(base) != _package_of(module)):
+                    shown = os.path.relpath(path, root.parent)
+                    messages.append(
+                        f"private name imported across packages: {shown}:{node.lineno}: "
+                        f"{module} imports {alias.name} from {base} -- give it a public "
+                        f"name in {base} (or move it)")
+    return messages
+
+
+def test_no_module_imports_another_packages_private_names():
+    found = private_imports()
+    assert not found, "\n" + "\n".join(found)
+
+
+def test_the_private_name_rule_on_a_synthetic_package(tmp_path):
+    package = _write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/_engine/__init__.py": "",
+        "pkg/_engine/data.py": "def _helper(): ...\ndef helper(): ...\n",
+        "pkg/_engine/other.py": "from pkg._engine.data import _helper\n",  # same package
+        "pkg/user.py": ("from pkg._engine.data import helper\n"
+                        "from pkg import _engine\n"           # a module, not a name
+                        "from pkg._engine.data import _helper\n"),
+    })
+    assert private_imports(package, "pkg") == [
+        "private name imported across packages: pkg/user.py:3: pkg.user imports _helper "
+        "from pkg._engine.data -- give it a public name in pkg._engine.data (or move it)"]
 
 
 def test_sobol_tf_has_no_cycle_and_respects_the_layers():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from sobol_tf.cli.common import (EXIT_FILE_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, 
                                  device_strategy, failure_reason, grid_fits, prepare, report,
                                  target_problem, with_channel_axis)
 from sobol_tf.cli.parser import SCALES
+from sobol_tf.errors import SobolTFError
+from sobol_tf.io.shards import MapWriter
 
 OVERLAY_SUFFIX = "_sobol.png"
 
@@ -37,8 +39,9 @@ def save_overlay(path: str, display: np.ndarray, heatmap: np.ndarray, title: str
 
     if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sobol_tf.plots import plot_attributions
+    import matplotlib.pyplot as plt  # optional and heavy, as above
+
+    from sobol_tf.plots import plot_attributions  # imports TensorFlow: not for --help
 
     figure = plot_attributions(heatmap[None], display[None], cols=1, img_size=4.0,
                                titles=[title])
@@ -61,7 +64,6 @@ def run_explain(args: argparse.Namespace) -> int:
         return status
     # TensorFlow and the explainers: imported by the command, not by --help
     from sobol_tf.attributions import SobolAttributionMethod
-    from sobol_tf.errors import SobolTFError
 
     if not grid_fits("--grid-size", args.grid_size, spec):
         return EXIT_USAGE
@@ -185,8 +187,7 @@ def _explain_stream(args, paths, model, spec, explainer, work, progress):
     """Explain ``paths`` through :func:`sobol_tf.streaming.explain_dataset`, write each
     finished batch as a shard (:class:`sobol_tf.streaming.MapWriter`) and its overlays,
     report each file that fails; returns the number of failures."""
-    from sobol_tf.io.shards import MapWriter
-    from sobol_tf.streaming import explain_dataset  # imports TensorFlow
+    from sobol_tf.streaming import explain_dataset  # imports TensorFlow: not for --help
 
     scale = SCALES[args.scale]
     dataset, batch_size = image_stream(paths, spec, scale, args.shard_size)

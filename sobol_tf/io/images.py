@@ -94,7 +94,7 @@ def decode_image_file(path: str, channels: Optional[int],
         FileProblem: the file cannot be read, is empty, is not a PNG, JPEG, GIF or BMP
             image (or a damaged one), or has more than 4 channels.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: sobol_tf.io and `sobol-tf --help` do not need it
 
     try:
         with open(path, "rb") as handle:

@@ -57,7 +57,7 @@ def plot_metric_curves(curves: Any, *, ax: Any = None, title: Optional[str] = No
         ...           "random": deletion.detailed_evaluate(random_maps)}
         >>> figure = plot_metric_curves(curves, title="Deletion")
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional and heavy: `import sobol_tf` stays light
 
     if not isinstance(curves, dict) or not curves:
         raise InvalidArgumentError(

@@ -172,6 +172,8 @@ def plot_attributions(explanations: Any, images: Any = None, cmap: Any = None,
             clip_percentile outside [0, 50), ``diverging`` with ``absolute_value``,
             cols < 1 or img_size <= 0.
     """
+    # matplotlib: optional and heavy, imported when a figure is drawn (`import sobol_tf`
+    # stays light)
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
