@@ -23,8 +23,8 @@ class Progress:
         quiet: print nothing.
     """
 
-    def __init__(self, total: int, title: Optional[str] = None, *, unit: str = "inputs",
-                 quiet: bool = False) -> None:
+    def __init__(self, total: Optional[int], title: Optional[str] = None, *,
+                 unit: str = "inputs", quiet: bool = False) -> None:
         self.clock = time.monotonic
         self.total, self.done, self.unit, self.quiet = total, 0, unit, quiet
         self.start = self.clock()
