@@ -113,7 +113,7 @@ def main():
         (one_image / "x" / first.name).write_bytes(first.read_bytes())
         startup = run(model, one_image, folder / "startup")
         sys.path.insert(0, str(ROOT))
-        from sobol_tf._utils import files
+        from sobol_tf.cli import jobs as files  # WORK_FOLDER, finished_names, assemble_maps
         work = folder / "one" / files.WORK_FOLDER
         start = time.perf_counter()
         finished = files.finished_names(str(work))

@@ -8,13 +8,16 @@ explainers listed in ``__all__`` are imported on first use (PEP 562), so
 ``sobol_tf.metrics``, ``from sobol_tf import SobolAttributionMethod`` and ``dir(sobol_tf)``
 work as if they had been imported here.
 """
+from __future__ import annotations
+
 import importlib
+from typing import Any, List
 
 __version__ = "0.1.0"
 
 #: subpackages and modules reachable as attributes, imported on first use
-_SUBMODULES = ("attributions", "concepts", "errors", "features_visualizations", "metrics",
-               "operators", "plots", "streaming", "tasks", "utils_functions")
+_SUBMODULES = ("attributions", "concepts", "errors", "features_visualizations", "io",
+               "metrics", "operators", "plots", "streaming", "tasks", "utils_functions")
 #: public names of sobol_tf.attributions re-exported here
 _EXPLAINERS = (
     "SobolAttributionMethod",
@@ -41,7 +44,7 @@ __all__ = ["attributions", "errors", "metrics", "operators", "tasks", "utils_fun
            *_EXPLAINERS, "__version__"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     """Import a subpackage or an explainer when it is first asked for."""
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
@@ -54,5 +57,5 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> List[str]:
     return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -4,8 +4,11 @@ No TensorFlow here (it lives outside ``sobol_tf._utils``, whose package imports 
 ``sobol-tf`` imports it before TensorFlow. (The bars of the batches
 inside one ``explain`` call are keras' Progbar, see :func:`sobol_tf._utils.batching.progbar`.)
 """
+from __future__ import annotations
+
 import sys
 import time
+from typing import Optional
 
 
 class Progress:
@@ -20,7 +23,8 @@ class Progress:
         quiet: print nothing.
     """
 
-    def __init__(self, total, title=None, *, unit="inputs", quiet=False):
+    def __init__(self, total: Optional[int], title: Optional[str] = None, *,
+                 unit: str = "inputs", quiet: bool = False) -> None:
         self.clock = time.monotonic
         self.total, self.done, self.unit, self.quiet = total, 0, unit, quiet
         self.start = self.clock()
@@ -28,7 +32,7 @@ class Progress:
         if title and not quiet:
             print(title, flush=True)
 
-    def update(self, count):
+    def update(self, count: int) -> None:
         """Count ``count`` more items done and print the line."""
         self.done += count
         if self.quiet:
@@ -40,14 +44,14 @@ class Progress:
         line += f"  {rate:.2f} {self.unit}/s"
         if self.total is not None:
             left = (self.total - self.done) / rate if rate > 0 else float("inf")
-            left = "?" if left == float("inf") else \
+            shown = "?" if left == float("inf") else \
                 f"{int(left) // 3600}:{int(left) % 3600 // 60:02d}:{int(left) % 60:02d}"
-            line += f"  {left} left"
+            line += f"  {shown} left"
         last = self.total is not None and self.done >= self.total
         print(("\r" if self.tty else "") + line, end="\n" if last or not self.tty else "",
               flush=True)
 
-    def close(self):
+    def close(self) -> None:
         """End the line on a terminal (after an interruption or an unknown total)."""
         if self.tty and not self.quiet and not (self.total is not None
                                                 and self.done >= self.total):

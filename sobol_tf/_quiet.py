@@ -9,14 +9,17 @@ it, and points the stderr file descriptor at the null device only while TensorFl
 imported and lists its devices, then restores it. It lives outside ``sobol_tf._utils``
 because importing that package imports TensorFlow.
 """
+from __future__ import annotations
+
 import os
 import sys
+from typing import Any
 
 #: TF_CPP_MIN_LOG_LEVEL set when the user has not chosen one: errors and below hidden
 QUIET_LOG_LEVEL = "3"
 
 
-def import_tensorflow_quietly():
+def import_tensorflow_quietly() -> Any:
     """Import and return ``tensorflow`` with its start-up log lines silenced.
 
     Sets ``TF_CPP_MIN_LOG_LEVEL`` to 3 unless already set (so a user can still ask for
@@ -36,12 +39,12 @@ def import_tensorflow_quietly():
         sys.stderr.flush()
         saved = os.dup(2)
     except (AttributeError, OSError, ValueError):  # no real stderr (embedded, closed)
-        import tensorflow as tf
+        import tensorflow as tf  # this function's job: TensorFlow imported on demand
         return tf
     null = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
-        import tensorflow as tf
+        import tensorflow as tf  # this function's job: imported with stderr silenced
         tf.config.list_physical_devices()  # the cuInit line comes from device discovery
     finally:
         sys.stderr.flush()  # Python-level writes of the import go to the null device too

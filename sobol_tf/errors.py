@@ -4,6 +4,10 @@ Every exception derives from :class:`SobolTFError`, and also from the built-in c
 a caller would catch without knowing this library (``ValueError``, ``TypeError`` or
 ``RuntimeError``).
 """
+import os
+import sys
+import warnings
+from typing import Any
 
 
 class SobolTFError(Exception):
@@ -39,15 +43,12 @@ class SobolTFWarning(UserWarning):
     """
 
 
-def warn(message):
+def warn(message: str) -> None:
     """Emit ``message`` as a :class:`SobolTFWarning` pointing at the caller's line (the
     first frame outside this package), not at the library's internals."""
-    import os
-    import sys
-    import warnings
-
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 2
+    frame: Any = sys._getframe(1)
+    level = 2
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, SobolTFWarning, stacklevel=level)

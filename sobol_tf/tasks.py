@@ -16,7 +16,10 @@ three ``box ...`` variants)    (x1, y1, x2, y2, detection probability, K class
                                scores); all-zero rows are padding
 ============================== ===================================================
 """
+from __future__ import annotations
+
 from enum import Enum
+from typing import Any
 
 from sobol_tf.errors import InvalidArgumentError
 
@@ -52,8 +55,11 @@ class Tasks(Enum):
             f"operator must be one of {[task.value for task in Tasks]} (or a callable "
             f"g(model, inputs, targets)), got {operator_name!r}.")
 
-    def __call__(self, model, inputs, targets):
+    def __call__(self, model: Any, inputs: Any, targets: Any) -> Any:
         """The task's scores ``g(model, inputs, targets)``, (batch,) float32 tensor."""
-        from sobol_tf import operators  # TensorFlow, imported only when scores are asked
+        # operators imports TensorFlow: imported when scores are asked, so that
+        # ``from sobol_tf import Tasks`` stays light (operators sits below tasks and
+        # does not import it)
+        from sobol_tf import operators
 
         return operators.get(self)(model, inputs, targets)

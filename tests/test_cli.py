@@ -475,7 +475,7 @@ def assert_says_too_small(line):
 
 
 def test_one_line_skips_the_lines_that_only_say_where():
-    from sobol_tf._utils.files import one_line
+    from sobol_tf.io import one_line
     graph = ValueError('Graph execution error:\n\nDetected at node c defined at (most recent '
                        'call last):\n  File "a.py", line 1, in <module>\n\ninput depth must '
                        'be evenly divisible\n\t [[{{node c}}]] [Op:__inference_f_1]')
@@ -722,3 +722,21 @@ def test_a_savedmodel_folder_says_how_to_convert_it(tiny, tmp_path, capsys):
     assert status == 1 and len(stderr.strip().splitlines()) == 1
     assert f"{folder}: a TensorFlow SavedModel folder, which Keras 3 cannot load as a " \
            "model; save the model with model.save('model.keras')" in stderr
+
+
+def test_the_parser_is_importable_where_tensorflow_is_not():
+    """The docs build imports the argparse parser to write the --help pages: from
+    sobol_tf._cli_parser (the former module) and sobol_tf.cli, with TensorFlow, Keras and
+    matplotlib unimportable."""
+    code = ("import sys\n"
+            "for name in ('tensorflow', 'keras', 'matplotlib'):\n"
+            "    sys.modules[name] = None  # any import of them raises ImportError\n"
+            "from sobol_tf._cli_parser import build_parser\n"
+            "from sobol_tf import cli\n"
+            "parser = build_parser('d', cli.run_explain, cli.run_score)\n"
+            "print(build_parser is cli.build_parser, 'explain' in parser.format_help())\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from sobol_tf import cli
-from sobol_tf._utils import files
+from sobol_tf.cli import files, jobs
 from sobol_tf.attributions import SobolAttributionMethod
 from tests.conftest import tiny_convnet
 
@@ -198,15 +198,15 @@ def test_a_second_run_into_the_same_folder_is_refused_and_a_stale_lock_taken(
 
 TAKE_LOCK = """
 import sys
-from sobol_tf._utils import files
+from sobol_tf.cli import files, jobs
 try:
-    files.acquire_lock(sys.argv[1])
+    jobs.acquire_lock(sys.argv[1])
 except files.FileProblem:
     print("refused", flush=True)
 else:
     print("taken", flush=True)
     sys.stdin.read()  # held until every run has answered
-    files.release_lock(sys.argv[1])
+    jobs.release_lock(sys.argv[1])
 """
 
 
@@ -226,9 +226,9 @@ def test_several_runs_taking_over_one_stale_lock_at_once_leave_one_holder(tmp_pa
         run.communicate(timeout=60)
     assert answers == ["refused", "refused", "refused", "taken"]
     assert not lock.exists()                                # released by its holder
-    files.acquire_lock(str(lock))                           # and free again
+    jobs.acquire_lock(str(lock))                            # and free again
     assert lock.read_text().split()[0] == str(os.getpid())
-    files.release_lock(str(lock))
+    jobs.release_lock(str(lock))
 
 
 def test_corrupt_and_vanished_files_are_reported_and_skipped(job, tmp_path, capsys,
@@ -387,7 +387,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from sobol_tf import cli
-from sobol_tf._utils import files
+from sobol_tf.cli import files, jobs
 from sobol_tf.attributions import SobolAttributionMethod
 
 model, images, base = sys.argv[1:4]
@@ -427,7 +427,8 @@ explained.clear()
 result["first"] = run(part, "--out", os.path.join(base, "resumed"))
 result["first_explained"] = sum(explained)
 seen = set()
-with_channel_axis = cli.with_channel_axis
+from sobol_tf.cli import explain as cli_explain
+with_channel_axis = cli_explain.with_channel_axis
 
 def spying(loaded, spec):
     inner = with_channel_axis(loaded, spec)
@@ -436,7 +437,7 @@ def spying(loaded, spec):
         return inner(x)
     return spy
 
-cli.with_channel_axis = spying
+cli_explain.with_channel_axis = spying
 explained.clear()
 result["resumed"] = run(images, "--out", os.path.join(base, "resumed"), "--devices", "all")
 result["resumed_explained"] = sum(explained)

@@ -110,6 +110,22 @@ def test_tasks_and_their_names_resolve_to_the_same_operator():
         operators.get("segmentation")
     with pytest.raises(InvalidArgumentError, match="object detection box class"):
         Tasks.from_string("detection")
+    # operators sits below tasks (it does not import it): its names are the tasks' values,
+    # in their order, and a name or a member resolves alike, whatever its case; an enum
+    # member of another value is refused as an unknown type
+    assert list(operators.OPERATORS) == TASK_NAMES
+    assert operators.get("Object Detection") is operators.get(Tasks.OBJECT_DETECTION)
+    with pytest.raises(InvalidArgumentError) as caught:
+        operators.get("segmentation")
+    assert str(caught.value) == (f"operator must be one of {TASK_NAMES} (or a callable "
+                                 "g(model, inputs, targets)), got 'segmentation'.")
+    import enum
+
+    class Other(enum.Enum):
+        X = "not a task"
+
+    with pytest.raises(TypeError):
+        operators.get(Other.X)
 
 
 def test_a_task_is_callable_as_its_operator():

@@ -246,7 +246,7 @@ def test_bad_input(model, tmp_path):
 def test_api_and_cli_read_a_file_alike_and_list_alike(tmp_path):
     """One decoder: the dataset's input equals the CLI's (load_img semantics: luma not
     rounded, alpha dropped); one listing: hidden files and an excluded folder left out."""
-    from sobol_tf._utils import files as cli_files
+    from sobol_tf.cli import files as cli_files
     rgba = RNG.integers(0, 256, (5, 7, 4)).astype(np.uint8)
     tf.io.write_file(str(tmp_path / "a.png"), tf.io.encode_png(rgba))
     _write_png(tmp_path / ".hidden.png", 9)

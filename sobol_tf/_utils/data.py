@@ -452,3 +452,9 @@ def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_rank
     integer = bool(np.issubdtype(array.dtype, np.integer))
     return PreparedData(inputs=tf.constant(array, dtype=tf.float32), targets=target_array,
                         integer=integer)
+
+
+#: public names of the element rules, for the engine's users outside this module
+#: (:mod:`sobol_tf.streaming` batches datasets by them)
+element_parts = _element_parts
+is_batched = _is_batched

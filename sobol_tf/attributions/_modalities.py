@@ -11,6 +11,8 @@ masking.
   against ``grid_size``, ``nb_channels`` and the perturbation.
 """
 
+from typing import Optional, Tuple
+
 import numpy as np
 
 from sobol_tf._utils import check_grid_fits
@@ -27,10 +29,10 @@ class ModalityMixin:
     """Tokens and per-feature baselines for a :class:`BlackBoxExplainer` whose masked-out
     values move towards ``self.<value_name>``."""
 
-    input_kinds = ALL_KINDS
+    input_kinds: Tuple[str, ...] = ALL_KINDS
 
     #: the attribute holding the value masked-out features move towards.
-    value_name = None
+    value_name: Optional[str] = None
 
     def _value_argument(self):
         """(name, value): the argument masked-out features move towards, as given."""

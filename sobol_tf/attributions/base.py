@@ -7,6 +7,7 @@ every mask-based method (Sobol, RISE, Occlusion, HSIC): a method says only which
 it draws, how a mask perturbs an input, and how scores become a map.
 """
 from abc import ABC, abstractmethod
+from typing import Tuple
 
 import keras
 import tensorflow as tf
@@ -101,7 +102,7 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
 
     #: the kinds of inputs a method explains (see :mod:`sobol_tf._utils.layouts`):
     #: 'image' (N, H, W, C), 'tabular' (N, F), 'time_series' (N, T, C), 'tokens' (N, L).
-    input_kinds = ("image", "tabular", "time_series")
+    input_kinds: Tuple[str, ...] = ("image", "tabular", "time_series")
 
     def __new__(cls, *args, **kwargs):
         # the arguments the explainer is built with, so that the same explainer can be
@@ -352,7 +353,7 @@ class BlackBoxExplainer(Explainer):
     #: how low-resolution masks become input-size masks (tf.image.resize method).
     upsampling = "nearest"
 
-    input_kinds = ("image",)
+    input_kinds: Tuple[str, ...] = ("image",)
 
     @abstractmethod
     def _masks(self, height, width, channels):

@@ -126,7 +126,7 @@ def _deconv_rule(upstream, slope):
     return tf.nn.relu(upstream)
 
 
-_deconv_rule.uses_slope = False
+_deconv_rule.uses_slope = False  # type: ignore[attr-defined]
 
 
 class _ReLURuleExplainer(WhiteBoxExplainer):

@@ -413,7 +413,7 @@ class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
         return self._select(grid_shape(layout, self.grid_size) + (mask_channels(layout),),
                             layout)
 
-    @property
+    @property  # type: ignore[misc]  # read-only here (the base class has a setter)
     def perturbation(self):
         """How a mask perturbs an input: ``perturbation_function`` (Xplique's name)."""
         return self.perturbation_function

@@ -230,7 +230,7 @@ class Lime(BlackBoxExplainer):
         """The samples (B, 1, T, 1) are applied through the inputs' feature ids."""
         return masks
 
-    @property
+    @property  # type: ignore[misc]  # read-only here (the base class has a setter)
     def perturbation(self):
         """Samples applied through the inputs' feature ids, towards ``ref_value`` (token
         ids: a token is kept or replaced by ``mask_token``)."""

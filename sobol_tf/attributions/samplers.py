@@ -25,6 +25,8 @@ samplers of HSIC, :class:`Sampler` with ``binary=``: ``TFSobolSequence``,
 ``HaltonSequence`` and ``LatinHypercube``, under those names in
 :mod:`sobol_tf.attributions.global_sensitivity_analysis`).
 """
+from typing import Optional
+
 import numpy as np
 from scipy.stats import qmc
 
@@ -121,7 +123,7 @@ class ReplicatedSampler:
             replicated design draws A and B together, so it supports half as many.
     """
 
-    max_dimension = None
+    max_dimension: Optional[int] = None
 
     def __call__(self, dimension, nb_design):
         """Return the replicated design (nb_design * (dimension + 2), dimension), float32.

@@ -418,7 +418,7 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
         layout = self._layout
         return self._design(self._cells_of(layout, channels), layout)
 
-    @property
+    @property  # type: ignore[misc]  # read-only here (the base class has a setter)
     def perturbation(self):
         """How a mask perturbs an input: ``perturbation_function`` (Xplique's name)."""
         return self.perturbation_function

@@ -1,5 +1,10 @@
 """Plots of CRAFT's concepts (Xplique's method names); matplotlib is imported lazily."""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Sequence
+
 import colorsys
+import enum
 import math
 
 import numpy as np
@@ -12,6 +17,15 @@ BASE_COLORS = ((54, 197, 240), (210, 40, 95), (236, 178, 46), (15, 157, 88), (84
 
 #: the largest opacity of a concept's heatmap.
 MAX_ALPHA = 0.85
+
+
+class DisplayImportancesOrder(enum.Enum):
+    """Order of the concepts in the plots: GLOBAL (importance on the whole fit set) or
+    LOCAL (importance on one image). (Defined here, below :mod:`sobol_tf.concepts.craft`,
+    which re-exports it: the plots read it and craft builds on the plots.)"""
+
+    GLOBAL = 0
+    LOCAL = 1
 
 
 def _pyplot():
@@ -41,7 +55,7 @@ def _alpha_cmap(color):
     return ListedColormap(table)
 
 
-def concept_cmaps(colors, needed):
+def concept_cmaps(colors: Optional[Sequence[Any]], needed: int) -> List[Any]:
     """One colormap per concept rank: ``colors`` (None: the default palette) as
     :func:`_alpha_cmap`; InvalidArgumentError when there are fewer than ``needed``."""
     if colors is None:
@@ -85,6 +99,11 @@ class CraftPlots:
     """The plots of :class:`~sobol_tf.concepts.CraftTf` (they need :meth:`fit` and the
     global :meth:`estimate_importance`)."""
 
+    # what the class that mixes these plots in provides (CraftTf; declared for mypy)
+    sensitivity: Any
+    concept_attribution_maps: Callable[..., Any]
+    estimate_importance: Callable[..., Any]
+
     def _check_sensitivity(self):
         self.check_if_fitted()
         if self.sensitivity is None:
@@ -103,8 +122,11 @@ class CraftPlots:
         order = np.argsort(self.factorization.crops_u[:, concept_id])[::-1][:nb_crops]
         return self.factorization.crops[order]
 
-    def plot_concepts_importances(self, importances=None, display_importance_order=None,
-                                  nb_most_important_concepts=None, verbose=False):
+    def plot_concepts_importances(self, importances: Optional[Any] = None,
+                                  display_importance_order: Optional[
+                                      DisplayImportancesOrder] = None,
+                                  nb_most_important_concepts: Optional[int] = None,
+                                  verbose: bool = False) -> None:
         """Bar chart of the concepts' importances.
 
         Args:
@@ -116,7 +138,6 @@ class CraftPlots:
                 most important, by decreasing importance.
             verbose: print each concept's importance.
         """
-        from sobol_tf.concepts.craft import DisplayImportancesOrder  # noqa: PLC0415
         plt = _pyplot()
         sensitivity = self._check_sensitivity()
         importances = sensitivity.importances if importances is None else np.asarray(
@@ -135,8 +156,9 @@ class CraftPlots:
                 print(f"Concept {concept} has an importance value of "
                       f"{importances[concept]:.2f}")
 
-    def plot_concepts_crops(self, nb_crops=10, nb_most_important_concepts=None,
-                            verbose=False):
+    def plot_concepts_crops(self, nb_crops: int = 10,
+                            nb_most_important_concepts: Optional[int] = None,
+                            verbose: bool = False) -> None:
         """The ``nb_crops`` crops of highest coefficient of each concept (the most
         important first; only the ``nb_most_important_concepts`` first when given)."""
         plt = _pyplot()
@@ -153,7 +175,8 @@ class CraftPlots:
                 _show(crop)
             plt.show()
 
-    def plot_concept_attribution_legend(self, nb_most_important_concepts=6, border_width=5):
+    def plot_concept_attribution_legend(self, nb_most_important_concepts: int = 6,
+                                        border_width: int = 5) -> None:
         """The best crop of each of the most important concepts, framed in its colour
         (a frame of ``border_width`` pixels, at most an eighth of the crop's side so
         that small crops stay visible)."""
@@ -172,9 +195,11 @@ class CraftPlots:
             plt.title(f"{concept}", color=cmap(1.0))
         plt.show()
 
-    def plot_concept_attribution_map(self, image, most_important_concepts,
-                                     nb_most_important_concepts=5, filter_percentile=90,
-                                     clip_percentile=10, alpha=0.65, **plot_kwargs):
+    def plot_concept_attribution_map(self, image: Any, most_important_concepts: Any,
+                                     nb_most_important_concepts: int = 5,
+                                     filter_percentile: float = 90,
+                                     clip_percentile: Optional[float] = 10,
+                                     alpha: float = 0.65, **plot_kwargs: Any) -> None:
         """One image with the heatmaps of the given concepts over it.
 
         Each concept's coefficients (:meth:`concept_attribution_maps`) are kept where
@@ -194,10 +219,12 @@ class CraftPlots:
                 heatmap = _clip_percentile(heatmap, clip_percentile)
             _show(heatmap, cmap=cmap, alpha=alpha, **plot_kwargs)
 
-    def plot_concept_attribution_maps(self, images, importances=None,
-                                      nb_most_important_concepts=5, filter_percentile=90,
-                                      clip_percentile=10.0, alpha=0.65, cols=5,
-                                      img_size=2.0, **plot_kwargs):
+    def plot_concept_attribution_maps(self, images: Any, importances: Optional[Any] = None,
+                                      nb_most_important_concepts: int = 5,
+                                      filter_percentile: float = 90,
+                                      clip_percentile: Optional[float] = 10.0,
+                                      alpha: float = 0.65, cols: int = 5,
+                                      img_size: float = 2.0, **plot_kwargs: Any) -> None:
         """The legend, then :meth:`plot_concept_attribution_map` of every image, ``cols``
         per row, for the global (or the given local) most important concepts."""
         plt = _pyplot()
@@ -215,14 +242,16 @@ class CraftPlots:
                                               filter_percentile, clip_percentile, alpha,
                                               **plot_kwargs)
 
-    def plot_image_concepts(self, img, display_importance_order=None,
-                            nb_most_important_concepts=5, filter_percentile=90,
-                            clip_percentile=10, alpha=0.65, filepath=None, **plot_kwargs):
+    def plot_image_concepts(self, img: Any,
+                            display_importance_order: Optional[DisplayImportancesOrder] = None,
+                            nb_most_important_concepts: int = 5,
+                            filter_percentile: float = 90,
+                            clip_percentile: Optional[float] = 10, alpha: float = 0.65,
+                            filepath: Optional[str] = None, **plot_kwargs: Any) -> None:
         """One figure: the image's concept map, the best crops of each concept and the
         importances (global, or the image's own with DisplayImportancesOrder.LOCAL).
         Saved to ``filepath`` when given, else shown."""
         from matplotlib import gridspec  # noqa: PLC0415
-        from sobol_tf.concepts.craft import DisplayImportancesOrder  # noqa: PLC0415
         plt = _pyplot()
         sensitivity = self._check_sensitivity()
         local = display_importance_order == DisplayImportancesOrder.LOCAL

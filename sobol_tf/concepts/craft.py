@@ -19,12 +19,11 @@ The classes share Xplique's names, positional order and defaults (``CraftTf``,
 ``CraftManagerTf``); our extras are keyword-only.
 """
 import dataclasses
-import enum
-from typing import Callable, Optional
+from typing import Any, Callable, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
-from sobol_tf.concepts._plots import CraftPlots
+from sobol_tf.concepts._plots import CraftPlots, DisplayImportancesOrder  # noqa: F401
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, NotFittedError
 
 #: crops overlap: the stride between two crops is this share of ``patch_size`` (the
@@ -35,14 +34,6 @@ STRIDE_SHARE = 0.8
 NMF_ALPHA_W = 1e-2
 
 _INSTALL = "pip install scikit-learn (or pip install 'sobol_tf[concepts]')"
-
-
-class DisplayImportancesOrder(enum.Enum):
-    """Order of the concepts in the plots: GLOBAL (importance on the whole fit set) or
-    LOCAL (importance on one image)."""
-
-    GLOBAL = 0
-    LOCAL = 1
 
 
 @dataclasses.dataclass
@@ -61,7 +52,7 @@ class Factorization:
     inputs: np.ndarray
     class_id: int
     crops: np.ndarray
-    reducer: object
+    reducer: Any
     crops_u: np.ndarray
     concept_bank_w: np.ndarray
 
@@ -76,20 +67,22 @@ class Sensitivity:
             :meth:`set_concept_attribution_cmap`).
     """
 
-    def __init__(self, importances, most_important_concepts, cmaps=None):
+    def __init__(self, importances: np.ndarray, most_important_concepts: np.ndarray,
+                 cmaps: Optional[Sequence[Any]] = None) -> None:
         self.importances = importances
         self.most_important_concepts = most_important_concepts
         self._colors = cmaps
-        self._cmaps = None
+        self._cmaps: Optional[List[Any]] = None
 
     @property
-    def cmaps(self):
+    def cmaps(self) -> List[Any]:
         if self._cmaps is None:
             from sobol_tf.concepts._plots import concept_cmaps  # matplotlib, lazily
             self._cmaps = concept_cmaps(self._colors, len(self.most_important_concepts))
         return self._cmaps
 
-    def set_concept_attribution_cmap(self, cmaps=None):
+    def set_concept_attribution_cmap(self, cmaps: Optional[Sequence[Any]] = None
+                                     ) -> List[Any]:
         """Colours of the concepts: None (the default palette), a list of (r, g, b)
         (0-1 or 0-255) or of matplotlib colormap names, one per concept rank."""
         self._colors, self._cmaps = cmaps, None
@@ -185,12 +178,12 @@ class CraftTf(CraftPlots):
         batch_size: Optional[int] = 64,
         patch_size: int = 64,
         *,
-        sampler=None,
-        estimator=None,
-        seed=None,
+        sampler: Any = None,
+        estimator: Any = None,
+        seed: Optional[int] = None,
         verbose: bool = False,
-        strategy=None,
-    ):
+        strategy: Any = None,
+    ) -> None:
         from sobol_tf._utils.batching import current_strategy  # noqa: PLC0415
         from sobol_tf._utils.validation import check_positive_int, check_seed  # noqa: PLC0415
         from sobol_tf.attributions import estimators, samplers  # noqa: PLC0415
@@ -212,24 +205,24 @@ class CraftTf(CraftPlots):
         self.estimator = estimators.get(estimator)
         self.verbose = bool(verbose)
         self.strategy = current_strategy() if strategy is None else strategy
-        self.factorization = None
-        self.sensitivity = None
-        self._scorer = None
+        self.factorization: Optional[Factorization] = None
+        self.sensitivity: Optional[Sensitivity] = None
+        self._scorer: Any = None
 
     # -- the engine ---------------------------------------------------------------------
     @property
-    def strategy(self):
+    def strategy(self) -> Any:
         """The ``tf.distribute.Strategy`` the scoring engine splits each forward batch
         over, or None (one device); may be set after construction."""
         return self.__dict__.get("_strategy")
 
     @strategy.setter
-    def strategy(self, value):
+    def strategy(self, value: Any) -> None:
         from sobol_tf._utils.batching import check_strategy  # noqa: PLC0415
         self.__dict__["_strategy"] = check_strategy(value)
 
     @property
-    def scorer(self):
+    def scorer(self) -> Any:
         """The scoring engine of both models (compiled steps kept between calls)."""
         if self._scorer is None:
             from sobol_tf import operators  # noqa: PLC0415
@@ -267,14 +260,14 @@ class CraftTf(CraftPlots):
                 "the model after a ReLU (or another non-negative layer).")
         return activations
 
-    def check_if_fitted(self):
+    def check_if_fitted(self) -> None:
         """Raise :class:`NotFittedError` unless :meth:`fit` was called."""
         if self.factorization is None:
             raise NotFittedError(
                 f"{type(self).__name__} is not fitted yet: call fit(inputs, class_id) first.")
 
     # -- CRAFT --------------------------------------------------------------------------
-    def fit(self, inputs, class_id: int = 0):
+    def fit(self, inputs: Any, class_id: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Extract the concepts of class ``class_id`` from images of that class.
 
         Args:
@@ -319,7 +312,7 @@ class CraftTf(CraftPlots):
         self.sensitivity = None
         return crops, crops_u, bank
 
-    def transform(self, inputs, activations=None):
+    def transform(self, inputs: Any, activations: Optional[Any] = None) -> np.ndarray:
         """Concept coefficients U of images against the fixed bank W (non-negative least
         squares, scikit-learn's NMF solver with W fixed).
 
@@ -347,16 +340,18 @@ class CraftTf(CraftPlots):
                 raise InvalidArgumentError(
                     "activations must be non-negative (N, h, w, channels) or (N, channels),"
                     f" got shape {activations.shape}, min {activations.min(initial=0):.4g}.")
-        channels = self.factorization.concept_bank_w.shape[1]
+        factorization = cast(Factorization, self.factorization)  # not None once fitted
+        channels = factorization.concept_bank_w.shape[1]
         if activations.shape[-1] != channels:
             raise InvalidArgumentError(
                 f"the activations have {activations.shape[-1]} channels, the concept bank "
                 f"{channels}: use the input_to_latent_model the concepts were fitted with.")
         flat = activations.reshape(-1, channels).astype(np.float32)
-        coefficients = self.factorization.reducer.transform(flat).astype(np.float32)
+        coefficients = factorization.reducer.transform(flat).astype(np.float32)
         return coefficients.reshape(activations.shape[:-1] + (self.number_of_concepts,))
 
-    def estimate_importance(self, inputs=None, nb_design: int = 32):
+    def estimate_importance(self, inputs: Optional[Any] = None,
+                            nb_design: int = 32) -> np.ndarray:
         """Total Sobol index of every concept for the class fitted, averaged over images.
 
         For each image, the concept masks M (``nb_design * (number_of_concepts + 2)``
@@ -386,15 +381,16 @@ class CraftTf(CraftPlots):
         from sobol_tf.attributions import estimators  # noqa: PLC0415
 
         self.check_if_fitted()
+        factorization = cast(Factorization, self.factorization)  # not None once fitted
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
         is_global = inputs is None
-        coefficients = self.transform(self.factorization.inputs if is_global else inputs)
+        coefficients = self.transform(factorization.inputs if is_global else inputs)
         masks = np.asarray(self.sampler(self.number_of_concepts, nb_design), np.float32)
-        bank = tf.constant(self.factorization.concept_bank_w)
+        bank = tf.constant(factorization.concept_bank_w)
         coefficients = tf.constant(coefficients)
         model = self.latent_to_logit_model
         logits = self.scorer.outputs(model, tf.tensordot(coefficients[:1], bank, 1))
-        class_id = self.factorization.class_id
+        class_id = factorization.class_id
         if class_id >= logits.shape[1]:
             raise InvalidArgumentError(
                 f"class_id={class_id} but latent_to_logit_model returns {logits.shape[1]} "
@@ -423,7 +419,7 @@ class CraftTf(CraftPlots):
             self.sensitivity = Sensitivity(importances, np.argsort(importances)[::-1])
         return importances
 
-    def concept_attribution_maps(self, inputs):
+    def concept_attribution_maps(self, inputs: Any) -> np.ndarray:
         """The coefficients of every concept resized to the images' size (bilinear).
 
         Args:

@@ -1,5 +1,5 @@
 """CraftManagerTf: one CRAFT per class of interest (Xplique's ``CraftManagerTf``)."""
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -31,9 +31,11 @@ class CraftManagerTf:
     """
 
     def __init__(self, input_to_latent_model: Callable, latent_to_logit_model: Callable,
-                 inputs, labels, list_of_class_of_interest: Optional[list] = None,
+                 inputs: Any, labels: Any,
+                 list_of_class_of_interest: Optional[Sequence[int]] = None,
                  number_of_concepts: int = 20, batch_size: Optional[int] = 64,
-                 patch_size: int = 64, *, strategy=None, **craft_options):
+                 patch_size: int = 64, *, strategy: Any = None,
+                 **craft_options: Any) -> None:
         self.inputs = _images(inputs, "inputs")
         labels = np.asarray(labels)
         if labels.ndim == 2:
@@ -43,9 +45,9 @@ class CraftManagerTf:
                 f"labels must be class ids (N,) or one-hot rows (N, K) with N = "
                 f"{len(self.inputs)}, got shape {np.shape(labels)}.")
         self.labels = labels
-        if list_of_class_of_interest is None:
-            list_of_class_of_interest = np.unique(labels)
-        self.list_of_class_of_interest = [int(c) for c in list_of_class_of_interest]
+        classes = np.unique(labels) if list_of_class_of_interest is None \
+            else list_of_class_of_interest
+        self.list_of_class_of_interest = [int(c) for c in classes]
         self.input_to_latent_model = input_to_latent_model
         self.latent_to_logit_model = latent_to_logit_model
         self.craft_instances = {
@@ -54,7 +56,7 @@ class CraftManagerTf:
                               **craft_options)
             for class_id in self.list_of_class_of_interest}
 
-    def compute_predictions(self):
+    def compute_predictions(self) -> np.ndarray:
         """Predicted class of every input, argmax of h(g(inputs)) (the engine's batches).
 
         Returns:
@@ -66,7 +68,7 @@ class CraftManagerTf:
             self._chained = lambda images: h(g(images))  # one compiled step, kept
         return craft.scorer.outputs(self._chained, self.inputs).argmax(axis=1)
 
-    def fit(self, nb_samples_per_class: Optional[int] = None, verbose: bool = False):
+    def fit(self, nb_samples_per_class: Optional[int] = None, verbose: bool = False) -> None:
         """Fit each class's CRAFT on the inputs predicted as that class (the first
         ``nb_samples_per_class`` of them when given).
 
@@ -85,7 +87,7 @@ class CraftManagerTf:
                     "list_of_class_of_interest or give inputs of that class.")
             craft.fit(chosen, class_id=class_id)
 
-    def estimate_importance(self, nb_design: int = 32, verbose: bool = False):
+    def estimate_importance(self, nb_design: int = 32, verbose: bool = False) -> None:
         """Global concept importances of every class (each CraftTf's
         ``estimate_importance()``)."""
         for class_id, craft in self.craft_instances.items():
@@ -101,22 +103,23 @@ class CraftManagerTf:
         return self.craft_instances[class_id]
 
     def plot_concepts_importances(self, class_id: int, nb_most_important_concepts: int = 5,
-                                  verbose: bool = False):
+                                  verbose: bool = False) -> None:
         """Bar chart of the global importances of class ``class_id``."""
         self._craft(class_id).plot_concepts_importances(
             None, nb_most_important_concepts=nb_most_important_concepts, verbose=verbose)
 
     def plot_concepts_crops(self, class_id: int, nb_crops: int = 10,
-                            nb_most_important_concepts: Optional[int] = None):
+                            nb_most_important_concepts: Optional[int] = None) -> None:
         """Best crops of the concepts of class ``class_id``."""
         self._craft(class_id).plot_concepts_crops(
             nb_crops=nb_crops, nb_most_important_concepts=nb_most_important_concepts)
 
-    def plot_image_concepts(self, img, class_id: int,
-                            display_importance_order=DisplayImportancesOrder.GLOBAL,
+    def plot_image_concepts(self, img: Any, class_id: int,
+                            display_importance_order: DisplayImportancesOrder =
+                            DisplayImportancesOrder.GLOBAL,
                             nb_most_important_concepts: int = 5, filter_percentile: int = 90,
                             clip_percentile: Optional[float] = 10, alpha: float = 0.65,
-                            filepath: Optional[str] = None):
+                            filepath: Optional[str] = None) -> None:
         """:meth:`CraftTf.plot_image_concepts` of class ``class_id``."""
         self._craft(class_id).plot_image_concepts(
             img, display_importance_order=display_importance_order,

@@ -2,6 +2,10 @@
 its magnitude held at that of natural images (Fel et al., "Unlocking Feature
 Visualization for Deeper Networks with MAgnitude Constrained Optimization", NeurIPS
 2023), with Xplique's ``maco`` signature."""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
 import numbers
 
 import keras
@@ -45,7 +49,7 @@ def _resampling_matrix(starts, ends, length, size):
             + tf.one_hot(upper, length) * weight[..., None])
 
 
-def crop_and_resize(image, corners, size):
+def crop_and_resize(image: Any, corners: Any, size: Any) -> Any:
     """Bilinear crops of one image (H, W, C) at ``corners`` (N, 4) = (y1, x1, y2, x2) in
     shares of the side, resized to ``size`` (h, w), with 0 outside the image: the values
     of ``tf.image.crop_and_resize(image[None], corners, zeros, size)``.
@@ -84,9 +88,11 @@ def _schedule(name, value, nb_steps, default):
     return values
 
 
-def maco(objective, optimizer=None, maco_dataset=None, nb_steps=256, noise_intensity=0.08,
-         box_size=None, nb_crops=32, values_range=(-1, 1), custom_shape=(512, 512), *,
-         magnitude_spectrum=None, seed=None, verbose=False):
+def maco(objective: Any, optimizer: Any = None, maco_dataset: Any = None, nb_steps: int = 256,
+         noise_intensity: Any = 0.08, box_size: Any = None, nb_crops: int = 32,
+         values_range: Tuple[float, float] = (-1, 1),
+         custom_shape: Tuple[int, int] = (512, 512), *, magnitude_spectrum: Any = None,
+         seed: Optional[int] = None, verbose: bool = False) -> Tuple[Any, Any]:
     """Maximise one objective with MACO: a fixed magnitude spectrum, an optimised phase.
 
     Each step builds the image from the magnitude and the phase

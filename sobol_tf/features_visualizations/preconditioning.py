@@ -5,6 +5,10 @@ phase (Fel et al., NeurIPS 2023).
 Spectra are real-FFT shaped: an (H, W) image has an (H, W // 2 + 1) spectrum, stored
 channels first, (C, H, W // 2 + 1).
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple, Union
+
 import numbers
 
 import numpy as np
@@ -32,7 +36,7 @@ FFT_IMAGE_DIVISOR = 4.0
 EPSILON = 1e-5
 
 
-def recorrelate_colors(images):
+def recorrelate_colors(images: Any) -> Any:
     """Map images whose 3 channels are decorrelated colour components to RGB with
     :data:`COLOR_CORRELATION`."""
     return tf.tensordot(images, tf.constant(COLOR_CORRELATION, images.dtype), axes=1)
@@ -54,26 +58,29 @@ def _normalize(images, normalizer, values_range):
     return images * (values_range[1] - values_range[0]) + values_range[0]
 
 
-def to_valid_rgb(images, normalizer="sigmoid", values_range=(0, 1)):
+def to_valid_rgb(images: Any, normalizer: Union[str, Callable[..., Any]] = "sigmoid",
+                 values_range: Tuple[float, float] = (0, 1)) -> Any:
     """Decorrelated (N, H, W, 3) buffers -> RGB images spanning ``values_range``:
     recorrelate the colours, squash ("sigmoid"), clip ("clip") or apply a callable,
     then stretch each image min-max to ``values_range``."""
     return _normalize(recorrelate_colors(images), normalizer, values_range)
 
 
-def to_valid_grayscale(images, normalizer="sigmoid", values_range=(0, 1)):
+def to_valid_grayscale(images: Any, normalizer: Union[str, Callable[..., Any]] = "sigmoid",
+                       values_range: Tuple[float, float] = (0, 1)) -> Any:
     """As :func:`to_valid_rgb` without the colour recorrelation (any channel count)."""
     return _normalize(images, normalizer, values_range)
 
 
-def to_valid_image(images, normalizer="sigmoid", values_range=(0, 1)):
+def to_valid_image(images: Any, normalizer: Union[str, Callable[..., Any]] = "sigmoid",
+                   values_range: Tuple[float, float] = (0, 1)) -> Any:
     """:func:`to_valid_rgb` for 3 channels, :func:`to_valid_grayscale` otherwise."""
     if images.shape[-1] == 3:
         return to_valid_rgb(images, normalizer, values_range)
     return to_valid_grayscale(images, normalizer, values_range)
 
 
-def fft_2d_freq(width, height):
+def fft_2d_freq(width: int, height: int) -> np.ndarray:
     """Radial frequency (cycles per pixel) of each bin of the real FFT of a
     (height, width) image: an array (height, width // 2 + 1)."""
     rows = np.fft.fftfreq(height)[:, None]
@@ -81,7 +88,7 @@ def fft_2d_freq(width, height):
     return np.sqrt(rows ** 2 + columns ** 2)
 
 
-def get_fft_scale(width, height, decay_power=1.0):
+def get_fft_scale(width: int, height: int, decay_power: float = 1.0) -> Any:
     """Per-bin scale 1 / max(f, 1/max(width, height))**decay_power * sqrt(width*height)
     of a (height, width) image's spectrum (complex64, (height, width // 2 + 1)): damps
     the high frequencies and makes the learning rate independent of the size.
@@ -93,7 +100,8 @@ def get_fft_scale(width, height, decay_power=1.0):
     return tf.constant(scale * np.sqrt(width * height), tf.complex64)
 
 
-def fft_image(shape, std=0.01, *, seed=None):
+def fft_image(shape: Tuple[int, ...], std: float = 0.01, *,
+              seed: Optional[int] = None) -> Any:
     """A random Fourier buffer (2, N, C, H, W // 2 + 1) (real and imaginary parts) for
     images of ``shape`` (N, H, W, C), drawn from N(0, std**2) (``seed``: numpy seed)."""
     batch, height, width, channels = shape
@@ -102,7 +110,7 @@ def fft_image(shape, std=0.01, *, seed=None):
     return tf.constant(rng.normal(0.0, std, size), tf.float32)
 
 
-def fft_to_rgb(shape, buffer, fft_scale):
+def fft_to_rgb(shape: Tuple[int, ...], buffer: Any, fft_scale: Any) -> Any:
     """The images (N, H, W, C) of ``shape`` whose scaled spectrum is ``buffer``
     (see :func:`fft_image`, :func:`get_fft_scale`); still decorrelated, unbounded."""
     _, height, width, _ = shape
@@ -111,7 +119,7 @@ def fft_to_rgb(shape, buffer, fft_scale):
     return tf.transpose(images, (0, 2, 3, 1)) / FFT_IMAGE_DIVISOR
 
 
-def power_law_spectrum(image_shape, decay=SPECTRUM_DECAY):
+def power_law_spectrum(image_shape: Tuple[int, ...], decay: float = SPECTRUM_DECAY) -> Any:
     """MACO's default magnitude: 1 / max(f, 1/max(H, W))**decay for every channel,
     an array (C, H, W // 2 + 1) (C = 3 when ``image_shape`` is (H, W))."""
     height, width = int(image_shape[0]), int(image_shape[1])
@@ -149,8 +157,9 @@ def _dataset_spectrum(dataset):
     return total / count
 
 
-def init_maco_buffer(image_shape, dataset=None, std=1.0, *, magnitude_spectrum=None,
-                     seed=None):
+def init_maco_buffer(image_shape: Tuple[int, ...], dataset: Any = None, std: float = 1.0, *,
+                     magnitude_spectrum: Any = None,
+                     seed: Optional[int] = None) -> Tuple[Any, Any]:
     """MACO's fixed magnitude and a random initial phase, both (C, H, W // 2 + 1).
 
     Args:
@@ -193,7 +202,8 @@ def init_maco_buffer(image_shape, dataset=None, std=1.0, *, magnitude_spectrum=N
     return tf.cast(magnitude, tf.float32), tf.constant(phase)
 
 
-def maco_image_parametrization(magnitude, phase, values_range):
+def maco_image_parametrization(magnitude: Any, phase: Any,
+                               values_range: Tuple[float, float]) -> Any:
     """The image (H, W, C) with spectrum ``magnitude * exp(i * standardised phase)``:
     inverse real FFT, standardised, colours recorrelated (3 channels), squashed by a
     sigmoid into ``values_range``.
@@ -221,7 +231,7 @@ def _maco_image(magnitude, phase, values_range, size):
     return tf.nn.sigmoid(image) * (values_range[1] - values_range[0]) + values_range[0]
 
 
-def check_values_range(values_range):
+def check_values_range(values_range: Any) -> Tuple[float, float]:
     """``values_range`` as a (low, high) pair of finite floats with low < high."""
     if (not isinstance(values_range, (tuple, list)) or len(values_range) != 2
             or any(isinstance(v, bool) or not isinstance(v, numbers.Real)

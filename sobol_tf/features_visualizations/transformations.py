@@ -4,6 +4,10 @@ features found survive small shifts, zooms and blurs (Olah et al., Distill 2017)
 Each factory returns a function images (N, H, W, C) -> images; :func:`compose_transformations`
 chains them. They draw from TensorFlow's global random state.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, Tuple
+
 import numbers
 
 import numpy as np
@@ -24,7 +28,8 @@ def _check_range(name, values, minimum):
     return low, high
 
 
-def random_blur(sigma_range=(1.0, 2.0), kernel_size=10):
+def random_blur(sigma_range: Tuple[float, float] = (1.0, 2.0),
+                kernel_size: int = 10) -> Callable[[Any], Any]:
     """Gaussian blur of a random sigma in ``sigma_range`` (floored at 0.1), one sigma
     per call, on a ``kernel_size`` x ``kernel_size`` kernel, every channel alike."""
     low, high = _check_range("sigma_range", sigma_range, 0.0)
@@ -48,7 +53,7 @@ def random_blur(sigma_range=(1.0, 2.0), kernel_size=10):
 random_blur_grayscale = random_blur
 
 
-def random_jitter(delta=6):
+def random_jitter(delta: int = 6) -> Callable[[Any], Any]:
     """Random crop losing ``delta`` pixels in height and width (a shift of up to
     ``delta`` pixels), the same for the whole batch."""
     delta = check_positive_int("delta", delta, minimum=0)
@@ -61,7 +66,7 @@ def random_jitter(delta=6):
     return jitter
 
 
-def random_scale(scale_range=(0.95, 1.05)):
+def random_scale(scale_range: Tuple[float, float] = (0.95, 1.05)) -> Callable[[Any], Any]:
     """Resize by a random factor in ``scale_range`` (aspect ratio kept)."""
     low, high = _check_range("scale_range", scale_range, 1e-3)
 
@@ -73,7 +78,7 @@ def random_scale(scale_range=(0.95, 1.05)):
     return scale
 
 
-def random_flip(horizontal=True, vertical=False):
+def random_flip(horizontal: bool = True, vertical: bool = False) -> Callable[[Any], Any]:
     """Random left-right (``horizontal``) and up-down (``vertical``) flips."""
 
     def flip(images):
@@ -86,7 +91,7 @@ def random_flip(horizontal=True, vertical=False):
     return flip
 
 
-def pad(size=6, pad_value=0.0):
+def pad(size: int = 6, pad_value: float = 0.0) -> Callable[[Any], Any]:
     """Pad ``size`` pixels of ``pad_value`` on each side."""
     size = check_positive_int("size", size, minimum=0)
     widths = [[0, 0], [size, size], [size, size], [0, 0]]
@@ -97,7 +102,8 @@ def pad(size=6, pad_value=0.0):
     return pad_func
 
 
-def compose_transformations(transformations):
+def compose_transformations(transformations: Sequence[Callable[[Any], Any]]
+                            ) -> Callable[[Any], Any]:
     """The transformations applied one after the other, in order."""
     transformations = list(transformations)
     for function in transformations:
@@ -114,7 +120,7 @@ def compose_transformations(transformations):
     return composed
 
 
-def generate_standard_transformations(size, channels=3):
+def generate_standard_transformations(size: int, channels: int = 3) -> Callable[[Any], Any]:
     """Xplique's robust set for images of side ``size``: pad 4u, jitters (2u, 2u, 4u,
     4u, 4u), scale in [0.92, 0.96], blur (sigma 1 to 1.1), jitters (u, u), flip, with
     u = size // 16 (any channel count)."""

@@ -1,4 +1,8 @@
 """Deletion / Insertion curves of several methods on one axis (matplotlib imported lazily)."""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
 import numpy as np
 
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
@@ -22,8 +26,10 @@ def _mean_curve(name, curve):
     )
 
 
-def plot_metric_curves(curves, *, ax=None, title=None, band=True,
-                       xlabel="features perturbed", ylabel="score", figsize=(5.0, 3.5)):
+def plot_metric_curves(curves: Any, *, ax: Any = None, title: Optional[str] = None,
+                       band: bool = True, xlabel: str = "features perturbed",
+                       ylabel: str = "score",
+                       figsize: Tuple[float, float] = (5.0, 3.5)) -> Any:
     """Plot the Deletion or Insertion curves of several methods on one axis.
 
     Each method's curve is a line over the number of features perturbed, labelled
@@ -51,7 +57,7 @@ def plot_metric_curves(curves, *, ax=None, title=None, band=True,
         ...           "random": deletion.detailed_evaluate(random_maps)}
         >>> figure = plot_metric_curves(curves, title="Deletion")
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional and heavy: `import sobol_tf` stays light
 
     if not isinstance(curves, dict) or not curves:
         raise InvalidArgumentError(

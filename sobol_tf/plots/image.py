@@ -1,12 +1,16 @@
 """Attribution maps beside and over their images, with a colour bar (matplotlib imported
 lazily)."""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
 import textwrap
 
 import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import to_numpy
-from sobol_tf._utils.files import LUMA_WEIGHTS
+from sobol_tf.io.images import LUMA_WEIGHTS
 from sobol_tf.errors import InvalidArgumentError
 
 DEFAULT_CMAP = "jet"
@@ -111,10 +115,13 @@ def _check_arguments(maps, images, titles, alpha, clip_percentile, absolute_valu
         )
 
 
-def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_percentile=0.1,
-                      absolute_value=False, cols=5, img_size=2.0, titles=None, *,
-                      show_inputs=True, colorbar=True, diverging=False, colorbar_label=None,
-                      title=None, **plot_kwargs):
+def plot_attributions(explanations: Any, images: Any = None, cmap: Any = None,
+                      alpha: float = 0.7, clip_percentile: Optional[float] = 0.1,
+                      absolute_value: bool = False, cols: int = 5, img_size: float = 2.0,
+                      titles: Optional[Sequence[str]] = None, *, show_inputs: bool = True,
+                      colorbar: bool = True, diverging: bool = False,
+                      colorbar_label: Optional[str] = None, title: Optional[str] = None,
+                      **plot_kwargs: Any) -> Any:
     """Draw each input, its attribution map over it, and one colour bar for all maps.
 
     Each map is reduced to one channel (channels averaged, sign kept), optionally made
@@ -165,6 +172,8 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
             clip_percentile outside [0, 50), ``diverging`` with ``absolute_value``,
             cols < 1 or img_size <= 0.
     """
+    # matplotlib: optional and heavy, imported when a figure is drawn (`import sobol_tf`
+    # stays light)
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize

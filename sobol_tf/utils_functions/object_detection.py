@@ -6,6 +6,10 @@ column after the 4 coordinates as it is, and broadcast over leading axes, so the
 to (nb_boxes, 4 + ...) as well as (N, nb_boxes, 4 + ...). The names follow Xplique's
 box manager (``box_cxcywh_to_xyxy``, ``normalize_boxes`` ...); sizes are (width, height).
 """
+from __future__ import annotations
+
+from typing import Any, Tuple
+
 import numpy as np
 
 from sobol_tf.errors import InvalidArgumentError
@@ -23,7 +27,7 @@ def _boxes(boxes, name="boxes"):
     return boxes
 
 
-def box_iou(boxes_a, boxes_b):
+def box_iou(boxes_a: Any, boxes_b: Any) -> Any:
     """IoU of (x1, y1, x2, y2) boxes (..., 4+), broadcast over the leading axes: the
     score the detection operators match boxes with. Disjoint boxes score 0.
 
@@ -39,7 +43,7 @@ def box_iou(boxes_a, boxes_b):
     return intersection / (area_a + area_b - intersection + EPSILON)
 
 
-def format_objects(predictions):
+def format_objects(predictions: Any) -> Any:
     """Split boxes (..., 4 + 1 + K) into coordinates (..., 4), detection probabilities
     (..., 1) and class scores (..., K).
 
@@ -54,7 +58,7 @@ def format_objects(predictions):
     return predictions[..., :4], predictions[..., 4:5], predictions[..., 5:]
 
 
-def format_box_targets(boxes, scores, probas):
+def format_box_targets(boxes: Any, scores: Any, probas: Any) -> Any:
     """Targets for the detection operators: ``[boxes, scores, probas]`` side by side.
 
     Args:
@@ -87,28 +91,28 @@ def _with_coordinates(boxes, coordinates):
     return np.concatenate([np.stack(coordinates, axis=-1), boxes[..., 4:]], axis=-1)
 
 
-def box_cxcywh_to_xyxy(boxes):
+def box_cxcywh_to_xyxy(boxes: Any) -> Any:
     """(centre x, centre y, width, height, ...) -> (x1, y1, x2, y2, ...)."""
     boxes = _boxes(boxes)
     x, y, w, h = (boxes[..., i] for i in range(4))
     return _with_coordinates(boxes, (x - w / 2, y - h / 2, x + w / 2, y + h / 2))
 
 
-def box_xywh_to_xyxy(boxes):
+def box_xywh_to_xyxy(boxes: Any) -> Any:
     """(x1, y1, width, height, ...) -> (x1, y1, x2, y2, ...)."""
     boxes = _boxes(boxes)
     x, y, w, h = (boxes[..., i] for i in range(4))
     return _with_coordinates(boxes, (x, y, x + w, y + h))
 
 
-def box_xyxy_to_cxcywh(boxes):
+def box_xyxy_to_cxcywh(boxes: Any) -> Any:
     """(x1, y1, x2, y2, ...) -> (centre x, centre y, width, height, ...)."""
     boxes = _boxes(boxes)
     x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
     return _with_coordinates(boxes, ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1))
 
 
-def box_xyxy_to_xywh(boxes):
+def box_xyxy_to_xywh(boxes: Any) -> Any:
     """(x1, y1, x2, y2, ...) -> (x1, y1, width, height, ...)."""
     boxes = _boxes(boxes)
     x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
@@ -123,7 +127,7 @@ def _scale(boxes, image_size, name):
     return np.concatenate([np.tile(size, 2), np.ones(boxes.shape[-1] - 4, np.float32)])
 
 
-def normalize_boxes(raw_boxes, image_source_size):
+def normalize_boxes(raw_boxes: Any, image_source_size: Tuple[int, int]) -> Any:
     """Pixel coordinates -> coordinates in [0, 1]: x / width, y / height.
 
     Args:
@@ -137,7 +141,7 @@ def normalize_boxes(raw_boxes, image_source_size):
     return boxes / _scale(boxes, image_source_size, "image_source_size")
 
 
-def denormalize_boxes(boxes, size):
+def denormalize_boxes(boxes: Any, size: Tuple[int, int]) -> Any:
     """Coordinates in [0, 1] -> pixels: x * width, y * height; ``size`` is (width,
     height). The inverse of :func:`normalize_boxes`."""
     boxes = _boxes(boxes)

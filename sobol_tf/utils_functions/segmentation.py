@@ -6,6 +6,10 @@ as a numpy array or a tensor, and returns a float32 numpy array (H, W, C); stack
 (``np.stack``) into targets (N, H, W, C). Zones are 8-connected (pixels touching by a
 side or a corner), as in Xplique.
 """
+from __future__ import annotations
+
+from typing import Any, List, Tuple
+
 import numpy as np
 
 from sobol_tf.errors import InvalidArgumentError
@@ -37,7 +41,7 @@ def _components(zone):
     return ndimage.label(zone, structure=_EIGHT_NEIGHBOURS)[0]
 
 
-def get_class_zone(predictions, class_id):
+def get_class_zone(predictions: Any, class_id: int) -> Any:
     """The zone where ``class_id`` is the predicted class (argmax over the classes).
 
     Args:
@@ -63,7 +67,7 @@ def get_class_zone(predictions, class_id):
     return _class_mask(predictions.shape, int(class_id), zone)
 
 
-def get_connected_zone(predictions, coordinates):
+def get_connected_zone(predictions: Any, coordinates: Tuple[int, int]) -> Any:
     """The connected zone of the class predicted at ``coordinates``, around it.
 
     Args:
@@ -90,7 +94,8 @@ def get_connected_zone(predictions, coordinates):
     return _class_mask(predictions.shape, class_id, components == components[row, column])
 
 
-def list_class_connected_zones(predictions, class_id, zone_minimum_size=100):
+def list_class_connected_zones(predictions: Any, class_id: int,
+                               zone_minimum_size: int = 100) -> List[Any]:
     """Every connected zone of ``class_id`` larger than ``zone_minimum_size`` pixels.
 
     Args:
@@ -117,7 +122,7 @@ def list_class_connected_zones(predictions, class_id, zone_minimum_size=100):
             for label in range(1, len(sizes)) if sizes[label] > zone_minimum_size]
 
 
-def get_in_out_border(class_zone_mask):
+def get_in_out_border(class_zone_mask: Any) -> Any:
     """The border of a zone: 1 on its pixels that touch the outside, -1 on the outside
     pixels that touch it (8-neighbours; the image's edge is not a border).
 
@@ -155,7 +160,7 @@ def get_in_out_border(class_zone_mask):
     return _class_mask(mask.shape, class_id, border)
 
 
-def get_common_border(border_mask_1, border_mask_2):
+def get_common_border(border_mask_1: Any, border_mask_2: Any) -> Any:
     """The part two borders share: both borders (summed) where both are non-zero.
 
     Args:

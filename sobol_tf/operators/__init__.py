@@ -27,16 +27,34 @@ weigh the outputs by the target row, an all-zero row scores 0 whatever the input
 :class:`~sobol_tf.errors.SobolTFWarning` names those inputs. NaN or infinite targets
 are refused.
 """
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, Optional
+
 import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils.checks import format_ids, one_output
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
-from sobol_tf.tasks import Tasks
+from sobol_tf.operators.detection import (  # noqa: F401 (sobol_tf.operators' names)
+    EPSILON,
+    OBJECT_DETECTION,
+    OBJECT_DETECTION_BOX_CLASS,
+    OBJECT_DETECTION_BOX_POSITION,
+    OBJECT_DETECTION_BOX_PROBA,
+    box_iou,
+    detection_variant,
+    object_detection_operator,
+)
 
-#: added to the denominators of the IoU and of the cosine similarity of the class scores
-#: (as Xplique), so that empty boxes and all-zero class scores score 0, not NaN.
-EPSILON = 1e-4
+#: the names of the built-in operators (with the four OBJECT_DETECTION... names of
+#: :mod:`sobol_tf.operators.detection`), in the order of :class:`sobol_tf.tasks.Tasks`,
+#: whose members' values they are (this package does not import ``tasks``, which sits
+#: above it and calls it)
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+SEMANTIC_SEGMENTATION = "semantic segmentation"
 
 
 def _flat_outputs(model, inputs, name):
@@ -44,12 +62,12 @@ def _flat_outputs(model, inputs, name):
     return one_output(model(inputs), inputs, name)
 
 
-def classification_operator(model, inputs, targets):
+def classification_operator(model: Any, inputs: Any, targets: Any) -> Any:
     """Score of the target class: sum(model(inputs) * one_hot_targets, -1)."""
     return tf.reduce_sum(_flat_outputs(model, inputs, "classification") * targets, axis=-1)
 
 
-def regression_operator(model, inputs, targets):
+def regression_operator(model: Any, inputs: Any, targets: Any) -> Any:
     """Projection of the output on the target direction: sum(model(inputs) * targets, -1).
 
     Xplique's ``Tasks.REGRESSION`` (its predictions operator), not its deprecated
@@ -62,7 +80,7 @@ def regression_operator(model, inputs, targets):
 predictions_operator = classification_operator
 
 
-def semantic_segmentation_operator(model, inputs, targets):
+def semantic_segmentation_operator(model: Any, inputs: Any, targets: Any) -> Any:
     """Mean of ``model(inputs) * targets`` over the non-zero entries of ``targets``.
 
     Args:
@@ -76,103 +94,10 @@ def semantic_segmentation_operator(model, inputs, targets):
     Returns:
         (B,) float32 scores.
     """
-    outputs = _flat_outputs(model, inputs, Tasks.SEMANTIC_SEGMENTATION.value)
+    outputs = _flat_outputs(model, inputs, SEMANTIC_SEGMENTATION)
     masks = tf.reshape(tf.cast(targets, tf.float32), (tf.shape(targets)[0], -1))
     counts = tf.reduce_sum(tf.cast(tf.not_equal(masks, 0), tf.float32), axis=-1)
     return tf.reduce_sum(outputs * masks, axis=-1) / counts
-
-
-def box_iou(boxes_a, boxes_b):
-    """IoU of boxes (..., 4) as (x1, y1, x2, y2), x1 < x2 and y1 < y2, broadcast over
-    the leading axes: (...,) float32 tensor. Disjoint boxes score 0."""
-    left = tf.maximum(boxes_a[..., 0], boxes_b[..., 0])
-    low = tf.maximum(boxes_a[..., 1], boxes_b[..., 1])
-    right = tf.minimum(boxes_a[..., 2], boxes_b[..., 2])
-    high = tf.minimum(boxes_a[..., 3], boxes_b[..., 3])
-    intersection = tf.maximum(right - left, 0.0) * tf.maximum(high - low, 0.0)
-
-    def area(boxes):
-        return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
-
-    return intersection / (area(boxes_a) + area(boxes_b) - intersection + EPSILON)
-
-
-def _box_outputs(model, inputs, width, name):
-    """The model's boxes on ``inputs`` as float32 (B, nb_boxes, width)."""
-    outputs = model(inputs)
-    if isinstance(outputs, (list, tuple, dict)):
-        one_output(outputs, tf.range(tf.shape(inputs)[0]), name)  # raises, saying why
-    outputs = tf.cast(outputs, tf.float32)
-    if outputs.shape.rank == 2:
-        outputs = outputs[:, None, :]
-    if outputs.shape.rank != 3 or (outputs.shape[-1] is not None
-                                   and width is not None and outputs.shape[-1] != width):
-        raise InvalidArgumentError(
-            f"operator={name!r} needs a model returning boxes (B, nb_boxes, 4 + 1 + "
-            f"nb_classes) of the targets' width {width}, got outputs of shape "
-            f"{tuple(outputs.shape)}.")
-    return outputs
-
-
-def object_detection_operator(model, inputs, targets, intersection_score_fn=box_iou,
-                              include_detection_probability=True,
-                              include_classification_score=True):
-    """DRise score of the target boxes (Petsiuk et al., 2021), batched over inputs.
-
-    For each target box, every predicted box scores
-    ``intersection_score_fn(target, box) * probability * cosine(target classes, box
-    classes)`` (the last two factors left out when their flag is False); the target's
-    score is that of its best match, and the input's score is the mean over its target
-    boxes. All-zero rows (targets or predictions) are padding; an input with no target
-    box or no predicted box scores 0.
-
-    Args:
-        model: maps inputs (B, H, W, C) to boxes (B, nb_boxes, 4 + 1 + K) (no NMS).
-        inputs: (B, H, W, C).
-        targets: (B, 4 + 1 + K), one box per input, or (B, nb_targets, 4 + 1 + K).
-        intersection_score_fn: f(boxes_a, boxes_b) -> scores for coordinates (..., 4),
-            broadcast over the leading axes (here (B, nb_targets, 1, 4) against (B, 1,
-            nb_boxes, 4)). Default: :func:`box_iou`.
-        include_detection_probability: multiply by the predicted box's probability.
-        include_classification_score: multiply by the cosine similarity of the classes.
-
-    Returns:
-        (B,) float32 scores.
-    """
-    name = Tasks.OBJECT_DETECTION.value
-    targets = tf.cast(targets, tf.float32)
-    width = targets.shape[-1]
-    references = tf.reshape(targets, (tf.shape(targets)[0], -1, tf.shape(targets)[-1]))
-    boxes = _box_outputs(model, inputs, width, name)
-    real_references = tf.reduce_any(tf.not_equal(references, 0), axis=-1)  # (B, R)
-    real_boxes = tf.reduce_any(tf.not_equal(boxes, 0), axis=-1)  # (B, P)
-    pairs = tf.cast(intersection_score_fn(references[:, :, None, :4], boxes[:, None, :, :4]),
-                    tf.float32)  # (B, R, P)
-    if include_detection_probability:
-        pairs = pairs * boxes[:, None, :, 4]
-    if include_classification_score:
-        reference_classes, box_classes = references[..., 5:], boxes[..., 5:]
-        products = tf.einsum("brk,bpk->brp", reference_classes, box_classes)
-        norms = (tf.norm(reference_classes, axis=-1)[:, :, None]
-                 * tf.norm(box_classes, axis=-1)[:, None, :])
-        pairs = pairs * products / (norms + EPSILON)
-    lowest = tf.fill(tf.shape(pairs), tf.constant(-np.inf, tf.float32))
-    best = tf.reduce_max(tf.where(real_boxes[:, None, :], pairs, lowest), axis=-1)  # (B, R)
-    counted = tf.logical_and(real_references,
-                             tf.reduce_any(real_boxes, axis=-1, keepdims=True))
-    best = tf.where(counted, best, tf.zeros_like(best))
-    nb_references = tf.reduce_sum(tf.cast(real_references, tf.float32), axis=-1)
-    return tf.reduce_sum(best, axis=-1) / tf.maximum(nb_references, 1.0)
-
-
-def _detection_variant(include_detection_probability, include_classification_score):
-    def operator(model, inputs, targets):
-        return object_detection_operator(
-            model, inputs, targets,
-            include_detection_probability=include_detection_probability,
-            include_classification_score=include_classification_score)
-
-    return operator
 
 
 #: how a built-in operator reads its targets: rows (N,) or (N, K), masks like the
@@ -193,14 +118,15 @@ class Operator:
             :data:`MASKS` or :data:`BOXES`; None for a callable (any shape passes).
     """
 
-    def __init__(self, name, fn, builtin, ids_as_classes, targets_kind=None):
+    def __init__(self, name: str, fn: Callable[[Any, Any, Any], Any], builtin: bool,
+                 ids_as_classes: bool, targets_kind: Optional[str] = None) -> None:
         self.name = name
         self.fn = fn
         self.builtin = builtin
         self.ids_as_classes = ids_as_classes
         self.targets_kind = targets_kind if builtin else None
 
-    def __call__(self, model, inputs, targets):
+    def __call__(self, model: Any, inputs: Any, targets: Any) -> Any:
         return self.fn(model, inputs, targets)
 
     def __repr__(self):
@@ -208,23 +134,23 @@ class Operator:
 
 
 _FUNCTIONS = {
-    Tasks.CLASSIFICATION: (classification_operator, ROWS),
-    Tasks.REGRESSION: (regression_operator, ROWS),
-    Tasks.SEMANTIC_SEGMENTATION: (semantic_segmentation_operator, MASKS),
-    Tasks.OBJECT_DETECTION: (object_detection_operator, BOXES),
-    Tasks.OBJECT_DETECTION_BOX_POSITION: (_detection_variant(False, False), BOXES),
-    Tasks.OBJECT_DETECTION_BOX_PROBA: (_detection_variant(True, False), BOXES),
-    Tasks.OBJECT_DETECTION_BOX_CLASS: (_detection_variant(False, True), BOXES),
+    CLASSIFICATION: (classification_operator, ROWS),
+    REGRESSION: (regression_operator, ROWS),
+    SEMANTIC_SEGMENTATION: (semantic_segmentation_operator, MASKS),
+    OBJECT_DETECTION: (object_detection_operator, BOXES),
+    OBJECT_DETECTION_BOX_POSITION: (detection_variant(False, False), BOXES),
+    OBJECT_DETECTION_BOX_PROBA: (detection_variant(True, False), BOXES),
+    OBJECT_DETECTION_BOX_CLASS: (detection_variant(False, True), BOXES),
 }
 
 #: the built-in operators, by task name
 OPERATORS = {
-    task.value: Operator(task.value, function, True, task is Tasks.CLASSIFICATION, kind)
-    for task, (function, kind) in _FUNCTIONS.items()
+    name: Operator(name, function, True, name == CLASSIFICATION, kind)
+    for name, (function, kind) in _FUNCTIONS.items()
 }
 
 
-def get(identifier):
+def get(identifier: Any) -> Operator:
     """Resolve an operator from None (classification), a :class:`~sobol_tf.tasks.Tasks`
     member, a task name ('semantic segmentation', ...) or a callable g(model, inputs,
     targets). Xplique's ``get_operator`` (an alias).
@@ -234,13 +160,17 @@ def get(identifier):
         InvalidTypeError: none of these.
     """
     if identifier is None:
-        return OPERATORS[Tasks.CLASSIFICATION.value]
+        return OPERATORS[CLASSIFICATION]
     if isinstance(identifier, Operator):
         return identifier
-    if isinstance(identifier, Tasks):
-        return OPERATORS[identifier.value]
+    if isinstance(identifier, enum.Enum) and identifier.value in OPERATORS:
+        return OPERATORS[identifier.value]  # a sobol_tf.Tasks member (its value: the name)
     if isinstance(identifier, str):
-        return OPERATORS[Tasks.from_string(identifier).value]
+        if identifier.lower() in OPERATORS:
+            return OPERATORS[identifier.lower()]
+        raise InvalidArgumentError(
+            f"operator must be one of {list(OPERATORS)} (or a callable g(model, inputs, "
+            f"targets)), got {identifier!r}.")
     if callable(identifier):
         name = getattr(identifier, "__name__", type(identifier).__name__)
         return Operator(name, identifier, False, True)
@@ -254,7 +184,7 @@ def get(identifier):
 get_operator = get
 
 
-def needs_outputs(targets, operator):
+def needs_outputs(targets: Any, operator: Operator) -> bool:
     """Whether :func:`prepare_targets` needs the model's outputs on the clean inputs:
     always for the built-in operators (width check, predicted class), and for a callable
     only when ``targets`` is None or class ids (N,). Target rows (N, K) for a callable
@@ -323,7 +253,7 @@ def _task_targets(targets, outputs, operator):
              "input is 0 whatever the input and its map is all zeros.")
 
 
-def prepare_targets(targets, outputs, operator):
+def prepare_targets(targets: Any, outputs: Any, operator: Operator) -> Any:
     """Turn raw targets into a float32 tensor matching the model's outputs.
 
     Args:
