@@ -10,7 +10,6 @@ from collections import namedtuple
 
 import numpy as np
 import tensorflow as tf
-from scipy.stats import rankdata
 
 from sobol_tf._utils import (check_choice, check_grid_fits, check_positive_int,
                              check_probability, check_seed)
@@ -18,6 +17,7 @@ from sobol_tf._utils.scoring import gather_rows
 from sobol_tf._utils.validation import check_memory
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.metrics.base import ExplanationMetric
+from sobol_tf.metrics.correlations import spearman_rows
 
 CAUSAL_MODES = ("deletion", "insertion")
 
@@ -297,27 +297,6 @@ class Insertion(CausalFidelity):
                          max_percentage_perturbed=max_percentage_perturbed,
                          operator=operator, activation=activation, pad_token=pad_token,
                          verbose=verbose, strategy=strategy)
-
-
-def spearman_rows(first, second):
-    """Spearman correlation of each row of ``first`` with the same row of ``second``.
-
-    Ranks average ties (as scipy.stats.spearmanr); a constant row has no ranking and
-    correlates 0 with anything (scipy would give NaN).
-
-    Args:
-        first, second: arrays (N, S).
-
-    Returns:
-        float64 numpy (N,) in [-1, 1].
-    """
-    first = rankdata(np.asarray(first, np.float64), axis=1)
-    second = rankdata(np.asarray(second, np.float64), axis=1)
-    first -= first.mean(axis=1, keepdims=True)
-    second -= second.mean(axis=1, keepdims=True)
-    norms = np.sqrt(np.sum(first ** 2, axis=1) * np.sum(second ** 2, axis=1))
-    product = np.sum(first * second, axis=1)
-    return np.where(norms > 0, product / np.where(norms > 0, norms, 1.0), 0.0)
 
 
 class MuFidelity(ExplanationMetric):

@@ -27,6 +27,7 @@ import tensorflow as tf
 from sobol_tf._utils import check_choice
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.metrics.base import ExplainerMetric
+from sobol_tf.metrics.correlations import spearman_rows
 
 #: the similarities the metrics compare maps with.
 SIMILARITIES = ("spearman", "ssim")
@@ -40,27 +41,6 @@ SSIM_K2 = 0.03
 
 
 # -- similarities ---------------------------------------------------------------------
-def spearman_rows(a, b):
-    """Spearman's rank correlation between the rows of ``a`` and ``b`` (N, F) -> (N,).
-
-    Ties get their average rank. A constant row has no ranking: two constant rows (equal
-    maps up to a constant) give 1; one constant row against a varying one gives 0 (as
-    Xplique's, which gives 0 for both cases).
-    """
-    from scipy.stats import rankdata  # scipy is a dependency (the QMC samplers)
-
-    ranks_a = rankdata(np.asarray(a, np.float64), axis=1)
-    ranks_b = rankdata(np.asarray(b, np.float64), axis=1)
-    ranks_a -= ranks_a.mean(axis=1, keepdims=True)
-    ranks_b -= ranks_b.mean(axis=1, keepdims=True)
-    norm_a = np.sqrt((ranks_a ** 2).sum(axis=1))
-    norm_b = np.sqrt((ranks_b ** 2).sum(axis=1))
-    flat_a, flat_b = norm_a == 0, norm_b == 0
-    denominator = np.where(flat_a | flat_b, 1.0, norm_a * norm_b)
-    correlation = (ranks_a * ranks_b).sum(axis=1) / denominator
-    return np.where(flat_a & flat_b, 1.0, correlation).astype(np.float32)
-
-
 def ssim_maps(a, b):
     """SSIM between maps ``a`` and ``b`` (N, H, W, C) -> (N,), pair by pair.
 
@@ -275,7 +255,7 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
             return ssim_maps(clean, perturbed)
         count = int(clean.shape[0])
         return spearman_rows(tf.reshape(clean, (count, -1)).numpy(),
-                             tf.reshape(perturbed, (count, -1)).numpy())
+                             tf.reshape(perturbed, (count, -1)).numpy()).astype(np.float32)
 
     @abstractmethod
     def _perturbed_explanations(self, explainer):

@@ -24,6 +24,7 @@ from sobol_tf._utils import check_positive_int, check_seed, prepare_inputs_targe
 from sobol_tf._utils.batching import progbar
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 from sobol_tf.metrics.base import INPUT_RANKS, ExplainerMetric
+from sobol_tf.metrics.correlations import rank_correlation
 
 
 def spearman_distances(maps_a, maps_b):
@@ -35,16 +36,7 @@ def spearman_distances(maps_a, maps_b):
     Returns:
         float64 numpy array (P,), in [0, 1].
     """
-    from scipy.stats import rankdata
-
-    ranks_a = rankdata(np.asarray(maps_a, np.float64), axis=1)
-    ranks_b = rankdata(np.asarray(maps_b, np.float64), axis=1)
-    ranks_a -= ranks_a.mean(axis=1, keepdims=True)
-    ranks_b -= ranks_b.mean(axis=1, keepdims=True)
-    scale = np.sqrt(np.sum(ranks_a ** 2, axis=1) * np.sum(ranks_b ** 2, axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.sum(ranks_a * ranks_b, axis=1) / scale
-    rho = np.where(scale > 0, np.clip(np.abs(rho), 0.0, 1.0), np.nan)
+    rho = np.abs(rank_correlation(maps_a, maps_b))
     return np.sqrt(1.0 - rho)
 
 
