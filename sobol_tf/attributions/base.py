@@ -14,10 +14,10 @@ import tensorflow as tf
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets
 from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strategy
-from sobol_tf._utils.data import check_model, model_input_shape
-from sobol_tf._utils.inference import batch_inference
+from sobol_tf._utils.data import model_input_shape
+from sobol_tf._utils.engine import ModelEngine
 from sobol_tf._utils.layouts import check_kind, layout_of
-from sobol_tf._utils.scoring import Scorer, gather_rows
+from sobol_tf._utils.scoring import gather_rows
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
@@ -129,18 +129,21 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
     def _set_model_in_constructor(self, model):
         """Replace the model from a subclass's constructor, before anything is built from
         it (e.g. GuidedBackprop's copy with its ReLU gradients overridden)."""
-        self.__dict__["_model"] = model
+        self.__dict__["_model"] = self._engine.model = model
 
     def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
                  jit_compile=False, mixed_precision=None, strategy=None):
-        model = check_model(model)
         self.strategy = current_strategy() if strategy is None else strategy
-        self.model = model
         self.batch_size = (None if batch_size is None
                            else check_positive_int("batch_size", batch_size))
         self.operator = operators_module.get(operator)
-        self.inference_function = self.operator
-        self.batch_inference_function = batch_inference(self.operator)
+        #: the model seen through the operator, shared with the metrics
+        #: (:class:`~sobol_tf._utils.engine.ModelEngine`).
+        self._engine = ModelEngine(self, model, self.operator,
+                                   eager_fallback=not self.needs_gradients)
+        self.model = model = self._engine.model
+        self.inference_function = self._engine.inference_function
+        self.batch_inference_function = self._engine.batch_inference_function
         self.verbose = bool(verbose)
         self.jit_compile = bool(jit_compile)
         if mixed_precision is not None:
@@ -153,8 +156,8 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
                 )
         self.mixed_precision = mixed_precision
         self._views = {}
-        self._scorer = Scorer(self, self.operator, eager_fallback=not self.needs_gradients)
-        self._mode = self._scorer.mode
+        self._scorer = self._engine.scorer
+        self._mode = self._engine.mode
         #: the :class:`~sobol_tf._utils.layouts.Layout` of the inputs of the current
         #: (or last) explain() call.
         self._layout = None

@@ -10,21 +10,21 @@ input i is built, on the device, from indices, so memory is bounded by ``batch_s
 whatever the number of perturbations. Inputs of every kind (images, tabular rows, time
 series, token ids) are seen by the engine as images (:mod:`sobol_tf._utils.layouts`).
 """
+from __future__ import annotations
+
 import numbers
 from abc import ABC, abstractmethod
+from typing import Any, Callable, Optional, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import (check_positive_int, model_input_shape, prepare_inputs_targets,
-                             to_numpy)
+from sobol_tf._utils import check_positive_int, to_numpy
 from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strategy
-from sobol_tf._utils.data import check_model
-from sobol_tf._utils.layouts import MAX_TOKEN_ID, layout_of
-from sobol_tf._utils.scoring import Scorer
-from sobol_tf._utils.inference import batch_inference
+from sobol_tf._utils.engine import ModelEngine
+from sobol_tf._utils.layouts import MAX_TOKEN_ID
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 
 #: activations applied to the model's outputs before the operator, as in Xplique.
@@ -190,45 +190,53 @@ class ExplanationMetric(RunsEagerly, RunsOnStrategy, ABC):
             eagerly.
     """
 
-    def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
-                 activation=None, *, verbose=False, strategy=None):
-        model = check_model(model)
+    def __init__(self, model: Any, inputs: Any, targets: Any = None,
+                 batch_size: Optional[int] = 64, operator: Any = None,
+                 activation: Union[None, str, Callable[[Any], Any]] = None, *,
+                 verbose: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
+                 ) -> None:
         self.strategy = current_strategy() if strategy is None else strategy
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
         self.operator = operators_module.get(operator)
         self.activation = activation
-        self.model = with_activation(model, get_activation(activation))
-        self.verbose = bool(verbose)
-        #: a Keras model runs a one-batch job eagerly the first time (cheaper than a
+        activate = get_activation(activation)
+        #: the model seen through the operator (:class:`~sobol_tf._utils.engine.ModelEngine`).
+        #: A Keras model runs a one-batch job eagerly the first time (cheaper than a
         #: trace); other callables are traced first, so an untraceable one is reported
         #: (the eager-path warning) when the metric is built.
-        self._scorer = Scorer(self, self.operator, eager_first=isinstance(model, keras.Model))
-        self._mode = self._scorer.mode
-        self.inference_function = self.operator
-        self.batch_inference_function = batch_inference(self.operator)
+        self._engine = engine = ModelEngine(
+            self, model, self.operator, transform=lambda m: with_activation(m, activate),
+            eager_first=isinstance(model, keras.Model))
+        self.model = engine.model
+        self.verbose = bool(verbose)
+        self._scorer = engine.scorer
+        self._mode = engine.mode
+        self.inference_function = engine.inference_function
+        self.batch_inference_function = engine.batch_inference_function
 
-        declared = model_input_shape(model)
-        data = prepare_inputs_targets(inputs, targets, declared_shape=declared,
-                                      allowed_ranks=INPUT_RANKS, require_targets=False)
         pad_token = getattr(self, "pad_token", None)
         if pad_token is not None:
-            self.pad_token = pad_token = check_token_id("pad_token", pad_token,
-                                                        "the id of padding")
+            pad_token = check_token_id("pad_token", pad_token, "the id of padding")
+        prepared = engine.prepare(inputs, targets, allowed_ranks=INPUT_RANKS,
+                                  pad_token=pad_token)
+        if pad_token is not None:
+            self.pad_token = pad_token
         #: what the inputs are (:class:`sobol_tf._utils.layouts.Layout`).
-        self._layout = layout_of(data.inputs, integer=data.integer, pad_token=pad_token)
-        self.inputs = self._layout.to_engine(data.inputs)
-        self._model_view = self._layout.wrap_model(self.model)
+        self._layout = prepared.layout
+        self.inputs = prepared.images
+        self._model_view = engine.view(self._layout)
         outputs = None
-        if operators_module.needs_outputs(data.targets, self.operator):
+        if operators_module.needs_outputs(prepared.targets, self.operator):
             # the targets' check needs only the width, when the model declares it and the
             # inputs are of the shape it declares (else the model is tried at once)
+            declared = engine.declared_input_shape()
             fits = declared is not None and all(
-                d is None or d == n for d, n in zip(declared[1:], data.inputs.shape[1:]))
-            width = declared_output_width(model) if data.targets is not None and fits \
-                else None
+                d is None or d == n for d, n in zip(declared[1:], prepared.inputs_shape[1:]))
+            width = declared_output_width(engine.checked_model) \
+                if prepared.targets is not None and fits else None
             outputs = self._predict() if width is None else np.zeros((1, width), np.float32)
-        targets = broadcast_one_output(data.targets, outputs, self.operator)
+        targets = broadcast_one_output(prepared.targets, outputs, self.operator)
         self.targets = operators_module.prepare_targets(targets, outputs, self.operator)
 
     # -- public API -------------------------------------------------------------------
