@@ -311,6 +311,31 @@ def progbar(total, verbose, title):
     return keras.utils.Progbar(total, unit_name="batch")
 
 
+def map_chunks(function, nb_items, batch_size, *, verbose=False, title=""):
+    """``function(first, stop)`` on consecutive chunks [first, stop) of ``nb_items`` items,
+    ``batch_size`` items each (None: one chunk), in order: the loop for Python callables
+    the compiled steps cannot hold (an explainer called on batches of inputs).
+
+    Args:
+        function: called once per chunk with the chunk's first and past-the-end indices.
+        nb_items: the number of items.
+        batch_size: items per chunk (None: all of them).
+        verbose: show a progress bar over the chunks (when there are several).
+        title: the progress bar's title.
+
+    Returns:
+        list of the results, one per chunk.
+    """
+    step = max(nb_items, 1) if batch_size is None else batch_size
+    progress = progbar(-(-nb_items // step), verbose and nb_items > step, title)
+    results = []
+    for first in range(0, nb_items, step):
+        results.append(function(first, min(first + step, nb_items)))
+        if progress is not None:
+            progress.add(1)
+    return results
+
+
 def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trace_error):
     """Call the step's Python function batch by batch, without tf.function."""
     results = []

@@ -139,6 +139,43 @@ class Scorer:
                                items_per_input=nb_perturbations, one_score=True)
         return tf.reshape(scores, (nb_inputs, nb_perturbations))
 
+    def masked_scores(self, model, name, perturbation, inputs, targets, baselines,
+                      nb_perturbations, masks_of, extras=(), what=None):
+        """Scores (N, P) of every input perturbed by each of its ``P`` masks: the path
+        masks -> perturbation -> scores shared by the explainers and the metrics.
+
+        Args:
+            model, name, inputs, targets, nb_perturbations, what: as
+                :meth:`perturbed_scores`.
+            perturbation: an object with ``apply(inputs, masks, baselines)`` (a
+                :class:`~sobol_tf.attributions.perturbations.Perturbation`).
+            baselines: (1, H, W, C) or (N, H, W, C) float32, what a masked-out value
+                becomes (one row for every input, or one per input).
+            masks_of: ``masks_of(input_ids, perturbation_ids, *extras)`` -> masks
+                (B, H, W, k) of the batch, traced inside the compiled step.
+            extras: further tensors ``masks_of`` reads.
+
+        Returns:
+            float32 tf.Tensor (N, P).
+        """
+        apply = perturbation.apply
+
+        def build(input_ids, perturbation_ids, inputs, baselines, *extras):
+            masks = masks_of(input_ids, perturbation_ids, *extras)
+            return apply(tf.gather(inputs, input_ids), masks, gather_rows(baselines, input_ids))
+
+        return self.perturbed_scores(model, (name, id(perturbation)), build, inputs, targets,
+                                     nb_perturbations, (baselines,) + tuple(extras), what)
+
+
+def upsample_masks(masks, height, width, method="nearest"):
+    """Masks (B, h, w, k) at the input size (B, H, W, k): resized with ``method`` (a
+    tf.image.resize method), kept as they are when already (H, W). The one upsampling of
+    the explainers' masks and of the metrics' subsets."""
+    if masks.shape[1] == height and masks.shape[2] == width:
+        return masks
+    return tf.image.resize(masks, (height, width), method=method)
+
 
 def gather_rows(tensor, ids):
     """Rows ``ids`` of ``tensor``, or its one row for every id when it has one row (a

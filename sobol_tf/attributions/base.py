@@ -17,7 +17,7 @@ from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strate
 from sobol_tf._utils.data import model_input_shape
 from sobol_tf._utils.engine import ModelEngine
 from sobol_tf._utils.layouts import check_kind, layout_of
-from sobol_tf._utils.scoring import gather_rows
+from sobol_tf._utils.scoring import gather_rows, upsample_masks
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
@@ -409,9 +409,7 @@ class BlackBoxExplainer(Explainer):
         """Masks as drawn (B, h, w, k), those of ids ``mask_ids`` (B,) int64, at the input
         size (B, H, W, k): resized with ``upsampling``, kept as they are when already
         (H, W). Runs inside the compiled step (batch by batch) or once on all the masks."""
-        if masks.shape[1:3] == (height, width):
-            return masks
-        return tf.image.resize(masks, (height, width), method=self.upsampling)
+        return upsample_masks(masks, height, width, self.upsampling)
 
     def _cached_masks(self, masks, height, width):
         """``(masks, True)``: the masks at (H, W) when they fit in MASK_CACHE_BYTES; else

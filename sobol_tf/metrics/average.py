@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from sobol_tf._utils import to_numpy
 from sobol_tf._utils.layouts import DESCRIPTIONS
+from sobol_tf.attributions.perturbations import Perturbation, Replacement
 from sobol_tf.errors import InvalidArgumentError
 from sobol_tf.metrics.base import ExplanationMetric, check_token_id
 
@@ -94,6 +95,15 @@ class BaseAverageXMetric(ExplanationMetric):
                 f"mask_token={mask_token!r} is for token ids (integer inputs (N, L)); the "
                 f"inputs are {DESCRIPTIONS[self._layout.kind]}.")
         self.mask_token = mask_token
+        #: inputs * M (towards 0), or for token ids a token kept where M >= 0.5 and
+        #: replaced by ``mask_token`` elsewhere.
+        if mask_token is None:
+            self._perturbation = Perturbation()
+            self._baseline_values = tf.zeros((1,) + tuple(self.inputs.shape[1:]))
+        else:
+            self._perturbation = Replacement()
+            self._baseline_values = tf.fill((1,) + tuple(self.inputs.shape[1:]),
+                                            float(mask_token))
         self._base = None
 
     @staticmethod
@@ -182,20 +192,15 @@ class BaseAverageXMetric(ExplanationMetric):
         masks = normalised_masks(maps, pads)                          # (N, H, W, k)
         masks = masks[:, None] if base is not None else \
             tf.stack([tf.ones_like(masks), masks], axis=1)            # (N, P, H, W, k)
-        tokens = self._layout.kind == "tokens"
-        mask_token = float(self.mask_token) if tokens else 0.0
 
-        def build(input_ids, mask_ids, images, masks):
-            clean = tf.gather(images, input_ids)
-            mask = tf.gather_nd(masks, tf.stack([input_ids, mask_ids], axis=1))
-            if tokens:
-                return tf.where(mask >= 0.5, clean, mask_token)
-            return clean * mask
+        def mask_of(input_ids, mask_ids, masks):
+            return tf.gather_nd(masks, tf.stack([input_ids, mask_ids], axis=1))
 
         what = f"{nb_inputs} masked input(s)" + ("" if base is not None else " and clean")
-        scores = self._scorer.perturbed_scores(
-            self._model_view, "average", build, images, targets, int(masks.shape[1]),
-            extras=(masks,), what=what).numpy().astype(np.float64)
+        scores = self._scorer.masked_scores(
+            self._model_view, "average", self._perturbation, images, targets,
+            self._baseline_values, int(masks.shape[1]), mask_of, extras=(masks,),
+            what=what).numpy().astype(np.float64)
         return (base, scores[:, 0]) if base is not None else (scores[:, 0], scores[:, 1])
 
     def _other_inputs(self, inputs, targets):
