@@ -11,23 +11,28 @@ min and max). The masked inputs are built on the device by the scoring engine sh
 with the explainers, several inputs per forward batch. Names, arguments and formulas
 are Xplique's (2.0); tokens are ours.
 """
+
+from __future__ import annotations
+
+from typing import Any, Optional
 from abc import abstractmethod
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf._utils import to_numpy
 from sobol_tf._utils.layouts import DESCRIPTIONS
 from sobol_tf.attributions.perturbations import Perturbation, Replacement
 from sobol_tf.errors import InvalidArgumentError
-from sobol_tf.metrics.base import ExplanationMetric, check_token_id
+from sobol_tf.metrics.base import Activation, ExplanationMetric, TensorLike, check_token_id
 
 #: added to the denominators (of the masks' normalisation, of the Drop and the Gain), as
 #: in Xplique, so that a constant map or a score of 0 (Drop) or 1 (Gain) divides safely.
 EPSILON = 1e-8
 
 
-def normalised_masks(maps, ignored=None):
+def normalised_masks(maps: TensorLike, ignored: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Masks in [0, 1] from maps (N, ...): |maps| min-max normalised per map.
 
     Args:
@@ -78,9 +83,11 @@ class BaseAverageXMetric(ExplanationMetric):
     one run) and reused by every later call.
     """
 
-    def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
-                 activation=None, *, mask_token=None, pad_token=None, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, inputs: Any, targets: Any = None,
+                 batch_size: Optional[int] = 64, operator: Any = None,
+                 activation: Activation = None, *, mask_token: Optional[int] = None,
+                 pad_token: Optional[int] = None, verbose: bool = False,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> None:
         self.pad_token = pad_token
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
                          activation=activation, verbose=verbose, strategy=strategy)
@@ -107,7 +114,7 @@ class BaseAverageXMetric(ExplanationMetric):
         self._base = None
 
     @staticmethod
-    def mask_inputs(inputs, explanations):
+    def mask_inputs(inputs: TensorLike, explanations: TensorLike) -> tf.Tensor:
         """The inputs masked by their explanations, as the metric scores them.
 
         Args:
@@ -133,10 +140,10 @@ class BaseAverageXMetric(ExplanationMetric):
 
     @staticmethod
     @abstractmethod
-    def per_input(base, after):
+    def per_input(base: np.ndarray, after: np.ndarray) -> np.ndarray:
         """The metric of each input from its clean and masked scores, float64 (N,)."""
 
-    def evaluate(self, explanations):
+    def evaluate(self, explanations: ArrayLike) -> float:  # type: ignore[override]
         """Mean over inputs of :meth:`per_input`.
 
         Args:
@@ -153,7 +160,8 @@ class BaseAverageXMetric(ExplanationMetric):
         """
         return float(np.mean(self.detailed_evaluate(explanations)))
 
-    def detailed_evaluate(self, inputs, targets=None, explanations=None):
+    def detailed_evaluate(self, inputs: ArrayLike, targets: Optional[ArrayLike] = None,
+                          explanations: Optional[ArrayLike] = None) -> np.ndarray:
         """The metric of every input, float64 numpy (N,).
 
         Called as ``detailed_evaluate(explanations)`` for the metric's inputs, or as
@@ -251,7 +259,7 @@ class AverageDropMetric(BaseAverageXMetric):
     """
 
     @staticmethod
-    def per_input(base, after):
+    def per_input(base: np.ndarray, after: np.ndarray) -> np.ndarray:
         return np.maximum(base - after, 0.0) / (base + EPSILON)
 
 
@@ -265,7 +273,7 @@ class AverageIncreaseMetric(BaseAverageXMetric):
     """
 
     @staticmethod
-    def per_input(base, after):
+    def per_input(base: np.ndarray, after: np.ndarray) -> np.ndarray:
         return (after > base).astype(np.float64)
 
 
@@ -281,5 +289,5 @@ class AverageGainMetric(BaseAverageXMetric):
     """
 
     @staticmethod
-    def per_input(base, after):
+    def per_input(base: np.ndarray, after: np.ndarray) -> np.ndarray:
         return np.maximum(after - base, 0.0) / (1.0 - base + EPSILON)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional, Union
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import check_positive_int, to_numpy
@@ -26,6 +27,13 @@ from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strate
 from sobol_tf._utils.engine import ModelEngine
 from sobol_tf._utils.layouts import MAX_TOKEN_ID
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
+
+#: an array given by the caller: numpy, a tf.Tensor or nested lists of numbers.
+TensorLike = Any
+#: what ``activation`` may be: None, a name or a callable on the outputs.
+Activation = Union[None, str, Callable[[Any], Any]]
+#: what ``baseline_mode`` may be: a number, an array or a callable on the inputs.
+BaselineMode = Union[float, ArrayLike, Callable[[Any], Any]]
 
 #: activations applied to the model's outputs before the operator, as in Xplique.
 ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
@@ -36,7 +44,7 @@ ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
 INPUT_RANKS = (2, 3, 4)
 
 
-def check_token_id(name, value, what="a token id"):
+def check_token_id(name: str, value: Any, what: str = "a token id") -> int:
     """``value`` as an int token id in [0, MAX_TOKEN_ID).
 
     Raises:
@@ -47,13 +55,13 @@ def check_token_id(name, value, what="a token id"):
         raise InvalidTypeError(
             f"{name} must be {what}, an integer, for inputs of token ids (integer (N, L)), "
             f"got {value!r} ({type(value).__name__}).")
-    if not 0 <= value < MAX_TOKEN_ID:
+    if not 0 <= int(value) < MAX_TOKEN_ID:
         raise InvalidArgumentError(
             f"{name} must be {what} in [0, {MAX_TOKEN_ID}), got {value}.")
     return int(value)
 
 
-def get_activation(identifier):
+def get_activation(identifier: Activation) -> Optional[Callable[[Any], Any]]:
     """Resolve ``activation``: None, 'softmax', 'sigmoid' or a callable on the outputs.
 
     Raises:
@@ -75,7 +83,7 @@ def get_activation(identifier):
     )
 
 
-def declared_output_width(model):
+def declared_output_width(model: Any) -> Optional[int]:
     """The number of outputs (all axes but the batch's) a Keras model declares, or None
     (no ``output_shape``, several outputs, or an unknown size)."""
     try:
@@ -88,7 +96,8 @@ def declared_output_width(model):
     return None
 
 
-def with_activation(model, activation):
+def with_activation(model: Callable[..., Any], activation: Optional[Callable[[Any], Any]]
+                    ) -> Callable[..., Any]:
     """``model`` followed by ``activation`` (to each output of a model with several);
     ``model`` itself when ``activation`` is None."""
     if activation is None:
@@ -101,7 +110,8 @@ def with_activation(model, activation):
     return activated
 
 
-def broadcast_one_output(targets, outputs, operator):
+def broadcast_one_output(targets: Optional[np.ndarray], outputs: Optional[np.ndarray],
+                         operator: Any) -> Optional[np.ndarray]:
     """Targets of width K > 1 for a model of one output, read as Xplique reads them.
 
     A built-in operator scores sum(outputs * row); Xplique broadcasts a (B, 1) output
@@ -190,9 +200,12 @@ class ExplanationMetric(RunsEagerly, RunsOnStrategy, ABC):
             eagerly.
     """
 
+    #: the id of padding in token ids (set by the metrics that take ``pad_token``).
+    pad_token: Optional[int] = None
+
     def __init__(self, model: Any, inputs: Any, targets: Any = None,
                  batch_size: Optional[int] = 64, operator: Any = None,
-                 activation: Union[None, str, Callable[[Any], Any]] = None, *,
+                 activation: Activation = None, *,
                  verbose: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
                  ) -> None:
         self.strategy = current_strategy() if strategy is None else strategy
@@ -241,10 +254,10 @@ class ExplanationMetric(RunsEagerly, RunsOnStrategy, ABC):
 
     # -- public API -------------------------------------------------------------------
     @abstractmethod
-    def evaluate(self, explanations):
+    def evaluate(self, explanations: ArrayLike) -> float:
         """Score ``explanations`` (one map per input); returns a float."""
 
-    def __call__(self, explanations):
+    def __call__(self, explanations: ArrayLike) -> float:
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explanations)
 
@@ -409,10 +422,10 @@ class ExplainerMetric(ExplanationMetric):
     """
 
     @abstractmethod
-    def evaluate(self, explainer):
+    def evaluate(self, explainer: Any) -> float:  # type: ignore[override]
         """Score ``explainer`` (any callable ``explainer(inputs, targets) -> maps``)."""
 
-    def __call__(self, explainer):
+    def __call__(self, explainer: Any) -> float:  # type: ignore[override]
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explainer)
 

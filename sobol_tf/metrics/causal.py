@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 from collections import namedtuple
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -21,14 +21,9 @@ from numpy.typing import ArrayLike
 from sobol_tf._utils import check_choice, check_probability
 from sobol_tf.attributions.perturbations import Replacement
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
-from sobol_tf.metrics.base import ExplanationMetric
+from sobol_tf.metrics.base import Activation, BaselineMode, ExplanationMetric
 
 CAUSAL_MODES = ("deletion", "insertion")
-
-#: what ``baseline_mode`` may be: a number, an array or a callable on the inputs.
-BaselineMode = Union[float, ArrayLike, Callable[[Any], Any]]
-#: what ``activation`` may be: None, a name or a callable on the outputs.
-Activation = Union[None, str, Callable[[Any], Any]]
 CausalCurves = namedtuple("CausalCurves", ["counts", "scores", "areas"])
 CausalCurves.__doc__ = """Per-input Deletion or Insertion curves.
 
@@ -160,8 +155,8 @@ class CausalFidelity(ExplanationMetric):
         self.steps = self.max_nb_perturbed if steps == -1 else min(int(steps),
                                                                    self.max_nb_perturbed)
         ticks = np.arange(self.steps + 1, dtype=np.int64)
-        self.counts = ticks * self.max_nb_perturbed // self.steps
-        self.counts_per_input = ticks[None, :] * per_input[:, None] // self.steps
+        self.counts: np.ndarray = ticks * self.max_nb_perturbed // self.steps
+        self.counts_per_input: np.ndarray = ticks[None, :] * per_input[:, None] // self.steps
 
     def evaluate(self, explanations: ArrayLike) -> float:
         """Area under the mean Deletion/Insertion curve.

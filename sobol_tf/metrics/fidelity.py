@@ -22,9 +22,9 @@ from sobol_tf._utils.scoring import upsample_masks
 from sobol_tf._utils.validation import check_memory
 from sobol_tf.attributions.perturbations import Replacement
 from sobol_tf.errors import InvalidArgumentError
-from sobol_tf.metrics.base import ExplanationMetric
-from sobol_tf.metrics.causal import (CAUSAL_MODES, Activation, BaselineMode, CausalCurves,
-                                     CausalFidelity, Deletion, Insertion, curve_area)
+from sobol_tf.metrics.base import Activation, BaselineMode, ExplanationMetric
+from sobol_tf.metrics.causal import (CAUSAL_MODES, CausalCurves, CausalFidelity, Deletion,
+                                     Insertion, curve_area)
 from sobol_tf.metrics.correlations import spearman_rows
 
 __all__ = ["CAUSAL_MODES", "MAX_BYTES", "CausalCurves", "CausalFidelity", "Deletion",
@@ -148,7 +148,7 @@ class MuFidelity(ExplanationMetric):
         #: a cell is kept or set to the baseline; padding is never replaced.
         self._perturbation = Replacement(self.pad_token if self._pads(self.inputs)
                                          is not None else None)
-        self._drops = None
+        self._drops: Optional[np.ndarray] = None
 
     def _check_size(self, cells, nb_inputs):
         """Refuse subsets and drops over :data:`MAX_BYTES`, before drawing anything."""

@@ -15,6 +15,10 @@ Xplique's (2.0); the similarity is Spearman's rank correlation or SSIM, as Xpliq
 Adebayo, Gilmer, Muelly, Goodfellow, Hardt and Kim, "Sanity Checks for Saliency Maps",
 NeurIPS 2018, https://arxiv.org/abs/1810.03292
 """
+
+from __future__ import annotations
+
+from typing import Any, List, Union
 import copy
 import inspect
 import numbers
@@ -23,10 +27,11 @@ from abc import ABC, abstractmethod
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf._utils import check_choice
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
-from sobol_tf.metrics.base import ExplainerMetric
+from sobol_tf.metrics.base import ExplainerMetric, TensorLike
 from sobol_tf.metrics.correlations import spearman_rows
 
 #: the similarities the metrics compare maps with.
@@ -41,7 +46,7 @@ SSIM_K2 = 0.03
 
 
 # -- similarities ---------------------------------------------------------------------
-def ssim_maps(a, b):
+def ssim_maps(a: TensorLike, b: TensorLike) -> tf.Tensor:
     """SSIM between maps ``a`` and ``b`` (N, H, W, C) -> (N,), pair by pair.
 
     The dynamic range L of a pair is max - min over both maps (SSIM's constants are
@@ -73,7 +78,7 @@ class ModelRandomizationStrategy(ABC):
     """
 
     @abstractmethod
-    def randomize(self, model):
+    def randomize(self, model: keras.Model) -> keras.Model:
         """Randomize ``model``'s parameters; return the randomized model."""
 
 
@@ -110,7 +115,8 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
         ['dense', 'conv2']
     """
 
-    def __init__(self, stop_layer, reverse=True, *, seed=None):
+    def __init__(self, stop_layer: Union[str, int, float], reverse: bool = True, *,
+                 seed: Any = None) -> None:
         if isinstance(stop_layer, bool) or not isinstance(
                 stop_layer, (str, numbers.Integral, numbers.Real)):
             raise InvalidTypeError(
@@ -133,7 +139,7 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
         self.reverse = bool(reverse)
         self.seed = seed
 
-    def layers_to_randomize(self, model):
+    def layers_to_randomize(self, model: keras.Model) -> List[Any]:
         """The layers :meth:`randomize` re-draws, in traversal order.
 
         Raises:
@@ -159,7 +165,7 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
                  else int(len(layers) * self.stop_layer))
         return layers[:count]
 
-    def randomize(self, model):
+    def randomize(self, model: keras.Model) -> keras.Model:
         """Re-draw the weights of :meth:`layers_to_randomize` in place; return ``model``
         (as Xplique's: the model given is changed; ModelRandomizationMetric gives it a
         copy)."""
@@ -237,7 +243,7 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
                 f"{self._layout.kind.replace('_', ' ')}: use similarity='spearman'.")
         self.similarity = similarity
 
-    def evaluate(self, explainer):
+    def evaluate(self, explainer: Any) -> float:
         """The mean similarity of ``explainer``'s maps with its perturbed maps (low: the
         explanation passes the check). Each set of maps is computed once.
 
@@ -247,7 +253,7 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
         """
         return float(np.mean(self.detailed_evaluate(explainer)))
 
-    def detailed_evaluate(self, explainer):
+    def detailed_evaluate(self, explainer: Any) -> np.ndarray:
         """The similarity of each input, (N,) float32 numpy (ours)."""
         clean = self._explanations(_explain_function(explainer))
         perturbed = self._perturbed_explanations(explainer)
@@ -367,7 +373,7 @@ class ModelRandomizationMetric(BaseRandomizationMetric):
         randomized = self.randomize_copy(model)
         return self._explanations(_explain_function(rebuild(randomized)))
 
-    def randomize_copy(self, model):
+    def randomize_copy(self, model: keras.Model) -> keras.Model:
         """A copy of the Keras ``model``, randomized by the strategy (ours: the copy
         ``evaluate`` explains, for inspection); ``model`` is left as it is.
 

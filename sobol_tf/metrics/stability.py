@@ -5,8 +5,12 @@
     score = metric.evaluate(Saliency(model))    # 0: explanations do not move; lower is better
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Union
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf._utils import check_positive_int, to_numpy
 from sobol_tf._utils.batching import map_chunks
@@ -92,14 +96,17 @@ class AverageStability(ExplainerMetric):
         >>> metric.evaluate(Saliency(model))
     """
 
-    def __init__(self, model, inputs, targets=None, batch_size=64, radius=0.1,
-                 distance="l2", nb_samples=20, *, seed=None, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, inputs: Any, targets: Any = None,
+                 batch_size: Optional[int] = 64, radius: float = 0.1,
+                 distance: Union[str, Callable[[np.ndarray, np.ndarray], float]] = "l2",
+                 nb_samples: int = 20, *, seed: Any = None, verbose: bool = False,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> None:
         self.radius = check_real("radius", radius, finite=True)
         if self.radius <= 0:
             raise InvalidArgumentError(
                 f"radius must be > 0 (the half-width of the noise added to the inputs), "
                 f"got {radius}.")
+        self._distance: Optional[Callable[[np.ndarray], np.ndarray]]
         if isinstance(distance, str):
             self._distance = lookup("distance", distance, DISTANCES,
                                     "a callable distance(noisy_map, clean_map) -> float")
@@ -125,7 +132,8 @@ class AverageStability(ExplainerMetric):
                                        (self.nb_samples,) + self._layout.shape
                                        ).astype(np.float32)
 
-    def evaluate(self, explainer, base_explanations=None):
+    def evaluate(self, explainer: Callable[..., Any],  # type: ignore[override]
+                 base_explanations: Optional[ArrayLike] = None) -> float:
         """The mean distance between explanations of noisy and clean inputs: a float.
 
         Args:
@@ -169,7 +177,8 @@ class AverageStability(ExplainerMetric):
             distances, nb_inputs * nb_samples, self.batch_size, verbose=self.verbose,
             title="AverageStability: explaining the noisy inputs"))))
 
-    def __call__(self, explainer, base_explanations=None):
+    def __call__(self, explainer: Callable[..., Any],  # type: ignore[override]
+                 base_explanations: Optional[ArrayLike] = None) -> float:
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explainer, base_explanations)
 
