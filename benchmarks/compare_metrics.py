@@ -85,6 +85,19 @@ def values():
     out["random_logit"] = RandomLogitMetric(dense, rows, np.array([0, 1, 0, 1, 0]),
                                             similarity="spearman").detailed_evaluate(
         Saliency(dense)).tolist()
+    # explainers' maps (the same perturbation path as the metrics)
+    from sobol_tf.attributions import (HsicAttributionMethod, Occlusion, Rise,
+                                       SobolAttributionMethod)
+    out["sobol"] = SobolAttributionMethod(convnet, grid_size=4, nb_design=8, batch_size=13
+                                          )(images, labels).numpy().ravel().tolist()
+    out["rise"] = Rise(convnet, nb_samples=40, grid_size=3, batch_size=16, seed=0
+                       )(images, labels).numpy().ravel().tolist()
+    out["occlusion"] = Occlusion(convnet, patch_size=3, patch_stride=2, batch_size=5
+                                 )(images, labels).numpy().ravel().tolist()
+    out["hsic"] = HsicAttributionMethod(convnet, grid_size=4, nb_design=24, batch_size=10,
+                                        )(images, labels).numpy().ravel().tolist()
+    out["sobol_tabular"] = SobolAttributionMethod(dense, nb_design=8)(
+        rows, np.array([0, 1, 0, 1, 0])).numpy().ravel().tolist()
     return out
 
 

@@ -120,5 +120,28 @@ def test_the_fidelity_and_average_metrics_perturb_through_the_engine(monkeypatch
     Insertion(summed, x, labels, steps=2)(maps)
     MuFidelity(summed, x, labels, grid_size=2, nb_samples=4, seed=0)(maps)
     AverageDropMetric(summed, x, labels)(maps)
+    Occlusion(summed, patch_size=2, patch_stride=2)(x, labels)
     assert calls == [("deletion", "Replacement"), ("insertion", "Replacement"),
-                     ("mufidelity", "Replacement"), ("average", "Perturbation")]
+                     ("mufidelity", "Replacement"), ("average", "Perturbation"),
+                     (("perturbed", True), "Inpainting")]
+
+
+@pytest.mark.parametrize("broadcast, jit", [(False, False), (True, False), (True, True)])
+def test_masked_scores_broadcast_and_xla_options_give_the_same_scores(broadcast, jit):
+    # batches that hold one input (broadcast) and several (gathered): equal scores
+    rng = np.random.default_rng(5)
+    images = tf.constant(rng.uniform(size=(3, 4, 4, 2)), tf.float32)
+    targets = tf.constant(np.eye(2)[[0, 1, 0]], tf.float32)
+    masks = tf.constant(rng.uniform(size=(5, 4, 4, 1)), tf.float32)
+    owner = Owner()
+    owner.batch_size = 4                                  # 15 items: mixed batches
+
+    def masks_of(input_ids, mask_ids, masks):
+        return tf.gather(masks, mask_ids)
+
+    got = Scorer(owner, operators.get(None)).masked_scores(
+        summed, "options", Perturbation(), images, targets, tf.zeros((1, 4, 4, 2)), 5,
+        masks_of, extras=(masks,), broadcast_one_input=broadcast, jit_compile=jit).numpy()
+    expected = np.einsum("nhwc,phwk->np", images.numpy(), masks.numpy())
+    expected *= np.array([1, -1, 1])[:, None]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)

@@ -154,7 +154,8 @@ class Scorer:
     def masked_scores(self, model: Any, name: Hashable, perturbation: Any, inputs: tf.Tensor,
                       targets: tf.Tensor, baselines: tf.Tensor, nb_perturbations: int,
                       masks_of: Callable[..., tf.Tensor], extras: Sequence[tf.Tensor] = (),
-                      what: Optional[str] = None) -> tf.Tensor:
+                      what: Optional[str] = None, *, broadcast_one_input: bool = False,
+                      jit_compile: bool = False) -> tf.Tensor:
         """Scores (N, P) of every input perturbed by each of its ``P`` masks: the path
         masks -> perturbation -> scores shared by the explainers and the metrics.
 
@@ -168,6 +169,11 @@ class Scorer:
             masks_of: ``masks_of(input_ids, perturbation_ids, *extras)`` -> masks
                 (B, H, W, k) of the batch, traced inside the compiled step.
             extras: further tensors ``masks_of`` reads.
+            broadcast_one_input: keyword-only; the perturbation is elementwise with
+                broadcasting: a batch of one input's masks perturbs that input broadcast
+                (1, H, W, C) instead of a gathered copy per mask.
+            jit_compile: keyword-only; XLA-compile the batch's masks and perturbation
+                (fused with their gathers; the model stays out of XLA).
 
         Returns:
             float32 tf.Tensor (N, P).
@@ -176,10 +182,25 @@ class Scorer:
 
         def build(input_ids, perturbation_ids, inputs, baselines, *extras):
             masks = masks_of(input_ids, perturbation_ids, *extras)
-            return apply(tf.gather(inputs, input_ids), masks, gather_rows(baselines, input_ids))
 
-        return self.perturbed_scores(model, (name, id(perturbation)), build, inputs, targets,
-                                     nb_perturbations, (baselines,) + tuple(extras), what)
+            def several_inputs():
+                return apply(tf.gather(inputs, input_ids), masks,
+                             gather_rows(baselines, input_ids))
+
+            if not broadcast_one_input:
+                return several_inputs()
+
+            def one_input():  # the usual batch: broadcast one input over its masks
+                return apply(tf.gather(inputs, input_ids[:1]), masks,
+                             gather_rows(baselines, input_ids[:1]))
+
+            return tf.cond(input_ids[0] == input_ids[-1], one_input, several_inputs)
+
+        if jit_compile:
+            build = tf.function(build, jit_compile=True)
+        key = (name, id(perturbation), broadcast_one_input, jit_compile)
+        return self.perturbed_scores(model, key, build, inputs, targets, nb_perturbations,
+                                     (baselines,) + tuple(extras), what)
 
 
 def upsample_masks(masks: tf.Tensor, height: int, width: int, method: str = "nearest"

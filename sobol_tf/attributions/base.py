@@ -428,40 +428,28 @@ class BlackBoxExplainer(Explainer):
         return cached[2], True
 
     def _perturbed_scores(self, model, images, targets, masks):
-        """Scores (N, P) of every input perturbed by every mask."""
+        """Scores (N, P) of every input perturbed by every mask, on the engine's one path
+        masks -> perturbation -> scores (:meth:`Scorer.masked_scores
+        <sobol_tf._utils.scoring.Scorer.masked_scores>`, shared with the metrics)."""
         height, width = images.shape[1], images.shape[2]
         masks, upsampled = self._cached_masks(masks, height, width)
         perturbation = self.perturbation
         baselines = tf.convert_to_tensor(perturbation.baselines(images), tf.float32)
-        upsample, perturb = self._upsample, perturbation.apply
-        broadcasts = perturbation.broadcasts
+        upsample = self._upsample
 
-        def build(input_ids, mask_ids, images, baselines, masks):
+        def masks_of(input_ids, mask_ids, masks):
             batch_masks = tf.gather(masks, mask_ids)
-            if not upsampled:
-                batch_masks = upsample(batch_masks, mask_ids, height, width)
-
-            def one_input():  # the usual batch: broadcast one input over its masks
-                return perturb(tf.gather(images, input_ids[:1]), batch_masks,
-                               gather_rows(baselines, input_ids[:1]))
-
-            def several_inputs():
-                return perturb(tf.gather(images, input_ids), batch_masks,
-                               gather_rows(baselines, input_ids))
-
-            if broadcasts:
-                return tf.cond(input_ids[0] == input_ids[-1], one_input, several_inputs)
-            return several_inputs()
+            return batch_masks if upsampled else upsample(batch_masks, mask_ids, height, width)
 
         # XLA fuses the gathers and the perturbation's elementwise operations into one
         # pass over the batch (2-3x faster than TF's separate kernels on a CPU); the model
         # itself stays out of XLA unless jit_compile is set.
-        if XLA_PERTURBATION and broadcasts and (
-                upsampled or masks.shape[1:3] == (height, width)
-                or self.upsampling in XLA_RESIZE_METHODS):
-            build = tf.function(build, jit_compile=True)
-
-        name = ("perturbed", upsampled, id(perturbation))
-        return self._scorer.perturbed_scores(
-            model, name, build, images, targets, masks.shape[0], (baselines, masks),
-            f"{masks.shape[0]} perturbations of {images.shape[0]} input(s)")
+        broadcasts = perturbation.broadcasts
+        fused = XLA_PERTURBATION and broadcasts and (
+            upsampled or masks.shape[1:3] == (height, width)
+            or self.upsampling in XLA_RESIZE_METHODS)
+        return self._scorer.masked_scores(
+            model, ("perturbed", upsampled), perturbation, images, targets, baselines,
+            masks.shape[0], masks_of, extras=(masks,),
+            what=f"{masks.shape[0]} perturbations of {images.shape[0]} input(s)",
+            broadcast_one_input=broadcasts, jit_compile=fused)
