@@ -4,10 +4,14 @@
 owns theirs: inputs and targets are normalised once, in ``__init__`` (numpy, tensors or
 a tf.data.Dataset; one-hot rows or class ids), the model is wrapped with the optional
 ``activation``, the operator says which scalar is scored, and explanations are checked
-against the inputs. Scoring runs on the engine shared with the explainers
-(:class:`sobol_tf._utils.scoring.Scorer`): a metric gives how the k-th perturbation of
-input i is built, on the device, from indices, so memory is bounded by ``batch_size``
-whatever the number of perturbations. Inputs of every kind (images, tabular rows, time
+against the inputs. The model seen through the operator on the inputs' layout is one
+:class:`~sobol_tf._utils.engine.ModelEngine`, the object explainers build too; scoring
+runs on its :class:`~sobol_tf._utils.scoring.Scorer`: a metric gives the masks of the
+k-th perturbation of input i and a perturbation
+(:class:`~sobol_tf.attributions.perturbations.Perturbation`), and the engine builds the
+perturbed batch on the device, from indices (:meth:`Scorer.masked_scores
+<sobol_tf._utils.scoring.Scorer.masked_scores>`, the explainers' path), so memory is
+bounded by ``batch_size`` whatever the number of perturbations. Inputs of every kind (images, tabular rows, time
 series, token ids) are seen by the engine as images (:mod:`sobol_tf._utils.layouts`).
 """
 from __future__ import annotations

@@ -93,8 +93,9 @@ class MuFidelity(ExplanationMetric):
     with one metric object are compared on the same subsets, and the model's scores on
     them are computed once and reused; Spearman correlations are computed from
     float64 ranks of float32 scores; ``grid_size`` larger than the input raises instead
-    of being resized away (for time series too); a constant drop gives 0, as in
-    Xplique; token ids and padding are ours.
+    of being resized away (for time series too); a constant drop (or a constant map)
+    gives 0, as in Xplique (Spearman's rho is undefined there: the library's one
+    convention, :mod:`sobol_tf.metrics.correlations`); token ids and padding are ours.
 
     Example:
         >>> metric = MuFidelity(model, images, labels, grid_size=8, seed=0)
