@@ -15,6 +15,9 @@ than looped inside one tf.function, and iterating a ``tf.data`` pipeline inside 
 graph took about 3% longer than a ``tf.while_loop`` over index ranges
 (``benchmarks/bench_speed.py`` prints both references).
 """
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
 import logging
 import time
 
@@ -24,6 +27,11 @@ from sobol_tf._utils.checks import (MODEL_CONTRACT, batch_result, cause_line, ch
                                     describe_structure, library_error, one_output)
 from sobol_tf.errors import (InvalidArgumentError, InvalidTypeError, ModelCallError,
                              SobolTFError, warn)
+
+#: a function whose name is set by :func:`quiet_retracing`; a chunk's result.
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
 
 #: run_batches sizes its chunks of batches so that one compiled call lasts about this
 #: long (seconds): long enough that the per-call cost vanishes, short enough for the
@@ -48,7 +56,7 @@ class _RetracingFilter(logging.Filter):
 tf.get_logger().addFilter(_RetracingFilter())
 
 
-def quiet_retracing(function, label):
+def quiet_retracing(function: F, label: str) -> F:
     """Name ``function`` ``sobol_tf_batch_<label>`` so that :class:`_RetracingFilter`
     drops TensorFlow's retracing warning about it: for functions that are compiled anew
     by every explainer, metric or call (maco, optimize), once each."""
@@ -65,7 +73,7 @@ class ModelMode:
         warned: the warning saying so was emitted (once per explainer or metric).
     """
 
-    def __init__(self, eager=False):
+    def __init__(self, eager: bool = False) -> None:
         self.eager = bool(eager)
         self.warned = False
 
@@ -74,8 +82,10 @@ class RunsEagerly:
     """The ``run_eagerly`` switch of an object (an explainer, a metric) whose steps share
     the :class:`ModelMode` ``self._mode``."""
 
+    _mode: ModelMode
+
     @property
-    def run_eagerly(self):
+    def run_eagerly(self) -> bool:
         """Whether the model runs eagerly, batch by batch, instead of compiled.
 
         Set automatically (with one SobolTFWarning) when TensorFlow cannot trace the
@@ -86,12 +96,12 @@ class RunsEagerly:
         return self._mode.eager
 
     @run_eagerly.setter
-    def run_eagerly(self, value):
+    def run_eagerly(self, value: bool) -> None:
         self._mode.eager = bool(value)
         self._mode.warned = self._mode.warned or bool(value)
 
 
-def check_strategy(value):
+def check_strategy(value: Any) -> Optional[tf.distribute.Strategy]:
     """``value`` as a ``tf.distribute.Strategy`` or None.
 
     Raises:
@@ -104,7 +114,7 @@ def check_strategy(value):
         f"or None, got {value!r} ({type(value).__name__}).")
 
 
-def current_strategy():
+def current_strategy() -> Optional[tf.distribute.Strategy]:
     """The strategy of the enclosing ``strategy.scope()``, or None outside any scope."""
     return tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
 
@@ -114,7 +124,7 @@ class RunsOnStrategy:
     :class:`~sobol_tf._utils.scoring.Scorer`; held in ``self._strategy``."""
 
     @property
-    def strategy(self):
+    def strategy(self) -> Optional[tf.distribute.Strategy]:
         """The ``tf.distribute.Strategy`` whose replicas share each forward batch, or None
         (one device, TensorFlow's placement).
 
@@ -129,11 +139,12 @@ class RunsOnStrategy:
         return self.__dict__.get("_strategy")
 
     @strategy.setter
-    def strategy(self, value):
+    def strategy(self, value: Optional[tf.distribute.Strategy]) -> None:
         self.__dict__["_strategy"] = check_strategy(value)
 
 
-def distributed(step, strategy):
+def distributed(step: Callable[..., Any],
+                strategy: tf.distribute.Strategy) -> Callable[..., Any]:
     """``step(indices, *arguments)`` with each batch split over the replicas of
     ``strategy``: replica r computes the items ``r * B // R .. (r + 1) * B // R - 1`` of
     the batch (B items, R replicas) and the slices are concatenated in replica order.
@@ -196,8 +207,10 @@ class CompiledStep:
             path (``python_step``) always runs on one device.
     """
 
-    def __init__(self, python_step, input_signature, *, jit_compile=False, mode=None,
-                 eager_fallback=True, eager_first=False, strategy=None):
+    def __init__(self, python_step: Callable[..., Any], input_signature: Sequence[tf.TensorSpec],
+                 *, jit_compile: bool = False, mode: Optional[ModelMode] = None,
+                 eager_fallback: bool = True, eager_first: bool = False,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> None:
         def several(structure):
             return ModelCallError(f"the operator returned {structure}; it must return one "
                                   "score per input, shape (B,).")
@@ -218,7 +231,7 @@ class CompiledStep:
         self._step = self._loop = None
 
     @property
-    def step(self):
+    def step(self) -> Any:
         if self._step is None:
             step = self.python_step
             if self.strategy is not None:  # XLA per replica; strategy.run stays a graph
@@ -230,7 +243,7 @@ class CompiledStep:
         return self._step
 
     @property
-    def loop(self):
+    def loop(self) -> Any:
         if self._loop is None:
             self._loop = self._compile_loop()
         return self._loop
@@ -271,7 +284,8 @@ class CompiledStep:
         return call
 
 
-def outputs_step(model, operator_name="classification", builtin=True):
+def outputs_step(model: Callable[..., Any], operator_name: str = "classification",
+                 builtin: bool = True) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """A step ``(indices, images) -> outputs (B, K) float32`` of ``model`` on clean inputs.
 
     Used only to read the number of outputs and the predicted class (targets). A model
@@ -292,7 +306,8 @@ def outputs_step(model, operator_name="classification", builtin=True):
     return step
 
 
-def scores_step(model, operator):
+def scores_step(model: Callable[..., Any], operator: Callable[..., Any]
+                ) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]:
     """A step ``(indices, images, targets) -> (B,) scores`` of the operator on clean inputs."""
 
     def step(indices, images, targets):
@@ -301,7 +316,7 @@ def scores_step(model, operator):
     return step
 
 
-def progbar(total, verbose, title):
+def progbar(total: int, verbose: bool, title: str) -> Any:
     """A keras Progbar of ``total`` batches after printing ``title``; None when quiet."""
     if not verbose:
         return None
@@ -309,6 +324,32 @@ def progbar(total, verbose, title):
 
     print(title)
     return keras.utils.Progbar(total, unit_name="batch")
+
+
+def map_chunks(function: Callable[[int, int], T], nb_items: int, batch_size: Optional[int], *,
+               verbose: bool = False, title: str = "") -> List[T]:
+    """``function(first, stop)`` on consecutive chunks [first, stop) of ``nb_items`` items,
+    ``batch_size`` items each (None: one chunk), in order: the loop for Python callables
+    the compiled steps cannot hold (an explainer called on batches of inputs).
+
+    Args:
+        function: called once per chunk with the chunk's first and past-the-end indices.
+        nb_items: the number of items.
+        batch_size: items per chunk (None: all of them).
+        verbose: show a progress bar over the chunks (when there are several).
+        title: the progress bar's title.
+
+    Returns:
+        list of the results, one per chunk.
+    """
+    step = max(nb_items, 1) if batch_size is None else batch_size
+    progress = progbar(-(-nb_items // step), verbose and nb_items > step, title)
+    results = []
+    for first in range(0, nb_items, step):
+        results.append(function(first, min(first + step, nb_items)))
+        if progress is not None:
+            progress.add(1)
+    return results
 
 
 def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trace_error):
@@ -342,8 +383,10 @@ def _run_eagerly(compiled, nb_items, arguments, batch_size, progress, what, trac
     return results
 
 
-def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, what,
-                values="scores", items_per_input=1, one_score=False):
+def run_batches(compiled: "CompiledStep", nb_items: int, arguments: Sequence[Any], *,
+                batch_size: int, verbose: bool, title: str, what: str,
+                values: str = "scores", items_per_input: int = 1,
+                one_score: bool = False) -> tf.Tensor:
     """Run a compiled step over every batch of item indices, in order.
 
     A job of fewer than :data:`LOOP_MIN_BATCHES` batches calls the step once per batch;
@@ -384,7 +427,7 @@ def run_batches(compiled, nb_items, arguments, *, batch_size, verbose, title, wh
     results = []
     first, stop, chunk = 0, 0, 1
     trace_error = None
-    runner = None
+    runner: Any = None
     eager_once = (compiled.eager_first and compiled.strategy is None  # eager: one device
                   and compiled.runs == 0 and nb_batches == 1)
     compiled.runs += 1

@@ -2,6 +2,9 @@
 wrong: one row per input, no NaN or infinite values, the real cause of an error that
 TensorFlow wrapped. Used by the batching loop (:mod:`sobol_tf._utils.batching`) and the
 operators."""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Union
 import re
 
 import numpy as np
@@ -10,7 +13,7 @@ import tensorflow as tf
 from sobol_tf.errors import InvalidTypeError, ModelCallError, SobolTFError
 
 
-def describe_structure(value):
+def describe_structure(value: Any) -> str:
     """A few words on a nested output: 'a list of 2 tensors', "a dict with keys ['a']"."""
     if isinstance(value, dict):
         return f"a dict with keys {sorted(map(str, value))}"
@@ -18,7 +21,8 @@ def describe_structure(value):
     return f"a {kind} of {len(value)} {'tensor' if len(value) == 1 else 'tensors'}"
 
 
-def batch_result(result, indices, who, several):
+def batch_result(result: Any, indices: tf.Tensor, who: str,
+                 several: Callable[[str], Exception]) -> tf.Tensor:
     """``result`` of a batch as float32, checked: one tensor (not a list, tuple or dict:
     ``several(structure)`` is raised, ``structure`` in words), not a single number, one
     row per item of ``indices`` (:func:`check_rows`). ``who`` names what returned it.
@@ -37,7 +41,7 @@ def batch_result(result, indices, who, several):
     return check_rows(result, indices, who)
 
 
-def one_output(outputs, indices, operator_name):
+def one_output(outputs: Any, indices: tf.Tensor, operator_name: str) -> tf.Tensor:
     """A model's ``outputs`` on a batch as float32 (B, K), for a built-in operator
     (``operator_name``), which reads a single output.
 
@@ -66,7 +70,7 @@ def _an_index(outputs):
     return "1"
 
 
-def check_rows(result, indices, who):
+def check_rows(result: tf.Tensor, indices: tf.Tensor, who: str) -> tf.Tensor:
     """Fail when ``result`` does not hold one row per item of ``indices`` (a model that
     drops, adds or reduces over the batch): statically when both sizes are known, else
     with a runtime assertion (ignored inside XLA clusters;
@@ -92,7 +96,7 @@ def check_rows(result, indices, who):
         return tf.identity(result)
 
 
-def library_error(exc):
+def library_error(exc: Optional[BaseException]) -> Optional[SobolTFError]:
     """The SobolTFError an exception wraps (autograph re-raises tracing errors as
     StagingError with the original as context), or None."""
     seen = set()
@@ -120,13 +124,14 @@ MODEL_CONTRACT = (
 )
 
 
-def format_ids(ids):
+def format_ids(ids: Union[Sequence[int], np.ndarray]) -> str:
     ids = sorted(set(int(i) for i in ids))
     shown = ", ".join(map(str, ids[:10])) + (", ..." if len(ids) > 10 else "")
     return f"input {shown}" if len(ids) == 1 else f"inputs {shown}"
 
 
-def check_finite(result, *, what, values, items_per_input=1, hint=NON_FINITE_HINT):
+def check_finite(result: tf.Tensor, *, what: str, values: str, items_per_input: int = 1,
+                 hint: str = NON_FINITE_HINT) -> tf.Tensor:
     """Raise ModelCallError when ``result`` holds NaN or infinite values.
 
     One reduction on the device when everything is finite; the counts are computed only
@@ -151,7 +156,7 @@ def check_finite(result, *, what, values, items_per_input=1, hint=NON_FINITE_HIN
     )
 
 
-def cause_line(exc):
+def cause_line(exc: BaseException) -> str:
     """One line on an exception: its type and the first line of its message (for an
     error autograph re-raised while tracing, the original error: its last line)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]

@@ -13,6 +13,9 @@ shapes are refused (resize them in the pipeline); infinite datasets are refused,
 datasets of unknown length are refused past :data:`MAX_DATASET_INPUTS` inputs or
 :data:`MAX_DATASET_BYTES`.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Tuple
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +36,7 @@ class PreparedData:
     """
 
     inputs: tf.Tensor
-    targets: object
+    targets: Any
     integer: bool = False
 
 
@@ -47,7 +50,7 @@ MAX_DATASET_INPUTS = 2 ** 16
 MAX_DATASET_BYTES = 2 * 2 ** 30
 
 
-def check_model(model):
+def check_model(model: Any) -> Callable[..., Any]:
     """The callable that runs ``model`` on a batch; raise InvalidTypeError if there is none.
 
     A callable (a Keras model, a function) is returned as it is. An object that is not
@@ -71,7 +74,7 @@ def check_model(model):
     )
 
 
-def model_input_shape(model):
+def model_input_shape(model: Any) -> Optional[Tuple[Optional[int], ...]]:
     """The input shape a model declares, batch axis included (e.g. (None, 224, 224, 3)),
     or None when it declares none or several inputs.
 
@@ -96,7 +99,7 @@ def model_input_shape(model):
     return None
 
 
-def model_batch_rank(model):
+def model_batch_rank(model: Any) -> Optional[int]:
     """Rank of a batch for ``model`` when it declares its input shape, else None."""
     shape = model_input_shape(model)
     return None if shape is None else len(shape)
@@ -107,7 +110,8 @@ def _fits(dims, wanted):
     return len(dims) == len(wanted) and all(w is None or w == d for d, w in zip(dims, wanted))
 
 
-def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
+def check_batch_axis(shape: Sequence[int], declared: Optional[Sequence[Optional[int]]],
+                     name: str = "inputs", *, rank_too: bool = False) -> None:
     """Check the shape of ``inputs`` against the model's declared input shape.
 
     Raises:
@@ -174,7 +178,7 @@ def check_batch_axis(shape, declared, name="inputs", *, rank_too=False):
     )
 
 
-def to_numpy(value, name):
+def to_numpy(value: Any, name: str) -> np.ndarray:
     """Return ``value`` (numpy, tensor, list) as a numpy array without aliasing writes."""
     if isinstance(value, tf.data.Dataset):
         raise InvalidTypeError(f"{name} cannot be a tf.data.Dataset here.")
@@ -369,8 +373,10 @@ def _check_real_dtype(array, name):
     )
 
 
-def prepare_inputs_targets(inputs, targets, *, declared_shape=None, allowed_ranks=None,
-                           require_targets=True):
+def prepare_inputs_targets(inputs: Any, targets: Any, *,
+                           declared_shape: Optional[Sequence[Optional[int]]] = None,
+                           allowed_ranks: Optional[Sequence[int]] = None,
+                           require_targets: bool = True) -> PreparedData:
     """Check and normalise ``inputs`` and ``targets``.
 
     Args:

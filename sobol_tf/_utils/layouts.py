@@ -19,6 +19,9 @@ whose pixels hold the token ids (exact in float32 below 2**24). A layout convert
 and maps both ways and wraps the model so that it is called in the caller's layout (and
 with int32 ids for tokens).
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
@@ -51,7 +54,7 @@ class Layout:
         engine_shape: (H, W, C), the shape of one input inside the engine.
     """
 
-    def __init__(self, kind, shape, pads=None):
+    def __init__(self, kind: str, shape: Sequence[int], pads: Any = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown layout kind {kind!r}")
         self.kind = kind
@@ -65,7 +68,7 @@ class Layout:
             self.engine_shape = (1, self.shape[0], 1)
 
     @property
-    def description(self):
+    def description(self) -> str:
         return DESCRIPTIONS[self.kind]
 
     def __repr__(self):
@@ -78,19 +81,19 @@ class Layout:
         return hash((self.kind, self.shape))
 
     # -- inputs -----------------------------------------------------------------------
-    def to_engine(self, inputs):
+    def to_engine(self, inputs: Any) -> tf.Tensor:
         """Inputs (N, ...) in the caller's layout as float32 (N, H, W, C)."""
         inputs = tf.cast(inputs, tf.float32)
         return tf.reshape(inputs, (-1,) + self.engine_shape)
 
-    def from_engine_inputs(self, images):
+    def from_engine_inputs(self, images: Any) -> tf.Tensor:
         """The inverse of :meth:`to_engine`: the caller's layout, float32 (int32 ids for
         tokens, so that an explainer given them reads token ids again)."""
         inputs = tf.reshape(images, (-1,) + self.shape)
         return tf.cast(tf.round(inputs), tf.int32) if self.kind == "tokens" else inputs
 
     # -- maps -------------------------------------------------------------------------
-    def from_engine(self, maps):
+    def from_engine(self, maps: Any) -> tf.Tensor:
         """Maps (N, H, W, k) at the engine's input size in the caller's layout.
 
         Images keep (N, H, W, k); tabular rows and texts give (N, F) / (N, L) (k must be
@@ -107,7 +110,7 @@ class Layout:
         return maps
 
     # -- the model --------------------------------------------------------------------
-    def wrap_model(self, model):
+    def wrap_model(self, model: Callable[..., Any]) -> Callable[..., Any]:
         """``model`` as the engine calls it: on (B, H, W, C) float32 batches."""
         if self.kind == "image":
             return model
@@ -122,7 +125,8 @@ class Layout:
         return reshaped
 
 
-def layout_of(inputs, *, integer=False, pad_token=None):
+def layout_of(inputs: Any, *, integer: bool = False, pad_token: Optional[int] = None
+              ) -> Layout:
     """The layout of ``inputs`` (N, ...) by the rank rule of this module.
 
     Args:
@@ -163,7 +167,8 @@ def layout_of(inputs, *, integer=False, pad_token=None):
     return Layout(kind, inputs.shape[1:], pads)
 
 
-def grid_shape(layout, grid_size):
+def grid_shape(layout: Layout, grid_size: Optional[int]
+               ) -> Tuple[Optional[int], Optional[int]]:
     """The cells of a mask grid on inputs of ``layout``, (rows, columns) in the engine
     layout: images ``grid_size`` x ``grid_size``; tabular rows one cell per feature and
     token ids one per token (``grid_size`` ignored); time series ``grid_size`` windows
@@ -177,13 +182,13 @@ def grid_shape(layout, grid_size):
     return (1, width)
 
 
-def mask_channels(layout):
+def mask_channels(layout: Layout) -> int:
     """Channels of the masks drawn for ``layout`` by default: one per channel of a time
     series (each channel's windows are cells of their own), else 1."""
     return layout.engine_shape[2] if layout.kind == "time_series" else 1
 
 
-def check_kind(layout, allowed, who, hint=""):
+def check_kind(layout: Layout, allowed: Sequence[str], who: str, hint: str = "") -> None:
     """Raise InvalidArgumentError when ``who`` cannot explain inputs of ``layout``."""
     if layout.kind not in allowed:
         kinds = " or ".join(DESCRIPTIONS[k] for k in allowed)

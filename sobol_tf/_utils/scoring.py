@@ -9,13 +9,18 @@ and :func:`~sobol_tf._utils.batching.run_batches`), the model's mode (compiled o
 and the batch size; a caller supplies only ``build(input_ids, perturbation_ids, inputs,
 *extras)``, the perturbed batch.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
+
+import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils.batching import (CompiledStep, ModelMode, outputs_step, run_batches,
                                       scores_step)
 
 
-def signature_of(arguments):
+def signature_of(arguments: Sequence[tf.Tensor]) -> List[tf.TensorSpec]:
     """TensorSpecs of ``(indices, *arguments)``: the first axis of every argument of rank
     >= 1 may vary between calls (scalars stay scalars)."""
     return [tf.TensorSpec([None], tf.int64)] + [
@@ -23,7 +28,7 @@ def signature_of(arguments):
         for a in arguments]
 
 
-def shapes_key(arguments):
+def shapes_key(arguments: Sequence[tf.Tensor]) -> Tuple[Tuple[Any, str], ...]:
     """What a compiled step depends on besides its name: the arguments' trailing shapes
     and dtypes."""
     return tuple((tuple(a.shape[1:]) if a.shape.rank else (), a.dtype.name)
@@ -47,15 +52,17 @@ class Scorer:
         mode: the :class:`~sobol_tf._utils.batching.ModelMode` shared by every step.
     """
 
-    def __init__(self, owner, operator, *, eager_first=False, eager_fallback=True):
+    def __init__(self, owner: Any, operator: Any, *, eager_first: bool = False,
+                 eager_fallback: bool = True) -> None:
         self.owner = owner
         self.operator = operator
         self.eager_first = eager_first
         self.eager_fallback = eager_fallback
         self.mode = ModelMode()
-        self._functions = {}
+        self._functions: Dict[Any, CompiledStep] = {}
 
-    def compiled(self, model, key, python_step, input_signature):
+    def compiled(self, model: Any, key: Sequence[Hashable], python_step: Callable[..., Any],
+                 input_signature: Sequence[tf.TensorSpec]) -> CompiledStep:
         """``python_step`` compiled with its batch loop, once per ``key`` and model.
 
         ``key`` must name everything the step's closure depends on besides the model,
@@ -73,7 +80,8 @@ class Scorer:
                 strategy=strategy)
         return self._functions[key]
 
-    def run(self, function, nb_items, arguments, what, **options):
+    def run(self, function: CompiledStep, nb_items: int, arguments: Sequence[Any], what: str,
+            **options: Any) -> tf.Tensor:
         """Run a step of :meth:`compiled` over every batch of ``nb_items`` item indices
         (``options``: those of :func:`~sobol_tf._utils.batching.run_batches`)."""
         return run_batches(function, nb_items, arguments,
@@ -81,7 +89,9 @@ class Scorer:
                            verbose=bool(self.owner.verbose), title=type(self.owner).__name__,
                            what=what, **options)
 
-    def run_step(self, model, name, python_step, nb_items, arguments, what, **options):
+    def run_step(self, model: Any, name: Hashable, python_step: Callable[..., Any],
+                 nb_items: int, arguments: Sequence[Any], what: str, **options: Any
+                 ) -> tf.Tensor:
         """Compile ``python_step(indices, *arguments)`` once per name and shapes, run it."""
         arguments = tuple(tf.convert_to_tensor(a) for a in arguments)
         function = self.compiled(model, (name,) + shapes_key(arguments), python_step,
@@ -89,21 +99,23 @@ class Scorer:
         return self.run(function, nb_items, arguments, what, **options)
 
     # -- clean inputs -----------------------------------------------------------------
-    def outputs(self, model, inputs):
+    def outputs(self, model: Any, inputs: tf.Tensor) -> np.ndarray:
         """The model's outputs on the clean inputs, (N, K) numpy."""
         step = outputs_step(model, self.operator.name, self.operator.builtin)
         return self.run_step(model, "predict", step, inputs.shape[0], (inputs,),
                              "the clean inputs", values="outputs of the model").numpy()
 
-    def scores(self, model, inputs, targets):
+    def scores(self, model: Any, inputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         """The operator's scores on the clean inputs, (N,) float32 tensor."""
         return self.run_step(model, "scores", scores_step(model, self.operator),
                              inputs.shape[0], (inputs, targets), "the clean inputs",
                              one_score=True)
 
     # -- perturbed inputs -------------------------------------------------------------
-    def perturbed_scores(self, model, name, build, inputs, targets, nb_perturbations,
-                         extras=(), what=None):
+    def perturbed_scores(self, model: Any, name: Hashable, build: Callable[..., tf.Tensor],
+                         inputs: tf.Tensor, targets: tf.Tensor, nb_perturbations: int,
+                         extras: Sequence[tf.Tensor] = (), what: Optional[str] = None
+                         ) -> tf.Tensor:
         """Scores (N, P) of every input under each of its ``P`` perturbations.
 
         Items are the flat (input, perturbation) pairs, item ``i * P + k`` the k-th
@@ -139,8 +151,69 @@ class Scorer:
                                items_per_input=nb_perturbations, one_score=True)
         return tf.reshape(scores, (nb_inputs, nb_perturbations))
 
+    def masked_scores(self, model: Any, name: Hashable, perturbation: Any, inputs: tf.Tensor,
+                      targets: tf.Tensor, baselines: tf.Tensor, nb_perturbations: int,
+                      masks_of: Callable[..., tf.Tensor], extras: Sequence[tf.Tensor] = (),
+                      what: Optional[str] = None, *, broadcast_one_input: bool = False,
+                      jit_compile: bool = False) -> tf.Tensor:
+        """Scores (N, P) of every input perturbed by each of its ``P`` masks: the path
+        masks -> perturbation -> scores shared by the explainers and the metrics.
 
-def gather_rows(tensor, ids):
+        Args:
+            model, name, inputs, targets, nb_perturbations, what: as
+                :meth:`perturbed_scores`.
+            perturbation: an object with ``apply(inputs, masks, baselines)`` (a
+                :class:`~sobol_tf.attributions.perturbations.Perturbation`).
+            baselines: (1, H, W, C) or (N, H, W, C) float32, what a masked-out value
+                becomes (one row for every input, or one per input).
+            masks_of: ``masks_of(input_ids, perturbation_ids, *extras)`` -> masks
+                (B, H, W, k) of the batch, traced inside the compiled step.
+            extras: further tensors ``masks_of`` reads.
+            broadcast_one_input: keyword-only; the perturbation is elementwise with
+                broadcasting: a batch of one input's masks perturbs that input broadcast
+                (1, H, W, C) instead of a gathered copy per mask.
+            jit_compile: keyword-only; XLA-compile the batch's masks and perturbation
+                (fused with their gathers; the model stays out of XLA).
+
+        Returns:
+            float32 tf.Tensor (N, P).
+        """
+        apply = perturbation.apply
+
+        def build(input_ids, perturbation_ids, inputs, baselines, *extras):
+            masks = masks_of(input_ids, perturbation_ids, *extras)
+
+            def several_inputs():
+                return apply(tf.gather(inputs, input_ids), masks,
+                             gather_rows(baselines, input_ids))
+
+            if not broadcast_one_input:
+                return several_inputs()
+
+            def one_input():  # the usual batch: broadcast one input over its masks
+                return apply(tf.gather(inputs, input_ids[:1]), masks,
+                             gather_rows(baselines, input_ids[:1]))
+
+            return tf.cond(input_ids[0] == input_ids[-1], one_input, several_inputs)
+
+        if jit_compile:
+            build = tf.function(build, jit_compile=True)
+        key = (name, id(perturbation), broadcast_one_input, jit_compile)
+        return self.perturbed_scores(model, key, build, inputs, targets, nb_perturbations,
+                                     (baselines,) + tuple(extras), what)
+
+
+def upsample_masks(masks: tf.Tensor, height: int, width: int, method: str = "nearest"
+                   ) -> tf.Tensor:
+    """Masks (B, h, w, k) at the input size (B, H, W, k): resized with ``method`` (a
+    tf.image.resize method), kept as they are when already (H, W). The one upsampling of
+    the explainers' masks and of the metrics' subsets."""
+    if masks.shape[1] == height and masks.shape[2] == width:
+        return masks
+    return tf.image.resize(masks, (height, width), method=method)
+
+
+def gather_rows(tensor: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
     """Rows ``ids`` of ``tensor``, or its one row for every id when it has one row (a
     baseline shared by every input)."""
     last = tf.shape(tensor, out_type=tf.int64)[0] - 1

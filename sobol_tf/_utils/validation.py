@@ -1,4 +1,7 @@
 """Argument checks that raise the library's clear exceptions."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 import math
 import numbers
 
@@ -6,8 +9,12 @@ import numpy as np
 
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
+#: a registry's entry.
+T = TypeVar("T")
 
-def check_positive_int(name, value, minimum=1):
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     """Return ``value`` as an int if it is an integer >= ``minimum``; raise otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidTypeError(
@@ -19,7 +26,8 @@ def check_positive_int(name, value, minimum=1):
     return int(value)
 
 
-def check_power_of_two(name, value, minimum=1, maximum=None):
+def check_power_of_two(name: str, value: Any, minimum: int = 1,
+                       maximum: Optional[int] = None) -> int:
     """Return ``value`` if it is a power of two >= ``minimum``; raise otherwise.
 
     The message suggests the nearest power of two within [minimum, maximum] (``maximum``
@@ -40,7 +48,8 @@ def check_power_of_two(name, value, minimum=1, maximum=None):
     return value
 
 
-def check_real(name, value, minimum=None, *, finite=False):
+def check_real(name: str, value: Any, minimum: Optional[float] = None, *,
+               finite: bool = False) -> float:
     """``value`` as a float if it is a real number (not a bool) >= ``minimum`` (and
     finite when ``finite``); raise InvalidTypeError / InvalidArgumentError otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -53,7 +62,8 @@ def check_real(name, value, minimum=None, *, finite=False):
     return float(value)
 
 
-def check_probability(name, value, *, open_low=False, open_high=False):
+def check_probability(name: str, value: Any, *, open_low: bool = False,
+                      open_high: bool = False) -> float:
     """Return ``value`` as a float in [0, 1] (bounds excluded when asked)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidTypeError(
@@ -70,7 +80,7 @@ def check_probability(name, value, *, open_low=False, open_high=False):
     return value
 
 
-def check_choice(name, value, choices):
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     """Return the lower-cased ``value`` if it is one of ``choices``; raise otherwise."""
     if not isinstance(value, str) or value.lower() not in choices:
         raise InvalidArgumentError(
@@ -79,7 +89,7 @@ def check_choice(name, value, choices):
     return value.lower()
 
 
-def check_grid_fits(grid_size, height, width, alternative=""):
+def check_grid_fits(grid_size: int, height: int, width: int, alternative: str = "") -> None:
     """Raise InvalidArgumentError when a grid has more cells per side than the input."""
     if grid_size > min(height, width):
         raise InvalidArgumentError(
@@ -89,7 +99,7 @@ def check_grid_fits(grid_size, height, width, alternative=""):
         )
 
 
-def check_windows_fit(grid_size, layout):
+def check_windows_fit(grid_size: Optional[int], layout: Any) -> None:
     """Raise InvalidArgumentError when time series of ``layout`` (a
     :class:`~sobol_tf._utils.layouts.Layout`) have fewer steps than ``grid_size``
     windows (None: a window per step, always fits)."""
@@ -101,7 +111,7 @@ def check_windows_fit(grid_size, layout):
             "grid_size=None for a cell per time step.")
 
 
-def check_mask_channels(nb_channels, images):
+def check_mask_channels(nb_channels: int, images: Any) -> None:
     """Raise InvalidArgumentError unless masks of ``nb_channels`` channels (1 or the
     inputs') can perturb ``images`` (N, H, W, C)."""
     channels = images.shape[3]
@@ -113,7 +123,8 @@ def check_mask_channels(nb_channels, images):
         )
 
 
-def check_memory(what, passes, held, needed, cap, cap_name, lower):
+def check_memory(what: str, passes: str, held: str, needed: int, cap: int, cap_name: str,
+                 lower: str) -> None:
     """Raise InvalidArgumentError when ``needed`` bytes exceed the ``cap`` bytes.
 
     The message reads "<what> need <passes> and <needed> GiB of <held>, over the <cap>
@@ -127,7 +138,7 @@ def check_memory(what, passes, held, needed, cap, cap_name, lower):
         )
 
 
-def lookup(argument, name, registry, alternatives):
+def lookup(argument: str, name: str, registry: Mapping[str, T], alternatives: str) -> T:
     """``registry[name.lower()]``, or InvalidArgumentError listing the valid names.
 
     ``alternatives`` says what else ``argument`` accepts, e.g. "a callable f(x)".
@@ -140,7 +151,8 @@ def lookup(argument, name, registry, alternatives):
     return registry[key]
 
 
-def resolve(argument, identifier, default, registry, alternatives):
+def resolve(argument: str, identifier: Any, default: Callable[[], Any],
+            registry: Mapping[str, Callable[[], Any]], alternatives: str) -> Any:
     """A component from None (``default()``), a name (``registry[name]()``, see
     :func:`lookup`) or a callable (returned as it is); InvalidTypeError otherwise.
 
@@ -162,7 +174,7 @@ def resolve(argument, identifier, default, registry, alternatives):
 SEED_RULE = "None, an integer >= 0 or a numpy.random.Generator"
 
 
-def check_seed(seed, name="seed"):
+def check_seed(seed: Any, name: str = "seed") -> Optional[int]:
     """``seed`` as None or an int >= 0: the one rule of every random component.
 
     Accepts None (a fresh draw), an integer >= 0 (Python or numpy), or a

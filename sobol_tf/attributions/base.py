@@ -15,10 +15,10 @@ import tensorflow as tf
 from sobol_tf import operators as operators_module
 from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets
 from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strategy
-from sobol_tf._utils.data import check_model, model_input_shape
-from sobol_tf._utils.inference import batch_inference
+from sobol_tf._utils.data import model_input_shape
+from sobol_tf._utils.engine import ModelEngine
 from sobol_tf._utils.layouts import check_kind, layout_of
-from sobol_tf._utils.scoring import Scorer, gather_rows
+from sobol_tf._utils.scoring import gather_rows, upsample_masks
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: Upsampled masks are kept in memory, computed once per input size, when they take at
@@ -130,18 +130,21 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
     def _set_model_in_constructor(self, model):
         """Replace the model from a subclass's constructor, before anything is built from
         it (e.g. GuidedBackprop's copy with its ReLU gradients overridden)."""
-        self.__dict__["_model"] = model
+        self.__dict__["_model"] = self._engine.model = model
 
     def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
                  jit_compile=False, mixed_precision=None, strategy=None):
-        model = check_model(model)
         self.strategy = current_strategy() if strategy is None else strategy
-        self.model = model
         self.batch_size = (None if batch_size is None
                            else check_positive_int("batch_size", batch_size))
         self.operator = operators_module.get(operator)
-        self.inference_function = self.operator
-        self.batch_inference_function = batch_inference(self.operator)
+        #: the model seen through the operator, shared with the metrics
+        #: (:class:`~sobol_tf._utils.engine.ModelEngine`).
+        self._engine = ModelEngine(self, model, self.operator,
+                                   eager_fallback=not self.needs_gradients)
+        self.model = model = self._engine.model
+        self.inference_function = self._engine.inference_function
+        self.batch_inference_function = self._engine.batch_inference_function
         self.verbose = bool(verbose)
         self.jit_compile = bool(jit_compile)
         if mixed_precision is not None:
@@ -154,8 +157,8 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
                 )
         self.mixed_precision = mixed_precision
         self._views = {}
-        self._scorer = Scorer(self, self.operator, eager_fallback=not self.needs_gradients)
-        self._mode = self._scorer.mode
+        self._scorer = self._engine.scorer
+        self._mode = self._engine.mode
         #: the :class:`~sobol_tf._utils.layouts.Layout` of the inputs of the current
         #: (or last) explain() call.
         self._layout = None
@@ -407,9 +410,7 @@ class BlackBoxExplainer(Explainer):
         """Masks as drawn (B, h, w, k), those of ids ``mask_ids`` (B,) int64, at the input
         size (B, H, W, k): resized with ``upsampling``, kept as they are when already
         (H, W). Runs inside the compiled step (batch by batch) or once on all the masks."""
-        if masks.shape[1:3] == (height, width):
-            return masks
-        return tf.image.resize(masks, (height, width), method=self.upsampling)
+        return upsample_masks(masks, height, width, self.upsampling)
 
     def _cached_masks(self, masks, height, width):
         """``(masks, True)``: the masks at (H, W) when they fit in MASK_CACHE_BYTES; else
@@ -428,40 +429,28 @@ class BlackBoxExplainer(Explainer):
         return cached[2], True
 
     def _perturbed_scores(self, model, images, targets, masks):
-        """Scores (N, P) of every input perturbed by every mask."""
+        """Scores (N, P) of every input perturbed by every mask, on the engine's one path
+        masks -> perturbation -> scores (:meth:`Scorer.masked_scores
+        <sobol_tf._utils.scoring.Scorer.masked_scores>`, shared with the metrics)."""
         height, width = images.shape[1], images.shape[2]
         masks, upsampled = self._cached_masks(masks, height, width)
         perturbation = self.perturbation
         baselines = tf.convert_to_tensor(perturbation.baselines(images), tf.float32)
-        upsample, perturb = self._upsample, perturbation.apply
-        broadcasts = perturbation.broadcasts
+        upsample = self._upsample
 
-        def build(input_ids, mask_ids, images, baselines, masks):
+        def masks_of(input_ids, mask_ids, masks):
             batch_masks = tf.gather(masks, mask_ids)
-            if not upsampled:
-                batch_masks = upsample(batch_masks, mask_ids, height, width)
-
-            def one_input():  # the usual batch: broadcast one input over its masks
-                return perturb(tf.gather(images, input_ids[:1]), batch_masks,
-                               gather_rows(baselines, input_ids[:1]))
-
-            def several_inputs():
-                return perturb(tf.gather(images, input_ids), batch_masks,
-                               gather_rows(baselines, input_ids))
-
-            if broadcasts:
-                return tf.cond(input_ids[0] == input_ids[-1], one_input, several_inputs)
-            return several_inputs()
+            return batch_masks if upsampled else upsample(batch_masks, mask_ids, height, width)
 
         # XLA fuses the gathers and the perturbation's elementwise operations into one
         # pass over the batch (2-3x faster than TF's separate kernels on a CPU); the model
         # itself stays out of XLA unless jit_compile is set.
-        if XLA_PERTURBATION and broadcasts and (
-                upsampled or masks.shape[1:3] == (height, width)
-                or self.upsampling in XLA_RESIZE_METHODS):
-            build = tf.function(build, jit_compile=True)
-
-        name = ("perturbed", upsampled, id(perturbation))
-        return self._scorer.perturbed_scores(
-            model, name, build, images, targets, masks.shape[0], (baselines, masks),
-            f"{masks.shape[0]} perturbations of {images.shape[0]} input(s)")
+        broadcasts = perturbation.broadcasts
+        fused = XLA_PERTURBATION and broadcasts and (
+            upsampled or masks.shape[1:3] == (height, width)
+            or self.upsampling in XLA_RESIZE_METHODS)
+        return self._scorer.masked_scores(
+            model, ("perturbed", upsampled), perturbation, images, targets, baselines,
+            masks.shape[0], masks_of, extras=(masks,),
+            what=f"{masks.shape[0]} perturbations of {images.shape[0]} input(s)",
+            broadcast_one_input=broadcasts, jit_compile=fused)

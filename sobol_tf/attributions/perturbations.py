@@ -298,3 +298,23 @@ def check_for_layout(perturbation, layout):
                 f"baseline of shape {shape} does not fit {layout.description} of shape "
                 f"{(None,) + layout.shape}: give a number, an array of one input's shape "
                 f"{layout.shape}, or one value per channel ({channels},).")
+
+
+class Replacement(Perturbation):
+    """Hard masks: a value is kept where its mask is >= 0.5 and replaced by the baseline
+    elsewhere, ``where(M >= 0.5, x, baseline)`` (exact: no arithmetic on kept values).
+    The perturbation of the metrics that set features to a baseline (Deletion,
+    Insertion, MuFidelity's subsets); the caller gives the baselines.
+
+    Args:
+        pad_token: the id of padding in token ids, never replaced; None: no padding.
+    """
+
+    def __init__(self, pad_token: "int | None" = None) -> None:
+        self.pad_token = None if pad_token is None else check_token("pad_token", pad_token)
+
+    def apply(self, inputs, masks, baselines):
+        kept = masks >= 0.5
+        if self.pad_token is not None:
+            kept = tf.logical_or(kept, tf.equal(inputs, float(self.pad_token)))
+        return tf.where(kept, inputs, baselines)

@@ -11,22 +11,28 @@ min and max). The masked inputs are built on the device by the scoring engine sh
 with the explainers, several inputs per forward batch. Names, arguments and formulas
 are Xplique's (2.0); tokens are ours.
 """
+
+from __future__ import annotations
+
+from typing import Any, Optional
 from abc import abstractmethod
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf._utils import to_numpy
 from sobol_tf._utils.layouts import DESCRIPTIONS
+from sobol_tf.attributions.perturbations import Perturbation, Replacement
 from sobol_tf.errors import InvalidArgumentError
-from sobol_tf.metrics.base import ExplanationMetric, check_token_id
+from sobol_tf.metrics.base import Activation, ExplanationMetric, TensorLike, check_token_id
 
 #: added to the denominators (of the masks' normalisation, of the Drop and the Gain), as
 #: in Xplique, so that a constant map or a score of 0 (Drop) or 1 (Gain) divides safely.
 EPSILON = 1e-8
 
 
-def normalised_masks(maps, ignored=None):
+def normalised_masks(maps: TensorLike, ignored: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Masks in [0, 1] from maps (N, ...): |maps| min-max normalised per map.
 
     Args:
@@ -77,9 +83,11 @@ class BaseAverageXMetric(ExplanationMetric):
     one run) and reused by every later call.
     """
 
-    def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
-                 activation=None, *, mask_token=None, pad_token=None, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, inputs: Any, targets: Any = None,
+                 batch_size: Optional[int] = 64, operator: Any = None,
+                 activation: Activation = None, *, mask_token: Optional[int] = None,
+                 pad_token: Optional[int] = None, verbose: bool = False,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> None:
         self.pad_token = pad_token
         super().__init__(model, inputs, targets, batch_size=batch_size, operator=operator,
                          activation=activation, verbose=verbose, strategy=strategy)
@@ -94,10 +102,19 @@ class BaseAverageXMetric(ExplanationMetric):
                 f"mask_token={mask_token!r} is for token ids (integer inputs (N, L)); the "
                 f"inputs are {DESCRIPTIONS[self._layout.kind]}.")
         self.mask_token = mask_token
+        #: inputs * M (towards 0), or for token ids a token kept where M >= 0.5 and
+        #: replaced by ``mask_token`` elsewhere.
+        if mask_token is None:
+            self._perturbation = Perturbation()
+            self._baseline_values = tf.zeros((1,) + tuple(self.inputs.shape[1:]))
+        else:
+            self._perturbation = Replacement()
+            self._baseline_values = tf.fill((1,) + tuple(self.inputs.shape[1:]),
+                                            float(mask_token))
         self._base = None
 
     @staticmethod
-    def mask_inputs(inputs, explanations):
+    def mask_inputs(inputs: TensorLike, explanations: TensorLike) -> tf.Tensor:
         """The inputs masked by their explanations, as the metric scores them.
 
         Args:
@@ -123,10 +140,10 @@ class BaseAverageXMetric(ExplanationMetric):
 
     @staticmethod
     @abstractmethod
-    def per_input(base, after):
+    def per_input(base: np.ndarray, after: np.ndarray) -> np.ndarray:
         """The metric of each input from its clean and masked scores, float64 (N,)."""
 
-    def evaluate(self, explanations):
+    def evaluate(self, explanations: ArrayLike) -> float:  # type: ignore[override]
         """Mean over inputs of :meth:`per_input`.
 
         Args:
@@ -143,7 +160,8 @@ class BaseAverageXMetric(ExplanationMetric):
         """
         return float(np.mean(self.detailed_evaluate(explanations)))
 
-    def detailed_evaluate(self, inputs, targets=None, explanations=None):
+    def detailed_evaluate(self, inputs: ArrayLike, targets: Optional[ArrayLike] = None,
+                          explanations: Optional[ArrayLike] = None) -> np.ndarray:
         """The metric of every input, float64 numpy (N,).
 
         Called as ``detailed_evaluate(explanations)`` for the metric's inputs, or as
@@ -182,20 +200,15 @@ class BaseAverageXMetric(ExplanationMetric):
         masks = normalised_masks(maps, pads)                          # (N, H, W, k)
         masks = masks[:, None] if base is not None else \
             tf.stack([tf.ones_like(masks), masks], axis=1)            # (N, P, H, W, k)
-        tokens = self._layout.kind == "tokens"
-        mask_token = float(self.mask_token) if tokens else 0.0
 
-        def build(input_ids, mask_ids, images, masks):
-            clean = tf.gather(images, input_ids)
-            mask = tf.gather_nd(masks, tf.stack([input_ids, mask_ids], axis=1))
-            if tokens:
-                return tf.where(mask >= 0.5, clean, mask_token)
-            return clean * mask
+        def mask_of(input_ids, mask_ids, masks):
+            return tf.gather_nd(masks, tf.stack([input_ids, mask_ids], axis=1))
 
         what = f"{nb_inputs} masked input(s)" + ("" if base is not None else " and clean")
-        scores = self._scorer.perturbed_scores(
-            self._model_view, "average", build, images, targets, int(masks.shape[1]),
-            extras=(masks,), what=what).numpy().astype(np.float64)
+        scores = self._scorer.masked_scores(
+            self._model_view, "average", self._perturbation, images, targets,
+            self._baseline_values, int(masks.shape[1]), mask_of, extras=(masks,),
+            what=what).numpy().astype(np.float64)
         return (base, scores[:, 0]) if base is not None else (scores[:, 0], scores[:, 1])
 
     def _other_inputs(self, inputs, targets):
@@ -246,7 +259,7 @@ class AverageDropMetric(BaseAverageXMetric):
     """
 
     @staticmethod
-    def per_input(base, after):
+    def per_input(base: np.ndarray, after: np.ndarray) -> np.ndarray:
         return np.maximum(base - after, 0.0) / (base + EPSILON)
 
 
@@ -260,7 +273,7 @@ class AverageIncreaseMetric(BaseAverageXMetric):
     """
 
     @staticmethod
-    def per_input(base, after):
+    def per_input(base: np.ndarray, after: np.ndarray) -> np.ndarray:
         return (after > base).astype(np.float64)
 
 
@@ -276,5 +289,5 @@ class AverageGainMetric(BaseAverageXMetric):
     """
 
     @staticmethod
-    def per_input(base, after):
+    def per_input(base: np.ndarray, after: np.ndarray) -> np.ndarray:
         return np.maximum(after - base, 0.0) / (1.0 - base + EPSILON)

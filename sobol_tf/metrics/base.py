@@ -4,28 +4,40 @@
 owns theirs: inputs and targets are normalised once, in ``__init__`` (numpy, tensors or
 a tf.data.Dataset; one-hot rows or class ids), the model is wrapped with the optional
 ``activation``, the operator says which scalar is scored, and explanations are checked
-against the inputs. Scoring runs on the engine shared with the explainers
-(:class:`sobol_tf._utils.scoring.Scorer`): a metric gives how the k-th perturbation of
-input i is built, on the device, from indices, so memory is bounded by ``batch_size``
-whatever the number of perturbations. Inputs of every kind (images, tabular rows, time
+against the inputs. The model seen through the operator on the inputs' layout is one
+:class:`~sobol_tf._utils.engine.ModelEngine`, the object explainers build too; scoring
+runs on its :class:`~sobol_tf._utils.scoring.Scorer`: a metric gives the masks of the
+k-th perturbation of input i and a perturbation
+(:class:`~sobol_tf.attributions.perturbations.Perturbation`), and the engine builds the
+perturbed batch on the device, from indices (:meth:`Scorer.masked_scores
+<sobol_tf._utils.scoring.Scorer.masked_scores>`, the explainers' path), so memory is
+bounded by ``batch_size`` whatever the number of perturbations. Inputs of every kind (images, tabular rows, time
 series, token ids) are seen by the engine as images (:mod:`sobol_tf._utils.layouts`).
 """
+from __future__ import annotations
+
 import numbers
 from abc import ABC, abstractmethod
+from typing import Any, Callable, Optional, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import (check_positive_int, model_input_shape, prepare_inputs_targets,
-                             to_numpy)
+from sobol_tf._utils import check_positive_int, to_numpy
 from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strategy
-from sobol_tf._utils.data import check_model
-from sobol_tf._utils.layouts import MAX_TOKEN_ID, layout_of
-from sobol_tf._utils.scoring import Scorer
-from sobol_tf._utils.inference import batch_inference
+from sobol_tf._utils.engine import ModelEngine
+from sobol_tf._utils.layouts import MAX_TOKEN_ID
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
+
+#: an array given by the caller: numpy, a tf.Tensor or nested lists of numbers.
+TensorLike = Any
+#: what ``activation`` may be: None, a name or a callable on the outputs.
+Activation = Union[None, str, Callable[[Any], Any]]
+#: what ``baseline_mode`` may be: a number, an array or a callable on the inputs.
+BaselineMode = Union[float, ArrayLike, Callable[[Any], Any]]
 
 #: activations applied to the model's outputs before the operator, as in Xplique.
 ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
@@ -36,7 +48,7 @@ ACTIVATIONS = {"softmax": tf.nn.softmax, "sigmoid": tf.nn.sigmoid}
 INPUT_RANKS = (2, 3, 4)
 
 
-def check_token_id(name, value, what="a token id"):
+def check_token_id(name: str, value: Any, what: str = "a token id") -> int:
     """``value`` as an int token id in [0, MAX_TOKEN_ID).
 
     Raises:
@@ -47,13 +59,13 @@ def check_token_id(name, value, what="a token id"):
         raise InvalidTypeError(
             f"{name} must be {what}, an integer, for inputs of token ids (integer (N, L)), "
             f"got {value!r} ({type(value).__name__}).")
-    if not 0 <= value < MAX_TOKEN_ID:
+    if not 0 <= int(value) < MAX_TOKEN_ID:
         raise InvalidArgumentError(
             f"{name} must be {what} in [0, {MAX_TOKEN_ID}), got {value}.")
     return int(value)
 
 
-def get_activation(identifier):
+def get_activation(identifier: Activation) -> Optional[Callable[[Any], Any]]:
     """Resolve ``activation``: None, 'softmax', 'sigmoid' or a callable on the outputs.
 
     Raises:
@@ -75,7 +87,7 @@ def get_activation(identifier):
     )
 
 
-def declared_output_width(model):
+def declared_output_width(model: Any) -> Optional[int]:
     """The number of outputs (all axes but the batch's) a Keras model declares, or None
     (no ``output_shape``, several outputs, or an unknown size)."""
     try:
@@ -88,7 +100,8 @@ def declared_output_width(model):
     return None
 
 
-def with_activation(model, activation):
+def with_activation(model: Callable[..., Any], activation: Optional[Callable[[Any], Any]]
+                    ) -> Callable[..., Any]:
     """``model`` followed by ``activation`` (to each output of a model with several);
     ``model`` itself when ``activation`` is None."""
     if activation is None:
@@ -101,7 +114,8 @@ def with_activation(model, activation):
     return activated
 
 
-def broadcast_one_output(targets, outputs, operator):
+def broadcast_one_output(targets: Optional[np.ndarray], outputs: Optional[np.ndarray],
+                         operator: Any) -> Optional[np.ndarray]:
     """Targets of width K > 1 for a model of one output, read as Xplique reads them.
 
     A built-in operator scores sum(outputs * row); Xplique broadcasts a (B, 1) output
@@ -190,53 +204,64 @@ class ExplanationMetric(RunsEagerly, RunsOnStrategy, ABC):
             eagerly.
     """
 
-    def __init__(self, model, inputs, targets=None, batch_size=64, operator=None,
-                 activation=None, *, verbose=False, strategy=None):
-        model = check_model(model)
+    #: the id of padding in token ids (set by the metrics that take ``pad_token``).
+    pad_token: Optional[int] = None
+
+    def __init__(self, model: Any, inputs: Any, targets: Any = None,
+                 batch_size: Optional[int] = 64, operator: Any = None,
+                 activation: Activation = None, *,
+                 verbose: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
+                 ) -> None:
         self.strategy = current_strategy() if strategy is None else strategy
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
         self.operator = operators_module.get(operator)
         self.activation = activation
-        self.model = with_activation(model, get_activation(activation))
-        self.verbose = bool(verbose)
-        #: a Keras model runs a one-batch job eagerly the first time (cheaper than a
+        activate = get_activation(activation)
+        #: the model seen through the operator (:class:`~sobol_tf._utils.engine.ModelEngine`).
+        #: A Keras model runs a one-batch job eagerly the first time (cheaper than a
         #: trace); other callables are traced first, so an untraceable one is reported
         #: (the eager-path warning) when the metric is built.
-        self._scorer = Scorer(self, self.operator, eager_first=isinstance(model, keras.Model))
-        self._mode = self._scorer.mode
-        self.inference_function = self.operator
-        self.batch_inference_function = batch_inference(self.operator)
+        self._engine = engine = ModelEngine(
+            self, model, self.operator, transform=lambda m: with_activation(m, activate),
+            eager_first=isinstance(model, keras.Model))
+        self.model = engine.model
+        self.verbose = bool(verbose)
+        self._scorer = engine.scorer
+        self._mode = engine.mode
+        self.inference_function = engine.inference_function
+        self.batch_inference_function = engine.batch_inference_function
 
-        declared = model_input_shape(model)
-        data = prepare_inputs_targets(inputs, targets, declared_shape=declared,
-                                      allowed_ranks=INPUT_RANKS, require_targets=False)
         pad_token = getattr(self, "pad_token", None)
         if pad_token is not None:
-            self.pad_token = pad_token = check_token_id("pad_token", pad_token,
-                                                        "the id of padding")
+            pad_token = check_token_id("pad_token", pad_token, "the id of padding")
+        prepared = engine.prepare(inputs, targets, allowed_ranks=INPUT_RANKS,
+                                  pad_token=pad_token)
+        if pad_token is not None:
+            self.pad_token = pad_token
         #: what the inputs are (:class:`sobol_tf._utils.layouts.Layout`).
-        self._layout = layout_of(data.inputs, integer=data.integer, pad_token=pad_token)
-        self.inputs = self._layout.to_engine(data.inputs)
-        self._model_view = self._layout.wrap_model(self.model)
+        self._layout = prepared.layout
+        self.inputs = prepared.images
+        self._model_view = engine.view(self._layout)
         outputs = None
-        if operators_module.needs_outputs(data.targets, self.operator):
+        if operators_module.needs_outputs(prepared.targets, self.operator):
             # the targets' check needs only the width, when the model declares it and the
             # inputs are of the shape it declares (else the model is tried at once)
+            declared = engine.declared_input_shape()
             fits = declared is not None and all(
-                d is None or d == n for d, n in zip(declared[1:], data.inputs.shape[1:]))
-            width = declared_output_width(model) if data.targets is not None and fits \
-                else None
+                d is None or d == n for d, n in zip(declared[1:], prepared.inputs_shape[1:]))
+            width = declared_output_width(engine.checked_model) \
+                if prepared.targets is not None and fits else None
             outputs = self._predict() if width is None else np.zeros((1, width), np.float32)
-        targets = broadcast_one_output(data.targets, outputs, self.operator)
+        targets = broadcast_one_output(prepared.targets, outputs, self.operator)
         self.targets = operators_module.prepare_targets(targets, outputs, self.operator)
 
     # -- public API -------------------------------------------------------------------
     @abstractmethod
-    def evaluate(self, explanations):
+    def evaluate(self, explanations: ArrayLike) -> float:
         """Score ``explanations`` (one map per input); returns a float."""
 
-    def __call__(self, explanations):
+    def __call__(self, explanations: ArrayLike) -> float:
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explanations)
 
@@ -401,10 +426,10 @@ class ExplainerMetric(ExplanationMetric):
     """
 
     @abstractmethod
-    def evaluate(self, explainer):
+    def evaluate(self, explainer: Any) -> float:  # type: ignore[override]
         """Score ``explainer`` (any callable ``explainer(inputs, targets) -> maps``)."""
 
-    def __call__(self, explainer):
+    def __call__(self, explainer: Any) -> float:  # type: ignore[override]
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explainer)
 

@@ -9,10 +9,15 @@ channels of (N, H, W, C) maps, as Xplique does), divided by their sum. Neither c
 model. Maps of every kind are accepted: images (N, H, W) / (N, H, W, C), tabular rows and
 token maps (N, F), time series (N, T, C) (every (step, channel) cell is a feature).
 """
+
+from __future__ import annotations
+
+from typing import Optional
 from abc import ABC, abstractmethod
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf._utils import check_positive_int, to_numpy
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
@@ -34,7 +39,7 @@ def _check_maps(explanations):
     return maps
 
 
-def feature_distributions(explanations):
+def feature_distributions(explanations: ArrayLike) -> np.ndarray:
     """Each map as a distribution over its features, float64 (N, n), rows summing to 1.
 
     |map|, averaged over the last axis of 4-D maps (N, H, W, C), flattened, divided by
@@ -74,16 +79,16 @@ class BaseComplexityMetric(ABC):
             >= 1.
     """
 
-    def __init__(self, batch_size=32):
+    def __init__(self, batch_size: Optional[int] = 32) -> None:
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
 
     @abstractmethod
-    def detailed_evaluate(self, explanations):
+    def detailed_evaluate(self, explanations: ArrayLike) -> np.ndarray:
         """One score per map of ``explanations`` (a tf.Tensor or array (B, ...)):
         numpy (B,)."""
 
-    def evaluate(self, explanations, batch_size=None):
+    def evaluate(self, explanations: ArrayLike, batch_size: Optional[int] = None) -> float:
         """The mean score of ``explanations`` (N, ...): a float.
 
         Args:
@@ -104,7 +109,7 @@ class BaseComplexityMetric(ABC):
                   for first in range(0, len(maps), size)]
         return float(np.mean(np.concatenate(scores)))
 
-    def __call__(self, explanations, batch_size=None):
+    def __call__(self, explanations: ArrayLike, batch_size: Optional[int] = None) -> float:
         """Alias of :meth:`evaluate` (Xplique's ``__call__`` takes ``batch_size`` too, and
         ignores it; here it is used)."""
         return self.evaluate(explanations, batch_size)
@@ -133,7 +138,7 @@ class Complexity(BaseComplexityMetric):
         1.386...                                     # log(4): 4 equal pixels
     """
 
-    def detailed_evaluate(self, explanations):
+    def detailed_evaluate(self, explanations: ArrayLike) -> np.ndarray:
         """The entropy of each map: numpy float64 (B,).
 
         Raises:
@@ -168,7 +173,7 @@ class Sparseness(BaseComplexityMetric):
         0.25
     """
 
-    def detailed_evaluate(self, explanations):
+    def detailed_evaluate(self, explanations: ArrayLike) -> np.ndarray:
         """The Gini index of each map: numpy float64 (B,).
 
         Raises:

@@ -15,6 +15,10 @@ Xplique's (2.0); the similarity is Spearman's rank correlation or SSIM, as Xpliq
 Adebayo, Gilmer, Muelly, Goodfellow, Hardt and Kim, "Sanity Checks for Saliency Maps",
 NeurIPS 2018, https://arxiv.org/abs/1810.03292
 """
+
+from __future__ import annotations
+
+from typing import Any, List, Union
 import copy
 import inspect
 import numbers
@@ -23,10 +27,12 @@ from abc import ABC, abstractmethod
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf._utils import check_choice
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
-from sobol_tf.metrics.base import ExplainerMetric
+from sobol_tf.metrics.base import ExplainerMetric, TensorLike
+from sobol_tf.metrics.correlations import spearman_rows
 
 #: the similarities the metrics compare maps with.
 SIMILARITIES = ("spearman", "ssim")
@@ -40,28 +46,7 @@ SSIM_K2 = 0.03
 
 
 # -- similarities ---------------------------------------------------------------------
-def spearman_rows(a, b):
-    """Spearman's rank correlation between the rows of ``a`` and ``b`` (N, F) -> (N,).
-
-    Ties get their average rank. A constant row has no ranking: two constant rows (equal
-    maps up to a constant) give 1; one constant row against a varying one gives 0 (as
-    Xplique's, which gives 0 for both cases).
-    """
-    from scipy.stats import rankdata  # scipy is a dependency (the QMC samplers)
-
-    ranks_a = rankdata(np.asarray(a, np.float64), axis=1)
-    ranks_b = rankdata(np.asarray(b, np.float64), axis=1)
-    ranks_a -= ranks_a.mean(axis=1, keepdims=True)
-    ranks_b -= ranks_b.mean(axis=1, keepdims=True)
-    norm_a = np.sqrt((ranks_a ** 2).sum(axis=1))
-    norm_b = np.sqrt((ranks_b ** 2).sum(axis=1))
-    flat_a, flat_b = norm_a == 0, norm_b == 0
-    denominator = np.where(flat_a | flat_b, 1.0, norm_a * norm_b)
-    correlation = (ranks_a * ranks_b).sum(axis=1) / denominator
-    return np.where(flat_a & flat_b, 1.0, correlation).astype(np.float32)
-
-
-def ssim_maps(a, b):
+def ssim_maps(a: TensorLike, b: TensorLike) -> tf.Tensor:
     """SSIM between maps ``a`` and ``b`` (N, H, W, C) -> (N,), pair by pair.
 
     The dynamic range L of a pair is max - min over both maps (SSIM's constants are
@@ -93,7 +78,7 @@ class ModelRandomizationStrategy(ABC):
     """
 
     @abstractmethod
-    def randomize(self, model):
+    def randomize(self, model: keras.Model) -> keras.Model:
         """Randomize ``model``'s parameters; return the randomized model."""
 
 
@@ -130,7 +115,8 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
         ['dense', 'conv2']
     """
 
-    def __init__(self, stop_layer, reverse=True, *, seed=None):
+    def __init__(self, stop_layer: Union[str, int, float], reverse: bool = True, *,
+                 seed: Any = None) -> None:
         if isinstance(stop_layer, bool) or not isinstance(
                 stop_layer, (str, numbers.Integral, numbers.Real)):
             raise InvalidTypeError(
@@ -153,7 +139,7 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
         self.reverse = bool(reverse)
         self.seed = seed
 
-    def layers_to_randomize(self, model):
+    def layers_to_randomize(self, model: keras.Model) -> List[Any]:
         """The layers :meth:`randomize` re-draws, in traversal order.
 
         Raises:
@@ -179,7 +165,7 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
                  else int(len(layers) * self.stop_layer))
         return layers[:count]
 
-    def randomize(self, model):
+    def randomize(self, model: keras.Model) -> keras.Model:
         """Re-draw the weights of :meth:`layers_to_randomize` in place; return ``model``
         (as Xplique's: the model given is changed; ModelRandomizationMetric gives it a
         copy)."""
@@ -257,7 +243,7 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
                 f"{self._layout.kind.replace('_', ' ')}: use similarity='spearman'.")
         self.similarity = similarity
 
-    def evaluate(self, explainer):
+    def evaluate(self, explainer: Any) -> float:
         """The mean similarity of ``explainer``'s maps with its perturbed maps (low: the
         explanation passes the check). Each set of maps is computed once.
 
@@ -267,7 +253,7 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
         """
         return float(np.mean(self.detailed_evaluate(explainer)))
 
-    def detailed_evaluate(self, explainer):
+    def detailed_evaluate(self, explainer: Any) -> np.ndarray:
         """The similarity of each input, (N,) float32 numpy (ours)."""
         clean = self._explanations(_explain_function(explainer))
         perturbed = self._perturbed_explanations(explainer)
@@ -275,7 +261,7 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
             return ssim_maps(clean, perturbed)
         count = int(clean.shape[0])
         return spearman_rows(tf.reshape(clean, (count, -1)).numpy(),
-                             tf.reshape(perturbed, (count, -1)).numpy())
+                             tf.reshape(perturbed, (count, -1)).numpy()).astype(np.float32)
 
     @abstractmethod
     def _perturbed_explanations(self, explainer):
@@ -387,7 +373,7 @@ class ModelRandomizationMetric(BaseRandomizationMetric):
         randomized = self.randomize_copy(model)
         return self._explanations(_explain_function(rebuild(randomized)))
 
-    def randomize_copy(self, model):
+    def randomize_copy(self, model: keras.Model) -> keras.Model:
         """A copy of the Keras ``model``, randomized by the strategy (ours: the copy
         ``evaluate`` explains, for inspection); ``model`` is left as it is.
 

@@ -18,15 +18,21 @@ ReCo is the best balanced accuracy (minus chance) of telling, from the distance 
 a pair of right answers from a pair with one wrong answer (1: always; 0: never).
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
+import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf._utils import check_positive_int, check_seed, prepare_inputs_targets
 from sobol_tf._utils.batching import progbar
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 from sobol_tf.metrics.base import INPUT_RANKS, ExplainerMetric
+from sobol_tf.metrics.correlations import rank_correlation
 
 
-def spearman_distances(maps_a, maps_b):
+def spearman_distances(maps_a: ArrayLike, maps_b: ArrayLike) -> np.ndarray:
     """Spearman-rank distance sqrt(1 - |rho|) between the rows of two (P, D) arrays.
 
     rho is scipy.stats.spearmanr's: the Pearson correlation of the ranks, ties sharing
@@ -35,20 +41,11 @@ def spearman_distances(maps_a, maps_b):
     Returns:
         float64 numpy array (P,), in [0, 1].
     """
-    from scipy.stats import rankdata
-
-    ranks_a = rankdata(np.asarray(maps_a, np.float64), axis=1)
-    ranks_b = rankdata(np.asarray(maps_b, np.float64), axis=1)
-    ranks_a -= ranks_a.mean(axis=1, keepdims=True)
-    ranks_b -= ranks_b.mean(axis=1, keepdims=True)
-    scale = np.sqrt(np.sum(ranks_a ** 2, axis=1) * np.sum(ranks_b ** 2, axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.sum(ranks_a * ranks_b, axis=1) / scale
-    rho = np.where(scale > 0, np.clip(np.abs(rho), 0.0, 1.0), np.nan)
+    rho = np.abs(rank_correlation(maps_a, maps_b))
     return np.sqrt(1.0 - rho)
 
 
-def reco_score(equal, different):
+def reco_score(equal: ArrayLike, different: ArrayLike) -> float:
     """ReCo from the distances of S= (``equal``) and S!= (``different``).
 
     The maximum over every threshold g of TPR(g) + TNR(g) - 1 (see the module's
@@ -173,8 +170,12 @@ class MeGe:
         >>> mege_ig, reco_ig = metric.evaluate(IntegratedGradients, {"steps": 16})
     """
 
-    def __init__(self, learning_algorithm, inputs, targets=None, batch_size=64, k_splits=4,
-                 *, models=None, splits=None, seed=None, verbose=False, strategy=None):
+    def __init__(self, learning_algorithm: Optional[Callable[..., Any]], inputs: Any,
+                 targets: Any = None, batch_size: Optional[int] = 64, k_splits: int = 4, *,
+                 models: Optional[Sequence[Any]] = None,
+                 splits: Optional[Sequence[ArrayLike]] = None, seed: Optional[int] = None,
+                 verbose: bool = False, strategy: Optional[tf.distribute.Strategy] = None
+                 ) -> None:
         self.batch_size = None if batch_size is None else check_positive_int(
             "batch_size", batch_size)
         self.k_splits = check_positive_int("k_splits", k_splits, minimum=2)
@@ -203,7 +204,7 @@ class MeGe:
                        for model in models]
         self._labels = None
         self._predictions = None
-        self.last_distances = None
+        self.last_distances: Optional[Dict[str, np.ndarray]] = None
 
     # -- construction ---------------------------------------------------------------------
     def _resolve_splits(self, splits, nb_inputs):
@@ -295,7 +296,8 @@ class MeGe:
             self._labels = labels
         return self._predictions == self._labels[None]
 
-    def evaluate(self, explainer_class, explainer_params=None):
+    def evaluate(self, explainer_class: Callable[..., Any],
+                 explainer_params: Optional[Dict[str, Any]] = None) -> Tuple[float, float]:
         """MeGe and ReCo of the explanations of ``explainer_class``.
 
         Each model gets its explainer, ``explainer_class(model, **explainer_params)``,
@@ -343,7 +345,9 @@ class MeGe:
             fold_maps = fold._explanation_maps(explainer(self._inputs, targets)).numpy()
             maps.append(fold_maps.reshape(fold_maps.shape[0], -1))
 
-        equal, different, undefined = [], [], 0
+        equal_parts: List[np.ndarray] = []
+        different_parts: List[np.ndarray] = []
+        undefined = 0
         for unseen, held_out in enumerate(self.splits):
             for other in range(self.k_splits):
                 if other == unseen:
@@ -352,12 +356,13 @@ class MeGe:
                 both = right[unseen, held_out] & right[other, held_out]
                 one = right[unseen, held_out] ^ right[other, held_out]
                 undefined += int(np.sum(np.isnan(distances) & (both | one)))
-                equal.append(distances[both])
-                different.append(distances[one])
-        equal = np.concatenate(equal)
-        different = np.concatenate(different)
-        equal, different = equal[~np.isnan(equal)], different[~np.isnan(different)]
-        self.last_distances = {"equal": equal, "different": different}
+                equal_parts.append(distances[both])
+                different_parts.append(distances[one])
+        equal_all = np.concatenate(equal_parts)
+        different_all = np.concatenate(different_parts)
+        self.last_distances = {"equal": equal_all[~np.isnan(equal_all)],
+                               "different": different_all[~np.isnan(different_all)]}
+        equal, different = self.last_distances["equal"], self.last_distances["different"]
         if undefined:
             warn(f"{undefined} pair(s) of explanations with a constant map (no ranking, "
                  "Spearman correlation undefined) are left out of MeGe and ReCo.")
@@ -374,6 +379,7 @@ class MeGe:
                  f"{different.size} (models that never disagree give no evidence).")
         return mege, reco_score(equal, different)
 
-    def __call__(self, explainer_class, explainer_params=None):
+    def __call__(self, explainer_class: Callable[..., Any],
+                 explainer_params: Optional[Dict[str, Any]] = None) -> Tuple[float, float]:
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explainer_class, explainer_params)

@@ -5,11 +5,15 @@
     score = metric.evaluate(Saliency(model))    # 0: explanations do not move; lower is better
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Union
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from sobol_tf._utils import check_positive_int, to_numpy
-from sobol_tf._utils.batching import progbar
+from sobol_tf._utils.batching import map_chunks
 from sobol_tf._utils.validation import check_real, check_seed, lookup
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 from sobol_tf.metrics.base import ExplainerMetric
@@ -92,14 +96,17 @@ class AverageStability(ExplainerMetric):
         >>> metric.evaluate(Saliency(model))
     """
 
-    def __init__(self, model, inputs, targets=None, batch_size=64, radius=0.1,
-                 distance="l2", nb_samples=20, *, seed=None, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, inputs: Any, targets: Any = None,
+                 batch_size: Optional[int] = 64, radius: float = 0.1,
+                 distance: Union[str, Callable[[np.ndarray, np.ndarray], float]] = "l2",
+                 nb_samples: int = 20, *, seed: Any = None, verbose: bool = False,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> None:
         self.radius = check_real("radius", radius, finite=True)
         if self.radius <= 0:
             raise InvalidArgumentError(
                 f"radius must be > 0 (the half-width of the noise added to the inputs), "
                 f"got {radius}.")
+        self._distance: Optional[Callable[[np.ndarray], np.ndarray]]
         if isinstance(distance, str):
             self._distance = lookup("distance", distance, DISTANCES,
                                     "a callable distance(noisy_map, clean_map) -> float")
@@ -125,7 +132,8 @@ class AverageStability(ExplainerMetric):
                                        (self.nb_samples,) + self._layout.shape
                                        ).astype(np.float32)
 
-    def evaluate(self, explainer, base_explanations=None):
+    def evaluate(self, explainer: Callable[..., Any],  # type: ignore[override]
+                 base_explanations: Optional[ArrayLike] = None) -> float:
         """The mean distance between explanations of noisy and clean inputs: a float.
 
         Args:
@@ -141,13 +149,11 @@ class AverageStability(ExplainerMetric):
                 one finite number; ``noisy_masks`` replaced by an array of another shape.
         """
         nb_inputs, nb_samples = int(self.inputs.shape[0]), self.nb_samples
-        size = self.batch_size
         if base_explanations is None:
-            step = nb_inputs if size is None else size
-            clean = np.concatenate([
-                self._maps(explainer, self.inputs[first:first + step],
-                           self.targets[first:first + step])
-                for first in range(0, nb_inputs, step)])
+            clean = np.concatenate(map_chunks(
+                lambda first, stop: self._maps(explainer, self.inputs[first:stop],
+                                               self.targets[first:stop]),
+                nb_inputs, self.batch_size))
         else:
             clean = to_numpy(base_explanations, "base_explanations")
             self._explanation_maps(clean)  # checks the shape and the values
@@ -159,22 +165,20 @@ class AverageStability(ExplainerMetric):
                 f"noisy_masks has shape {masks.shape}; it must be "
                 f"{(nb_samples,) + self._layout.shape} (nb_samples, then an input's shape).")
         masks = self._to_images(masks)
-        total = nb_inputs * nb_samples
-        step = total if size is None else size
-        progress = progbar(-(-total // step), self.verbose and total > step,
-                           "AverageStability: explaining the noisy inputs")
-        distances = np.empty(total, np.float64)
-        for first in range(0, total, step):
-            items = tf.range(first, min(first + step, total))
+
+        def distances(first, stop):
+            items = tf.range(first, stop)
             owners = items // nb_samples  # item j is neighbour j % S of input j // S
             noisy = tf.gather(self.inputs, owners) + tf.gather(masks, items % nb_samples)
             maps = self._maps(explainer, noisy, tf.gather(self.targets, owners))
-            distances[first:first + len(maps)] = self._distances(maps, clean[owners.numpy()])
-            if progress is not None:
-                progress.add(1)
-        return float(np.mean(distances))
+            return self._distances(maps, clean[owners.numpy()])
 
-    def __call__(self, explainer, base_explanations=None):
+        return float(np.mean(np.concatenate(map_chunks(
+            distances, nb_inputs * nb_samples, self.batch_size, verbose=self.verbose,
+            title="AverageStability: explaining the noisy inputs"))))
+
+    def __call__(self, explainer: Callable[..., Any],  # type: ignore[override]
+                 base_explanations: Optional[ArrayLike] = None) -> float:
         """Alias of :meth:`evaluate`."""
         return self.evaluate(explainer, base_explanations)
 

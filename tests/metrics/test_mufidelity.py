@@ -74,6 +74,28 @@ def test_spearman_matches_scipy_and_gives_zero_on_constants():
     assert spearman_rows(np.ones((1, 5)), rng.normal(size=(1, 5)))[0] == 0.0
 
 
+def test_mufidelity_constant_rows_and_ties_follow_the_one_spearman_convention():
+    from scipy.stats import spearmanr
+
+    from sobol_tf.metrics import correlations
+
+    assert spearman_rows is correlations.spearman_rows
+    rng = np.random.default_rng(12)
+    weights = rng.normal(size=(4, 4, 1)).astype(np.float32)
+    x = rng.uniform(size=(2, 4, 4, 1)).astype(np.float32)
+    metric = MuFidelity(LinearModel(weights), x, np.zeros(2, int), grid_size=None,
+                        nb_samples=40, seed=3)
+    removed = 1.0 - metric._keep.numpy().reshape(40, 16)          # (S, pixels)
+    drops = removed @ (weights * x).reshape(2, 16).T              # (S, N), by hand
+    # a map of one important pixel: its subset sums take two values (ties everywhere)
+    one_pixel = np.zeros_like(x)
+    one_pixel[:, 1, 2, 0] = 1.0
+    expected = [spearmanr(drops[:, i], removed[:, 6])[0] for i in range(2)]
+    np.testing.assert_allclose(metric.detailed_evaluate(one_pixel), expected, atol=1e-5)
+    # a constant map: every subset sum ties, rho is undefined, scored 0
+    np.testing.assert_array_equal(metric.detailed_evaluate(np.zeros_like(x)), [0.0, 0.0])
+
+
 @pytest.mark.parametrize("kwargs, lower", [
     ({"nb_samples": 10 ** 9, "grid_size": 4}, "nb_samples <= "),
     ({"nb_samples": 2 * 10 ** 7, "grid_size": None}, "nb_samples <= "),

@@ -123,9 +123,29 @@ def test_spearman_rows_closed_forms():
     # ties take their average rank: ranks (2, 0.5, 0.5) against (0, 1, 2)
     ties = spearman_rows([[3.0, 1.0, 1.0]], [[0.0, 1.0, 2.0]])
     np.testing.assert_allclose(ties, [-np.sqrt(3) / 2], atol=1e-6)
-    # constant maps: equal (both constant) -> 1, against a varying one -> 0
-    np.testing.assert_allclose(spearman_rows(np.zeros((1, 5)), np.ones((1, 5))), [1])
+    # constant maps: rho is undefined (0 / 0): 0 by the library's one convention, both
+    # constant or one constant (sobol_tf.metrics.correlations)
+    np.testing.assert_allclose(spearman_rows(np.zeros((1, 5)), np.ones((1, 5))), [0])
     np.testing.assert_allclose(spearman_rows(np.zeros((1, 5)), a[:1, :5]), [0])
+
+
+def test_randomization_and_mufidelity_share_one_spearman():
+    from sobol_tf.metrics import correlations, fidelity, randomization
+    assert randomization.spearman_rows is correlations.spearman_rows
+    assert fidelity.spearman_rows is correlations.spearman_rows
+
+
+def test_constant_maps_score_zero_in_the_randomization_metric():
+    # a fake explainer whose maps are constant before and after the randomization: the
+    # similarity is undefined and scored 0 (the convention of sobol_tf.metrics.correlations)
+    model = linear_model(np.eye(4)[:, :2])
+    x = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+
+    def constant(inputs, targets):
+        return np.full(np.shape(inputs), 2.0, np.float32)
+
+    metric = RandomLogitMetric(model, x, np.array([0, 1, 0]), similarity="spearman", seed=0)
+    np.testing.assert_array_equal(metric.detailed_evaluate(constant), [0.0, 0.0, 0.0])
 
 
 def test_ssim_of_a_one_pixel_window_is_its_luminance_term():

@@ -8,7 +8,7 @@ from sobol_tf.metrics import (AverageDropMetric, AverageGainMetric, AverageIncre
                               BaseAverageXMetric, CausalFidelity, Deletion,
                               ExplanationMetric, Insertion, MuFidelity)
 
-from tests.conftest import tiny_convnet
+from tests.metrics.models import LinearModel
 
 AVERAGE = [("batch_size", 64), ("operator", None), ("activation", None)]
 
@@ -40,13 +40,50 @@ def test_positional_order_and_defaults_match_xplique(metric):
     assert positional == XPLIQUE_SIGNATURES[metric]
 
 
-def test_positional_call_equals_keyword_call():
-    model = tiny_convnet((8, 8, 3), 3)
-    x = np.random.default_rng(0).uniform(size=(3, 8, 8, 3)).astype(np.float32)
-    labels = np.eye(3, dtype=np.float32)[[0, 1, 2]]
-    maps = np.random.default_rng(1).normal(size=(3, 8, 8)).astype(np.float32)
-    assert Deletion(model, x, labels, 2, 0.0, 4)(maps) == pytest.approx(
-        Deletion(model, x, labels, batch_size=2, steps=4)(maps), abs=1e-6)
-    assert MuFidelity(model, x, labels, 16, 4, 0.3, 0.0, 20, seed=0)(maps) == pytest.approx(
-        MuFidelity(model, x, labels, batch_size=16, grid_size=4, subset_percent=0.3,
-                   nb_samples=20, seed=0)(maps), abs=1e-6)
+def hand_deletion_curve(weights, x, maps, baseline, counts):
+    """The mean Deletion curve of a linear model, by hand: at each count, the top pixels
+    (by the map, ties in flat order) of each input hold the baseline."""
+    scores = []
+    for image, attribution in zip(x, maps):
+        order = np.argsort(-attribution.ravel(), kind="stable")
+        row = []
+        for count in counts:
+            removed = np.zeros(attribution.size, bool)
+            removed[order[:count]] = True
+            removed = removed.reshape(attribution.shape)[..., None]
+            row.append(float(np.sum(weights * np.where(removed, baseline, image))))
+        scores.append(row)
+    return np.mean(scores, axis=0)
+
+
+def test_positional_arguments_land_where_xplique_puts_them():
+    # a linear model, whose curves are known: each positional argument must change the
+    # result exactly as its keyword would (batch_size, baseline_mode, steps, ...)
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(4, 4, 3)).astype(np.float32)
+    x = rng.uniform(size=(3, 4, 4, 3)).astype(np.float32)
+    labels = np.eye(2, dtype=np.float32)[[0, 0, 0]]
+    maps = rng.normal(size=(3, 4, 4)).astype(np.float32)
+    model = LinearModel(weights)
+    # Deletion(model, inputs, targets, batch_size, baseline_mode, steps, max_percentage)
+    curve = Deletion(model, x, labels, 2, 0.5, 4, 0.5).detailed_evaluate(maps)
+    counts = [0, 2, 4, 6, 8]                    # 4 steps over half of the 16 pixels
+    assert list(curve) == counts
+    np.testing.assert_allclose(list(curve.values()),
+                               hand_deletion_curve(weights, x, maps, 0.5, counts), rtol=1e-5)
+    # Insertion(model, inputs, targets, batch_size, baseline_mode, steps): the last state
+    # is the input itself, the first the baseline
+    curve = Insertion(model, x, labels, 3, 0.25, 2).detailed_evaluate(maps)
+    assert list(curve) == [0, 8, 16]
+    np.testing.assert_allclose(curve[16], np.mean(np.sum(weights * x, axis=(1, 2, 3))),
+                               rtol=1e-5)
+    np.testing.assert_allclose(curve[0], np.sum(weights * 0.25), rtol=1e-5)
+    # MuFidelity(model, inputs, targets, batch_size, grid_size, subset_percent,
+    # baseline_mode, nb_samples): positional values are those the metric holds, and a
+    # faithful map of the linear model (w * (x - baseline) summed over channels) scores 1
+    metric = MuFidelity(model, x, labels, 16, 2, 0.3, 0.5, 20, seed=0)
+    assert (metric.batch_size, metric.grid_size, metric.subset_percent, metric.baseline_mode,
+            metric.nb_samples) == (16, 2, 0.3, 0.5, 20)
+    faithful = np.sum(weights * (x - 0.5), axis=-1)
+    assert metric(faithful) == pytest.approx(1.0, abs=1e-6)
+    assert metric(-faithful) == pytest.approx(-1.0, abs=1e-6)
