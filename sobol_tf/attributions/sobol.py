@@ -7,6 +7,7 @@ import tensorflow as tf
 from sobol_tf._utils import check_positive_int, check_power_of_two, check_seed
 from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
 from sobol_tf._utils.validation import check_memory
+from sobol_tf import operators as operators_module
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
@@ -28,6 +29,13 @@ def design_bytes(nb_design, dimension):
     """Bytes of the float32 replicated design of ``nb_design`` points in ``dimension``."""
     return 4 * nb_design * (dimension + 2) * dimension
 
+
+#: constructor arguments for about half today's forward passes at the same map quality
+#: (issue 26, benchmarks/results/passes.md): ``SobolAttributionMethod(model, grid_size=8,
+#: nb_design=16, **EFFICIENT_SETTINGS)`` makes nb_design * (d + 1) = 1,040 passes per
+#: input. The estimator skips the B rows and normalises each cell's Jansen sum by its
+#: realised steps; the design is the Owen-scrambled Sobol sequence (seed 0).
+EFFICIENT_SETTINGS = {"estimator": "jansen_normalised", "sampler": "scrambled_sobol"}
 
 #: the first-order formula, shared by every estimator (a user's estimator included).
 _FIRST_ORDER = estimators_module.JansenEstimator()
@@ -235,6 +243,50 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
         return SobolIndices(total=layout.from_engine(self._to_input_size(total, *size)),
                             first=layout.from_engine(self._to_input_size(first, *size)))
 
+    def nb_forward_passes(self, inputs, targets=None):
+        """The forward passes :meth:`explain` will make for ``inputs``: nb_design *
+        (d + 2) per input, or nb_design * (d + 1) with an estimator that skips the B rows
+        (:class:`~sobol_tf.attributions.estimators.TotalOrderEstimator`, e.g.
+        :data:`EFFICIENT_SETTINGS`), plus one per input when ``targets`` is None (the
+        predicted class). :meth:`explain_indices` always evaluates B.
+
+        Args:
+            inputs: as :meth:`explain` (an array or tensor; checked, not run).
+            targets: as :meth:`explain`.
+
+        Returns:
+            int: rows the model is called on.
+
+        Raises:
+            InvalidArgumentError: as :meth:`explain` for the inputs.
+
+        Example:
+            >>> SobolAttributionMethod(model, nb_design=16).nb_forward_passes(images)
+        """
+        _, images, raw_targets = self._prepare_inputs(inputs, targets)
+        cells = self._cells_of(self._layout, images.shape[-1])
+        rows = 1 if estimators_module.reads_b(self.estimator) else 0
+        per_input = self.nb_design * (int(np.prod(cells)) + 1 + rows)
+        extra = 1 if operators_module.needs_outputs(raw_targets, self.operator) else 0
+        return int(images.shape[0]) * (per_input + extra)
+
+    def _explain(self, model, images, targets):
+        masks = self._masks(*images.shape[1:])
+        scores = self._perturbed_scores(model, images, targets, self._evaluated(masks))
+        return self._estimate(scores, masks, None)
+
+    def _evaluated(self, masks):
+        """The rows of the design to evaluate: all of them, or [A, C_1..C_d] (the same
+        tensor for the same design, so its upsampling is cached) for an estimator that
+        skips B."""
+        if estimators_module.reads_b(self.estimator):
+            return masks
+        cached = getattr(self, "_without_b", None)
+        if cached is None or cached[0] is not masks:
+            n = self.nb_design
+            self._without_b = cached = (masks, tf.concat([masks[:n], masks[2 * n:]], 0))
+        return cached[1]
+
     # -- the method's own parts -------------------------------------------------------
     @property
     def masks(self):
@@ -424,6 +476,11 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
         return self.perturbation_function
 
     def _estimate(self, scores, masks, base_scores):
+        if isinstance(self.estimator, estimators_module.TotalOrderEstimator):
+            if scores.shape[1] == masks.shape[0]:  # explain_indices: B evaluated
+                return self._cells(self.estimator(scores, self.nb_design, design=masks),
+                                   masks)
+            return self._cells(self.estimator.estimate(scores, self.nb_design, masks), masks)
         if self._vectorised:
             return self._cells(self.estimator(scores, self.nb_design), masks)
         # an Xplique-style estimator: one input's outputs (P,) -> masks.shape[1:]
