@@ -373,7 +373,10 @@ class TotalOrderEstimator(SobolEstimator):
             nb_design: rows of A, an integer >= 2.
             design: the replicated design [A, B, C_1..C_d] the scores come from, as an
                 array (nb_design * (d + 2), d) or (P, *cells) (only its A and B rows are
-                read); required when :attr:`reads_design` is True, else ignored.
+                read), for the estimators that read it (:attr:`reads_design`; the
+                explainer always passes it). Without it their steps are unknown and they
+                give Jansen's sums unnormalised (with the pooled variance): the same
+                limit, without the correction.
 
         Returns:
             float32 (N, d) indices; 0 for an input whose scores are constant.
@@ -408,11 +411,10 @@ class TotalOrderEstimator(SobolEstimator):
 
     @staticmethod
     def _steps(design, nb_design, dimension):
-        """(d, nb_design) float64: a_ij - b_ij of the design's A and B rows."""
+        """(d, nb_design) float64: a_ij - b_ij of the design's A and B rows; None when
+        ``design`` is None (the steps are unknown)."""
         if design is None:
-            raise InvalidArgumentError(
-                "this estimator reads the design's steps a_i - b_i: pass design= (the "
-                "replicated design [A, B, C_1..C_d] the scores come from).")
+            return None
         design = np.asarray(design, np.float64)
         design = design.reshape(design.shape[0], -1)
         if design.shape[1] != dimension or design.shape[0] < 2 * nb_design:
@@ -471,9 +473,11 @@ class NormalisedJansenEstimator(TotalOrderEstimator):
 
     def _total_ac(self, a, c, steps):
         n = tf.cast(tf.shape(a)[-1], a.dtype)
-        realised = tf.reduce_mean(tf.square(steps), axis=-1)[None]  # (1, d)
-        scale = EXPECTED_SQUARED_STEP / tf.maximum(realised, 1e-12)
-        return self._jansen_sums(a, c) / (2.0 * n) * scale, _pooled_variance(a, c)
+        sums = self._jansen_sums(a, c) / (2.0 * n)
+        if steps is not None:
+            realised = tf.reduce_mean(tf.square(steps), axis=-1)[None]  # (1, d)
+            sums = sums * (EXPECTED_SQUARED_STEP / tf.maximum(realised, 1e-12))
+        return sums, _pooled_variance(a, c)
 
 
 class ControlVariateJansenEstimator(TotalOrderEstimator):
@@ -496,6 +500,8 @@ class ControlVariateJansenEstimator(TotalOrderEstimator):
     def _total_ac(self, a, c, steps):
         n = tf.cast(tf.shape(a)[-1], a.dtype)
         delta = a - c  # (N, d, n)
+        if steps is None:
+            return self._jansen_sums(a, c) / (2.0 * n), _pooled_variance(a, c)
         x = steps[None]  # (1, d, n)
         slope = tf.reduce_sum(delta * x, -1) / tf.maximum(tf.reduce_sum(x * x, -1), 1e-12)
         residual = tf.reduce_sum(tf.square(delta - slope[..., None] * x), -1)
