@@ -57,7 +57,10 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
     the total-order Sobol index of each cell (the share of the score's variance that
     involves that cell, interactions included) is its attribution. Costs
     ``nb_design * (d + 2)`` forward passes per input, d = grid_size**2 (times the number
-    of channels with ``per_channel=True``).
+    of channels with ``per_channel=True``); ``nb_design * (d + 1)`` with an estimator
+    that skips the B rows. :meth:`nb_forward_passes` counts them for given inputs, and
+    :data:`EFFICIENT_SETTINGS` reaches the reference's map with about half the passes
+    (benchmarks/results/passes.md).
 
     Beyond images (see :mod:`sobol_tf._utils.layouts` for the rank rule), the cells are:
 
@@ -105,7 +108,8 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
             that would give A and B the same column for some cell (small nb_design), the
             Owen-scrambled sequence of seed
             :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED`; scrambled with
-            ``seed`` when it is set; Xplique's default is TFSobolSequenceRS), 'halton',
+            ``seed`` when it is set; Xplique's default is TFSobolSequenceRS),
+            'scrambled_sobol' (Owen-scrambled, seed 0 unless ``seed``), 'halton',
             'lhs', 'monte_carlo', or a callable ``(dimension, nb_design) -> design``
             (numpy array or tf.Tensor) such as
             :class:`~sobol_tf.attributions.samplers.SobolSequence` or Xplique's names
@@ -115,7 +119,11 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
             is refused, where Xplique would return that 0. The design is drawn at the
             first explain or first read of :attr:`masks` (once per set of cells: rows,
             columns and mask channels) and kept.
-        estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli', a
+        estimator: 'jansen' (default), 'homma', 'janon', 'glen', 'saltelli'; or one
+            that skips the B rows (nb_design * (d + 1) passes, see
+            :data:`EFFICIENT_SETTINGS` and :meth:`nb_forward_passes`): 'jansen_total'
+            (Jansen's values), 'jansen_normalised' (each cell's sum normalised by its
+            realised steps), 'jansen_cv' (the steps as a control variate); a
             :class:`~sobol_tf.attributions.estimators.SobolEstimator` (vectorised over
             the inputs), or an Xplique-style callable ``estimator(masks, outputs,
             nb_design)`` (called once per input with its (P,) outputs and the masks
