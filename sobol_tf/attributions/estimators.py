@@ -461,8 +461,10 @@ class NormalisedJansenEstimator(TotalOrderEstimator):
     cell's mask value: a ratio estimator, i.e. a control variate on the steps in the
     spirit of Kucherenko et al. 2015). V is the variance of all the [A, C_1..C_d] scores.
     Skips B (nb_design * (d + 1) passes); reads the design. Converges to the same total
-    indices as Jansen's (the realised mean squared step tends to 1/6). Name:
-    'jansen_normalised'.
+    indices as Jansen's (the realised mean squared step tends to 1/6). With token ids
+    (masks thresholded at 1/2) the steps that matter are the flipped decisions, which
+    the continuous steps only approximate: the limit is the same, the correction weaker.
+    Name: 'jansen_normalised'.
 
     Ref. S. Kucherenko, B. Delpuech, B. Iooss, S. Tarantola, Application of the control
     variate technique to estimation of total sensitivity indices, Reliability
