@@ -309,6 +309,8 @@ def get(identifier):
 
 
 # -- Estimators that skip the B column (issue 26) -----------------------------------------
+from typing import Any  # noqa: E402 (this section is appended; see issue 26)
+
 #: the expected squared step E[(a_i - b_i)^2] of a mask value between A and B drawn
 #: independently and uniformly in [0, 1].
 EXPECTED_SQUARED_STEP = 1.0 / 6.0
@@ -342,7 +344,7 @@ class TotalOrderEstimator(SobolEstimator):
     reads_b = False
     reads_design = False
 
-    def __call__(self, *args, design=None, **kwargs):
+    def __call__(self, *args: Any, design: Any = None, **kwargs: Any) -> tf.Tensor:
         """``estimator(scores, nb_design, design=None)`` on full [A, B, C_1..C_d]
         scores, or Xplique's ``estimator(masks, outputs, nb_design)`` (the masks are then
         the design); see :class:`SobolEstimator`."""
@@ -365,7 +367,7 @@ class TotalOrderEstimator(SobolEstimator):
         indices = indices[0] if squeeze else indices
         return indices if masks is None else _to_cells(indices, masks, squeeze)
 
-    def estimate(self, scores, nb_design, design=None):
+    def estimate(self, scores: Any, nb_design: int, design: Any = None) -> tf.Tensor:
         """Total-order indices from the scores of [A, C_1..C_d], without B.
 
         Args:
@@ -410,7 +412,7 @@ class TotalOrderEstimator(SobolEstimator):
                             False)
 
     @staticmethod
-    def _steps(design, nb_design, dimension):
+    def _steps(design: Any, nb_design: int, dimension: int) -> tf.Tensor | None:
         """(d, nb_design) float64: a_ij - b_ij of the design's A and B rows; None when
         ``design`` is None (the steps are unknown)."""
         if design is None:
@@ -445,7 +447,7 @@ class JansenTotalEstimator(TotalOrderEstimator):
         return self._jansen_sums(a, c) / (2.0 * n), _sample_variance(a)
 
 
-def _pooled_variance(a, c):
+def _pooled_variance(a: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
     """Variance of every score of [A, C_1..C_d] (each row is a uniform draw), (N, 1)."""
     everything = tf.concat([a[:, 0], tf.reshape(c, (tf.shape(c)[0], -1))], axis=-1)
     return _sample_variance(everything)[:, None]
@@ -518,7 +520,7 @@ ESTIMATORS.update({
 })
 
 
-def reads_b(estimator):
+def reads_b(estimator: Any) -> bool:
     """Whether ``estimator`` needs the scores of the design's B rows (every estimator
     but a :class:`TotalOrderEstimator`)."""
     return getattr(estimator, "reads_b", True)

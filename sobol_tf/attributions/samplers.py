@@ -455,7 +455,7 @@ class ScrambledSobolSequence(SobolSequence):
             ``SobolSequence(scramble=True)``, whose None is a fresh draw).
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: "int | np.random.Generator | None" = None) -> None:
         seed = check_seed(seed)
         super().__init__(scramble=True, seed=SCRAMBLED_SEED if seed is None else seed)
 

@@ -251,7 +251,8 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
         return SobolIndices(total=layout.from_engine(self._to_input_size(total, *size)),
                             first=layout.from_engine(self._to_input_size(first, *size)))
 
-    def nb_forward_passes(self, inputs, targets=None):
+    def nb_forward_passes(self, inputs: "np.ndarray | tf.Tensor",
+                          targets: "np.ndarray | tf.Tensor | list | None" = None) -> int:
         """The forward passes :meth:`explain` will make for ``inputs``: nb_design *
         (d + 2) per input, or nb_design * (d + 1) with an estimator that skips the B rows
         (:class:`~sobol_tf.attributions.estimators.TotalOrderEstimator`, e.g.
