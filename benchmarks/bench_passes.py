@@ -48,6 +48,9 @@ SEEDS = (0, 1, 2)
 #: paper's reference shares its first points with the unscrambled candidates' designs,
 #: which flatters them; this one shares none.
 INDEPENDENT_SEED = 1000
+#: the costly cases (MobileNetV2 on 2 shared CPU cores) run without the independent
+#: reference and the Latin hypercube designs (not competitive on the other models).
+LIGHT_CASES = ("mobilenet",)
 METRIC_NB_DESIGNS = (16, 32)
 BATCH_SIZE = 512
 CACHE = os.path.join(ROOT, "outputs", "passes_cache")
@@ -273,14 +276,18 @@ def run_case(title, key, builder):
         design = np.asarray(sampler_of("scrambled", INDEPENDENT_SEED)(d, REFERENCE_NB_DESIGN))
         return design_scores(explainer, x, y, design)[0], design
 
-    independent = estimators.JansenEstimator()(
-        cached(f"{key}_independent", independent_scores)[0], REFERENCE_NB_DESIGN).numpy()
-    floor = pearson_error(independent, reference).mean()
+    if key in LIGHT_CASES and not os.path.exists(os.path.join(CACHE,
+                                                              f"{key}_independent.npz")):
+        independent, floor = None, float("nan")
+    else:
+        independent = estimators.JansenEstimator()(
+            cached(f"{key}_independent", independent_scores)[0], REFERENCE_NB_DESIGN).numpy()
+        floor = pearson_error(independent, reference).mean()
 
     full = {}  # (design, seed) -> (scores at nb_design=top, design)
     full[("sobol", 0)] = (sub_design(ref_scores, REFERENCE_NB_DESIGN, top, d),
                           sub_design(ref_design, REFERENCE_NB_DESIGN, top, d))
-    for design_name in ("tf_sobol", "scrambled", "lhs"):
+    for design_name in ("tf_sobol", "scrambled") + (() if key in LIGHT_CASES else ("lhs",)):
         seeds = (0,) if design_name == "tf_sobol" else SEEDS
         for seed in seeds:
             def compute(design_name=design_name, seed=seed):
@@ -322,7 +329,8 @@ def run_case(title, key, builder):
                 error = pearson_error(indices, reference)
                 errors.append(error)
                 per_seed.append(error.mean())
-                independent_errors.append(pearson_error(indices, independent))
+                if independent is not None:
+                    independent_errors.append(pearson_error(indices, independent))
                 if n in METRIC_NB_DESIGNS:
                     metric_maps.setdefault((label, n), []).append(indices)
             if not errors:
@@ -331,7 +339,8 @@ def run_case(title, key, builder):
             passes = n * (d + (1 if skips_b else 2))
             rows.append(dict(label=label, n=n, passes=passes, mean=errors.mean(),
                              sd=errors.std(), worst=max(per_seed), seeds=len(per_seed),
-                             independent=np.concatenate(independent_errors).mean()))
+                             independent=(np.concatenate(independent_errors).mean()
+                                          if independent_errors else float("nan"))))
             curves.setdefault(label, []).append((passes, errors.mean(), min(per_seed),
                                                  max(per_seed)))
 
