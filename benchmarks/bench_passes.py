@@ -401,7 +401,8 @@ def write_markdown(path, results, total_seconds):
         "'vs independent ref.' compares with a reference drawn from scrambled Sobol of "
         f"seed {INDEPENDENT_SEED} instead. Where the unscrambled sequence ties a cell of A "
         "and B (small nb_design), today's default falls back to scrambled seed 0: those "
-        "rows use that design. ",
+        "rows use that design. Cases run without the independent reference and the Latin "
+        f"hypercube designs (CPU budget): {', '.join(LIGHT_CASES)}. ",
         "Goal: 1 - r <= 0.01 at nb_design 16 (<= 1,056 passes at grid 8).", "",
     ]
     summary = [label for label, _, _ in CANDIDATES]
