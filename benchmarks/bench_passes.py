@@ -95,9 +95,13 @@ def _cached_model(name, build, fit):
     model = build()
     if os.path.exists(path):
         model.load_weights(path)
-        return model, None
+        accuracy_path = path + ".accuracy"
+        return model, (float(open(accuracy_path).read()) if os.path.exists(accuracy_path)
+                       else None)
     accuracy = fit(model)
     model.save_weights(path)
+    with open(path + ".accuracy", "w") as handle:
+        handle.write(repr(accuracy))
     return model, accuracy
 
 
@@ -433,7 +437,7 @@ def write_markdown(path, results, total_seconds):
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in result["rows"]:
             metric = result["metrics"].get((row["label"], row["n"]))
-            cells = (f"{metric[0]:.4f} | {metric[1]:.4f}" if metric else " | ")
+            cells = (f"{metric[0]:.4g} | {metric[1]:.4g}" if metric else " | ")
             lines.append(
                 f"| {row['label']} | {row['n']} | {row['passes']} | {row['mean']:.4f} | "
                 f"{row['sd']:.4f} | {row['worst']:.4f} | {row['seeds']} | "
@@ -441,8 +445,8 @@ def write_markdown(path, results, total_seconds):
         reference = result["metrics"].get("reference (nb_design 1024)")
         if reference:
             lines.append(f"| reference (nb_design {REFERENCE_NB_DESIGN}) | "
-                         f"{REFERENCE_NB_DESIGN} | | 0 | | | | | {reference[0]:.4f} | "
-                         f"{reference[1]:.4f} |")
+                         f"{REFERENCE_NB_DESIGN} | | 0 | | | | | {reference[0]:.4g} | "
+                         f"{reference[1]:.4g} |")
         lines.append("")
     with open(path, "w") as handle:
         handle.write("\n".join(lines))
