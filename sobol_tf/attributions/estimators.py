@@ -306,3 +306,221 @@ def get(identifier):
     """
     return resolve("estimator", identifier, JansenEstimator, ESTIMATORS,
                    "a SobolEstimator or a callable (masks, outputs, nb_design) -> indices")
+
+
+# -- Estimators that skip the B column (issue 26) -----------------------------------------
+from typing import Any  # noqa: E402 (this section is appended; see issue 26)
+
+#: the expected squared step E[(a_i - b_i)^2] of a mask value between A and B drawn
+#: independently and uniformly in [0, 1].
+EXPECTED_SQUARED_STEP = 1.0 / 6.0
+
+
+class TotalOrderEstimator(SobolEstimator):
+    """Base of the total-order estimators that never read f(B): N(d + 1) passes.
+
+    Jansen's total-order formula compares f(A) with f(C_i) only, so the B rows of the
+    design need not be evaluated. These estimators take the scores of the design without
+    its B rows, [A, C_1..C_d] (N, nb_design * (d + 1)), and, where :attr:`reads_design`
+    is True, the design's A and B mask values (see :meth:`estimate`), from which they
+    know each cell's realised steps a_ij - b_ij exactly.
+
+    :class:`~sobol_tf.attributions.SobolAttributionMethod` then evaluates nb_design *
+    (d + 1) perturbations per input instead of nb_design * (d + 2) (its
+    :meth:`~sobol_tf.attributions.SobolAttributionMethod.nb_forward_passes` says so);
+    ``explain_indices`` still evaluates B, which the first-order indices need, and
+    passes these estimators the scores without it.
+
+    Called directly as ``estimator(scores, nb_design)`` with scores in the full layout
+    [A, B, C_1..C_d], the B columns are dropped first, so they can be compared with the
+    other estimators on the same scores; with ``design=`` (the replicated design,
+    (nb_design * (d + 2), d) or (P, *cells)) they are given their steps.
+
+    Attributes:
+        reads_b: False: the B rows are not evaluated for these estimators.
+        reads_design: whether :meth:`estimate` needs the design's A and B.
+    """
+
+    reads_b = False
+    reads_design = False
+
+    def __call__(self, *args: Any, design: Any = None, **kwargs: Any) -> tf.Tensor:
+        """``estimator(scores, nb_design, design=None)`` on full [A, B, C_1..C_d]
+        scores, or Xplique's ``estimator(masks, outputs, nb_design)`` (the masks are then
+        the design); see :class:`SobolEstimator`."""
+        masks, scores, nb_design = _call_arguments(type(self).__name__, args, kwargs)
+        if masks is not None:
+            design = masks
+        scores = tf.cast(tf.convert_to_tensor(scores), tf.float64)
+        squeeze = scores.shape.rank == 1
+        if squeeze:
+            scores = scores[None]
+        nb_design = check_positive_int("nb_design", nb_design, minimum=2)
+        if scores.shape.rank != 2 or scores.shape[1] % nb_design \
+                or scores.shape[1] // nb_design < 3:
+            raise InvalidArgumentError(
+                f"scores must have shape (N, nb_design * (d + 2)) with nb_design="
+                f"{nb_design} and d >= 1 (the full design [A, B, C_1..C_d]; use "
+                f"estimate() for scores without B), got {scores.shape}.")
+        scores = tf.concat([scores[:, :nb_design], scores[:, 2 * nb_design:]], axis=1)
+        indices = self.estimate(scores, nb_design, design)
+        indices = indices[0] if squeeze else indices
+        return indices if masks is None else _to_cells(indices, masks, squeeze)
+
+    def estimate(self, scores: Any, nb_design: int, design: Any = None) -> tf.Tensor:
+        """Total-order indices from the scores of [A, C_1..C_d], without B.
+
+        Args:
+            scores: (N, nb_design * (d + 1)) scores of [A, C_1..C_d] per input.
+            nb_design: rows of A, an integer >= 2.
+            design: the replicated design [A, B, C_1..C_d] the scores come from, as an
+                array (nb_design * (d + 2), d) or (P, *cells) (only its A and B rows are
+                read), for the estimators that read it (:attr:`reads_design`; the
+                explainer always passes it). Without it their steps are unknown and they
+                give Jansen's sums unnormalised (with the pooled variance): the same
+                limit, without the correction.
+
+        Returns:
+            float32 (N, d) indices; 0 for an input whose scores are constant.
+
+        Raises:
+            InvalidArgumentError: scores not of that layout; a design missing or of
+                another d.
+        """
+        scores = tf.cast(tf.convert_to_tensor(scores), tf.float64)
+        if scores.shape.rank != 2:
+            raise InvalidArgumentError(
+                f"scores must have shape (N, nb_design * (d + 1)), got {scores.shape}.")
+        nb_design = check_positive_int("nb_design", nb_design, minimum=2)
+        total = scores.shape[1]
+        if total % nb_design or total // nb_design < 2:
+            raise InvalidArgumentError(
+                f"scores has {total} columns, not nb_design * (d + 1) with nb_design="
+                f"{nb_design} and d >= 1 (the design without its B rows).")
+        dimension = total // nb_design - 1
+        steps = None
+        if self.reads_design:
+            steps = self._steps(design, nb_design, dimension)
+        constant = constant_scores(scores)[:, None]
+        floor = tf.square(scores_tolerance(scores))[:, None]
+        scores = scores - _mean(scores, True)
+        pooled = _mean(tf.square(scores))[:, None]
+        a = scores[:, None, :nb_design]
+        c = tf.reshape(scores[:, nb_design:], (-1, dimension, nb_design))
+        numerator, variance = self._total_ac(a, c, steps)
+        return self._finish(self._ratio(numerator, variance, (constant, floor, pooled)),
+                            False)
+
+    @staticmethod
+    def _steps(design: Any, nb_design: int, dimension: int) -> tf.Tensor | None:
+        """(d, nb_design) float64: a_ij - b_ij of the design's A and B rows; None when
+        ``design`` is None (the steps are unknown)."""
+        if design is None:
+            return None
+        design = np.asarray(design, np.float64)
+        design = design.reshape(design.shape[0], -1)
+        if design.shape[1] != dimension or design.shape[0] < 2 * nb_design:
+            raise InvalidArgumentError(
+                f"design of shape {design.shape} does not match the scores (d = "
+                f"{dimension} cells, nb_design = {nb_design}: at least "
+                f"{2 * nb_design} rows [A, B, ...]).")
+        return tf.constant((design[:nb_design] - design[nb_design:2 * nb_design]).T)
+
+    def _total_ac(self, a, c, steps):
+        """(numerator, variance) from centred a (N, 1, n), c (N, d, n) and the steps
+        (d, n) (None unless :attr:`reads_design`)."""
+        raise NotImplementedError
+
+    def _jansen_sums(self, a, c):
+        return tf.reduce_sum(tf.square(a - c), axis=-1)
+
+
+class JansenTotalEstimator(TotalOrderEstimator):
+    """Jansen (1999) without the B column: the same formula as :class:`JansenEstimator`,
+    ST_i = sum_j (f(A_j) - f(C_ij))^2 / (2 n Var[f(A)]), read from [A, C_1..C_d]:
+    nb_design * (d + 1) passes. Equal to Jansen's indices on the same design (to
+    float rounding). Name: 'jansen_total'.
+    """
+
+    def _total_ac(self, a, c, steps):
+        n = tf.cast(tf.shape(a)[-1], a.dtype)
+        return self._jansen_sums(a, c) / (2.0 * n), _sample_variance(a)
+
+
+def _pooled_variance(a: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Variance of every score of [A, C_1..C_d] (each row is a uniform draw), (N, 1)."""
+    everything = tf.concat([a[:, 0], tf.reshape(c, (tf.shape(c)[0], -1))], axis=-1)
+    return _sample_variance(everything)[:, None]
+
+
+class NormalisedJansenEstimator(TotalOrderEstimator):
+    """Jansen's total-order sums, each normalised by its cell's realised steps.
+
+    ST_i = [sum_j (f(A_j) - f(C_ij))^2 / (2 n V)] * (n / 6) / sum_j (a_ij - b_ij)^2:
+    a cell whose design happened to move it little (small realised steps) would get a
+    small Jansen sum whatever its importance; dividing by its realised mean squared step
+    over its expectation 1/6 removes that (exactly so where the score is linear in the
+    cell's mask value: a ratio estimator, i.e. a control variate on the steps in the
+    spirit of Kucherenko et al. 2015). V is the variance of all the [A, C_1..C_d] scores.
+    Skips B (nb_design * (d + 1) passes); reads the design. Converges to the same total
+    indices as Jansen's (the realised mean squared step tends to 1/6). With token ids
+    (masks thresholded at 1/2) the steps that matter are the flipped decisions, which
+    the continuous steps only approximate: the limit is the same, the correction weaker.
+    Name: 'jansen_normalised'.
+
+    Ref. S. Kucherenko, B. Delpuech, B. Iooss, S. Tarantola, Application of the control
+    variate technique to estimation of total sensitivity indices, Reliability
+    Engineering & System Safety 134 (2015).
+    """
+
+    reads_design = True
+
+    def _total_ac(self, a, c, steps):
+        n = tf.cast(tf.shape(a)[-1], a.dtype)
+        sums = self._jansen_sums(a, c) / (2.0 * n)
+        if steps is not None:
+            realised = tf.reduce_mean(tf.square(steps), axis=-1)[None]  # (1, d)
+            sums = sums * (EXPECTED_SQUARED_STEP / tf.maximum(realised, 1e-12))
+        return sums, _pooled_variance(a, c)
+
+
+class ControlVariateJansenEstimator(TotalOrderEstimator):
+    """Jansen's total-order sums with the steps' linear part as a control variate.
+
+    Per cell, the change of score f(A_j) - f(C_ij) is regressed on the realised step
+    x_j = a_ij - b_ij (through the origin, slope g_i); its sum of squares splits exactly
+    into the residual's plus g_i^2 sum_j x_j^2, and that second part is replaced by its
+    expectation g_i^2 n / 6: ST_i = [sum_j (Delta_j - g_i x_j)^2 + g_i^2 n / 6] / (2 n V),
+    V the variance of all the [A, C_1..C_d] scores (Kucherenko et al. 2015). Skips B,
+    reads the design. Name: 'jansen_cv'.
+
+    Ref. S. Kucherenko, B. Delpuech, B. Iooss, S. Tarantola, Application of the control
+    variate technique to estimation of total sensitivity indices, Reliability
+    Engineering & System Safety 134 (2015).
+    """
+
+    reads_design = True
+
+    def _total_ac(self, a, c, steps):
+        n = tf.cast(tf.shape(a)[-1], a.dtype)
+        delta = a - c  # (N, d, n)
+        if steps is None:
+            return self._jansen_sums(a, c) / (2.0 * n), _pooled_variance(a, c)
+        x = steps[None]  # (1, d, n)
+        slope = tf.reduce_sum(delta * x, -1) / tf.maximum(tf.reduce_sum(x * x, -1), 1e-12)
+        residual = tf.reduce_sum(tf.square(delta - slope[..., None] * x), -1)
+        total = residual + tf.square(slope) * n * EXPECTED_SQUARED_STEP
+        return total / (2.0 * n), _pooled_variance(a, c)
+
+
+ESTIMATORS.update({
+    "jansen_total": JansenTotalEstimator,
+    "jansen_normalised": NormalisedJansenEstimator,
+    "jansen_cv": ControlVariateJansenEstimator,
+})
+
+
+def reads_b(estimator: Any) -> bool:
+    """Whether ``estimator`` needs the scores of the design's B rows (every estimator
+    but a :class:`TotalOrderEstimator`)."""
+    return getattr(estimator, "reads_b", True)

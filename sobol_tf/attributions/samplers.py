@@ -436,3 +436,30 @@ def get(identifier, seed=None):
         f"sampler must be a name or a callable (dimension, nb_design) -> design, got "
         f"{type(identifier).__name__}."
     )
+
+
+# -- Scrambled by name (issue 26) ---------------------------------------------------------
+#: the seed of ``'scrambled_sobol'`` when none is given, so that it is reproducible.
+SCRAMBLED_SEED = 0
+
+
+class ScrambledSobolSequence(SobolSequence):
+    """The Owen-scrambled Sobol sequence, reproducible by default (name
+    ``'scrambled_sobol'``).
+
+    Scrambling evens out the small designs: at nb_design=16 in 128 dimensions, the
+    unscrambled sequence moves some cells' mask values between A and B much less than
+    others (per-cell mean squared step from 0 to 0.16, for an expected 1/6), which
+    Jansen's sums inherit; scrambled columns are randomised independently.
+
+    Args:
+        seed: seed of the scrambling; None gives :data:`SCRAMBLED_SEED` (unlike
+            ``SobolSequence(scramble=True)``, whose None is a fresh draw).
+    """
+
+    def __init__(self, seed: "int | np.random.Generator | None" = None) -> None:
+        seed = check_seed(seed)
+        super().__init__(scramble=True, seed=SCRAMBLED_SEED if seed is None else seed)
+
+
+SAMPLERS["scrambled_sobol"] = ScrambledSobolSequence

@@ -13,8 +13,10 @@ PROGRAM = "sobol-tf"
 SCALES = {"1": 1.0, "255": 255.0}
 #: the names of samplers.SAMPLERS, estimators.ESTIMATORS and perturbations.PERTURBATIONS
 #: (a test keeps them equal), here so that --help needs no TensorFlow
-SAMPLER_NAMES = ("halton", "latin_hypercube", "lhs", "mc", "monte_carlo", "sobol")
-ESTIMATOR_NAMES = ("glen", "homma", "janon", "jansen", "saltelli")
+SAMPLER_NAMES = ("halton", "latin_hypercube", "lhs", "mc", "monte_carlo", "scrambled_sobol",
+                 "sobol")
+ESTIMATOR_NAMES = ("glen", "homma", "janon", "jansen", "jansen_cv", "jansen_normalised",
+                   "jansen_total", "saltelli")
 PERTURBATION_NAMES = ("amplitude", "blurring", "inpainting")
 
 
