@@ -387,10 +387,17 @@ class BlackBoxExplainer(Explainer):
 
     def _explain(self, model, images, targets):
         _, height, width, channels = images.shape
+        perturbed = self._engine_inputs(images)
         masks = tf.convert_to_tensor(self._masks(height, width, channels), tf.float32)
-        scores = self._perturbed_scores(model, images, targets, masks)
+        scores = self._perturbed_scores(model, perturbed, targets, masks)
         base_scores = self._scores(model, images, targets) if self._needs_base_scores else None
         return self._estimate(scores, masks, base_scores)
+
+    def _engine_inputs(self, images):
+        """What the perturbation perturbs: the images (N, H, W, C) by default; a method
+        may carry more per input (e.g. the surrogate methods' feature ids as extra
+        channels), drawn before :meth:`_masks`."""
+        return images
 
     #: set True by methods whose estimator needs the scores of the clean inputs.
     _needs_base_scores = False

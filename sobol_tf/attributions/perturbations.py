@@ -205,6 +205,35 @@ class CallablePerturbation(Perturbation):
         return self.function(inputs, masks)
 
 
+class FeatureSamples(Perturbation):
+    """Lime's and KernelShap's perturbation: ``ref + z[id] * (x - ref)``, where the
+    engine's inputs (b, H, W, C + k) carry in their last k channels (1, or C for time
+    series) each value's column in the samples z (B, 1, T, 1) given as masks.
+    ``reference`` (h, w, C) is set per call. ``tokens``: a token is kept where z >= 0.5
+    and replaced by the reference (the mask token) elsewhere."""
+
+    reference = None
+
+    def __init__(self, tokens=False):
+        self.tokens = bool(tokens)
+
+    def baselines(self, images):
+        return self.reference[None]
+
+    def apply(self, inputs, masks, baselines):
+        channels = baselines.shape[-1]
+        samples = masks[:, 0, :, 0]
+        values, ids = inputs[..., :channels], tf.cast(inputs[..., channels:], tf.int32)
+        if inputs.shape[0] == 1:  # one input broadcast over its samples (the usual batch)
+            keep = tf.gather(samples, ids[0], axis=1)
+        else:  # one input per sample, or a number of rows known only when running
+            ids = tf.broadcast_to(ids, tf.concat([tf.shape(samples)[:1], tf.shape(ids)[1:]], 0))
+            keep = tf.gather(samples, ids, axis=1, batch_dims=1)
+        if self.tokens:
+            return tf.where(keep >= 0.5, values, baselines)
+        return baselines + keep * (values - baselines)
+
+
 PERTURBATIONS = {"inpainting": Inpainting, "blurring": Blurring, "amplitude": Amplitude}
 
 
