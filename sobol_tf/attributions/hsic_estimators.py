@@ -226,3 +226,24 @@ def get(identifier):
     """
     return resolve("estimator", identifier, BinaryEstimator, ESTIMATORS,
                    "an HsicEstimator or a callable (masks, outputs, nb_design) -> indices")
+
+
+_DEFAULT_ESTIMATOR = BinaryEstimator()
+
+
+def hsic_binary_rbf(scores: tf.Tensor, centred_masks: tf.Tensor) -> tf.Tensor:
+    """HSIC between each binary cell mask and the score, for a batch of inputs.
+
+    :class:`~sobol_tf.attributions.hsic_estimators.BinaryEstimator` on binary masks:
+    with the kernel of the binary masks k(x, x') = 1 + (1/2 - (x - x')^2) and the RBF
+    kernel on the scores (width: the median pairwise distance), the estimator
+    trace(H K H H L H) / n of Xplique equals (2 / n) (H x)^T L (H x) for binary x.
+
+    Args:
+        scores: float32 (B, n), the scores of each input on the n designs.
+        centred_masks: float32 (n, d), the binary designs minus their column means.
+
+    Returns:
+        float32 (B, d) HSIC indices.
+    """
+    return _DEFAULT_ESTIMATOR.indices(scores, centred_masks, binary=True)
