@@ -9,10 +9,12 @@ it draws, how a mask perturbs an input, and how scores become a map.
 from abc import ABC, abstractmethod
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets
+from sobol_tf._utils import (check_choice, check_positive_int, check_seed,
+                             prepare_inputs_targets)
 from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strategy
 from sobol_tf._utils.data import check_model, model_input_shape
 from sobol_tf._utils.inference import batch_inference
@@ -24,6 +26,10 @@ from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 #: most this many bytes; bigger ones are upsampled batch by batch on the device so that
 #: memory stays bounded by ``batch_size`` (see README, "Memory").
 MASK_CACHE_BYTES = 256 * 2**20
+
+#: masks are upsampled this many at a time outside the batches (the cache, estimators
+#: that read every mask at the input size): bounds the transient memory.
+MASK_CHUNK = 256
 
 #: built-in (elementwise) perturbations run XLA-compiled, fused with their gathers.
 XLA_PERTURBATION = True
@@ -428,10 +434,53 @@ class BlackBoxExplainer(Explainer):
             return masks, False
         cached = getattr(self, "_upsampled", None)
         if cached is None or cached[0] is not masks or cached[1] != (height, width):
-            ids = tf.range(masks.shape[0], dtype=tf.int64)
-            upsampled = self._upsample(masks, ids, height, width)
+            upsampled = tf.concat([chunk for _, chunk in self._mask_chunks(masks, height, width)],
+                                  axis=0)
             self._upsampled = cached = (masks, (height, width), upsampled)
         return cached[2], True
+
+    def _weighted_masks(self, scores, masks, height, width):
+        """``(sum_p scores[n, p] M_p, sum_p M_p)`` over the masks M_p at the input size:
+        (N, H, W, k) and (H, W, k), from the cached masks when they fit, else through
+        :meth:`_mask_chunks` (an estimator reading every mask at the input size)."""
+        full, upsampled = self._cached_masks(masks, height, width)
+        chunks = [(None, full)] if upsampled else self._mask_chunks(masks, height, width)
+        weighted, total = 0.0, 0.0
+        for ids, chunk in chunks:
+            chunk_scores = scores if ids is None else tf.gather(scores, ids, axis=1)
+            weighted += tf.einsum("np,phwk->nhwk", chunk_scores, chunk)
+            total += tf.reduce_sum(chunk, axis=0)
+        return weighted, total
+
+    def _kept(self, key, draw):
+        """The masks (or masks and what comes with them) of ``key``, drawn once by
+        ``draw()`` and kept; ``key`` becomes the active one (``self._active``)."""
+        cache = self.__dict__.setdefault("_mask_cache", {})
+        if key not in cache:
+            cache[key] = draw()
+        self._active = key
+        return cache[key]
+
+    def _init_seed(self, seed):
+        """Set ``seed`` (checked) and the entropy the method's random masks are drawn
+        from: the seed, or fresh entropy drawn once per explainer when it is None."""
+        self.seed = check_seed(seed)
+        self._entropy = (np.random.SeedSequence().entropy if self.seed is None
+                         else self.seed)
+
+    def _input_size_masks(self, height, width, channels=1):
+        """All the masks of inputs of this size at that size, (P, H, W, k) float32 (for
+        small sizes: the masks are not kept)."""
+        masks = tf.convert_to_tensor(self._masks(height, width, channels), tf.float32)
+        return tf.concat([chunk for _, chunk in self._mask_chunks(masks, height, width)], 0)
+
+    def _mask_chunks(self, masks, height, width):
+        """The engine's chunk loop over masks outside the batches: (ids (B,) int64, the
+        masks of those ids at the input size (B, H, W, k)), :data:`MASK_CHUNK` masks at a
+        time, so that the transient memory holds at most MASK_CHUNK full-size masks."""
+        for start in range(0, masks.shape[0], MASK_CHUNK):
+            ids = tf.range(start, min(start + MASK_CHUNK, masks.shape[0]), dtype=tf.int64)
+            yield ids, self._upsample(tf.gather(masks, ids), ids, height, width)
 
     def _perturbed_scores(self, model, images, targets, masks):
         """Scores (N, P) of every input perturbed by every mask."""

@@ -4,23 +4,10 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int
-from sobol_tf.attributions._modalities import ModalityMixin
+from sobol_tf.attributions._modalities import ModalityMixin, check_pair
 from sobol_tf.attributions.perturbations import check_baseline
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
-
-
-def _pair(name, value):
-    """An int or a pair of ints >= 1 as a (rows, cols) tuple."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise InvalidArgumentError(
-                f"{name} must be an int or a pair (rows, cols), got {value!r}.")
-        return tuple(check_positive_int(name, v) for v in value)
-    size = check_positive_int(name, value)
-    return size, size
-
 
 
 class Occlusion(ModalityMixin, BlackBoxExplainer):
@@ -107,8 +94,8 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
                  strategy=None):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          strategy=strategy)
-        self.patch_size = _pair("patch_size", patch_size)
-        self.patch_stride = _pair("patch_stride", patch_stride)
+        self.patch_size = check_pair("patch_size", patch_size)
+        self.patch_stride = check_pair("patch_stride", patch_stride)
         # as given: an int is one length along a tabular row or a text, a pair is not
         self._given = {"patch_size": patch_size, "patch_stride": patch_stride}
         self.occlusion_value = check_baseline(occlusion_value, "occlusion_value")
@@ -126,7 +113,7 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
         return getattr(self, name)[0]
 
     def _check_inputs(self, images):
-        kind = "image" if self._layout is None else self._layout.kind
+        kind = self._kind()
         _, height, width, channels = images.shape
         if kind == "image":
             if self.patch_size[0] > height or self.patch_size[1] > width:
@@ -160,7 +147,7 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
     def _masks(self, height, width, channels):
         """Keep-masks (P, H, W, k): 0 on the patch, 1 elsewhere, one per patch position;
         k = 1, or the channels of a time series (its patches span (steps, channels))."""
-        kind = "image" if self._layout is None else self._layout.kind
+        kind = self._kind()
         key = (kind, height, width, channels if kind == "time_series" else 1)
         if key not in self._mask_cache:
             if kind == "image":
