@@ -10,13 +10,18 @@ masking.
   from a ``perturbation_function`` that masks tokens, and the checks of the inputs
   against ``grid_size``, ``nb_channels`` and the perturbation.
 """
+from __future__ import annotations
+
+from typing import Any, Callable
+
 
 import numpy as np
 
 from sobol_tf._utils import check_grid_fits, check_positive_int
 from sobol_tf._utils.validation import check_mask_channels, check_windows_fit
 from sobol_tf.attributions import perturbations as perturbations_module
-from sobol_tf.attributions.perturbations import (Inpainting, TokenMasking, check_baseline,
+from sobol_tf.attributions.perturbations import (Inpainting, Perturbation, TokenMasking,
+                                                check_baseline,
                                                 check_token)
 from sobol_tf.errors import InvalidArgumentError
 
@@ -24,7 +29,7 @@ from sobol_tf.errors import InvalidArgumentError
 ALL_KINDS = ("image", "tabular", "time_series", "tokens")
 
 
-def check_pair(name, value, sequences=(tuple, list)):
+def check_pair(name: str, value: Any, sequences: tuple = (tuple, list)) -> tuple[int, int]:
     """An int or a pair of ints >= 1 (a ``sequences`` instance) as a (rows, cols) tuple."""
     if isinstance(value, sequences):
         if len(value) != 2:
@@ -39,10 +44,12 @@ class ModalityMixin:
     """Tokens and per-feature baselines for a :class:`BlackBoxExplainer` whose masked-out
     values move towards ``self.<value_name>``."""
 
-    input_kinds = ALL_KINDS
+    input_kinds: tuple[str, ...] = ALL_KINDS
+    _layout: Any
+    _towards: Callable[..., Any]
 
     #: the attribute holding the value masked-out features move towards.
-    value_name = None
+    value_name: str = ""
 
     def _value_argument(self):
         """(name, value): the argument masked-out features move towards, as given: a
@@ -100,7 +107,7 @@ class ModalityMixin:
                 f"{value.shape}.")
 
     @property
-    def perturbation(self):
+    def perturbation(self) -> Perturbation:
         """Token ids: :class:`TokenMasking` (``mask_token``, ``pad_token``); else masked-out
         features move towards the value (a number or one value per feature)."""
         layout = self._layout
@@ -125,13 +132,15 @@ class DesignMixin:
     ``perturbation_function`` (None unless it masks tokens), and the checks of a call's
     inputs against the perturbation, ``grid_size`` and ``nb_channels``."""
 
+    perturbation_function: Any
+
     @property
-    def mask_token(self):
+    def mask_token(self) -> int | None:
         """The id replacing masked tokens (perturbation_function='tokens'), else None."""
         return getattr(self.perturbation_function, "mask_token", None)
 
     @property
-    def pad_token(self):
+    def pad_token(self) -> int | None:
         """The id of padding in token ids (never perturbed, attribution 0), else None."""
         return getattr(self.perturbation_function, "pad_token", None)
 

@@ -6,6 +6,10 @@ the output layout. :class:`BlackBoxExplainer` adds the perturbation engine share
 every mask-based method (Sobol, RISE, Occlusion, HSIC): a method says only which masks
 it draws, how a mask perturbs an input, and how scores become a map.
 """
+from __future__ import annotations
+
+from typing import Any, Iterator
+
 from abc import ABC, abstractmethod
 
 import keras
@@ -107,7 +111,7 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
 
     #: the kinds of inputs a method explains (see :mod:`sobol_tf._utils.layouts`):
     #: 'image' (N, H, W, C), 'tabular' (N, F), 'time_series' (N, T, C), 'tokens' (N, L).
-    input_kinds = ("image", "tabular", "time_series")
+    input_kinds: tuple[str, ...] = ("image", "tabular", "time_series")
 
     def __new__(cls, *args, **kwargs):
         # the arguments the explainer is built with, so that the same explainer can be
@@ -118,12 +122,12 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
         return explainer
 
     @property
-    def model(self):
+    def model(self) -> Any:
         """The model explained, set when the explainer is built."""
         return self.__dict__["_model"]
 
     @model.setter
-    def model(self, value):
+    def model(self, value: Any) -> None:
         if "_model" in self.__dict__:
             raise InvalidArgumentError(
                 f"{type(self).__name__}.model cannot be replaced: its compiled steps, model "
@@ -166,7 +170,7 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
         self._layout = None
 
     # -- public API -------------------------------------------------------------------
-    def explain(self, inputs, targets=None):
+    def explain(self, inputs: Any, targets: Any = None) -> tf.Tensor:
         """Explain the model's score on each input.
 
         Args:
@@ -204,11 +208,12 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
         return self._layout.from_engine(
             self._to_input_size(maps, images.shape[1], images.shape[2]))
 
-    def __call__(self, inputs, targets=None):
+    def __call__(self, inputs: Any, targets: Any = None) -> tf.Tensor:
         """Alias of :meth:`explain`."""
         return self.explain(inputs, targets)
 
-    def explain_dataset(self, data, targets=None, **options):
+    def explain_dataset(self, data: Any, targets: Any = None,
+                        **options: Any) -> Iterator[Any]:
         """Explain ``data`` (a tf.data.Dataset, an array or an iterable of batches) batch
         of inputs by batch of inputs: a generator of maps in constant memory. See
         :func:`sobol_tf.streaming.explain_dataset` (``options``: batch_size, prefetch,
@@ -358,7 +363,10 @@ class BlackBoxExplainer(Explainer):
     #: how low-resolution masks become input-size masks (tf.image.resize method).
     upsampling = "nearest"
 
-    input_kinds = ("image",)
+    _mask_cache: dict   # the masks of each key (see _kept), for methods that keep several
+    _active: Any = None
+
+    input_kinds: tuple[str, ...] = ("image",)
 
     @abstractmethod
     def _masks(self, height, width, channels):
@@ -369,7 +377,7 @@ class BlackBoxExplainer(Explainer):
         """Return maps (N, h', w', k') from scores (N, P), masks (P, h, w, k), base (N,)."""
 
     @property
-    def perturbation(self):
+    def perturbation(self) -> Any:
         """How a mask perturbs an input: a
         :class:`~sobol_tf.attributions.perturbations.Perturbation` (default: towards 0)."""
         perturbation = self.__dict__.get("_perturbation")
@@ -379,7 +387,7 @@ class BlackBoxExplainer(Explainer):
         return perturbation
 
     @perturbation.setter
-    def perturbation(self, value):
+    def perturbation(self, value: Any) -> None:
         self.__dict__["_perturbation"] = value
 
     def _towards(self, value):

@@ -78,6 +78,10 @@ class DesignExplainer(DesignMixin, BlackBoxExplainer):
         """How a mask perturbs an input: ``perturbation_function`` (Xplique's name)."""
         return self.perturbation_function
 
+    @perturbation.setter
+    def perturbation(self, value: perturbations_module.Perturbation) -> None:
+        self.perturbation_function = value
+
     # -- cells and designs -------------------------------------------------------------
     def _image_cells(self, channels: int | None = None) -> Cells:
         return (self.grid_size, self.grid_size,

@@ -23,6 +23,10 @@ Rules shared by every estimator (and by :meth:`SobolEstimator.first_order`):
   A outputs equal while B or C_i vary, possible with few designs), the variance of all
   the design's scores replaces it, so every index stays finite.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import inspect
 from abc import ABC
 
@@ -39,13 +43,13 @@ DEGENERATE_ULPS = 4
 _RESOLUTION = DEGENERATE_ULPS * float(np.finfo(np.float32).eps)
 
 
-def scores_tolerance(scores):
+def scores_tolerance(scores: Any) -> Any:
     """Per row of ``scores`` (N, P): the spread under which they count as constant,
     :data:`DEGENERATE_ULPS` float32 ulps of their largest magnitude, (N,)."""
     return _RESOLUTION * tf.reduce_max(tf.abs(scores), axis=1)
 
 
-def constant_scores(scores):
+def constant_scores(scores: Any) -> Any:
     """Per row of ``scores`` (N, P): whether they are constant to float32 resolution
     (max - min within :func:`scores_tolerance`), (N,) bool. Shared by every estimator
     of this module and by HSIC."""
@@ -100,7 +104,7 @@ def _to_cells(indices, masks, squeeze):
     return tf.reshape(indices, cells if squeeze else (-1,) + cells)
 
 
-def is_vectorised(estimator):
+def is_vectorised(estimator: Any) -> bool:
     """Whether ``estimator`` takes our vectorised call on all the inputs at once: a
     :class:`SobolEstimator` that keeps its ``__call__``. Any other callable (an
     Xplique-style estimator, or a subclass overriding ``__call__``) is called as
@@ -139,13 +143,14 @@ class SobolEstimator(ABC):
     per input (see :func:`is_vectorised`).
     """
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         masks, scores, nb_design = _call_arguments(type(self).__name__, args, kwargs)
         a, b, c, squeeze, context = self._split(scores, nb_design)
-        indices = self._finish(self._ratio(*self._total(a, b, c), context), squeeze)
+        ratio = self._ratio(*self._total(a, b, c), context)  # type: ignore[call-arg]
+        indices = self._finish(ratio, squeeze)
         return indices if masks is None else _to_cells(indices, masks, squeeze)
 
-    def first_order(self, scores, nb_design):
+    def first_order(self, scores: Any, nb_design: int) -> tf.Tensor:
         """First-order indices S_i (Saltelli et al., 2010): E[f(B) (f(C_i) - f(A))] / V.
 
         V is the variance of the A and B outputs pooled; the scores are centred first.
@@ -294,7 +299,7 @@ ESTIMATORS = {
 }
 
 
-def get(identifier):
+def get(identifier: Any) -> Any:
     """Resolve an estimator from None (Jansen), a name, a SobolEstimator or a callable.
 
     A callable that is not a :class:`SobolEstimator` is taken as Xplique-style,

@@ -1,4 +1,8 @@
 """Occlusion sensitivity (Zeiler & Fergus, ECCV 2014)."""
+from __future__ import annotations
+
+from typing import Any
+
 import itertools
 
 import numpy as np
@@ -89,9 +93,10 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
     _needs_base_scores = True
     value_name = "occlusion_value"
 
-    def __init__(self, model, batch_size=32, operator=None, patch_size=3, patch_stride=3,
-                 occlusion_value=0.0, *, mask_token=None, pad_token=None, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, batch_size: int | None = 32, operator: Any = None,
+                 patch_size: Any = 3, patch_stride: Any = 3, occlusion_value: Any = 0.0, *,
+                 mask_token: int | None = None, pad_token: int | None = None,
+                 verbose: bool = False, strategy: Any = None) -> None:
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          strategy=strategy)
         self.patch_size = check_pair("patch_size", patch_size)
@@ -100,7 +105,7 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
         self._given = {"patch_size": patch_size, "patch_stride": patch_stride}
         self.occlusion_value = check_baseline(occlusion_value, "occlusion_value")
         self._init_tokens(mask_token, pad_token)
-        self._mask_cache = {}
+        self._mask_cache: dict = {}
 
     def _length(self, name):
         """``patch_size`` or ``patch_stride`` along a tabular row or a text: one int."""

@@ -151,9 +151,10 @@ class Rise(ModalityMixin, BlackBoxExplainer):
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          strategy=strategy)
         self.nb_samples = check_positive_int("nb_samples", nb_samples)
-        self._grid = None if grid_size is None else check_pair("grid_size", grid_size, (tuple,))
+        grid: Any = None if grid_size is None else check_pair("grid_size", grid_size, (tuple,))
+        self._grid = grid
         self.grid_size = grid_size if grid_size is None or isinstance(grid_size, tuple) \
-            else self._grid[0]
+            else grid[0]
         self._check_size()
         self.preservation_probability = check_probability(
             "preservation_probability", preservation_probability, open_low=True)

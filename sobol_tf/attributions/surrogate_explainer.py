@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils.layouts import Layout
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.attributions.perturbations import FeatureSamples
 from sobol_tf.attributions.surrogates import (DEFAULT_GRID_SIZE, WeightedLinearRegression,
@@ -51,6 +50,18 @@ class SurrogateExplainer(BlackBoxExplainer):
 
     input_kinds = ("image", "tabular", "time_series", "tokens")
 
+    nb_samples: int
+    interpretable_model: Any
+    similarity_kernel: Any
+    map_to_interpret_space: Any
+    ref_value: Any
+    _ref_shape: Any
+    grid_size: int | None
+    mask_token: int | None
+    pad_token: int | None
+    kernel_width: Any
+    _call: Any = None
+
     @abstractmethod
     def _samples(self, nb_features: int) -> np.ndarray:
         """The (P, F) float32 samples in [0, 1] of inputs with ``nb_features`` features."""
@@ -62,7 +73,7 @@ class SurrogateExplainer(BlackBoxExplainer):
         images_np = images.numpy()
         self.perturbation.reference = tf.constant(self._reference(layout))
         ids, nb_features = self._feature_ids(images_np, layout)
-        columns = {count: None for count in nb_features}  # distinct counts, in order
+        columns: dict = {count: None for count in nb_features}  # distinct counts, in order
         offset, blocks = 0, []
         for count in columns:
             columns[count] = offset
@@ -94,8 +105,8 @@ class SurrogateExplainer(BlackBoxExplainer):
         """The samples (B, 1, T, 1) are applied through the inputs' feature ids."""
         return masks
 
-    @property
-    def perturbation(self):
+    @property  # type: ignore[misc]
+    def perturbation(self) -> FeatureSamples:
         """Samples applied through the inputs' feature ids, towards ``ref_value`` (token
         ids: a token is kept or replaced by ``mask_token``)."""
         tokens = self._layout is not None and self._layout.kind == "tokens"
@@ -235,7 +246,7 @@ class SurrogateExplainer(BlackBoxExplainer):
         original = original_layout(image, layout.kind)
         perturbation = self.perturbation
         one_input, baselines = call.augmented[index:index + 1], perturbation.baselines(None)
-        weights = []
+        chunks = []
         for start in range(0, len(samples), self.batch_size):
             chunk = samples[start:start + self.batch_size]
             perturbed = perturbation.apply(one_input, call.masks[start:start + len(chunk)],
@@ -243,10 +254,10 @@ class SurrogateExplainer(BlackBoxExplainer):
             perturbed = tf.reshape(perturbed, (-1,) + tuple(original.shape))
             if layout.kind == "tokens":
                 perturbed = tf.cast(tf.round(perturbed), tf.int32)
-            weights.append(np.asarray(kernel(tf.constant(original),
+            chunks.append(np.asarray(kernel(tf.constant(original),
                                              tf.constant(chunk.astype(np.int32)),
                                              perturbed), np.float64).reshape(-1))
-        weights = np.concatenate(weights)
+        weights = np.concatenate(chunks)
         if weights.shape != (len(samples),) or not np.all(np.isfinite(weights)) \
                 or weights.min() < 0:
             raise InvalidArgumentError(
@@ -271,7 +282,7 @@ class SurrogateExplainer(BlackBoxExplainer):
             weights.append(similarity)
         model = self.interpretable_model
         if isinstance(model, WeightedLinearRegression):
-            coefs = [None] * len(nb_features)
+            coefs: list = [None] * len(nb_features)
             for count, block in zip(columns, blocks):  # one batched fit per feature count
                 rows = [i for i, c in enumerate(nb_features) if c == count]
                 found, _ = model.fit_many(block[None].astype(np.float64),
@@ -280,7 +291,7 @@ class SurrogateExplainer(BlackBoxExplainer):
                 for row, coef in zip(rows, found):
                     coefs[row] = coef
             return coefs
-        coefs = []
+        coefs = []  # one fit per input
         for index, count in enumerate(nb_features):
             samples = blocks[list(columns).index(count)]
             model.fit(samples, scores[index], sample_weight=weights[index])
@@ -293,7 +304,7 @@ class SurrogateExplainer(BlackBoxExplainer):
         return coefs
 
 
-def original_layout(image, kind):
+def original_layout(image: np.ndarray, kind: str) -> np.ndarray:
     """One input (H, W, C) of the engine back in the caller's layout (numpy)."""
     if kind == "tabular":
         return image[0, :, 0]
@@ -304,7 +315,7 @@ def original_layout(image, kind):
     return image
 
 
-def check_ref_value(ref_value):
+def check_ref_value(ref_value: Any) -> tuple[np.ndarray | None, tuple | None]:
     """(None, None), or ref_value as a flat float array of finite numbers and its shape."""
     if ref_value is None:
         return None, None

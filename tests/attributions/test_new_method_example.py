@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from sobol_tf import metrics
-from sobol_tf.errors import InvalidArgumentError
+from sobol_tf.errors import InvalidArgumentError, SobolTFWarning
 
 # --8<-- [start:method]
 import numpy as np
@@ -143,6 +143,7 @@ def test_it_is_scored_through_every_metric(data):
     randomized = metrics.ModelRandomizationMetric(
         model, x, y, metrics.ProgressiveLayerRandomization(1), similarity="spearman")
     assert abs(randomized(explainer)) < 0.9
-    mege, reco = metrics.MeGe(None, x, y, k_splits=2, models=[model, model])(
-        CellOcclusion, {"grid_size": GRID})
+    with pytest.warns(SobolTFWarning, match="ReCo is 0.0"):   # two equal models
+        mege, reco = metrics.MeGe(None, x, y, k_splits=2, models=[model, model])(
+            CellOcclusion, {"grid_size": GRID})
     assert mege == pytest.approx(1.0) and np.isfinite(reco)   # the same model twice
