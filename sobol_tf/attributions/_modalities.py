@@ -10,33 +10,69 @@ masking.
   from a ``perturbation_function`` that masks tokens, and the checks of the inputs
   against ``grid_size``, ``nb_channels`` and the perturbation.
 """
+from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Callable
+
 
 import numpy as np
 
-from sobol_tf._utils import check_grid_fits
+from sobol_tf._utils import check_grid_fits, check_positive_int
 from sobol_tf._utils.validation import check_mask_channels, check_windows_fit
 from sobol_tf.attributions import perturbations as perturbations_module
-from sobol_tf.attributions.perturbations import (Inpainting, TokenMasking, check_token)
+from sobol_tf.attributions.perturbations import (Inpainting, Perturbation, TokenMasking,
+                                                check_baseline,
+                                                check_token)
 from sobol_tf.errors import InvalidArgumentError
 
 #: the kinds of inputs Rise and Occlusion explain.
 ALL_KINDS = ("image", "tabular", "time_series", "tokens")
 
 
+def check_pair(name: str, value: Any, sequences: tuple = (tuple, list)) -> tuple[int, int]:
+    """An int or a pair of ints >= 1 (a ``sequences`` instance) as a (rows, cols) tuple."""
+    if isinstance(value, sequences):
+        if len(value) != 2:
+            raise InvalidArgumentError(
+                f"{name} must be an int or a pair (rows, cols) of ints, got {value!r}.")
+        return tuple(check_positive_int(name, v) for v in value)
+    size = check_positive_int(name, value)
+    return size, size
+
+
 class ModalityMixin:
     """Tokens and per-feature baselines for a :class:`BlackBoxExplainer` whose masked-out
     values move towards ``self.<value_name>``."""
 
-    input_kinds: Tuple[str, ...] = ALL_KINDS
+    input_kinds: tuple[str, ...] = ALL_KINDS
+    _layout: Any
+    _towards: Callable[..., Any]
 
     #: the attribute holding the value masked-out features move towards.
-    value_name: Optional[str] = None
+    value_name: str = ""
 
     def _value_argument(self):
-        """(name, value): the argument masked-out features move towards, as given."""
+        """(name, value): the argument masked-out features move towards, as given: a
+        ``baseline`` when the method has one and it is set, else ``value_name``'s."""
+        if getattr(self, "baseline", None) is not None:
+            return "baseline", self.baseline
         return self.value_name, getattr(self, self.value_name)
+
+    def _kind(self):
+        """The kind of the inputs of the current (or last) call; 'image' before any."""
+        return "image" if self._layout is None else self._layout.kind
+
+    def _init_value(self, value, baseline, mask_token, pad_token):
+        """Set ``value_name`` to ``value`` (a number), ``baseline`` (None, a number or
+        one value per feature; not with a non-zero ``value``) and the tokens."""
+        setattr(self, self.value_name, value)
+        self.baseline = None if baseline is None else check_baseline(baseline, "baseline")
+        if self.baseline is not None and value != 0.0:
+            raise InvalidArgumentError(
+                f"pass either {self.value_name} (a number) or baseline (a number or one "
+                f"value per feature), not both: got {self.value_name}={value} and a "
+                "baseline.")
+        self._init_tokens(mask_token, pad_token)
 
     def _init_tokens(self, mask_token, pad_token):
         self.mask_token = None if mask_token is None else check_token("mask_token", mask_token)
@@ -71,7 +107,7 @@ class ModalityMixin:
                 f"{value.shape}.")
 
     @property
-    def perturbation(self):
+    def perturbation(self) -> Perturbation:
         """Token ids: :class:`TokenMasking` (``mask_token``, ``pad_token``); else masked-out
         features move towards the value (a number or one value per feature)."""
         layout = self._layout
@@ -96,13 +132,15 @@ class DesignMixin:
     ``perturbation_function`` (None unless it masks tokens), and the checks of a call's
     inputs against the perturbation, ``grid_size`` and ``nb_channels``."""
 
+    perturbation_function: Any
+
     @property
-    def mask_token(self):
+    def mask_token(self) -> int | None:
         """The id replacing masked tokens (perturbation_function='tokens'), else None."""
         return getattr(self.perturbation_function, "mask_token", None)
 
     @property
-    def pad_token(self):
+    def pad_token(self) -> int | None:
         """The id of padding in token ids (never perturbed, attribution 0), else None."""
         return getattr(self.perturbation_function, "pad_token", None)
 

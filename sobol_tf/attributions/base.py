@@ -6,14 +6,19 @@ the output layout. :class:`BlackBoxExplainer` adds the perturbation engine share
 every mask-based method (Sobol, RISE, Occlusion, HSIC): a method says only which masks
 it draws, how a mask perturbs an input, and how scores become a map.
 """
+from __future__ import annotations
+
+from typing import Any, Iterator
+
 from abc import ABC, abstractmethod
-from typing import Tuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from sobol_tf import operators as operators_module
-from sobol_tf._utils import check_choice, check_positive_int, prepare_inputs_targets
+from sobol_tf._utils import (check_choice, check_positive_int, check_seed,
+                             prepare_inputs_targets)
 from sobol_tf._utils.batching import RunsEagerly, RunsOnStrategy, current_strategy
 from sobol_tf._utils.data import model_input_shape
 from sobol_tf._utils.engine import ModelEngine
@@ -25,6 +30,10 @@ from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 #: most this many bytes; bigger ones are upsampled batch by batch on the device so that
 #: memory stays bounded by ``batch_size`` (see README, "Memory").
 MASK_CACHE_BYTES = 256 * 2**20
+
+#: masks are upsampled this many at a time outside the batches (the cache, estimators
+#: that read every mask at the input size): bounds the transient memory.
+MASK_CHUNK = 256
 
 #: built-in (elementwise) perturbations run XLA-compiled, fused with their gathers.
 XLA_PERTURBATION = True
@@ -102,7 +111,7 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
 
     #: the kinds of inputs a method explains (see :mod:`sobol_tf._utils.layouts`):
     #: 'image' (N, H, W, C), 'tabular' (N, F), 'time_series' (N, T, C), 'tokens' (N, L).
-    input_kinds: Tuple[str, ...] = ("image", "tabular", "time_series")
+    input_kinds: tuple[str, ...] = ("image", "tabular", "time_series")
 
     def __new__(cls, *args, **kwargs):
         # the arguments the explainer is built with, so that the same explainer can be
@@ -113,12 +122,12 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
         return explainer
 
     @property
-    def model(self):
+    def model(self) -> Any:
         """The model explained, set when the explainer is built."""
         return self.__dict__["_model"]
 
     @model.setter
-    def model(self, value):
+    def model(self, value: Any) -> None:
         if "_model" in self.__dict__:
             raise InvalidArgumentError(
                 f"{type(self).__name__}.model cannot be replaced: its compiled steps, model "
@@ -164,7 +173,7 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
         self._layout = None
 
     # -- public API -------------------------------------------------------------------
-    def explain(self, inputs, targets=None):
+    def explain(self, inputs: Any, targets: Any = None) -> tf.Tensor:
         """Explain the model's score on each input.
 
         Args:
@@ -202,11 +211,12 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
         return self._layout.from_engine(
             self._to_input_size(maps, images.shape[1], images.shape[2]))
 
-    def __call__(self, inputs, targets=None):
+    def __call__(self, inputs: Any, targets: Any = None) -> tf.Tensor:
         """Alias of :meth:`explain`."""
         return self.explain(inputs, targets)
 
-    def explain_dataset(self, data, targets=None, **options):
+    def explain_dataset(self, data: Any, targets: Any = None,
+                        **options: Any) -> Iterator[Any]:
         """Explain ``data`` (a tf.data.Dataset, an array or an iterable of batches) batch
         of inputs by batch of inputs: a generator of maps in constant memory. See
         :func:`sobol_tf.streaming.explain_dataset` (``options``: batch_size, prefetch,
@@ -356,7 +366,10 @@ class BlackBoxExplainer(Explainer):
     #: how low-resolution masks become input-size masks (tf.image.resize method).
     upsampling = "nearest"
 
-    input_kinds: Tuple[str, ...] = ("image",)
+    _mask_cache: dict   # the masks of each key (see _kept), for methods that keep several
+    _active: Any = None
+
+    input_kinds: tuple[str, ...] = ("image",)
 
     @abstractmethod
     def _masks(self, height, width, channels):
@@ -367,7 +380,7 @@ class BlackBoxExplainer(Explainer):
         """Return maps (N, h', w', k') from scores (N, P), masks (P, h, w, k), base (N,)."""
 
     @property
-    def perturbation(self):
+    def perturbation(self) -> Any:
         """How a mask perturbs an input: a
         :class:`~sobol_tf.attributions.perturbations.Perturbation` (default: towards 0)."""
         perturbation = self.__dict__.get("_perturbation")
@@ -377,7 +390,7 @@ class BlackBoxExplainer(Explainer):
         return perturbation
 
     @perturbation.setter
-    def perturbation(self, value):
+    def perturbation(self, value: Any) -> None:
         self.__dict__["_perturbation"] = value
 
     def _towards(self, value):
@@ -391,10 +404,23 @@ class BlackBoxExplainer(Explainer):
 
     def _explain(self, model, images, targets):
         _, height, width, channels = images.shape
+        perturbed = self._engine_inputs(images)
         masks = tf.convert_to_tensor(self._masks(height, width, channels), tf.float32)
-        scores = self._perturbed_scores(model, images, targets, masks)
+        scores = self._perturbed_scores(model, perturbed, targets, self._evaluated(masks))
         base_scores = self._scores(model, images, targets) if self._needs_base_scores else None
         return self._estimate(scores, masks, base_scores)
+
+    def _evaluated(self, masks):
+        """The masks the model is run on: all of them by default; a method whose
+        estimator reads only some rows (e.g. Sobol's estimators that skip B) returns
+        those, and still gets every mask in :meth:`_estimate`."""
+        return masks
+
+    def _engine_inputs(self, images):
+        """What the perturbation perturbs: the images (N, H, W, C) by default; a method
+        may carry more per input (e.g. the surrogate methods' feature ids as extra
+        channels), drawn before :meth:`_masks`."""
+        return images
 
     #: set True by methods whose estimator needs the scores of the clean inputs.
     _needs_base_scores = False
@@ -423,10 +449,53 @@ class BlackBoxExplainer(Explainer):
             return masks, False
         cached = getattr(self, "_upsampled", None)
         if cached is None or cached[0] is not masks or cached[1] != (height, width):
-            ids = tf.range(masks.shape[0], dtype=tf.int64)
-            upsampled = self._upsample(masks, ids, height, width)
+            upsampled = tf.concat([chunk for _, chunk in self._mask_chunks(masks, height, width)],
+                                  axis=0)
             self._upsampled = cached = (masks, (height, width), upsampled)
         return cached[2], True
+
+    def _weighted_masks(self, scores, masks, height, width):
+        """``(sum_p scores[n, p] M_p, sum_p M_p)`` over the masks M_p at the input size:
+        (N, H, W, k) and (H, W, k), from the cached masks when they fit, else through
+        :meth:`_mask_chunks` (an estimator reading every mask at the input size)."""
+        full, upsampled = self._cached_masks(masks, height, width)
+        chunks = [(None, full)] if upsampled else self._mask_chunks(masks, height, width)
+        weighted, total = 0.0, 0.0
+        for ids, chunk in chunks:
+            chunk_scores = scores if ids is None else tf.gather(scores, ids, axis=1)
+            weighted += tf.einsum("np,phwk->nhwk", chunk_scores, chunk)
+            total += tf.reduce_sum(chunk, axis=0)
+        return weighted, total
+
+    def _kept(self, key, draw):
+        """The masks (or masks and what comes with them) of ``key``, drawn once by
+        ``draw()`` and kept; ``key`` becomes the active one (``self._active``)."""
+        cache = self.__dict__.setdefault("_mask_cache", {})
+        if key not in cache:
+            cache[key] = draw()
+        self._active = key
+        return cache[key]
+
+    def _init_seed(self, seed):
+        """Set ``seed`` (checked) and the entropy the method's random masks are drawn
+        from: the seed, or fresh entropy drawn once per explainer when it is None."""
+        self.seed = check_seed(seed)
+        self._entropy = (np.random.SeedSequence().entropy if self.seed is None
+                         else self.seed)
+
+    def _input_size_masks(self, height, width, channels=1):
+        """All the masks of inputs of this size at that size, (P, H, W, k) float32 (for
+        small sizes: the masks are not kept)."""
+        masks = tf.convert_to_tensor(self._masks(height, width, channels), tf.float32)
+        return tf.concat([chunk for _, chunk in self._mask_chunks(masks, height, width)], 0)
+
+    def _mask_chunks(self, masks, height, width):
+        """The engine's chunk loop over masks outside the batches: (ids (B,) int64, the
+        masks of those ids at the input size (B, H, W, k)), :data:`MASK_CHUNK` masks at a
+        time, so that the transient memory holds at most MASK_CHUNK full-size masks."""
+        for start in range(0, masks.shape[0], MASK_CHUNK):
+            ids = tf.range(start, min(start + MASK_CHUNK, masks.shape[0]), dtype=tf.int64)
+            yield ids, self._upsample(tf.gather(masks, ids), ids, height, width)
 
     def _perturbed_scores(self, model, images, targets, masks):
         """Scores (N, P) of every input perturbed by every mask, on the engine's one path

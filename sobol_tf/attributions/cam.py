@@ -5,6 +5,10 @@ or Sequential model, as :class:`~sobol_tf.attributions.gradients.GradCAM` does, 
 the compiled step of :class:`~sobol_tf.attributions.whitebox.WhiteBoxExplainer`: several
 inputs share each forward (and backward) pass; maps are resized to the input bicubically.
 """
+from __future__ import annotations
+
+from typing import Any
+
 
 import tensorflow as tf
 
@@ -106,8 +110,8 @@ class FEM(WhiteBoxExplainer):
 
     input_kinds = ("image",)
 
-    def __init__(self, model, batch_size=32, conv_layer=None, k=2.0, *, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, batch_size: int | None = 32, conv_layer: Any = None,
+                 k: float = 2.0, *, verbose: bool = False, strategy: Any = None) -> None:
         import keras  # light: tensorflow already imported it
 
         layer = GradCAM._find_conv_layer(model, conv_layer, type(self).__name__)
@@ -116,7 +120,7 @@ class FEM(WhiteBoxExplainer):
         self.k = check_real("k", k, finite=True)
         self._features = keras.Model(model.inputs, layer.output)
 
-    def explain(self, inputs, targets=None):
+    def explain(self, inputs: Any, targets: Any = None) -> tf.Tensor:
         """FEM maps of ``inputs``.
 
         Args:

@@ -23,6 +23,10 @@ Rules shared by every estimator (and by :meth:`SobolEstimator.first_order`):
   A outputs equal while B or C_i vary, possible with few designs), the variance of all
   the design's scores replaces it, so every index stays finite.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import inspect
 from abc import ABC
 
@@ -39,13 +43,13 @@ DEGENERATE_ULPS = 4
 _RESOLUTION = DEGENERATE_ULPS * float(np.finfo(np.float32).eps)
 
 
-def scores_tolerance(scores):
+def scores_tolerance(scores: Any) -> Any:
     """Per row of ``scores`` (N, P): the spread under which they count as constant,
     :data:`DEGENERATE_ULPS` float32 ulps of their largest magnitude, (N,)."""
     return _RESOLUTION * tf.reduce_max(tf.abs(scores), axis=1)
 
 
-def constant_scores(scores):
+def constant_scores(scores: Any) -> Any:
     """Per row of ``scores`` (N, P): whether they are constant to float32 resolution
     (max - min within :func:`scores_tolerance`), (N,) bool. Shared by every estimator
     of this module and by HSIC."""
@@ -100,7 +104,7 @@ def _to_cells(indices, masks, squeeze):
     return tf.reshape(indices, cells if squeeze else (-1,) + cells)
 
 
-def is_vectorised(estimator):
+def is_vectorised(estimator: Any) -> bool:
     """Whether ``estimator`` takes our vectorised call on all the inputs at once: a
     :class:`SobolEstimator` that keeps its ``__call__``. Any other callable (an
     Xplique-style estimator, or a subclass overriding ``__call__``) is called as
@@ -139,13 +143,14 @@ class SobolEstimator(ABC):
     per input (see :func:`is_vectorised`).
     """
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         masks, scores, nb_design = _call_arguments(type(self).__name__, args, kwargs)
         a, b, c, squeeze, context = self._split(scores, nb_design)
-        indices = self._finish(self._ratio(*self._total(a, b, c), context), squeeze)
+        ratio = self._ratio(*self._total(a, b, c), context)  # type: ignore[call-arg]
+        indices = self._finish(ratio, squeeze)
         return indices if masks is None else _to_cells(indices, masks, squeeze)
 
-    def first_order(self, scores, nb_design):
+    def first_order(self, scores: Any, nb_design: int) -> tf.Tensor:
         """First-order indices S_i (Saltelli et al., 2010): E[f(B) (f(C_i) - f(A))] / V.
 
         V is the variance of the A and B outputs pooled; the scores are centred first.
@@ -294,7 +299,7 @@ ESTIMATORS = {
 }
 
 
-def get(identifier):
+def get(identifier: Any) -> Any:
     """Resolve an estimator from None (Jansen), a name, a SobolEstimator or a callable.
 
     A callable that is not a :class:`SobolEstimator` is taken as Xplique-style,
@@ -366,6 +371,14 @@ class TotalOrderEstimator(SobolEstimator):
         indices = self.estimate(scores, nb_design, design)
         indices = indices[0] if squeeze else indices
         return indices if masks is None else _to_cells(indices, masks, squeeze)
+
+    def of_rows(self, scores: Any, nb_design: int, design: Any) -> tf.Tensor:
+        """Total indices from the rows that were evaluated: ``scores`` (N, P) over every
+        row of ``design`` (explain_indices, B included) or over [A, C_1..C_d] (explain,
+        see :func:`rows_read`)."""
+        if scores.shape[1] == design.shape[0]:
+            return self(scores, nb_design, design=design)
+        return self.estimate(scores, nb_design, design)
 
     def estimate(self, scores: Any, nb_design: int, design: Any = None) -> tf.Tensor:
         """Total-order indices from the scores of [A, C_1..C_d], without B.
@@ -524,3 +537,12 @@ def reads_b(estimator: Any) -> bool:
     """Whether ``estimator`` needs the scores of the design's B rows (every estimator
     but a :class:`TotalOrderEstimator`)."""
     return getattr(estimator, "reads_b", True)
+
+
+def rows_read(estimator: Any, design: tf.Tensor, nb_design: int) -> tf.Tensor:
+    """The rows of a replicated design [A, B, C_1..C_d] (nb_design * (d + 2), ...) that
+    ``estimator`` reads: all of them, or [A, C_1..C_d] for an estimator that skips B
+    (:func:`reads_b` False)."""
+    if reads_b(estimator):
+        return design
+    return tf.concat([design[:nb_design], design[2 * nb_design:]], 0)

@@ -5,6 +5,10 @@ The ``nb_samples`` noise images are drawn once per explain() call from ``seed`` 
 shared by all the inputs; the engine runs the (input, noisy copy) pairs in full batches
 and sums each input's contributions, so that nothing grows with ``nb_samples`` but time.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -53,17 +57,18 @@ class GradientStatistic(WhiteBoxExplainer):
     #: the fewest noisy copies the statistic is defined for.
     min_samples = 1
 
-    def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 reducer="mean", nb_samples=50, noise=0.2, *, seed=None, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, output_layer: Any = None, batch_size: int | None = 32,
+                 operator: Any = None, reducer: str | None = "mean", nb_samples: int = 50,
+                 noise: float = 0.2, *, seed: Any = None, verbose: bool = False,
+                 strategy: Any = None) -> None:
         super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose,
                          strategy=strategy)
         self.nb_samples = check_positive_int("nb_samples", nb_samples,
                                              minimum=self.min_samples)
         self.noise = check_real("noise", noise, minimum=0.0)
         self.seed = check_seed(seed)
-        self._seed = (int(np.random.SeedSequence().entropy % 2**63) if self.seed is None
-                      else self.seed)
+        entropy: Any = np.random.SeedSequence().entropy
+        self._seed = int(entropy % 2**63) if self.seed is None else self.seed
         self.nb_evaluations = self.nb_samples
 
     def _extras(self, images):

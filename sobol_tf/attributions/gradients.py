@@ -12,6 +12,10 @@ and so are the defaults; our extras (``seed``, ``verbose``) are keyword-only.
 ``reducer`` turns the channels of an image into one map, after the method's own
 per-channel statistic; each docstring states both.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -21,7 +25,7 @@ from sobol_tf.attributions.whitebox import WhiteBoxExplainer, find_layer
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 
-def check_baseline_value(value):
+def check_baseline_value(value: Any) -> Any:
     """Integrated Gradients' ``baseline_value``: a float, or a float32 copy of an array
     of finite real numbers (its shape is checked against the inputs by explain()).
 
@@ -81,8 +85,9 @@ class Saliency(WhiteBoxExplainer):
         >>> maps = Saliency(model)(series, labels)          # (N, T, C) -> (N, T, C)
     """
 
-    def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 reducer="max", *, verbose=False, strategy=None):
+    def __init__(self, model: Any, output_layer: Any = None, batch_size: int | None = 32,
+                 operator: Any = None, reducer: str | None = "max", *,
+                 verbose: bool = False, strategy: Any = None) -> None:
         super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose,
                          strategy=strategy)
 
@@ -174,9 +179,10 @@ class IntegratedGradients(WhiteBoxExplainer):
         >>> maps = explainer(rows, labels)     # tabular (N, F): a_i (x_i - mean_i) if linear
     """
 
-    def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 reducer="mean", steps=50, baseline_value=0.0, *, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, output_layer: Any = None, batch_size: int | None = 32,
+                 operator: Any = None, reducer: str | None = "mean", steps: int = 50,
+                 baseline_value: Any = 0.0, *, verbose: bool = False,
+                 strategy: Any = None) -> None:
         super().__init__(model, output_layer, batch_size, operator, reducer, verbose=verbose,
                          strategy=strategy)
         self.steps = check_positive_int("steps", steps, minimum=2)
@@ -259,8 +265,9 @@ class GradCAM(WhiteBoxExplainer):
 
     input_kinds = ("image",)
 
-    def __init__(self, model, output_layer=None, batch_size=32, operator=None,
-                 conv_layer=None, *, verbose=False, strategy=None):
+    def __init__(self, model: Any, output_layer: Any = None, batch_size: int | None = 32,
+                 operator: Any = None, conv_layer: Any = None, *, verbose: bool = False,
+                 strategy: Any = None) -> None:
         import keras  # light: tensorflow already imported it
 
         layer = self._find_conv_layer(model, conv_layer, type(self).__name__)

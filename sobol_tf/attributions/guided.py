@@ -10,6 +10,10 @@ subclassed layer's call) keeps its ordinary gradient. Lambda layers are shared w
 caller's model (a Python function cannot be rebuilt from a config); every other layer is
 rebuilt from its config with the caller's weights.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -71,7 +75,7 @@ def _has_graph(model):
     return isinstance(model, Functional)
 
 
-def override_relu_gradients(model, rule, method):
+def override_relu_gradients(model: Any, rule: Any, method: str) -> Any:
     """A copy of ``model`` whose ReLUs pass gradients back by ``rule(upstream, slope)``.
 
     Returns:

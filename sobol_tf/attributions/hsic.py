@@ -1,18 +1,24 @@
 """HSIC attribution method (Novello, Fel & Vigouroux, NeurIPS 2022)."""
-import math
+from __future__ import annotations
+
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, check_seed
-from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
-from sobol_tf.attributions import perturbations as perturbations_module
+from sobol_tf._utils import check_positive_int
 from sobol_tf.attributions import hsic_estimators
+from sobol_tf.attributions.hsic_estimators import hsic_binary_rbf
 from sobol_tf.attributions import samplers as samplers_module
-from sobol_tf.attributions._modalities import DesignMixin
-from sobol_tf.attributions.base import BlackBoxExplainer
+from sobol_tf.attributions.designs import (FALLBACK_DRAWS, DesignExplainer,
+                                           balanced_binary_design, largest_fitting,
+                                           max_dimension_of, twin_cells, untold_cells)
 from sobol_tf.errors import InvalidArgumentError
+
+__all__ = ["HsicAttributionMethod", "hsic_binary_rbf", "twin_cells",
+           "balanced_binary_design", "estimator_bytes", "max_dimension_of", "MAX_BYTES",
+           "ESTIMATOR_INPUTS", "FALLBACK_SEED", "FALLBACK_DRAWS"]
 
 #: inputs whose (nb_design, nb_design) Gram matrices the estimator computes at once (at
 #: most; fewer when that would pass MAX_BYTES).
@@ -26,93 +32,12 @@ MAX_BYTES = 1 << 30
 #: seed of the fallback design of the default sampler (see HsicAttributionMethod).
 FALLBACK_SEED = 0
 
-#: redraws of the twin columns of the fallback design before giving up.
-FALLBACK_DRAWS = 100
-
-_DEFAULT_ESTIMATOR = hsic_estimators.BinaryEstimator()
-
-
-def max_dimension_of(sampler):
-    """The most dimensions ``sampler`` draws (None: no limit)."""
-    return getattr(sampler, "max_dimension", None)
-
-
-def estimator_bytes(nb_design, dimension):
+def estimator_bytes(nb_design: int, dimension: int) -> int:
     """Bytes the HSIC estimator holds for one input: distances, pairs, Gram, projection."""
     return 4 * (4 * nb_design ** 2 + nb_design * dimension)
 
 
-def twin_cells(design):
-    """The first pair (i, j), i < j, of columns of a binary design that are equal or
-    complementary, or None. Exact, in O(nb_design * d) (columns hashed as bytes).
-    """
-    canonical = design != design[:1]            # flip each column so that its row 0 is 0
-    packed = np.packbits(canonical, axis=0).T   # (d, ceil(n / 8)) one byte string per column
-    seen = {}
-    for column, key in enumerate(map(bytes, packed)):
-        if key in seen:
-            return seen[key], column
-        seen[key] = column
-    return None
-
-
-def hsic_binary_rbf(scores, centred_masks):
-    """HSIC between each binary cell mask and the score, for a batch of inputs.
-
-    :class:`~sobol_tf.attributions.hsic_estimators.BinaryEstimator` on binary masks:
-    with the kernel of the binary masks k(x, x') = 1 + (1/2 - (x - x')^2) and the RBF
-    kernel on the scores (width: the median pairwise distance), the estimator
-    trace(H K H H L H) / n of Xplique equals (2 / n) (H x)^T L (H x) for binary x.
-
-    Args:
-        scores: float32 (B, n), the scores of each input on the n designs.
-        centred_masks: float32 (n, d), the binary designs minus their column means.
-
-    Returns:
-        float32 (B, d) HSIC indices.
-    """
-    return _DEFAULT_ESTIMATOR.indices(scores, centred_masks, binary=True)
-
-
-def balanced_binary_design(nb_design, dimension, seed):
-    """Random binary design (nb_design, d) float32: each column a random permutation of
-    ``nb_design // 2`` ones, redrawn until no two columns are equal or complementary.
-
-    Raises:
-        InvalidArgumentError: no such design (more cells than the C(n, n/2) / 2 classes of
-            balanced columns, or none found after :data:`FALLBACK_DRAWS` redraws).
-    """
-    rng = np.random.default_rng(seed)
-
-    def draw(count):
-        ranks = np.argsort(rng.random((count, nb_design)), axis=1)
-        return (ranks < nb_design // 2).T
-
-    design = draw(dimension)
-    for _ in range(FALLBACK_DRAWS):
-        twins = _twin_columns(design)
-        if not twins:
-            return design.astype(np.float32)
-        design[:, twins] = draw(len(twins))
-    raise InvalidArgumentError(
-        f"nb_design={nb_design} binary masks cannot give {dimension} cells distinct masks "
-        "(two cells would get equal or complementary masks and could not be told apart); "
-        "use a larger nb_design or a smaller grid_size."
-    )
-
-
-def _twin_columns(design):
-    """Columns of a binary design equal or complementary to an earlier one, as a list."""
-    canonical = design != design[:1]
-    seen, twins = set(), []
-    for column, key in enumerate(map(bytes, np.packbits(canonical, axis=0).T)):
-        if key in seen or not canonical[:, column].any():
-            twins.append(column)
-        seen.add(key)
-    return twins
-
-
-class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
+class HsicAttributionMethod(DesignExplainer):
     """HSIC attribution method: dependence between each grid cell's presence and the score.
 
     The image is cut into ``grid_size`` x ``grid_size`` cells; ``nb_design`` masks (by
@@ -235,21 +160,18 @@ class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
         >>> maps = explainer(images, labels)          # (N, H, W, 1)
     """
 
-    upsampling = "nearest"
-    input_kinds = ("image", "tabular", "time_series", "tokens")
-
-    def __init__(self, model, grid_size=8, nb_design=500, sampler=None, estimator=None,
-                 perturbation_function="inpainting", batch_size=256,
-                 estimator_batch_size=None, operator=None, *, nb_channels=1, seed=None,
-                 mask_token=None, pad_token=None, baseline=None, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Callable, grid_size: int | None = 8, nb_design: int = 500,
+                 sampler: Any = None, estimator: Any = None,
+                 perturbation_function: Any = "inpainting", batch_size: int | None = 256,
+                 estimator_batch_size: int | None = None, operator: Any = None, *,
+                 nb_channels: int = 1, seed: Any = None, mask_token: int | None = None,
+                 pad_token: int | None = None, baseline: Any = None, verbose: bool = False,
+                 strategy: Any = None) -> None:
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          strategy=strategy)
-        self.grid_size = None if grid_size is None else check_positive_int("grid_size",
-                                                                           grid_size)
+        self._init_design(grid_size, nb_channels, seed, perturbation_function, mask_token,
+                          pad_token, baseline)
         self.nb_design = check_positive_int("nb_design", nb_design, minimum=2)
-        self.nb_channels = check_positive_int("nb_channels", nb_channels)
-        self.seed = check_seed(seed)
         self._fallback = sampler is None
         self.sampler = samplers_module.get(sampler, seed=self.seed)
         if self._fallback and self.seed is None:
@@ -266,17 +188,11 @@ class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
                 f"BinaryEstimator needs binary masks, but the sampler {self.sampler!r} has "
                 "binary=False; give it binary=True, or use RbfEstimator or SobolevEstimator."
             )
-        self.perturbation_function = perturbations_module.resolve(
-            perturbation_function, mask_token=mask_token, pad_token=pad_token,
-            baseline=baseline)
         if self.grid_size is not None:
-            self._check_size(self._image_cells())
-        self._designs = {}  # (rows, columns, channels) -> (design, binary), drawn lazily
-        self._design = None  # the last design used
-        self._binary = True
+            self._check_size(self.nb_design, self._image_cells())
 
     @property
-    def masks(self):
+    def masks(self) -> tf.Tensor:
         """The design as Xplique lays it out: (nb_design, grid_size, grid_size,
         nb_channels) float32 for images, drawn on first use (here or at the first
         explain) and kept, one per set of cells; after an explain, the design of the last
@@ -286,77 +202,32 @@ class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
         Raises:
             InvalidArgumentError: with grid_size=None before any explain.
         """
-        if self._design is None:
-            if self.grid_size is None:
-                raise InvalidArgumentError(
-                    "with grid_size=None (a cell per time step) the masks are drawn at the "
-                    "first explain, once the inputs' length is known; explain first.")
-            self._select(self._image_cells())
-        return self._design
+        return self._current_masks(
+            "grid_size=None: a cell per time step" if self.grid_size is None else "")
 
-    def _image_cells(self):
-        return (self.grid_size, self.grid_size, self.nb_channels)
+    def _fits(self, nb_design: int, dimension: int) -> bool:
+        return (4 * nb_design * dimension <= MAX_BYTES
+                and estimator_bytes(nb_design, dimension) <= MAX_BYTES)
 
-    def _select(self, cells, layout=None):
-        """Make the design of ``cells`` (drawn once per cells) the current one."""
-        cells = tuple(cells)
-        if cells not in self._designs:
-            if self.grid_size is None or cells != self._image_cells():
-                self._check_size(cells, layout)
-            design = self._draw_design(cells)
-            self._designs[cells] = (design, self._binary)
-        self._design, self._binary = self._designs[cells]
-        return self._design
-
-    def _check_size(self, cells, layout=None):
-        """Refuse designs over the sampler's dimensions or MAX_BYTES, before any drawing."""
-        rows, columns, channels = cells
-        dimension = rows * columns * channels
-        kind = "image" if layout is None else layout.kind
-        if kind == "image":
-            what = f"grid_size={self.grid_size}"
-            smaller = f"grid_size <= {math.isqrt(max_dimension_of(self.sampler) or 0)}"
-        elif kind == "time_series":
-            what = (f"grid_size={self.grid_size} ({columns} windows" if self.grid_size
-                    else f"grid_size=None ({columns} time steps") + f" x {channels} channel(s))"
-            smaller = "fewer windows (a smaller grid_size)"
-        else:
-            unit = "features" if kind == "tabular" else "tokens"
-            what = f"{DESCRIPTIONS[kind]} of {columns} {unit}"
-            smaller = f"fewer {unit} per input"
-        what += f" and nb_design={self.nb_design} (d={dimension} cells)"
-        max_dimension = max_dimension_of(self.sampler)
-        if max_dimension is not None and dimension > max_dimension:
-            raise InvalidArgumentError(
-                f"{what}: the sampler {type(self.sampler).__name__} supports at most "
-                f"{max_dimension} dimensions; use {smaller} "
-                "or a sampler without that limit ('halton', 'lhs', 'monte_carlo')."
-            )
-        design = 4 * self.nb_design * dimension
-        estimator = estimator_bytes(self.nb_design, dimension)
+    def _check_budget(self, what: str, cells: tuple, kind: str, nb_design: int) -> None:
+        dimension = int(np.prod(cells))
+        design, estimator = 4 * nb_design * dimension, estimator_bytes(nb_design, dimension)
         if design > MAX_BYTES or estimator > MAX_BYTES:
-            # the largest n with 16 n^2 + 4 n d <= MAX_BYTES and 4 n d <= MAX_BYTES
-            largest = min(MAX_BYTES // (4 * dimension),
-                          math.isqrt(dimension ** 2 + 4 * MAX_BYTES) // 8)
-            while estimator_bytes(largest + 1, dimension) <= MAX_BYTES \
-                    and 4 * (largest + 1) * dimension <= MAX_BYTES:
-                largest += 1
-            while largest > 1 and estimator_bytes(largest, dimension) > MAX_BYTES:
-                largest -= 1
-            lower = (f"nb_design <= {largest}" if largest >= 2
-                     else "a smaller grid_size" if kind == "image" else smaller)
+            largest = largest_fitting(lambda n: self._fits(n, dimension),
+                                      MAX_BYTES // (4 * dimension))
+            lower = (f"nb_design <= {largest}" if largest >= 2 else "a smaller grid_size"
+                     if kind == "image" else self._fewer_cells(kind, nb_design, cells[2]))
             raise InvalidArgumentError(
-                f"{what} need {self.nb_design} forward passes per input, a binary design of "
+                f"{what} need {nb_design} forward passes per input, a binary design of "
                 f"{design / 2 ** 30:.1f} GiB of float32 masks and {estimator / 2 ** 30:.1f} "
                 "GiB per input for the estimator's (nb_design, nb_design) matrices, over the "
                 f"{MAX_BYTES / 2 ** 30:.1f} GiB of sobol_tf.attributions.hsic.MAX_BYTES; "
-                f"use {lower}."
-            )
+                f"use {lower}.")
 
-    def _draw_design(self, cells):
-        """The masks (nb_design, rows, columns, channels) of ``cells``: binary ones checked
-        so that every cell is told apart (the default sampler falls back instead, see
-        above); sets ``self._binary``."""
+    def _draw_cells(self, cells: tuple, layout: Any) -> tuple:
+        """(masks (nb_design, rows, columns, channels), binary) of ``cells``: binary masks
+        checked so that every cell is told apart (the default sampler falls back
+        instead, see above)."""
         dimension = int(np.prod(cells))
         xplique_style = hasattr(self.sampler, "binary") and not hasattr(self.sampler, "sample")
         draw = getattr(self.sampler, "sample", self.sampler)
@@ -367,69 +238,31 @@ class HsicAttributionMethod(DesignMixin, BlackBoxExplainer):
                 "sampler (points: nb_design rows, one column per cell)")
         design = (points.astype(np.float32) if xplique_style
                   else (points >= 0.5).astype(np.float32))
-        del points
-        self._binary = bool(np.all((design == 0) | (design == 1)))
-        if not self._binary:
-            if isinstance(self.estimator, hsic_estimators.BinaryEstimator):
-                raise InvalidArgumentError(
-                    f"BinaryEstimator needs binary masks, but the sampler {self.sampler!r} "
-                    "returned values other than 0 and 1; use a binary sampler, or "
-                    "RbfEstimator or SobolevEstimator."
-                )
-            return self._shaped(design, cells)
-        problem = self._untold_cells(design)
+        binary = bool(np.all((design == 0) | (design == 1)))
+        if not binary and isinstance(self.estimator, hsic_estimators.BinaryEstimator):
+            raise InvalidArgumentError(
+                f"BinaryEstimator needs binary masks, but the sampler {self.sampler!r} "
+                "returned values other than 0 and 1; use a binary sampler, or "
+                "RbfEstimator or SobolevEstimator.")
+        problem = untold_cells(design, self.nb_design) if binary else ""
         if problem and self._fallback:
             design = balanced_binary_design(
                 self.nb_design, dimension, FALLBACK_SEED if self.seed is None else self.seed)
         elif problem:
             raise InvalidArgumentError(problem)
-        return self._shaped(design, cells)
+        return tf.constant(design.reshape((-1,) + tuple(cells))), binary
 
-    def _untold_cells(self, design):
-        """Why cells of a binary design cannot be told apart, or '' if they can."""
-        constant = np.flatnonzero(np.all(design == design[:1], axis=0))
-        if constant.size:
-            return (f"the binary design keeps cell {constant[0]} in all or none of the "
-                    f"{self.nb_design} masks, so its HSIC is always 0; use a larger "
-                    "nb_design, sampler='lhs' or the default sampler (sampler=None).")
-        twins = twin_cells(design)
-        if twins is not None:
-            first, second = twins
-            return (f"the binary design gives cells {first} and {second} equal or "
-                    f"complementary masks over the {self.nb_design} designs, so they cannot "
-                    f"be told apart; use a larger nb_design (got {self.nb_design} for "
-                    f"{design.shape[1]} cells), sampler='lhs' or the default sampler "
-                    "(sampler=None).")
-        return ""
-
-    @staticmethod
-    def _shaped(design, cells):
-        return tf.constant(design.reshape((-1,) + tuple(cells)))
-
-    def _masks(self, height, width, channels):
-        layout = self._layout
-        if layout is None or layout.kind == "image":
-            return self._select(self._image_cells())
-        return self._select(grid_shape(layout, self.grid_size) + (mask_channels(layout),),
-                            layout)
-
-    @property  # type: ignore[misc]  # read-only here (the base class has a setter)
-    def perturbation(self):
-        """How a mask perturbs an input: ``perturbation_function`` (Xplique's name)."""
-        return self.perturbation_function
-
-    def _estimate(self, scores, masks, base_scores):
+    def _estimate(self, scores: tf.Tensor, masks: tf.Tensor,
+                  base_scores: tf.Tensor | None) -> tf.Tensor:
         if not isinstance(self.estimator, hsic_estimators.HsicEstimator):
-            # an Xplique-style estimator: one input's outputs (n,) -> masks.shape[1:]
-            return tf.stack([tf.reshape(tf.cast(self.estimator(masks, row, self.nb_design),
-                                                tf.float32), masks.shape[1:])
-                             for row in tf.unstack(scores)])
+            return self._per_input(scores, masks)  # an Xplique-style estimator
         flat = tf.reshape(masks, (masks.shape[0], -1))
-        if self._binary:
+        binary = self._current[1]
+        if binary:
             flat = flat - tf.reduce_mean(flat, axis=0, keepdims=True)  # better rounding
         parallel = max(1, min(ESTIMATOR_INPUTS,
                               MAX_BYTES // estimator_bytes(*flat.shape)))
-        estimator, binary = self.estimator, self._binary
+        estimator = self.estimator
 
         def step(indices, scores, flat):
             # one input at a time inside the step: memory O(nb_design**2) per input in flight

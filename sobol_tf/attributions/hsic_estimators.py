@@ -19,6 +19,10 @@ themselves, which is 0 or negative for scores <= 0). When more than half of the 
 (median 0) the mean distance is used; scores constant to float32 resolution (as for the
 Sobol estimators) give 0.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import math
 
 import numpy as np
@@ -38,7 +42,7 @@ MAX_PAIRWISE_VALUES = 1 << 24
 OUTPUT_KERNELS = ("rbf",)
 
 
-def centred_output_gram(scores):
+def centred_output_gram(scores: Any) -> tf.Tensor:
     """H L H for each row of ``scores`` (B, n): L the RBF Gram matrix of the scores with
     the median pairwise distance as width (see the module's docstring), (B, n, n)."""
     nb_design = tf.shape(scores)[1]
@@ -84,7 +88,7 @@ class HsicEstimator:
     #: coefficient c of the binary-mask reduction HSIC = c x^T Lc x / n.
     binary_coefficient = 2.0
 
-    def __init__(self, output_kernel="rbf"):
+    def __init__(self, output_kernel: str = "rbf") -> None:
         if output_kernel not in OUTPUT_KERNELS:
             raise InvalidArgumentError(
                 f"output_kernel must be one of {list(OUTPUT_KERNELS)}, got {output_kernel!r}."
@@ -92,7 +96,7 @@ class HsicEstimator:
         self.output_kernel = output_kernel
         self.batch_size = DEFAULT_BATCH_SIZE
 
-    def set_batch_size(self, batch_size=None):
+    def set_batch_size(self, batch_size: int | None = None) -> None:
         """Set :attr:`batch_size` (Xplique's ``estimator_batch_size``); None keeps it.
 
         Raises:
@@ -101,7 +105,7 @@ class HsicEstimator:
         if batch_size is not None:
             self.batch_size = check_positive_int("estimator_batch_size", batch_size)
 
-    def indices(self, scores, masks, binary):
+    def indices(self, scores: Any, masks: Any, binary: bool) -> tf.Tensor:
         """HSIC of every cell for a batch of inputs (TensorFlow ops, traceable).
 
         Args:
@@ -126,7 +130,7 @@ class HsicEstimator:
         return tf.where(constant_scores(scores)[:, None], tf.zeros_like(total),
                         total / nb_design)
 
-    def __call__(self, masks, outputs, nb_design):
+    def __call__(self, masks: Any, outputs: Any, nb_design: int) -> tf.Tensor:
         cells = tuple(int(size) for size in masks.shape[1:])
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
         flat = tf.reshape(tf.cast(tf.convert_to_tensor(masks), tf.float32), (-1, math.prod(cells)))
@@ -216,7 +220,7 @@ class SobolevEstimator(HsicEstimator):
 ESTIMATORS = {"binary": BinaryEstimator, "rbf": RbfEstimator, "sobolev": SobolevEstimator}
 
 
-def get(identifier):
+def get(identifier: Any) -> Any:
     """Resolve an HSIC estimator from None (binary), a name, an HsicEstimator or a
     callable ``(masks, outputs, nb_design) -> indices`` (Xplique's call, one input).
 
@@ -226,3 +230,24 @@ def get(identifier):
     """
     return resolve("estimator", identifier, BinaryEstimator, ESTIMATORS,
                    "an HsicEstimator or a callable (masks, outputs, nb_design) -> indices")
+
+
+_DEFAULT_ESTIMATOR = BinaryEstimator()
+
+
+def hsic_binary_rbf(scores: tf.Tensor, centred_masks: tf.Tensor) -> tf.Tensor:
+    """HSIC between each binary cell mask and the score, for a batch of inputs.
+
+    :class:`~sobol_tf.attributions.hsic_estimators.BinaryEstimator` on binary masks:
+    with the kernel of the binary masks k(x, x') = 1 + (1/2 - (x - x')^2) and the RBF
+    kernel on the scores (width: the median pairwise distance), the estimator
+    trace(H K H H L H) / n of Xplique equals (2 / n) (H x)^T L (H x) for binary x.
+
+    Args:
+        scores: float32 (B, n), the scores of each input on the n designs.
+        centred_masks: float32 (n, d), the binary designs minus their column means.
+
+    Returns:
+        float32 (B, d) HSIC indices.
+    """
+    return _DEFAULT_ESTIMATOR.indices(scores, centred_masks, binary=True)

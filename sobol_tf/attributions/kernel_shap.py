@@ -1,4 +1,8 @@
 """Kernel SHAP (Lundberg & Lee, NeurIPS 2017): LIME with the Shapley kernel."""
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from sobol_tf.attributions.lime import Lime
@@ -13,14 +17,16 @@ class UniformKernel:
     perturbed_samples)`` -> (P,) ones; :meth:`from_sums` is the same without the inputs.
     """
 
-    def __call__(self, original_input, interpret_samples, perturbed_samples):
+    def __call__(self, original_input: Any, interpret_samples: Any,
+                 perturbed_samples: Any) -> np.ndarray:
         return np.ones(len(interpret_samples), np.float32)
 
-    def from_sums(self, samples, sums):
+    def from_sums(self, samples: np.ndarray, sums: np.ndarray) -> np.ndarray:
         return np.ones(len(samples))
 
 
-def shapley_coalitions(nb_features, nb_samples, rng):
+def shapley_coalitions(nb_features: int, nb_samples: int,
+                       rng: np.random.Generator) -> np.ndarray:
     """Samples (nb_samples, nb_features) float32 of the Shapley kernel.
 
     The number of kept features k is drawn with probability proportional to
@@ -103,9 +109,11 @@ class KernelShap(Lime):
         >>> maps = KernelShap(text_model, mask_token=unk_id, pad_token=0)(ids, labels)
     """
 
-    def __init__(self, model, batch_size=64, operator=None, map_to_interpret_space=None,
-                 nb_samples=800, ref_value=None, *, grid_size=None, mask_token=None,
-                 pad_token=None, seed=None, verbose=False, strategy=None):
+    def __init__(self, model: Any, batch_size: int | None = 64, operator: Any = None,
+                 map_to_interpret_space: Any = None, nb_samples: int = 800,
+                 ref_value: Any = None, *, grid_size: int | None = None,
+                 mask_token: int | None = None, pad_token: int | None = None,
+                 seed: Any = None, verbose: bool = False, strategy: Any = None) -> None:
         super().__init__(model, batch_size, operator,
                          interpretable_model=WeightedLinearRegression(alpha=0.0),
                          similarity_kernel=UniformKernel(),

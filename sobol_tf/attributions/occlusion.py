@@ -1,26 +1,17 @@
 """Occlusion sensitivity (Zeiler & Fergus, ECCV 2014)."""
+from __future__ import annotations
+
+from typing import Any
+
 import itertools
 
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int
-from sobol_tf.attributions._modalities import ModalityMixin
+from sobol_tf.attributions._modalities import ModalityMixin, check_pair
 from sobol_tf.attributions.perturbations import check_baseline
 from sobol_tf.attributions.base import BlackBoxExplainer
 from sobol_tf.errors import InvalidArgumentError
-
-
-def _pair(name, value):
-    """An int or a pair of ints >= 1 as a (rows, cols) tuple."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise InvalidArgumentError(
-                f"{name} must be an int or a pair (rows, cols), got {value!r}.")
-        return tuple(check_positive_int(name, v) for v in value)
-    size = check_positive_int(name, value)
-    return size, size
-
 
 
 class Occlusion(ModalityMixin, BlackBoxExplainer):
@@ -102,18 +93,19 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
     _needs_base_scores = True
     value_name = "occlusion_value"
 
-    def __init__(self, model, batch_size=32, operator=None, patch_size=3, patch_stride=3,
-                 occlusion_value=0.0, *, mask_token=None, pad_token=None, verbose=False,
-                 strategy=None):
+    def __init__(self, model: Any, batch_size: int | None = 32, operator: Any = None,
+                 patch_size: Any = 3, patch_stride: Any = 3, occlusion_value: Any = 0.0, *,
+                 mask_token: int | None = None, pad_token: int | None = None,
+                 verbose: bool = False, strategy: Any = None) -> None:
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          strategy=strategy)
-        self.patch_size = _pair("patch_size", patch_size)
-        self.patch_stride = _pair("patch_stride", patch_stride)
+        self.patch_size = check_pair("patch_size", patch_size)
+        self.patch_stride = check_pair("patch_stride", patch_stride)
         # as given: an int is one length along a tabular row or a text, a pair is not
         self._given = {"patch_size": patch_size, "patch_stride": patch_stride}
         self.occlusion_value = check_baseline(occlusion_value, "occlusion_value")
         self._init_tokens(mask_token, pad_token)
-        self._mask_cache = {}
+        self._mask_cache: dict = {}
 
     def _length(self, name):
         """``patch_size`` or ``patch_stride`` along a tabular row or a text: one int."""
@@ -126,7 +118,7 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
         return getattr(self, name)[0]
 
     def _check_inputs(self, images):
-        kind = "image" if self._layout is None else self._layout.kind
+        kind = self._kind()
         _, height, width, channels = images.shape
         if kind == "image":
             if self.patch_size[0] > height or self.patch_size[1] > width:
@@ -160,7 +152,7 @@ class Occlusion(ModalityMixin, BlackBoxExplainer):
     def _masks(self, height, width, channels):
         """Keep-masks (P, H, W, k): 0 on the patch, 1 elsewhere, one per patch position;
         k = 1, or the channels of a time series (its patches span (steps, channels))."""
-        kind = "image" if self._layout is None else self._layout.kind
+        kind = self._kind()
         key = (kind, height, width, channels if kind == "time_series" else 1)
         if key not in self._mask_cache:
             if kind == "image":

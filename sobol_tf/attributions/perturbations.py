@@ -17,6 +17,10 @@ A callable ``f(inputs, masks) -> perturbed`` on batches (B, H, W, C) and (B, H, 
 is accepted too. (Xplique's perturbation functions take one input and return a closure;
 ours take batches, so that one forward batch can hold several inputs.)
 """
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import numbers
 
 import numpy as np
@@ -33,11 +37,11 @@ class Perturbation:
     #: (B, H, W, k); the engine then skips copying an input once per mask.
     broadcasts = True
 
-    def baselines(self, images):
+    def baselines(self, images: Any) -> Any:
         """Baselines for images (N, H, W, C): (1, H, W, C) or (N, H, W, C) float32."""
         return tf.zeros((1,) + tuple(images.shape[1:]), tf.float32)
 
-    def apply(self, inputs, masks, baselines):
+    def apply(self, inputs: Any, masks: Any, baselines: Any) -> Any:
         """Perturb inputs (B, H, W, C) with masks (B, H, W, k) towards baselines.
 
         ``x * M + (1 - M) * baseline``, computed as ``baseline + M * (x - baseline)``: when
@@ -67,10 +71,10 @@ class Inpainting(Perturbation):
             array whose size is neither one input's nor its number of channels.
     """
 
-    def __init__(self, baseline=0.0):
+    def __init__(self, baseline: Any = 0.0) -> None:
         self.baseline = check_baseline(baseline)
 
-    def baselines(self, images):
+    def baselines(self, images: Any) -> Any:
         shape = tuple(images.shape[1:])
         if isinstance(self.baseline, float):
             return tf.fill((1,) + shape, self.baseline)
@@ -86,7 +90,7 @@ class Inpainting(Perturbation):
             "time series (N, T, C)).")
 
 
-def check_baseline(baseline, name="baseline"):
+def check_baseline(baseline: Any, name: str = "baseline") -> Any:
     """A baseline: a float, or a float32 numpy copy of a non-empty finite array.
 
     Raises:
@@ -118,7 +122,7 @@ def check_baseline(baseline, name="baseline"):
     return values
 
 
-def box_blur(images, size):
+def box_blur(images: Any, size: int) -> tf.Tensor:
     """Mean over a ``size`` x ``size`` box with reflected borders, like cv2.blur.
 
     The box is clipped to the image for images smaller than ``size``.
@@ -138,22 +142,22 @@ def box_blur(images, size):
 class Blurring(Perturbation):
     """x * M + (1 - M) * blur(x), with a box blur of side ``sigma`` (10 by default)."""
 
-    def __init__(self, sigma=10):
+    def __init__(self, sigma: int = 10) -> None:
         self.sigma = check_positive_int("sigma", sigma)
 
-    def baselines(self, images):
+    def baselines(self, images: Any) -> Any:
         return box_blur(images, self.sigma)
 
 
 class Amplitude(Perturbation):
     """x * (M - 0.5) * sigma, the reference implementation's amplitude perturbation."""
 
-    def __init__(self, sigma=1.0):
+    def __init__(self, sigma: float = 1.0) -> None:
         if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
             raise InvalidTypeError(f"sigma must be a number, got {sigma!r}.")
-        self.sigma = float(sigma)
+        self.sigma: float = float(sigma)
 
-    def apply(self, inputs, masks, baselines):
+    def apply(self, inputs: Any, masks: Any, baselines: Any) -> Any:
         return inputs * (masks - 0.5) * self.sigma
 
 
@@ -167,21 +171,21 @@ class TokenMasking(Perturbation):
     Sobol's uniform masks).
     """
 
-    def __init__(self, mask_token, pad_token=None):
+    def __init__(self, mask_token: int, pad_token: int | None = None) -> None:
         self.mask_token = check_token("mask_token", mask_token)
         self.pad_token = None if pad_token is None else check_token("pad_token", pad_token)
 
-    def baselines(self, images):
+    def baselines(self, images: Any) -> Any:
         return tf.fill((1,) + tuple(images.shape[1:]), float(self.mask_token))
 
-    def apply(self, inputs, masks, baselines):
+    def apply(self, inputs: Any, masks: Any, baselines: Any) -> Any:
         kept = masks >= 0.5
         if self.pad_token is not None:
             kept = tf.logical_or(kept, tf.equal(inputs, float(self.pad_token)))
         return tf.where(kept, inputs, baselines)
 
 
-def check_token(name, value):
+def check_token(name: str, value: Any) -> int:
     """A token id: an integer >= 0 (numpy integers included)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidTypeError(f"{name} must be a token id (an integer >= 0), got {value!r}.")
@@ -198,17 +202,46 @@ class CallablePerturbation(Perturbation):
 
     broadcasts = False
 
-    def __init__(self, function):
+    def __init__(self, function: Callable) -> None:
         self.function = function
 
-    def apply(self, inputs, masks, baselines):
+    def apply(self, inputs: Any, masks: Any, baselines: Any) -> Any:
         return self.function(inputs, masks)
+
+
+class FeatureSamples(Perturbation):
+    """Lime's and KernelShap's perturbation: ``ref + z[id] * (x - ref)``, where the
+    engine's inputs (b, H, W, C + k) carry in their last k channels (1, or C for time
+    series) each value's column in the samples z (B, 1, T, 1) given as masks.
+    ``reference`` (h, w, C) is set per call. ``tokens``: a token is kept where z >= 0.5
+    and replaced by the reference (the mask token) elsewhere."""
+
+    reference: Any = None
+
+    def __init__(self, tokens: bool = False) -> None:
+        self.tokens = bool(tokens)
+
+    def baselines(self, images: Any) -> Any:
+        return self.reference[None]
+
+    def apply(self, inputs: Any, masks: Any, baselines: Any) -> Any:
+        channels = baselines.shape[-1]
+        samples = masks[:, 0, :, 0]
+        values, ids = inputs[..., :channels], tf.cast(inputs[..., channels:], tf.int32)
+        if inputs.shape[0] == 1:  # one input broadcast over its samples (the usual batch)
+            keep = tf.gather(samples, ids[0], axis=1)
+        else:  # one input per sample, or a number of rows known only when running
+            ids = tf.broadcast_to(ids, tf.concat([tf.shape(samples)[:1], tf.shape(ids)[1:]], 0))
+            keep = tf.gather(samples, ids, axis=1, batch_dims=1)
+        if self.tokens:
+            return tf.where(keep >= 0.5, values, baselines)
+        return baselines + keep * (values - baselines)
 
 
 PERTURBATIONS = {"inpainting": Inpainting, "blurring": Blurring, "amplitude": Amplitude}
 
 
-def get(identifier):
+def get(identifier: Any) -> Perturbation:
     """Resolve a perturbation from a name, a Perturbation or a callable f(inputs, masks).
 
     Raises:
@@ -238,7 +271,8 @@ def _named(identifier, name):
     return isinstance(identifier, str) and identifier.lower() == name
 
 
-def resolve(perturbation_function, *, mask_token=None, pad_token=None, baseline=None):
+def resolve(perturbation_function: Any, *, mask_token: int | None = None,
+            pad_token: int | None = None, baseline: Any = None) -> Perturbation:
     """The Perturbation of an explainer from its arguments: ``'tokens'`` with
     ``mask_token`` (required) and ``pad_token`` (:class:`TokenMasking`), ``'inpainting'``
     with ``baseline`` (:class:`Inpainting`), else :func:`get`.
@@ -274,7 +308,7 @@ def resolve(perturbation_function, *, mask_token=None, pad_token=None, baseline=
     return get(perturbation_function)
 
 
-def check_for_layout(perturbation, layout):
+def check_for_layout(perturbation: Perturbation, layout: Any) -> None:
     """Raise InvalidArgumentError unless ``perturbation`` can perturb inputs of
     ``layout`` (a :class:`~sobol_tf._utils.layouts.Layout`): token ids need
     :class:`TokenMasking` and it needs token ids; an Inpainting baseline array must have

@@ -1,51 +1,32 @@
 """RISE: Randomized Input Sampling for Explanation (Petsiuk et al., BMVC 2018)."""
+from __future__ import annotations
+
 import math
-import numbers
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, check_probability, check_seed
+from sobol_tf._utils import check_positive_int, check_probability, check_real
 from sobol_tf._utils.validation import check_memory
-from sobol_tf.attributions._modalities import ModalityMixin
-from sobol_tf.attributions.perturbations import check_baseline
-from sobol_tf.attributions.base import BlackBoxExplainer
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
-
-#: masks are upsampled and shifted this many at a time outside the batches (the cache,
-#: the estimate): bounds the transient memory to MASK_CHUNK full-size masks.
-MASK_CHUNK = 256
+from sobol_tf.attributions._modalities import ModalityMixin, check_pair
+from sobol_tf.attributions.base import MASK_CHUNK, BlackBoxExplainer  # noqa: F401
+from sobol_tf.errors import InvalidArgumentError
 
 #: the most memory Rise's grids may take (see :func:`rise_bytes`); larger
 #: ``nb_samples`` x ``grid_size`` are refused in the constructor.
 MAX_BYTES = 1 << 30
 
 
-def rise_bytes(nb_samples, grid_size):
+def rise_bytes(nb_samples: int, grid_size: int | tuple) -> int:
     """Bytes Rise holds per input size for its grids, whatever the image size.
 
     ``grid_size``: an int g (g x g cells) or a pair (rows, cols). Per mask: the grid drawn
     in float64 (8 bytes a cell), kept as bool then float32 (5 bytes a cell) and its two
     int64 shifts (16). The scores, 4 bytes per mask and input, come on top.
     """
-    rows, cols = _grid_pair(grid_size)
+    rows, cols = check_pair("grid_size", grid_size, (tuple,))
     return nb_samples * (13 * rows * cols + 16)
-
-
-def _grid_pair(grid_size):
-    """``grid_size`` (an int g or a tuple (rows, cols) of ints >= 1) as (rows, cols);
-    None stays None (a cell per step of a time series)."""
-    if grid_size is None:
-        return None
-    if isinstance(grid_size, tuple):
-        if len(grid_size) != 2:
-            raise InvalidArgumentError(
-                f"grid_size must be an int or a tuple (rows, cols) of two ints, got "
-                f"{grid_size!r}.")
-        return tuple(check_positive_int("grid_size", size) for size in grid_size)
-    size = check_positive_int("grid_size", grid_size)
-    return size, size
-
 
 
 #: seeds the masks of each kind apart (images keep the seeds they always had).
@@ -159,66 +140,55 @@ class Rise(ModalityMixin, BlackBoxExplainer):
 
     #: the grids are upsampled bilinearly (then cropped, see :meth:`_upsample`).
     upsampling = "bilinear"
+    value_name = "mask_value"
 
-    def __init__(self, model, batch_size=32, operator=None, nb_samples=4000, grid_size=7,
-                 preservation_probability=0.5, mask_value=0.0, *, baseline=None,
-                 mask_token=None, pad_token=None, seed=None, verbose=False, strategy=None):
+    def __init__(self, model: Callable, batch_size: int | None = 32, operator: Any = None,
+                 nb_samples: int = 4000, grid_size: int | tuple | None = 7,
+                 preservation_probability: float = 0.5, mask_value: float = 0.0, *,
+                 baseline: Any = None, mask_token: int | None = None,
+                 pad_token: int | None = None, seed: Any = None, verbose: bool = False,
+                 strategy: Any = None) -> None:
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          strategy=strategy)
         self.nb_samples = check_positive_int("nb_samples", nb_samples)
-        self._grid = _grid_pair(grid_size)
+        grid: Any = None if grid_size is None else check_pair("grid_size", grid_size, (tuple,))
+        self._grid = grid
         self.grid_size = grid_size if grid_size is None or isinstance(grid_size, tuple) \
-            else self._grid[0]
-        if self._grid is not None:
-            self._check_size()
+            else grid[0]
+        self._check_size()
         self.preservation_probability = check_probability(
             "preservation_probability", preservation_probability, open_low=True)
-        if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
-            raise InvalidTypeError(f"mask_value must be a number, got {mask_value!r}.")
-        self.mask_value = float(mask_value)
-        self.baseline = None if baseline is None else check_baseline(baseline, "baseline")
-        if self.baseline is not None and self.mask_value != 0.0:
-            raise InvalidArgumentError(
-                f"pass either mask_value (a number) or baseline (a number or one value per "
-                f"feature), not both: got mask_value={self.mask_value} and a baseline.")
-        self._init_tokens(mask_token, pad_token)
-        self.seed = check_seed(seed)
-        self._entropy = (np.random.SeedSequence().entropy if self.seed is None
-                         else self.seed)
-        self._mask_cache = {}
-        self._active = None
+        self._init_value(check_real("mask_value", mask_value), baseline, mask_token, pad_token)
+        self._init_seed(seed)
 
-    def _value_argument(self):
-        if self.baseline is not None:
-            return "baseline", self.baseline
-        return "mask_value", self.mask_value
-
-    def _check_size(self):
-        """Refuse grids over :data:`MAX_BYTES`, before drawing anything."""
+    def _check_size(self, cells: int | None = None) -> None:
+        """Refuse grids over :data:`MAX_BYTES` (:func:`rise_bytes`), before drawing
+        anything: those of ``grid_size`` (``cells`` None, in the constructor), or of
+        ``cells`` cells per mask for the inputs of a call that are not images."""
         nb_samples, grid = self.nb_samples, self.grid_size
-        largest_nb = MAX_BYTES // rise_bytes(1, grid)
-        largest_cells = max(0, MAX_BYTES // nb_samples - 16) // 13
-        lower = [f"nb_samples (nb_samples <= {largest_nb} at grid_size={grid})"
-                 if largest_nb else f"nb_samples (none fits at grid_size={grid})"]
-        if not largest_cells:
-            lower.append(f"grid_size (none fits at nb_samples={nb_samples})")
-        elif isinstance(grid, tuple):
-            lower.append(f"grid_size (rows x cols <= {largest_cells} at "
-                         f"nb_samples={nb_samples})")
+        if cells is None and grid is None:
+            return  # a cell per step of a time series: checked at explain time
+        rows, cols = self._grid if cells is None else (1, cells)
+        largest_nb = MAX_BYTES // rise_bytes(1, (rows, cols))
+        if cells is not None:
+            what, held = (f"nb_samples={nb_samples} on {self._layout.description}",
+                          f"random grids ({nb_samples} x {cells} cells)")
+            lower = f"nb_samples (nb_samples <= {largest_nb})"
         else:
-            lower.append(f"grid_size (grid_size <= {math.isqrt(largest_cells)} at "
-                         f"nb_samples={nb_samples})")
-        rows, cols = self._grid
-        check_memory(f"nb_samples={nb_samples} and grid_size={grid}",
-                     f"{nb_samples} forward passes per input",
-                     f"random grids ({nb_samples} x {rows} x {cols}, drawn in float64)",
-                     rise_bytes(nb_samples, grid), MAX_BYTES,
-                     "sobol_tf.attributions.rise.MAX_BYTES", " or ".join(lower))
+            what, held = (f"nb_samples={nb_samples} and grid_size={grid}",
+                          f"random grids ({nb_samples} x {rows} x {cols}, drawn in float64)")
+            largest = max(0, MAX_BYTES // nb_samples - 16) // 13   # cells per mask
+            at = f" at nb_samples={nb_samples})"
+            lower = (f"nb_samples (nb_samples <= {largest_nb} at grid_size={grid})"
+                     if largest_nb else f"nb_samples (none fits at grid_size={grid})") + (
+                " or grid_size (" + ("none fits" if not largest else f"rows x cols <= {largest}"
+                                     if isinstance(grid, tuple)
+                                     else f"grid_size <= {math.isqrt(largest)}") + at)
+        check_memory(what, f"{nb_samples} forward passes per input", held,
+                     rise_bytes(nb_samples, (rows, cols)), MAX_BYTES,
+                     "sobol_tf.attributions.rise.MAX_BYTES", lower)
 
-    def _kind(self):
-        return "image" if self._layout is None else self._layout.kind
-
-    def _check_inputs(self, images):
+    def _check_inputs(self, images: tf.Tensor) -> None:
         kind, channels = self._kind(), images.shape[3]
         if kind == "image" and self._grid is None:
             raise InvalidArgumentError(
@@ -232,40 +202,34 @@ class Rise(ModalityMixin, BlackBoxExplainer):
                 f"grid_size=({self._grid[0]}, {channels}) or grid_size={self._grid[0]}.")
         if kind != "image":
             rows, cols, depth, _ = self._plan(images.shape[1], images.shape[2], channels)
-            cells = rows * cols * depth
-            check_memory(f"nb_samples={self.nb_samples} on {self._layout.description}",
-                         f"{self.nb_samples} forward passes per input",
-                         f"random grids ({self.nb_samples} x {cells} cells)",
-                         self.nb_samples * (13 * cells + 16), MAX_BYTES,
-                         "sobol_tf.attributions.rise.MAX_BYTES",
-                         f"nb_samples (nb_samples <= {MAX_BYTES // (13 * cells + 16)})")
+            self._check_size(rows * cols * depth)
 
-    def _plan(self, height, width, channels):
-        """(rows, cols, mask channels, smooth) of the grids for inputs of the current
-        kind: smooth grids are upsampled bilinearly and shifted, the others are already
-        at the input size (one binary decision per cell)."""
+    def _plan(self, height: int, width: int, channels: int) -> tuple:
+        """(rows, cols, mask channels, upsampled size) of the grids for inputs of the
+        current kind: smooth grids are upsampled bilinearly to that size and shifted;
+        the others (upsampled size None) are already at the input size (one binary
+        decision per cell)."""
         kind = self._kind()
-        if kind == "image":
-            return self._grid + (1, True)
-        if kind == "time_series":
-            if self._grid is None:
-                return 1, width, channels, False
-            return 1, self._grid[0], channels, True
-        return 1, width, 1, False
+        if kind in ("tabular", "tokens") or self._grid is None:
+            return 1, width, channels if kind == "time_series" else 1, None
+        rows, cols = self._grid
+        if kind == "time_series":   # along time only
+            return 1, rows, channels, (height, max(width, int(width * (1.0 + 1.0 / rows))))
+        return rows, cols, 1, (max(height, int(height * (1.0 + 1.0 / rows))),
+                               max(width, int(width * (1.0 + 1.0 / cols))))
 
-    def _masks(self, height, width, channels):
-        """The binary grids (P, rows, cols, k) of this input size and kind; their
-        shifts are kept beside them for :meth:`_upsample`."""
+    def _masks(self, height: int, width: int, channels: int) -> tf.Tensor:
+        """The binary grids (P, rows, cols, k) of this input size and kind, drawn once;
+        their shifts are kept beside them for :meth:`_upsample`."""
         kind = self._kind()
         key = (kind, height, width) + ((channels,) if kind == "time_series" else ())
-        if key not in self._mask_cache:
-            self._mask_cache[key] = self._draw_grids(key, *self._plan(height, width, channels))
-        self._active = key
-        return self._mask_cache[key][0]
+        return self._kept(key, lambda: self._draw_grids(key, *self._plan(height, width,
+                                                                         channels)))[0]
 
-    def _draw_grids(self, key, rows, cols, depth, smooth):
+    def _draw_grids(self, key: tuple, rows: int, cols: int, depth: int,
+                    size: tuple | None) -> tuple:
         """Random binary grids float32 (P, rows, cols, k) and, for smooth grids, shifts
-        int64 (P,) of rows and columns (None otherwise)."""
+        int64 (P,) of rows and columns within the upsampled ``size`` (else None)."""
         kind, height, width = key[:3]
         entropy = [self._entropy, height, width]
         if kind != "image":
@@ -273,56 +237,28 @@ class Rise(ModalityMixin, BlackBoxExplainer):
         rng = np.random.default_rng(entropy)
         grids = rng.random((self.nb_samples, rows, cols, depth)) < self.preservation_probability
         grids = tf.constant(grids, tf.float32)
-        if not smooth:
-            return grids, None, None
-        up_height, up_width = self._upsampled_size(key)
-        shift_rows = rng.integers(0, up_height - height + 1, self.nb_samples)
-        shift_cols = rng.integers(0, up_width - width + 1, self.nb_samples)
-        return grids, tf.constant(shift_rows, tf.int64), tf.constant(shift_cols, tf.int64)
+        if size is None:
+            return grids, None, None, None
+        shift_rows = rng.integers(0, size[0] - height + 1, self.nb_samples)
+        shift_cols = rng.integers(0, size[1] - width + 1, self.nb_samples)
+        return (grids, tf.constant(shift_rows, tf.int64), tf.constant(shift_cols, tf.int64),
+                size)
 
-    def _upsampled_size(self, key):
-        kind, height, width = key[:3]
-        rows, cols = self._grid
-        if kind != "image":   # along time only
-            return height, max(width, int(width * (1.0 + 1.0 / rows)))
-        return (max(height, int(height * (1.0 + 1.0 / rows))),
-                max(width, int(width * (1.0 + 1.0 / cols))))
-
-    def _upsample(self, masks, mask_ids, height, width):
+    def _upsample(self, masks: tf.Tensor, mask_ids: tf.Tensor, height: int,
+                  width: int) -> tf.Tensor:
         """Shifted crops (B, H, W, k) of the grids ``masks`` upsampled bilinearly (grids
         that are not smooth are returned as they are)."""
-        _, shift_rows, shift_cols = self._mask_cache[self._active]
-        if shift_rows is None:
+        _, shift_rows, shift_cols, size = self._mask_cache[self._active]
+        if size is None:
             return masks
-        if masks.shape[0] is not None and masks.shape[0] > MASK_CHUNK:  # outside a batch
-            return tf.concat([self._upsample(masks[start:start + MASK_CHUNK],
-                                             mask_ids[start:start + MASK_CHUNK], height, width)
-                              for start in range(0, masks.shape[0], MASK_CHUNK)], axis=0)
-        upsampled = tf.image.resize(masks, self._upsampled_size(self._active),
-                                    method="bilinear")
+        upsampled = tf.image.resize(masks, size, method="bilinear")
         rows = tf.gather(shift_rows, mask_ids)[:, None] + tf.range(height, dtype=tf.int64)
         cols = tf.gather(shift_cols, mask_ids)[:, None] + tf.range(width, dtype=tf.int64)
         cropped = tf.gather(upsampled, rows, axis=1, batch_dims=1)
         return tf.gather(cropped, cols, axis=2, batch_dims=1)
 
-    def _input_size_masks(self, height, width):
-        """All the masks of images of this size, (P, H, W, 1) float32 (for small sizes)."""
-        grids = self._masks(height, width, 1)
-        return self._upsample(grids, tf.range(self.nb_samples, dtype=tf.int64), height, width)
-
-    def _estimate(self, scores, masks, base_scores):
-        self._active = key = next(key for key, (grids, _, _) in self._mask_cache.items()
-                                  if grids is masks)
-        height, width = key[1:3]
-        full, upsampled = self._cached_masks(masks, height, width)
-        if upsampled:
-            weighted = tf.einsum("np,phwk->nhwk", scores, full)
-            return weighted / (tf.reduce_sum(full, axis=0) + self.EPSILON)
-        weighted = tf.zeros((scores.shape[0], height, width, masks.shape[3]))
-        total = tf.zeros((height, width, masks.shape[3]))
-        for start in range(0, masks.shape[0], MASK_CHUNK):  # bounded: MASK_CHUNK masks
-            ids = tf.range(start, min(start + MASK_CHUNK, masks.shape[0]), dtype=tf.int64)
-            chunk = self._upsample(tf.gather(masks, ids), ids, height, width)
-            weighted += tf.einsum("np,phwk->nhwk", tf.gather(scores, ids, axis=1), chunk)
-            total += tf.reduce_sum(chunk, axis=0)
+    def _estimate(self, scores: tf.Tensor, masks: tf.Tensor,
+                  base_scores: tf.Tensor | None) -> tf.Tensor:
+        height, width = self._active[1:3]
+        weighted, total = self._weighted_masks(scores, masks, height, width)
         return weighted / (total + self.EPSILON)

@@ -25,7 +25,9 @@ samplers of HSIC, :class:`Sampler` with ``binary=``: ``TFSobolSequence``,
 ``HaltonSequence`` and ``LatinHypercube``, under those names in
 :mod:`sobol_tf.attributions.global_sensitivity_analysis`).
 """
-from typing import Optional
+from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from scipy.stats import qmc
@@ -42,7 +44,7 @@ FALLBACK_SEED = 0
 _LARGEST_SUGGESTION = 1 << 12
 
 
-def replicate(a, b):
+def replicate(a: Any, b: Any) -> np.ndarray:
     """Build the replicated design [A, B, C_1..C_d] from A and B of shape (n, d).
 
     Written straight into one float32 array (no float64 or (d, n, d) temporaries), so
@@ -62,13 +64,13 @@ def replicate(a, b):
     return design
 
 
-def tied_dimensions(design, nb_design):
+def tied_dimensions(design: Any, nb_design: int) -> np.ndarray:
     """Dimensions i whose column in A equals the one in B (so C_i == A): int array."""
     a, b = design[:nb_design], design[nb_design:2 * nb_design]
     return np.flatnonzero(np.all(a == b, axis=0))
 
 
-def check_design(design, expected_shape, who):
+def check_design(design: Any, expected_shape: tuple, who: str) -> np.ndarray:
     """Raise InvalidArgumentError unless ``design`` has ``expected_shape`` and values in [0, 1].
 
     Args:
@@ -96,7 +98,8 @@ def check_design(design, expected_shape, who):
     return design
 
 
-def tied_design_error(tied, nb_design, dimension, suggestion=None):
+def tied_design_error(tied: Any, nb_design: int, dimension: int,
+                      suggestion: int | None = None) -> InvalidArgumentError:
     """InvalidArgumentError for a replicated design with tied dimensions ``tied``."""
     listed = tied[:10].tolist()
     more = f" and {tied.size - 10} more" if tied.size > 10 else ""
@@ -123,9 +126,9 @@ class ReplicatedSampler:
             replicated design draws A and B together, so it supports half as many.
     """
 
-    max_dimension: Optional[int] = None
+    max_dimension: int | None = None
 
-    def __call__(self, dimension, nb_design):
+    def __call__(self, dimension: int, nb_design: int) -> np.ndarray:
         """Return the replicated design (nb_design * (dimension + 2), dimension), float32.
 
         Raises:
@@ -145,7 +148,7 @@ class ReplicatedSampler:
                                     self._untied_nb_design(dimension, nb_design))
         return design
 
-    def sample(self, dimension, nb_points):
+    def sample(self, dimension: int, nb_points: int) -> np.ndarray:
         """Plain points (no replication): float64 array (nb_points, dimension) in [0, 1].
 
         Used by methods that need a single design rather than [A, B, C_1..C_d], such as
@@ -199,7 +202,7 @@ class SobolSequence(ReplicatedSampler):
 
     max_dimension = qmc.Sobol.MAXDIM
 
-    def __init__(self, scramble=False, seed=None):
+    def __init__(self, scramble: Any = False, seed: Any = None) -> None:
         if scramble != "auto":
             scramble = bool(scramble)
         self.scramble = scramble
@@ -244,7 +247,7 @@ class HaltonSequence(ReplicatedSampler):
         seed: seed of the scrambling (as :class:`SobolSequence`).
     """
 
-    def __init__(self, scramble=True, seed=None):
+    def __init__(self, scramble: bool = True, seed: Any = None) -> None:
         self.scramble = bool(scramble)
         self.seed = check_seed(seed)
 
@@ -259,7 +262,7 @@ class LatinHypercube(ReplicatedSampler):
         seed: seed of the permutations and jitter (as :class:`SobolSequence`).
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: Any = None) -> None:
         self.seed = check_seed(seed)
 
     def _draw(self, dimension, nb_points):
@@ -273,7 +276,7 @@ class MonteCarlo(ReplicatedSampler):
         seed: seed of the generator (as :class:`SobolSequence`).
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: Any = None) -> None:
         self.seed = check_seed(seed)
 
     def _draw(self, dimension, nb_points):
@@ -329,10 +332,10 @@ class Sampler:
         binary: round the points to 0 or 1.
     """
 
-    def __init__(self, binary=False):
+    def __init__(self, binary: bool = False) -> None:
         self.binary = bool(binary)
 
-    def __call__(self, dimension, nb_design):
+    def __call__(self, dimension: int, nb_design: int) -> Any:
         dimension = check_positive_int("dimension", dimension)
         nb_design = check_positive_int("nb_design", nb_design)
         points = check_design(np.asarray(self._draw(dimension, nb_design), np.float32),
@@ -375,7 +378,7 @@ class LatinHypercubePoints(Sampler):
         seed: seed of the permutations and jitter (None: a fresh draw, as Xplique).
     """
 
-    def __init__(self, binary=False, seed=None):
+    def __init__(self, binary: bool = False, seed: Any = None) -> None:
         super().__init__(binary)
         self.seed = check_seed(seed)
 
@@ -397,7 +400,7 @@ SAMPLERS = {
 }
 
 
-def get(identifier, seed=None):
+def get(identifier: Any, seed: Any = None) -> Any:
     """Resolve a sampler from None (Sobol), a name or an object.
 
     Args:

@@ -1,31 +1,30 @@
 """Sobol attribution method (Fel et al., NeurIPS 2021)."""
+from __future__ import annotations
+
 from collections import namedtuple
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf._utils import check_positive_int, check_power_of_two, check_seed
-from sobol_tf._utils.layouts import DESCRIPTIONS, grid_shape, mask_channels
-from sobol_tf._utils.validation import check_memory
 from sobol_tf import operators as operators_module
+from sobol_tf._utils import check_positive_int, check_power_of_two
+from sobol_tf._utils.validation import check_memory
 from sobol_tf.attributions import estimators as estimators_module
-from sobol_tf.attributions import perturbations as perturbations_module
 from sobol_tf.attributions import samplers as samplers_module
-from sobol_tf.attributions._modalities import DesignMixin
-from sobol_tf.attributions.base import BlackBoxExplainer
+from sobol_tf.attributions.designs import (TOKEN_FALLBACK_DRAWS, DesignExplainer,
+                                           check_replicated, untied_decisions)
 from sobol_tf.errors import InvalidArgumentError
+
+__all__ = ["SobolAttributionMethod", "SobolIndices", "MAX_DESIGN_BYTES", "design_bytes",
+           "TOKEN_FALLBACK_DRAWS", "EFFICIENT_SETTINGS"]
 
 #: the largest replicated design (float32 masks, nb_design * (d + 2) x d) an explainer
 #: accepts; larger ones are refused in the constructor (per_channel: at explain time).
 MAX_DESIGN_BYTES = 1 << 30
 
 
-#: redraws of the fallback design for token ids (see SobolAttributionMethod) before giving
-#: up.
-TOKEN_FALLBACK_DRAWS = 10
-
-
-def design_bytes(nb_design, dimension):
+def design_bytes(nb_design: int, dimension: int) -> int:
     """Bytes of the float32 replicated design of ``nb_design`` points in ``dimension``."""
     return 4 * nb_design * (dimension + 2) * dimension
 
@@ -52,7 +51,7 @@ Attributes:
 """
 
 
-class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
+class SobolAttributionMethod(DesignExplainer):
     """Sobol attribution method: total-order Sobol indices of grid cells.
 
     The image is cut into ``grid_size`` x ``grid_size`` cells, each cell's intensity is
@@ -196,46 +195,40 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
         ...                        mask_token=1, pad_token=0)(ids, labels)      # (N, L)
     """
 
-    upsampling = "nearest"
-    input_kinds = ("image", "tabular", "time_series", "tokens")
+    tokens_apart = True
+    draws_per_cell = 2
 
-    def __init__(self, model, grid_size=8, nb_design=32, sampler=None, estimator=None,
-                 perturbation_function="inpainting", batch_size=256, operator=None, *,
-                 nb_channels=1, per_channel=False, seed=None, mask_token=None,
-                 pad_token=None, baseline=None, verbose=False, jit_compile=False,
-                 mixed_precision=None, strategy=None):
+    def __init__(self, model: Callable, grid_size: int | None = 8, nb_design: int = 32,
+                 sampler: Any = None, estimator: Any = None,
+                 perturbation_function: Any = "inpainting", batch_size: int | None = 256,
+                 operator: Any = None, *, nb_channels: int = 1, per_channel: bool = False,
+                 seed: Any = None, mask_token: int | None = None,
+                 pad_token: int | None = None, baseline: Any = None, verbose: bool = False,
+                 jit_compile: bool = False, mixed_precision: str | None = None,
+                 strategy: Any = None) -> None:
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision,
                          strategy=strategy)
-        self.grid_size = None if grid_size is None else check_positive_int("grid_size",
-                                                                           grid_size)
-        self.seed = check_seed(seed)
+        self._init_design(grid_size, nb_channels, seed, perturbation_function, mask_token,
+                          pad_token, baseline)
         self._default_sampler = sampler is None
         self.sampler = samplers_module.get(sampler, seed=self.seed)
         self.per_channel = bool(per_channel)
-        self.nb_channels = check_positive_int("nb_channels", nb_channels)
         if self.per_channel and self.nb_channels != 1:
             raise InvalidArgumentError(
                 f"per_channel=True with nb_channels={self.nb_channels}: give one of them "
                 "(per_channel=True takes the number of channels from the inputs)."
             )
         nb_design = check_positive_int("nb_design", nb_design, minimum=2)
-        image_cells = None if self.grid_size is None else (
-            self.grid_size, self.grid_size, self.nb_channels)
-        if image_cells is not None:
-            self._check_size(nb_design, image_cells)
+        if self.grid_size is not None:
+            self._check_size(nb_design, self._image_cells())
         self.nb_design = check_power_of_two(
             "nb_design", nb_design, minimum=2,
             maximum=self._largest_nb_design(self.grid_size ** 2 if self.grid_size else 1))
         self.estimator = estimators_module.get(estimator)
         self._vectorised = estimators_module.is_vectorised(self.estimator)
-        self.perturbation_function = perturbations_module.resolve(
-            perturbation_function, mask_token=mask_token, pad_token=pad_token,
-            baseline=baseline)
-        self._designs = {}
-        self._last_design = None
 
-    def explain_indices(self, inputs, targets=None):
+    def explain_indices(self, inputs: Any, targets: Any = None) -> SobolIndices:
         """Total- and first-order indices from the same forward passes.
 
         Args and Raises: as :meth:`explain`.
@@ -254,54 +247,17 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
         return SobolIndices(total=layout.from_engine(self._to_input_size(total, *size)),
                             first=layout.from_engine(self._to_input_size(first, *size)))
 
-    def nb_forward_passes(self, inputs: "np.ndarray | tf.Tensor",
-                          targets: "np.ndarray | tf.Tensor | list | None" = None) -> int:
-        """The forward passes :meth:`explain` will make for ``inputs``: nb_design *
-        (d + 2) per input, or nb_design * (d + 1) with an estimator that skips the B rows
-        (:class:`~sobol_tf.attributions.estimators.TotalOrderEstimator`, e.g.
-        :data:`EFFICIENT_SETTINGS`), plus one per input when ``targets`` is None (the
-        predicted class). :meth:`explain_indices` always evaluates B.
-
-        Args:
-            inputs: as :meth:`explain` (an array or tensor; checked, not run).
-            targets: as :meth:`explain`.
-
-        Returns:
-            int: rows the model is called on.
-
-        Raises:
-            InvalidArgumentError: as :meth:`explain` for the inputs.
-
-        Example:
-            >>> SobolAttributionMethod(model, nb_design=16).nb_forward_passes(images)
-        """
-        _, images, raw_targets = self._prepare_inputs(inputs, targets)
-        cells = self._cells_of(self._layout, images.shape[-1])
-        rows = 1 if estimators_module.reads_b(self.estimator) else 0
-        per_input = self.nb_design * (int(np.prod(cells)) + 1 + rows)
-        extra = 1 if operators_module.needs_outputs(raw_targets, self.operator) else 0
-        return int(images.shape[0]) * (per_input + extra)
-
-    def _explain(self, model, images, targets):
-        masks = self._masks(*images.shape[1:])
-        scores = self._perturbed_scores(model, images, targets, self._evaluated(masks))
-        return self._estimate(scores, masks, None)
-
-    def _evaluated(self, masks):
-        """The rows of the design to evaluate: all of them, or [A, C_1..C_d] (the same
-        tensor for the same design, so its upsampling is cached) for an estimator that
-        skips B."""
-        if estimators_module.reads_b(self.estimator):
-            return masks
-        cached = getattr(self, "_without_b", None)
-        if cached is None or cached[0] is not masks:
-            n = self.nb_design
-            self._without_b = cached = (masks, tf.concat([masks[:n], masks[2 * n:]], 0))
-        return cached[1]
+    def _evaluated(self, masks: tf.Tensor) -> tf.Tensor:
+        """The rows of the design the estimator reads (all, or [A, C_1..C_d]); the same
+        tensor for the same design, so that its upsampling is cached."""
+        if getattr(self, "_rows", (None,))[0] is not masks:
+            self._rows = (masks, estimators_module.rows_read(self.estimator, masks,
+                                                             self.nb_design))
+        return self._rows[1]
 
     # -- the method's own parts -------------------------------------------------------
     @property
-    def masks(self):
+    def masks(self) -> tf.Tensor:
         """The replicated design as Xplique lays it out: (nb_design * (d + 2), rows,
         columns, mask channels) float32, rows [A, B, C_1..C_d]: (grid_size, grid_size,
         nb_channels) for images. Drawn on first use (here or at the first explain) and
@@ -312,195 +268,56 @@ class SobolAttributionMethod(DesignMixin, BlackBoxExplainer):
             InvalidArgumentError: before any explain, with ``per_channel=True`` or
                 ``grid_size=None`` (the cells depend on the inputs).
         """
-        if self._last_design is not None:
-            return self._last_design
-        if self.per_channel or self.grid_size is None:
-            raise InvalidArgumentError(
-                "the masks are drawn at the first explain, once the inputs' cells are known"
-                + (" (per_channel=True: their channels)" if self.per_channel else
-                   " (grid_size=None: a cell per time step)")
-                + "; explain first" + (", or give nb_channels=C instead of "
-                                       "per_channel=True." if self.per_channel else "."))
-        return self._design((self.grid_size, self.grid_size, self.nb_channels))
+        return self._current_masks(
+            "per_channel=True: their channels" if self.per_channel
+            else "grid_size=None: a cell per time step" if self.grid_size is None else "")
 
-    def _check_size(self, nb_design, cells, layout=None):
-        """Refuse a design over the sampler's dimensions or :data:`MAX_DESIGN_BYTES` for
-        ``cells`` (rows, columns, mask channels) on inputs of ``layout`` (None: images);
-        the messages speak of grid_size for images, of features, windows or tokens
-        otherwise."""
-        rows, columns, channels = cells
-        dimension = rows * columns * channels
-        if layout is None or layout.kind == "image":
-            what = (f"grid_size={self.grid_size}" + (
-                f" with per_channel=True and {channels} channels" if self.per_channel
-                else ""))
-            largest_grid = self._largest_grid(nb_design, channels)
-            lower = (f"grid_size <= {largest_grid} at nb_design={nb_design}" if largest_grid
-                     else f"no grid_size fits at nb_design={nb_design}")
-            at, name = f" at grid_size={self.grid_size}", "grid_size"
-        else:
-            largest = self._largest_dimension(nb_design) // channels
-            if layout.kind == "time_series":
-                windows = (f"grid_size={self.grid_size} ({columns} windows" if self.grid_size
-                           else f"grid_size=None ({columns} time steps")
-                what = f"{windows} x {channels} channel(s))"
-                lower = (f"grid_size <= {largest} windows" if largest
-                         else "no number of windows fits")
-            else:
-                unit = "features" if layout.kind == "tabular" else "tokens"
-                what = f"{DESCRIPTIONS[layout.kind]} of {columns} {unit}"
-                lower = (f"at most {largest} {unit} per input" if largest
-                         else f"no number of {unit} fits")
-            at, name = "", "the cells"
-        what += f" and nb_design={nb_design} (d={dimension} cells)"
-        max_dimension = getattr(self.sampler, "max_dimension", None)
-        if max_dimension is not None and 2 * dimension > max_dimension:
-            raise InvalidArgumentError(
-                f"{what}: the sampler {type(self.sampler).__name__} supports at most "
-                f"{max_dimension} dimensions and draws A and B together in 2d = "
-                f"{2 * dimension}; use {lower}, or a sampler without that limit "
-                "('halton', 'lhs', 'monte_carlo').")
+    def _fits(self, nb_design: int, dimension: int) -> bool:
+        return design_bytes(nb_design, dimension) <= MAX_DESIGN_BYTES
+
+    def _check_budget(self, what: str, cells: tuple, kind: str, nb_design: int) -> None:
+        dimension = int(np.prod(cells))
         largest_nb = self._largest_nb_design(dimension)
-        lower_nb = (f"nb_design <= {largest_nb}{at}" if largest_nb
-                    else f"no nb_design >= 2 fits{at}")
+        at = f" at grid_size={self.grid_size}" if kind == "image" else ""
+        lower_nb = f"nb_design <= {largest_nb}{at}" if largest_nb else f"no nb_design >= 2 fits{at}"
         check_memory(what, f"nb_design * (d + 2) = {nb_design * (dimension + 2)} forward "
                      "passes per input", "float32 masks for the replicated design",
                      design_bytes(nb_design, dimension), MAX_DESIGN_BYTES,
                      "sobol_tf.attributions.sobol.MAX_DESIGN_BYTES",
-                     f"{name} ({lower}) or nb_design ({lower_nb})")
+                     f"{'grid_size' if kind == 'image' else 'the cells'} "
+                     f"({self._fewer_cells(kind, nb_design, cells[2])}) or nb_design ({lower_nb})")
 
-    def _largest_dimension(self, nb_design):
-        """The most cells d whose design fits the sampler and MAX_DESIGN_BYTES."""
-        dimension = int((MAX_DESIGN_BYTES / (4 * nb_design)) ** 0.5) + 2
-        while dimension > 0 and design_bytes(nb_design, dimension) > MAX_DESIGN_BYTES:
-            dimension -= 1
-        max_dimension = getattr(self.sampler, "max_dimension", None)
-        return dimension if max_dimension is None else min(dimension, max_dimension // 2)
-
-    def _largest_nb_design(self, dimension):
+    def _largest_nb_design(self, dimension: int) -> int:
         """The largest power of two >= 2 whose design fits in MAX_DESIGN_BYTES, or 0."""
         largest = MAX_DESIGN_BYTES // design_bytes(1, dimension)
         return 1 << (largest.bit_length() - 1) if largest >= 2 else 0
 
-    def _largest_grid(self, nb_design, channels):
-        """The largest grid_size that fits the sampler and MAX_DESIGN_BYTES, or 0."""
-        max_dimension = getattr(self.sampler, "max_dimension", None)
-        grid = int((MAX_DESIGN_BYTES / (4 * nb_design * channels ** 2)) ** 0.25) + 2
-        while grid > 0 and (design_bytes(nb_design, grid ** 2 * channels) > MAX_DESIGN_BYTES
-                            or (max_dimension is not None
-                                and 2 * grid ** 2 * channels > max_dimension)):
-            grid -= 1
-        return grid
+    def _draw_cells(self, cells: tuple, layout: Any) -> tuple:
+        """The replicated design of ``cells``, checked; for token ids, with untied keep /
+        mask decisions (see the class docstring)."""
+        dimension = int(np.prod(cells))
+        design = self._draw(dimension)
+        if layout is not None and layout.kind == "tokens":
+            design = untied_decisions(design, lambda sampler: self._draw(dimension, sampler),
+                                      self.nb_design, self.seed, self._default_sampler,
+                                      self.sampler)
+        return (tf.reshape(tf.constant(design, tf.float32), (-1,) + tuple(cells)),)
 
-    def _cells_of(self, layout, channels):
-        """The cells (rows, columns, mask channels) of the masks for inputs of ``layout``
-        with ``channels`` channels: grid_size x grid_size x nb_channels (or x channels
-        with per_channel=True) for images, see :func:`~sobol_tf._utils.layouts.grid_shape`
-        and :func:`~sobol_tf._utils.layouts.mask_channels` for the others."""
-        if layout is None or layout.kind == "image":
-            return (self.grid_size, self.grid_size,
-                    channels if self.per_channel else self.nb_channels)
-        return grid_shape(layout, self.grid_size) + (mask_channels(layout),)
-
-    def _design(self, cells, layout=None):
-        """The replicated design for ``cells`` (rows, columns, mask channels), drawn once
-        per cells (and per thresholding, for token ids) and checked."""
-        tokens = layout is not None and layout.kind == "tokens"
-        key = tuple(cells) + (tokens,)
-        if key not in self._designs:
-            if self.grid_size is None or tuple(cells) != (
-                    self.grid_size, self.grid_size, self.nb_channels):
-                self._check_size(self.nb_design, cells, layout)
-            dimension = int(np.prod(cells))
-            design = self._draw(dimension)
-            if tokens:
-                design = self._untied_decisions(design, dimension)
-            self._designs[key] = tf.reshape(tf.constant(design, tf.float32),
-                                            (-1,) + tuple(cells))
-        self._last_design = self._designs[key]
-        return self._last_design
-
-    def _draw(self, dimension, sampler=None):
+    def _draw(self, dimension: int, sampler: Any = None) -> np.ndarray:
         sampler = sampler or self.sampler
         design = sampler(dimension, self.nb_design)
         if not isinstance(sampler, samplers_module.ReplicatedSampler):
-            design = self._checked_design(design, dimension)
+            design = check_replicated(design, self.nb_design, dimension)
         return np.asarray(design)
 
-    def _untied_decisions(self, design, dimension):
-        """A design whose keep / mask decisions (mask >= 1/2) of A and B differ somewhere
-        for every token position (else C_i == A once thresholded and that position's index
-        would be 0 whatever the model does): the default sampler falls back to Latin
-        hypercube designs (seed :data:`~sobol_tf.attributions.samplers.FALLBACK_SEED` or
-        ``seed``, then the next ones); another sampler is refused."""
-        nb_design = self.nb_design
-        seed = samplers_module.FALLBACK_SEED if self.seed is None else self.seed
-        for draw in range(TOKEN_FALLBACK_DRAWS + 1):
-            decisions = design >= 0.5
-            tied = samplers_module.tied_dimensions(decisions, nb_design)
-            if not tied.size:
-                return design
-            if not self._default_sampler:
-                break
-            design = self._draw(dimension, samplers_module.LatinHypercube(seed=seed + draw))
-        listed = tied[:10].tolist()
-        raise InvalidArgumentError(
-            f"with token ids a token is kept where its mask is >= 0.5, and the design of "
-            f"{self.sampler!r} with nb_design={nb_design} then gives A and B the same "
-            f"decisions for token position(s) {listed}{' ...' if tied.size > 10 else ''} "
-            f"of {dimension}, so their index would be 0 whatever the model does; use a "
-            "larger nb_design, sampler='lhs' or 'monte_carlo', or the default sampler "
-            "(sampler=None).")
-
-    def _checked_design(self, design, dimension):
-        """A design from a user's callable, checked as a ReplicatedSampler checks its own
-        (shape, values in [0, 1], no tied cell) and for its replication."""
-        nb_design = self.nb_design
-        design = samplers_module.check_design(
-            design, (nb_design * (dimension + 2), dimension),
-            "sampler (rows [A, B, C_1..C_d] of nb_design * (d + 2), d columns)")
-        a, b = design[:nb_design], design[nb_design:2 * nb_design]
-        c = design[2 * nb_design:].reshape(dimension, nb_design, dimension)
-        replicated = c == a[None]
-        columns = np.arange(dimension)
-        replicated[columns, :, columns] = c[columns, :, columns] == b.T
-        if not replicated.all():
-            cell = int(np.flatnonzero(~replicated.all(axis=(1, 2)))[0])
-            raise InvalidArgumentError(
-                f"sampler returned a design that is not replicated: C_{cell} (rows "
-                f"{(2 + cell) * nb_design} to {(3 + cell) * nb_design - 1}) must be A "
-                f"with column {cell} taken from B; build designs with "
-                "sobol_tf.attributions.samplers.replicate(a, b)."
-            )
-        del replicated, c
-        tied = samplers_module.tied_dimensions(design, nb_design)
-        if tied.size:
-            raise samplers_module.tied_design_error(tied, nb_design, dimension)
-        return design
-
-    def _masks(self, height, width, channels):
-        layout = self._layout
-        return self._design(self._cells_of(layout, channels), layout)
-
-    @property  # type: ignore[misc]  # read-only here (the base class has a setter)
-    def perturbation(self):
-        """How a mask perturbs an input: ``perturbation_function`` (Xplique's name)."""
-        return self.perturbation_function
-
-    def _estimate(self, scores, masks, base_scores):
+    def _estimate(self, scores: tf.Tensor, masks: tf.Tensor,
+                  base_scores: tf.Tensor | None) -> tf.Tensor:
         if isinstance(self.estimator, estimators_module.TotalOrderEstimator):
-            if scores.shape[1] == masks.shape[0]:  # explain_indices: B evaluated
-                return self._cells(self.estimator(scores, self.nb_design, design=masks),
-                                   masks)
-            return self._cells(self.estimator.estimate(scores, self.nb_design, masks), masks)
-        if self._vectorised:
-            return self._cells(self.estimator(scores, self.nb_design), masks)
-        # an Xplique-style estimator: one input's outputs (P,) -> masks.shape[1:]
-        maps = [tf.reshape(tf.cast(self.estimator(masks, row, self.nb_design), tf.float32),
-                           masks.shape[1:]) for row in tf.unstack(scores)]
-        return tf.stack(maps)
+            return self._cells(self.estimator.of_rows(scores, self.nb_design, masks), masks)
+        if not self._vectorised:  # an Xplique-style estimator: one input at a time
+            return self._per_input(scores, masks)
+        return self._cells(self.estimator(scores, self.nb_design), masks)
 
     @staticmethod
-    def _cells(indices, masks):
+    def _cells(indices: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
         return tf.reshape(indices, (-1,) + tuple(masks.shape[1:]))
-

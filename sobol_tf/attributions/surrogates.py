@@ -2,6 +2,10 @@
 an image to interpretable features (a grid), the weighted linear fit, the similarity
 kernel. Written in numpy / TensorFlow so that scikit-learn stays optional.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numbers
 
 import numpy as np
@@ -23,7 +27,7 @@ RANK_TOLERANCE = 1e-10
 NORM_EPSILON = 1e-12
 
 
-def grid_mapping(height, width, grid_size=DEFAULT_GRID_SIZE):
+def grid_mapping(height: int, width: int, grid_size: int = DEFAULT_GRID_SIZE) -> np.ndarray:
     """Ids (height, width) int32 of a regular grid of superpixels, row-major from 0.
 
     ``min(grid_size, height)`` bands of rows times ``min(grid_size, width)`` bands of
@@ -51,13 +55,13 @@ class WeightedLinearRegression:
         coef_: (F,) the coefficients; intercept_: the intercept.
     """
 
-    def __init__(self, alpha=0.0):
+    def __init__(self, alpha: float = 0.0) -> None:
         self.alpha = check_real("alpha", alpha, minimum=0.0, finite=True)
 
     def __repr__(self):
         return f"WeightedLinearRegression(alpha={self.alpha})"
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> WeightedLinearRegression:
         """Fit on samples X (P, F), targets y (P,), weights (P,) (None: all 1)."""
         X = np.asarray(X, np.float64)
         weights = np.ones(len(X)) if sample_weight is None else sample_weight
@@ -66,10 +70,11 @@ class WeightedLinearRegression:
         self.coef_, self.intercept_ = coef[0], intercept[0]
         return self
 
-    def predict(self, X):
+    def predict(self, X: Any) -> np.ndarray:
         return np.asarray(X, np.float64) @ self.coef_ + self.intercept_
 
-    def fit_many(self, samples, scores, weights):
+    def fit_many(self, samples: np.ndarray, scores: np.ndarray,
+                 weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Coefficients (N, F) and intercepts (N,) of N fits at once: samples (N or 1, P,
         F), scores (N, P), weights (N, P) >= 0 with a positive sum per row."""
         total = weights.sum(axis=1, keepdims=True)
@@ -102,16 +107,18 @@ class ExponentialKernel:
     from per-feature sums (:meth:`from_sums`), without building the perturbed inputs.
     """
 
-    def __init__(self, distance_mode="euclidean", kernel_width=45.0):
+    def __init__(self, distance_mode: str = "euclidean",
+                 kernel_width: float = 45.0) -> None:
         self.distance_mode = check_choice("distance_mode", distance_mode,
                                           ("euclidean", "cosine"))
         if (isinstance(kernel_width, bool) or not isinstance(kernel_width, numbers.Real)
                 or not kernel_width > 0 or not np.isfinite(kernel_width)):
             raise InvalidArgumentError(
                 f"kernel_width must be a finite number > 0, got {kernel_width!r}.")
-        self.kernel_width = float(kernel_width)
+        self.kernel_width: float = float(kernel_width)
 
-    def __call__(self, original_input, interpret_samples, perturbed_samples):
+    def __call__(self, original_input: Any, interpret_samples: Any,
+                 perturbed_samples: Any) -> tf.Tensor:
         x = tf.reshape(tf.cast(original_input, tf.float64), (1, -1))
         pert = tf.reshape(tf.cast(perturbed_samples, tf.float64),
                           (tf.shape(perturbed_samples)[0], -1))
@@ -124,7 +131,7 @@ class ExponentialKernel:
             distances = (1.0 - cosine) ** 2
         return tf.cast(tf.exp(-distances / self.kernel_width ** 2), tf.float32)
 
-    def from_sums(self, samples, sums):
+    def from_sums(self, samples: np.ndarray, sums: np.ndarray) -> np.ndarray:
         """Similarities (P,) from samples (P, F) and the per-feature sums of one input:
         ``sums`` (4, F) of x^2, x * ref, ref^2 and (x - ref)^2 over each feature's values.
         Exact for samples in [0, 1]: x' = ref + z (x - ref) feature by feature."""

@@ -179,14 +179,42 @@ def test_guided_backprop_and_deconvnet_by_hand(kind):
     np.testing.assert_allclose(maps.reshape(len(x), -1), np.abs(plain), rtol=1e-4, atol=1e-5)
 
 
+def one_feature_network(shape, position, seed=0):
+    """Flatten -> Dense(4, relu) -> Dense(2) that reads only the input value at
+    ``position`` (an index of one input, in its own layout): the other rows of the first
+    kernel are 0, and the read weights and the biases are positive, so every unit is
+    active on inputs >= 0 and the gradient of either output is positive there."""
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(shape))
+    w1 = np.zeros((size, 4), np.float32)
+    w1[np.ravel_multi_index(position, shape)] = rng.uniform(0.5, 1.5, size=4)
+    model = keras.Sequential([keras.Input(shape), keras.layers.Flatten(),
+                              keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)])
+    model.layers[1].set_weights([w1, np.ones(4, np.float32)])
+    model.layers[2].set_weights([rng.uniform(0.5, 1.5, size=(4, 2)).astype(np.float32),
+                                 np.zeros(2, np.float32)])
+    return model
+
+
 @pytest.mark.parametrize("method", GRADIENT_METHODS)
-def test_every_gradient_method_keeps_the_layout(method):
-    for shape in SHAPES.values():
-        model = relu_network(shape)[0]
-        x = data(shape, n=2)
-        options = {"nb_samples": 2} if method in (SmoothGrad, SquareGrad, VarGrad) else {}
-        maps = method(model, **options)(x, [0, 1])
-        assert maps.shape == x.shape and np.isfinite(maps.numpy()).all()
+@pytest.mark.parametrize("kind, position", [("tabular", (3,)), ("time_series", (4, 1))])
+def test_every_gradient_method_keeps_the_layout(method, kind, position):
+    """The model reads one value of each input only: every method's map, in the inputs'
+    layout, is exactly 0 everywhere else (a transposed or flattened-the-wrong-way layout
+    would move it), and, but for VarGrad (the gradient is constant on this region, so
+    its variance is 0), not 0 there."""
+    shape = SHAPES[kind]
+    model = one_feature_network(shape, position)
+    x = np.abs(data(shape, n=2))
+    options = {"nb_samples": 4} if method in (SmoothGrad, SquareGrad, VarGrad) else {}
+    maps = method(model, **options)(x, [0, 1]).numpy()
+    assert maps.shape == x.shape and np.isfinite(maps).all()
+    at = (slice(None),) + position
+    others = maps.copy()
+    others[at] = 0.0
+    np.testing.assert_array_equal(others, 0.0)
+    if method is not VarGrad:
+        assert np.all(np.abs(maps[at]) > 1e-3), maps[at]
 
 
 # -- 2. token ids: refused, with the embeddings recipe --------------------------------

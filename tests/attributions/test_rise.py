@@ -99,7 +99,7 @@ def test_seed_reproduces_masks_per_size_and_differs_across_seeds():
     ({"mask_value": "zero"}, InvalidTypeError, "mask_value must be a number"),
     ({"seed": -1}, InvalidArgumentError, "seed must be None, an integer >= 0 .*, got -1"),
     ({"batch_size": 0}, InvalidArgumentError, "batch_size"),
-    ({"grid_size": (3,)}, InvalidArgumentError, r"tuple \(rows, cols\) of two ints"),
+    ({"grid_size": (3,)}, InvalidArgumentError, r"a pair \(rows, cols\) of ints, got \(3,\)"),
     ({"grid_size": (3, 0)}, InvalidArgumentError, "grid_size must be an integer >= 1"),
     ({"grid_size": (3, 2.5)}, InvalidTypeError, "grid_size must be an integer"),
 ])

@@ -279,6 +279,6 @@ def test_size_checks_speak_of_features_windows_and_tokens():
     with pytest.raises(InvalidArgumentError, match=r"10601 time steps.*grid_size <= 10600"):
         SobolAttributionMethod(lambda x: x[:, 0], grid_size=None, nb_design=2)(series, [0])
     long_text = np.ones((1, 21202), np.int32)
-    with pytest.raises(InvalidArgumentError, match=r"21202 tokens.*fewer tokens"):
+    with pytest.raises(InvalidArgumentError, match=r"21202 tokens.*at most 21201 tokens per input"):
         HsicAttributionMethod(lambda x: tf.cast(x[:, :1], tf.float32), nb_design=2,
                               perturbation_function="tokens", mask_token=0)(long_text, [0])

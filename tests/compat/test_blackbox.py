@@ -20,14 +20,31 @@ def linear(x):
 
 def test_rise_positional_order_is_xpliques():
     """Rise(model, batch_size, operator, nb_samples, grid_size, preservation_probability,
-    mask_value)."""
-    explainer = Rise(linear, 7, "regression", 30, 3, 0.25, 0.5)
-    assert explainer.batch_size == 7
-    assert explainer.operator.name == "regression"
-    assert explainer.nb_samples == 30
-    assert explainer.grid_size == 3
-    assert explainer.preservation_probability == 0.25
-    assert explainer.mask_value == 0.5
+    mask_value): each argument, given by position, does what Xplique's does. The map is
+    computed by hand from the explainer's own masks (nb_samples of them, grids of
+    grid_size x grid_size cells kept with probability preservation_probability, masked
+    values moving to mask_value), the scores are the regression operator's (output 0
+    weighted by the target row) and no forward pass holds more than batch_size inputs."""
+    batches = []
+
+    def recording(x):
+        batches.append(x.shape[0])
+        return linear(x)
+
+    explainer = Rise(recording, 7, "regression", 30, 3, 0.25, 0.5, seed=0)
+    explainer.run_eagerly = True  # the recording model sees every batch
+    x = np.random.default_rng(1).uniform(size=(1, 6, 6, 1)).astype(np.float32)
+    maps = explainer(x, np.array([[1.0, 0.0]], np.float32)).numpy()[0, ..., 0]
+    grids = explainer._masks(6, 6, 1).numpy()
+    assert grids.shape == (30, 3, 3, 1)                       # nb_samples grids of 3 x 3
+    assert set(np.unique(grids)) <= {0.0, 1.0} and 0.1 < grids.mean() < 0.4   # p = 0.25
+    masks = explainer._input_size_masks(6, 6).numpy()
+    perturbed = x * masks + (1 - masks) * 0.5                 # towards mask_value 0.5
+    scores = (perturbed * WEIGHTS).sum(axis=(1, 2, 3))        # output 0: the regression
+    expected = np.einsum("p,phw->hw", scores, masks[..., 0]) / (masks[..., 0].sum(0)
+                                                                + Rise.EPSILON)
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5)
+    assert max(batches) == 7 and sum(batches) >= 30           # batch_size 7
 
 
 def test_rise_extras_stay_keyword_only():

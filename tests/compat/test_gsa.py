@@ -76,8 +76,36 @@ def test_extras_stay_keyword_only():
 @pytest.mark.parametrize("method, rows", [(SobolAttributionMethod, 8 * (2 * 2 * 1 + 2)),
                                           (HsicAttributionMethod, 8)])
 def test_masks_attribute_has_xpliques_layout(method, rows):
+    """Xplique's layout, by value: Sobol's rows are [A, B, C_1..C_d] with C_i equal to A
+    but for column i, taken from B (cells row-major); HSIC's are nb_design binary masks
+    in which every cell is kept sometimes, removed sometimes, and no two cells have
+    equal or complementary masks. And they are the masks the explainer perturbs with: a
+    model returning cell (0, 0) of its input gets the index computed from them."""
     explainer = method(TOP_LEFT, 2, 8)
-    assert tuple(explainer.masks.shape) == (rows, 2, 2, 1)
+    masks = np.asarray(explainer.masks)
+    assert masks.shape == (rows, 2, 2, 1)
+    flat = masks.reshape(len(masks), -1).astype(np.float64)
+    if method is SobolAttributionMethod:
+        a, b, c = flat[:8], flat[8:16], flat[16:].reshape(4, 8, 4)
+        assert ((flat >= 0) & (flat <= 1)).all() and (a != b).any(axis=0).all()
+        for cell in range(4):
+            expected = a.copy()
+            expected[:, cell] = b[:, cell]
+            np.testing.assert_array_equal(c[cell], expected)
+        maps = explainer(ONES, np.array([[1.0, 0.0]] * 2)).numpy()
+        np.testing.assert_allclose(maps[:, 0, 0, 0], jansen_of_one_column(masks, 8, 0),
+                                   rtol=1e-5)
+    else:
+        assert set(np.unique(flat)) == {0.0, 1.0}
+        assert (flat.min(axis=0) == 0).all() and (flat.max(axis=0) == 1).all()
+        signs = 2 * flat - 1
+        products = np.abs(signs.T @ signs) / len(flat)   # 1 for equal / complementary
+        np.fill_diagonal(products, 0.0)
+        assert products.max() < 1
+        scores = flat[:, 0]      # what the model reading cell (0, 0) returns on ONES
+        maps = explainer(ONES, np.array([[1.0, 0.0]] * 2)).numpy()
+        expected = naive_hsic(flat, scores, lambda x, y: 0.5 - (x - y) ** 2)[0]
+        np.testing.assert_allclose(maps[:, 0, 0, 0], expected, rtol=1e-4)
 
 
 def test_sobol_nb_channels_gives_one_index_per_cell_and_channel():
