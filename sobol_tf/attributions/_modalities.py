@@ -35,7 +35,8 @@ def check_pair(name: str, value: Any, sequences: tuple = (tuple, list)) -> tuple
         if len(value) != 2:
             raise InvalidArgumentError(
                 f"{name} must be an int or a pair (rows, cols) of ints, got {value!r}.")
-        return tuple(check_positive_int(name, v) for v in value)
+        rows, cols = (check_positive_int(name, v) for v in value)
+        return rows, cols
     size = check_positive_int(name, value)
     return size, size
 
