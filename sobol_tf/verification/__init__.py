@@ -157,7 +157,7 @@ def bounds_function(model, method: str, with_spec: bool):
 
         def bounds(lower, upper, spec=None):
             return _crown.chain_bounds(steps, lower, upper, spec, crown=method == "crown")
-    return tf.function(bounds, reduce_retracing=True)
+    return tf.function(bounds)   # static shapes: one trace per batch size
 
 
 def _check_layer(layer):

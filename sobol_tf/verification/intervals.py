@@ -73,7 +73,8 @@ def unsupported(layer, why: str = "") -> InvalidArgumentError:
 # -- activations ----------------------------------------------------------------------
 def _dip_minimum(function: Callable) -> float:
     grid = np.linspace(*DIP_SEARCH).astype(np.float32)
-    values = np.asarray(function(tf.constant(grid)))
+    with tf.init_scope():   # once, eagerly, even when first met inside a tf.function
+        values = np.asarray(function(tf.constant(grid)))
     return float(grid[int(np.argmin(values))]), float(values.min()) - DIP_MARGIN
 
 
@@ -154,7 +155,8 @@ def affine_parts(layer) -> list[tuple[Callable, object]]:
             return layer.convolution_op(x, tf.abs(kernel) if absolute else kernel)
         return [(conv, bias)]
     if kind in ("DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"):
-        depthwise = layer.depthwise_kernel
+        depthwise = (layer.kernel if kind.startswith("Depthwise")
+                     else layer.depthwise_kernel)
 
         def depth(x, absolute=False):
             return keras.ops.depthwise_conv(
