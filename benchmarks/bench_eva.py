@@ -32,7 +32,7 @@ from bench_quality import (BATCH_SIZE, CAUSAL, FULL, QUICK, cluttered_sets,  # n
 from common import machine, markdown_table, print_table  # noqa: E402
 from localisation import pointing_game, share_in_box  # noqa: E402
 
-EPSILONS = (0.05, 0.1, 0.2)
+EPSILONS = (0.002, 0.01, 0.05, 0.1)
 SOBOL_DESIGNS = (4, 8, 16, 32)
 GRID_SIZE = 8
 CHANNEL_AREAS = (0.1, 0.25)
