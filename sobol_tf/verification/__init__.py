@@ -15,6 +15,7 @@ NumPy 2 and Keras >= 3.1 (issue 25).
 """
 from __future__ import annotations
 
+import weakref
 from typing import Optional, Union
 
 import numpy as np
@@ -112,7 +113,11 @@ def output_bounds(model, lower, upper, method: str = "ibp", *,
             raise InvalidArgumentError(
                 f"spec (B, S, K) must have one set of rows per box, got {spec.shape[0]} "
                 f"for {lower.shape[0]} boxes.")
-    function = bounds_function(model, method, spec is not None)
+    cached = _FUNCTIONS.setdefault(model, {})
+    key = (method, spec is not None)
+    if key not in cached:
+        cached[key] = bounds_function(model, method, spec is not None)
+    function = cached[key]
     size = lower.shape[0] if batch_size is None else int(batch_size)
     lows, highs = [], []
     for begin in range(0, lower.shape[0], size):
@@ -124,6 +129,10 @@ def output_bounds(model, lower, upper, method: str = "ibp", *,
         lows.append(np.asarray(low))
         highs.append(np.asarray(high))
     return np.concatenate(lows), np.concatenate(highs)
+
+
+#: the compiled bounds of each model, per (method, with spec), reused across calls.
+_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def bounds_function(model, method: str, with_spec: bool):
