@@ -38,6 +38,9 @@ GRID_SIZE = 8
 CHANNEL_AREAS = (0.1, 0.25)
 CHANNEL_SETTINGS = dict(steps=200, learning_rate=0.1)
 RANDOM_SETS = 50
+#: the seconds of the table: median of this many explain() calls per method, the methods
+#: taking turns (the CPU is shared: single timings of one method varied several-fold).
+TIMING_ROUNDS = 3
 
 
 def score_maps(model, images, labels, boxes, maps):
@@ -51,21 +54,23 @@ def score_maps(model, images, labels, boxes, maps):
 
 def eva_against_sobol(model, images, labels, boxes, seed):
     from sobol_tf.attributions import Eva, SobolAttributionMethod
-    rows = []
-    for epsilon in EPSILONS:
-        explainer = Eva(model, epsilon, GRID_SIZE, batch_size=BATCH_SIZE)
-        maps, seconds = explain_timed(explainer, images, labels)
-        rows.append((f"EVA (IBP), epsilon={epsilon}", score_maps(model, images, labels,
-                                                                 boxes, maps), seconds))
-        print(rows[-1])
-    for nb_design in SOBOL_DESIGNS:
-        explainer = SobolAttributionMethod(model, grid_size=GRID_SIZE, nb_design=nb_design,
-                                           batch_size=BATCH_SIZE)
-        maps, seconds = explain_timed(explainer, images, labels)
-        rows.append((f"Sobol, nb_design={nb_design}", score_maps(model, images, labels,
-                                                                 boxes, maps), seconds))
-        print(rows[-1])
-    return rows
+    explainers = {f"EVA (IBP), epsilon={epsilon}": Eva(model, epsilon, GRID_SIZE,
+                                                       batch_size=BATCH_SIZE)
+                  for epsilon in EPSILONS}
+    explainers.update({f"Sobol, nb_design={nb_design}": SobolAttributionMethod(
+        model, grid_size=GRID_SIZE, nb_design=nb_design, batch_size=BATCH_SIZE)
+        for nb_design in SOBOL_DESIGNS})
+    scores, seconds = {}, {name: [] for name in explainers}
+    for name, explainer in explainers.items():
+        maps, _ = explain_timed(explainer, images, labels)   # warm-up included
+        scores[name] = score_maps(model, images, labels, boxes, maps)
+        print(name, scores[name])
+    for _ in range(TIMING_ROUNDS):
+        for name, explainer in explainers.items():
+            start = time.perf_counter()
+            explainer.explain(images, labels)
+            seconds[name].append((time.perf_counter() - start) / len(images))
+    return [(name, scores[name], float(np.median(seconds[name]))) for name in explainers]
 
 
 def channels_against_random(model, images, labels, seed):
@@ -168,8 +173,9 @@ def main(argv=None):
               f"on 0). Both methods use a {GRID_SIZE}x{GRID_SIZE} grid and batch_size "
               f"{BATCH_SIZE}; EVA needs 65 bounded boxes per canvas (IBP costs about two "
               "forward passes each), Sobol nb_design * (64 + 2) forward passes. Seconds: "
-              "one explain() call on the N canvases / N after a warm-up, on a 2-core CPU "
-              "shared with other jobs (ratios are more telling than values).",
+              f"median over {TIMING_ROUNDS} explain() calls on the N canvases / N, the "
+              "methods taking turns, after a warm-up, on a 2-core CPU shared with other "
+              "jobs (ratios are more telling than values).",
               "", "Speed at equal map quality:"] + comparison + [
               "", "CROWN gives EVA the same bounds as IBP on this model: after its global "
               "max pooling only the last Dense layer is linear, and IBP already folds the "
