@@ -92,7 +92,8 @@ def chain_steps(model) -> list[_Step]:
             raise InvalidArgumentError(
                 "method='crown' needs a model that is a chain of layers (one input, one "
                 f"output, no branch); layer {layer.name!r} ({type(layer).__name__}) "
-                "reads or gives several tensors. Use method='ibp' for this model.")
+                "reads or gives several tensors. Use method='ibp' (Eva: bounds='ibp') for "
+                "this model.")
         current = results
     return [step for layer, _, _ in steps for step in _layer_steps(layer)]
 

@@ -119,3 +119,21 @@ def test_arguments_are_checked():
                                     layers.Dense(2)])
     with pytest.raises(InvalidArgumentError, match="grid_size"):
         Eva(image_model, grid_size=8)(np.zeros((1, 4, 4, 1), np.float32), np.array([0]))
+
+
+def test_functional_model_with_a_branch():
+    """A residual block: IBP and hybrid bounds work through it; CROWN refuses it."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((6, 6, 2))
+    first = layers.Conv2D(3, 3, activation="relu", name="c1")(inputs)
+    second = layers.Conv2D(3, 3, padding="same", activation="relu")(first)
+    outputs = layers.Dense(3)(layers.Flatten()(layers.Add()([first, second])))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(5).uniform(size=(2, 6, 6, 2)).astype("float32")
+    maps = np.asarray(Eva(model, 0.01, 3)(x, np.array([0, 1])))
+    assert maps.shape == (2, 6, 6, 1) and np.all(np.isfinite(maps))
+    hybrid = np.asarray(Eva(model, 0.01, 3, hybrid_layer="c1", nb_samples=32,
+                            seed=0)(x, np.array([0, 1])))
+    assert hybrid.shape == maps.shape
+    with pytest.raises(InvalidArgumentError, match="bounds='ibp'"):
+        Eva(model, 0.01, 3, bounds="crown")
