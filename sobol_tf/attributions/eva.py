@@ -41,9 +41,9 @@ class Eva(Explainer):
     [0, 1]) is our choice, not the paper's (its values per dataset could not be checked
     for this version): on the cluttered-digits benchmark the maps improve as epsilon
     falls from 0.1 to 0.01 (IBP's bounds tighten) and stay level below it
-    (benchmarks/results/eva.md). Boxes are not clipped to a valid input range. The overlap is computed on
-    the model's outputs as they are (logits, or probabilities if the model ends with a
-    softmax: then bounded as a whole vector, looser).
+    (benchmarks/results/eva.md). Boxes are not clipped to a valid input range. The
+    overlap is computed on the model's outputs as they are (logits, or probabilities if
+    the model ends with a softmax: then bounded as a whole vector, looser).
 
     Ref. T. Fel, M. Ducoffe, D. Vigouroux, R. Cadène, M. Capelle, C. Nicodème,
     T. Serre. Don't Lie to Me! Robust and Efficient Explainability with Verified

@@ -71,7 +71,8 @@ def unsupported(layer, why: str = "") -> InvalidArgumentError:
 
 
 # -- activations ----------------------------------------------------------------------
-def _dip_minimum(function: Callable) -> float:
+def _dip_minimum(function: Callable) -> tuple[float, float]:
+    """(where, value - DIP_MARGIN) of the minimum of ``function`` on DIP_SEARCH's grid."""
     grid = np.linspace(*DIP_SEARCH).astype(np.float32)
     with tf.init_scope():   # once, eagerly, even when first met inside a tf.function
         values = np.asarray(function(tf.constant(grid)))
@@ -221,9 +222,9 @@ def layer_bounds(layer, lowers: Sequence, uppers: Sequence):
             high = tf.reduce_max(tf.stack(products), 0)
         return low, high
     if kind == "PReLU":   # kinked at 0: extremes among f(l), f(u) and f(0) = 0
-        first, second = layer(lower), layer(upper)
+        first, second = layer(lowers[0]), layer(uppers[0])
         zero = tf.zeros_like(first)
-        inside = (lower <= 0) & (upper >= 0)
+        inside = (lowers[0] <= 0) & (uppers[0] >= 0)
         low, high = tf.minimum(first, second), tf.maximum(first, second)
         return (tf.where(inside, tf.minimum(low, zero), low),
                 tf.where(inside, tf.maximum(high, zero), high))

@@ -53,7 +53,16 @@ def _with_batchnorm_stats():
     return model
 
 
+def _prelu():
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(12), layers.PReLU(),
+                              layers.Dense(4)])
+    alpha = np.random.default_rng(2).uniform(-1, 1, size=12).astype("float32")
+    model.layers[1].set_weights([alpha])   # negative slopes too: not monotone
+    return model
+
+
 MODELS = {
+    "prelu": _prelu,
     "dense_relu": lambda: keras.Sequential([keras.Input((6,)), layers.Dense(12, "relu"),
                                             layers.Dense(12, "relu"), layers.Dense(4)]),
     "dense_gelu_silu": lambda: keras.Sequential([
