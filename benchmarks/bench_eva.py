@@ -33,7 +33,7 @@ from common import machine, markdown_table, print_table  # noqa: E402
 from localisation import pointing_game, share_in_box  # noqa: E402
 
 EPSILONS = (0.002, 0.01, 0.05, 0.1)
-SOBOL_DESIGNS = (4, 8, 16, 32)
+SOBOL_DESIGNS = (2, 4, 8, 16, 32)
 GRID_SIZE = 8
 CHANNEL_AREAS = (0.1, 0.25)
 CHANNEL_SETTINGS = dict(steps=200, learning_rate=0.1)
@@ -146,18 +146,25 @@ def main(argv=None):
              for name, scores, seconds in rows]
     print_table("EVA against Sobol", header, table)
     comparison = []
+    sobols = rows[len(EPSILONS):]
     for name, scores, seconds in rows[:len(EPSILONS)]:
-        match = [(other, other_seconds) for other, other_scores, other_seconds
-                 in rows[len(EPSILONS):]
+        match = [(other, other_scores, other_seconds)
+                 for other, other_scores, other_seconds in sobols
                  if other_scores[1][0] >= scores[1][0] and other_scores[3][0] >= scores[3][0]]
-        if match:
-            other, other_seconds = match[0]
-            comparison.append(f"- {name}: the cheapest Sobol reaching both its Insertion and "
-                              f"its share in the box is {other} ({other_seconds:.4f} s per "
-                              f"input): EVA is {other_seconds / seconds:.2f}x its speed.")
-        else:
+        if not match:
             comparison.append(f"- {name}: no Sobol setting of the ladder reaches both its "
                               "Insertion and its share in the box.")
+            continue
+        other, other_scores, other_seconds = match[0]
+        cheapest = other == sobols[0][0]
+        comparison.append(
+            f"- {name}: the cheapest Sobol reaching (or passing) both its Insertion and "
+            f"its share in the box is {other} ({other_seconds:.4f} s per input; Insertion "
+            f"{other_scores[1][0]:.3f} vs {scores[1][0]:.3f}, share in box "
+            f"{other_scores[3][0]:.3f} vs {scores[3][0]:.3f}): EVA takes "
+            f"{seconds / other_seconds:.2f}x its time"
+            + (" (the ladder's cheapest Sobol already passes EVA, so equal quality would "
+               "cost Sobol less than this)." if cheapest else "."))
     layer, channels, results, channel_seconds = channels_against_random(
         model, images, labels, args.seed)
     total = time.perf_counter() - run_start
@@ -177,10 +184,11 @@ def main(argv=None):
               "methods taking turns, after a warm-up, on a 2-core CPU shared with other "
               "jobs (ratios are more telling than values).",
               "", "Speed at equal map quality:"] + comparison + [
-              "", "CROWN gives EVA the same bounds as IBP on this model: after its global "
-              "max pooling only the last Dense layer is linear, and IBP already folds the "
-              "margins into it; its ReLUs sit between convolutions too large for CROWN's "
-              "intermediate bounds (CROWN_INTERMEDIATE_MAX)."]
+              "", "CROWN gives EVA the same bounds as IBP on this model: every ReLU "
+              "convolution is followed by a max pooling, which CROWN bounds by IBP "
+              "(restarting its backward walk there), so CROWN composes only the last Dense "
+              "layer backwards, which IBP's folded margins already do (EVA maps with "
+              "bounds='crown' equal those of 'ibp' on 3 canvases: largest difference 0)."]
     with open(os.path.join(out, "eva.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
 
