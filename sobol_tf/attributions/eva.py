@@ -55,7 +55,8 @@ class Eva(Explainer):
             bounds).
         epsilon: radius of the L-infinity ball, > 0; in the units of the inputs.
         grid_size: cells per side of the image grid (ignored for tabular rows).
-        batch_size: boxes bounded per pass (each input needs cells + 1 boxes); None: all.
+        batch_size: boxes bounded per pass (each input needs cells + 1 boxes; the boxes
+            of several inputs share a pass); None: all in one pass.
         operator: None or 'classification' (the only task EVA's overlap is defined for).
         bounds: 'ibp' or 'crown' (tighter for chains of Dense/Conv/ReLU, slower).
         hybrid_layer: (keyword-only) a layer name or index: empirical bounds up to its
@@ -134,27 +135,30 @@ class Eva(Explainer):
             free[cell + 1, ..., 0][ids == cell] = 0.0
         free = tf.constant(free)
         classes = targets.shape[-1]
-        labels = tf.argmax(targets, axis=-1)
-        per_pass = count + 1 if self.batch_size is None else max(self.batch_size, 1)
+        labels = tf.argmax(targets, axis=-1, output_type=tf.int32)
+        # rows e_c - e_y for c != y of each input: (N, K - 1, K)
+        eye = tf.eye(classes)
+        others = tf.argsort(tf.cast(tf.equal(tf.range(classes)[None], labels[:, None]),
+                                    tf.int32), axis=1, stable=True)[:, :classes - 1]
+        specs = tf.gather(eye, others) - tf.gather(eye, labels)[:, None, :]
+        # the flat list of (input, box) pairs, cut into batches of batch_size boxes
+        pairs = number * (count + 1)
+        per_pass = pairs if self.batch_size is None else self.batch_size
+        input_ids = tf.range(pairs) // (count + 1)
+        box_ids = tf.range(pairs) % (count + 1)
         rng = np.random.default_rng(self.seed)
         overlaps = []
-        for index in range(number):
-            image = images[index:index + 1]
-            others = tf.one_hot(labels[index], classes)
-            spec = tf.eye(classes) - others[None, :]          # rows e_c - e_y
-            keep = tf.not_equal(tf.range(classes), tf.cast(labels[index], tf.int32))
-            spec = tf.boolean_mask(spec, keep)                 # (K - 1, K)
-            upper_margins = []
-            for begin in range(0, count + 1, per_pass):
-                masks = free[begin:begin + per_pass]
-                lower = self._layout.from_engine_inputs(image - self.epsilon * masks)
-                upper = self._layout.from_engine_inputs(image + self.epsilon * masks)
-                if self._head is not None:
-                    lower, upper = self._empirical_box(lower, upper, rng)
-                _, high = self._margins(lower, upper, spec)
-                upper_margins.append(tf.reduce_max(high, axis=-1))
-            overlaps.append(tf.concat(upper_margins, 0))
-        overlaps = tf.stack(overlaps)                           # (N, cells + 1)
+        for begin in range(0, pairs, per_pass):
+            inputs = tf.gather(images, input_ids[begin:begin + per_pass])
+            masks = tf.gather(free, box_ids[begin:begin + per_pass])
+            lower = self._layout.from_engine_inputs(inputs - self.epsilon * masks)
+            upper = self._layout.from_engine_inputs(inputs + self.epsilon * masks)
+            if self._head is not None:
+                lower, upper = self._empirical_box(lower, upper, rng)
+            _, high = self._margins(lower, upper,
+                                    tf.gather(specs, input_ids[begin:begin + per_pass]))
+            overlaps.append(tf.reduce_max(high, axis=-1))
+        overlaps = tf.reshape(tf.concat(overlaps, 0), (number, count + 1))
         drops = overlaps[:, :1] - overlaps[:, 1:]               # (N, cells)
         maps = tf.gather(drops, tf.constant(ids.reshape(-1)), axis=1)
         return tf.reshape(maps, (number, height, width, 1))
