@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("*.ipynb"))
 COLAB = "https://colab.research.google.com/github/sobol-tf/sobol_tf/blob/main/tutorials/"
 EXPECTED = ["01_getting_started.ipynb", "02_sobol_knobs.ipynb", "03_metrics.ipynb",
-            "04_beyond_images.ipynb", "05_concepts.ipynb"]
+            "04_beyond_images.ipynb", "05_concepts.ipynb", "06_eva_and_channels.ipynb"]
 DIGITS = "model: a small convnet trained on handwritten digits (offline)"
 #: lines each notebook prints on its offline path; for 04 and 05, their checks against
 #: ground truth
@@ -37,6 +37,12 @@ PRINTED = {
         "removing the top concept lowers the logit more than removing the last: True",
         "same importances with the same seed: True",
         "every MACO image scores above all the random images: True",
+    ],
+    "06_eva_and_channels.ipynb": [
+        DIGITS,
+        "sampled outputs inside the IBP bounds: True",
+        "deterministic: True",
+        "top channels keep more of the logit than random ones on every image: True",
     ],
 }
 

@@ -13,6 +13,7 @@ from sobol_tf.attributions.gradients import GradientInput
 from sobol_tf.attributions.gradient_statistics import SmoothGrad, SquareGrad, VarGrad
 from sobol_tf.attributions.guided import DeconvNet, GuidedBackprop
 from sobol_tf.attributions.extremal import ExtremalPerturbation
+from sobol_tf.attributions.eva import Eva
 from sobol_tf.attributions import (estimators, extremal_masks, global_sensitivity_analysis,
                                    hsic_estimators, perturbations, samplers)
 
@@ -39,6 +40,7 @@ __all__ = [
     "GuidedBackprop",
     "DeconvNet",
     "ExtremalPerturbation",
+    "Eva",
     "estimators",
     "global_sensitivity_analysis",
     "hsic_estimators",

@@ -383,3 +383,16 @@ class ExtremalPerturbation(Explainer):
             return generator(params)
 
         return step
+
+    def explain_channels(self, inputs, targets=None, *, layer=None):
+        """Extremal masks over the channels of ``layer`` (Fong et al.'s attribution at
+        intermediate layers): (N, C) masks in [0, 1], or (N, nb_areas, C) for several
+        areas; areas are shares of the C channels. See
+        :func:`sobol_tf.attributions.extremal_channels.explain_channels`.
+
+        Example:
+            >>> masks = ExtremalPerturbation(model, areas=0.25).explain_channels(
+            ...     images, labels, layer="conv2")                   # (N, C)
+        """
+        from sobol_tf.attributions.extremal_channels import explain_channels
+        return explain_channels(self, inputs, targets, layer)
