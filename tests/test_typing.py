@@ -92,11 +92,6 @@ def test_annotation_share_counts_what_it_should(tmp_path):
     assert missing == ["pkg/m.py:no_return", "pkg/m.py:no_arg", "pkg/m.py:Thing.method"]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 23: 37% annotated on the layering branch (the cli, io, streaming, operators, "
-    "tasks, concepts, plots, utils_functions, errors and feature-visualisation helpers "
-    "are done; attributions/, metrics/ and _utils/ are annotated by the other helpers); "
-    "remove this mark once their work is merged"))
 def test_public_functions_are_annotated():
     share, missing = annotation_share()
     print(f"annotated: {share:.1%}; missing: {len(missing)}")
