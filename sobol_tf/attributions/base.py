@@ -141,10 +141,13 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
         it (e.g. GuidedBackprop's copy with its ReLU gradients overridden)."""
         self.__dict__["_model"] = self._engine.model = model
 
-    def __init__(self, model, *, batch_size=64, operator=None, verbose=False,
-                 jit_compile=False, mixed_precision=None, strategy=None):
+    def __init__(self, model: Any, *, batch_size: int | None = 64, operator: Any = None,
+                 verbose: bool = False, jit_compile: bool = False,
+                 mixed_precision: Any = None, strategy: Any = None) -> None:
         self.strategy = current_strategy() if strategy is None else strategy
-        self.batch_size = (None if batch_size is None
+        # int or None; typed Any because subclasses (Lime, the surrogate explainers) read
+        # it as an int after putting their own default in place of None
+        self.batch_size: Any = (None if batch_size is None
                            else check_positive_int("batch_size", batch_size))
         self.operator = operators_module.get(operator)
         #: the model seen through the operator, shared with the metrics
@@ -165,12 +168,12 @@ class Explainer(RunsEagerly, RunsOnStrategy, ABC):
                     f"mixed dtype policy), got {type(model).__name__}."
                 )
         self.mixed_precision = mixed_precision
-        self._views = {}
+        self._views: dict[Any, Any] = {}
         self._scorer = self._engine.scorer
         self._mode = self._engine.mode
         #: the :class:`~sobol_tf._utils.layouts.Layout` of the inputs of the current
         #: (or last) explain() call.
-        self._layout = None
+        self._layout: Any = None
 
     # -- public API -------------------------------------------------------------------
     def explain(self, inputs: Any, targets: Any = None) -> tf.Tensor:

@@ -1,7 +1,7 @@
 """EVA: explanations from verified perturbation analysis (Fel et al., CVPR 2023)."""
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import keras
 import numpy as np
@@ -82,10 +82,11 @@ class Eva(Explainer):
     input_kinds = ("image", "tabular")
     resize_method = "nearest"
 
-    def __init__(self, model, epsilon: float = 0.01, grid_size: int = 8,
-                 batch_size: Optional[int] = 64, operator=None, bounds: str = "ibp", *,
-                 hybrid_layer: Optional[Union[str, int]] = None, nb_samples: int = 128,
-                 seed: Optional[int] = None, verbose: bool = False, strategy=None):
+    def __init__(self, model: Any, epsilon: float = 0.01, grid_size: int = 8,
+                 batch_size: Optional[int] = 64, operator: Any = None, bounds: str = "ibp",
+                 *, hybrid_layer: Optional[Union[str, int]] = None, nb_samples: int = 128,
+                 seed: Optional[int] = None, verbose: bool = False,
+                 strategy: Any = None) -> None:
         if not isinstance(model, keras.Model):
             raise InvalidTypeError(
                 "Eva needs a Keras 3 Sequential or functional model (its layers are "

@@ -12,7 +12,7 @@ smoothing: channels are not ordered).
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -70,8 +70,8 @@ def _optimise(tail, operator, activations, targets, areas, settings):
     return params
 
 
-def explain_channels(explainer, inputs, targets=None,
-                     layer: Optional[Union[str, int]] = None):
+def explain_channels(explainer: Any, inputs: Any, targets: Any = None,
+                     layer: Optional[Union[str, int]] = None) -> tf.Tensor:
     """Extremal channel masks of ``layer`` for every input (see the module docstring).
 
     Args:

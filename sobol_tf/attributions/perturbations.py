@@ -347,7 +347,7 @@ class Replacement(Perturbation):
     def __init__(self, pad_token: "int | None" = None) -> None:
         self.pad_token = None if pad_token is None else check_token("pad_token", pad_token)
 
-    def apply(self, inputs, masks, baselines):
+    def apply(self, inputs: Any, masks: Any, baselines: Any) -> Any:
         kept = masks >= 0.5
         if self.pad_token is not None:
             kept = tf.logical_or(kept, tf.equal(inputs, float(self.pad_token)))

@@ -16,7 +16,7 @@ NumPy 2 and Keras >= 3.1 (issue 25).
 from __future__ import annotations
 
 import weakref
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -57,7 +57,7 @@ def _check_box(lower, upper):
     return lower, upper
 
 
-def output_bounds(model, lower, upper, method: str = "ibp", *,
+def output_bounds(model: Any, lower: Any, upper: Any, method: str = "ibp", *,
                   spec: Optional[Union[np.ndarray, tf.Tensor]] = None,
                   batch_size: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
     """Verified bounds of a Keras model's outputs on boxes of inputs.
@@ -135,7 +135,7 @@ def output_bounds(model, lower, upper, method: str = "ibp", *,
 _FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def bounds_function(model, method: str, with_spec: bool):
+def bounds_function(model: Any, method: str, with_spec: bool) -> Callable[..., Any]:
     """A compiled f(lower, upper[, spec]) -> (low, high) for ``model`` (raises at once
     on a layer no rule bounds)."""
     steps = None

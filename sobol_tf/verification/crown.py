@@ -17,6 +17,8 @@ https://arxiv.org/abs/1811.00866
 """
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import keras
 import tensorflow as tf
 
@@ -83,7 +85,7 @@ def _layer_steps(layer):
     return [_Step("other", ibp=lambda lo, hi: intervals.layer_bounds(layer, [lo], [hi]))]
 
 
-def chain_steps(model) -> list[_Step]:
+def chain_steps(model: Any) -> list[_Step]:
     """The steps of a model that is a chain (one input, one output, no branch)."""
     steps, inputs, outputs = intervals.graph_steps(model)
     current = inputs
@@ -161,7 +163,8 @@ def _identity_spec(batch, shape, dtype):
                            (batch, size) + tuple(shape))
 
 
-def chain_bounds(steps, lower, upper, spec=None, *, crown=True):
+def chain_bounds(steps: Sequence[_Step], lower: Any, upper: Any, spec: Any = None, *,
+                 crown: bool = True) -> tuple[Any, Any]:
     """Bounds of ``spec @ f(x)`` (B, S), or of f(x) itself when ``spec`` is None, on the
     box [lower, upper] (B, ...). With ``crown=False`` only the trailing affine steps are
     composed backwards (IBP with the specification folded into the last linear layers)."""

@@ -9,7 +9,7 @@ Verifiably Robust Models. 2018. https://arxiv.org/abs/1810.12715
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -60,7 +60,7 @@ SUPPORTED_LAYERS = tuple(sorted(set(INCREASING_LAYERS + ELEMENTWISE_AFFINE_LAYER
                                                        "InputLayer"))))
 
 
-def unsupported(layer, why: str = "") -> InvalidArgumentError:
+def unsupported(layer: Any, why: str = "") -> InvalidArgumentError:
     """The error for a layer no rule bounds."""
     return InvalidArgumentError(
         f"sobol_tf.verification cannot bound layer {layer.name!r} of class "
@@ -82,7 +82,8 @@ def _dip_minimum(function: Callable) -> tuple[float, float]:
 _DIP_CACHE: dict = {}
 
 
-def activation_bounds(function: Callable, lower, upper, layer=None):
+def activation_bounds(function: Callable, lower: Any, upper: Any,
+                      layer: Any = None) -> tuple[Any, Any]:
     """Bounds of ``function(x)`` for x in [lower, upper] (elementwise, or softmax on the
     last axis)."""
     name = getattr(function, "__name__", type(function).__name__)
@@ -103,7 +104,8 @@ def activation_bounds(function: Callable, lower, upper, layer=None):
     raise unsupported(layer, f" (activation {name!r})")
 
 
-def softmax_bounds(lower, upper, axis: int = -1, log: bool = False):
+def softmax_bounds(lower: Any, upper: Any, axis: int = -1,
+                   log: bool = False) -> tuple[Any, Any]:
     """Sound bounds of softmax (or log-softmax) on a box, as a whole vector.
 
     softmax_i increases with x_i and decreases with every other x_j, so its least value
@@ -136,7 +138,7 @@ def _add_bias(layer, outputs, bias):
     return outputs + bias
 
 
-def affine_parts(layer) -> list[tuple[Callable, object]]:
+def affine_parts(layer: Any) -> list[tuple[Callable, object]]:
     """The linear maps (without bias) and biases of a Dense / convolution layer, in order
     (two for a separable convolution): [(linear(x, absolute=False), bias or None)]."""
     kind = type(layer).__name__
@@ -175,7 +177,7 @@ def affine_parts(layer) -> list[tuple[Callable, object]]:
     raise unsupported(layer)
 
 
-def affine_bounds(layer, lower, upper):
+def affine_bounds(layer: Any, lower: Any, upper: Any) -> tuple[Any, Any]:
     """IBP through a Dense / convolution layer, before its activation: centre and radius
     (W c + b, |W| r)."""
     for linear, bias in affine_parts(layer):
@@ -187,7 +189,7 @@ def affine_bounds(layer, lower, upper):
 
 
 # -- one layer ------------------------------------------------------------------------
-def layer_bounds(layer, lowers: Sequence, uppers: Sequence):
+def layer_bounds(layer: Any, lowers: Sequence, uppers: Sequence) -> tuple[Any, Any]:
     """Bounds of a layer's output(s) from the boxes of its inputs (one per input)."""
     kind = type(layer).__name__
     single = len(lowers) == 1
@@ -232,7 +234,7 @@ def layer_bounds(layer, lowers: Sequence, uppers: Sequence):
 
 
 # -- the graph ------------------------------------------------------------------------
-def graph_steps(model) -> tuple[list, list, list]:
+def graph_steps(model: Any) -> tuple[list, list, list]:
     """(steps, input keys, output keys) of a Keras model: steps are (layer, input keys,
     output keys) in an order where every input is computed before it is read."""
     if isinstance(model, keras.Sequential):
@@ -260,7 +262,7 @@ def graph_steps(model) -> tuple[list, list, list]:
     return steps, [id(t) for t in model.inputs], [id(t) for t in model.outputs]
 
 
-def model_bounds(model, lowers: Sequence, uppers: Sequence):
+def model_bounds(model: Any, lowers: Sequence, uppers: Sequence) -> tuple[Any, Any]:
     """IBP through a Keras model from the boxes of its inputs; bounds of its output (a
     pair of tensors; lists for a model of several outputs)."""
     steps, inputs, outputs = graph_steps(model)

@@ -2,14 +2,14 @@
 API (used by EVA's hybrid bounds and by Extremal channel attribution)."""
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 import keras
 
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 
-def find_layer(model, layer: Union[str, int]):
+def find_layer(model: Any, layer: Union[str, int]) -> Any:
     """The layer of ``model`` named ``layer`` (or at index ``layer``)."""
     if isinstance(layer, bool) or not isinstance(layer, (str, int)):
         raise InvalidTypeError(
@@ -26,7 +26,7 @@ def find_layer(model, layer: Union[str, int]):
     return model.get_layer(layer)
 
 
-def split_model(model, layer: Union[str, int]) -> tuple[keras.Model, keras.Model]:
+def split_model(model: Any, layer: Union[str, int]) -> tuple[keras.Model, keras.Model]:
     """(head, tail) with ``model(x) == tail(head(x))`` and ``head(x)`` the output of
     ``layer``.
 
