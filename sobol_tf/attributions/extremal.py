@@ -130,21 +130,20 @@ class ExtremalPerturbation(Explainer):
       |s(x)|, |s(x0)| and |s(x) - s(x0)|, x the input and x0 the fully perturbed input, so
       that the balance between score and area does not depend on the scale of the
       model's outputs (logits or probabilities), and a model the perturbation barely
-      moves does not get its noise amplified. The area weight then starts at 20 and
-      grows 16.4-fold to 328 (TorchRay's 1.0035 per step over 800 steps), and the
-      learning rate is 0.1: on a logit of about 10, TorchRay's weights 300 -> 4900 on its
-      mean over the image and margin are 20 -> 328 here, and dividing the score by its
-      scale divides every gradient by it too, which the 10-fold rate gives back
-      (issue 28: with the rate at 0.01 and the weight at 4.8 -> 4800 the parameters
-      moved about ten times less per step than TorchRay's, the score had barely shaped
-      the mask when the growing area weight froze it, and at equal area the masks kept
-      0.6 of the score where TorchRay's kept 0.9; see
-      benchmarks/results/extremal_torchray.md). ``normalize_scores=False,
-      area_weight=213, area_weight_growth=16.4, learning_rate=0.01`` gives TorchRay's
-      objective and schedule (213 = 300 / 1.41: TorchRay averages the area loss over
-      the image and its margin of sigma pixels, 1.41 times the image with the
-      size-scaled sigma; we divide by the image's pixels), tuned for logits of
-      224 x 224 images.
+      moves does not get its noise amplified. The area weight then starts at 4.8 and
+      grows 1000-fold to 4800: started above the score's pull, the area loss freezes the
+      mask wherever it first puts it. Dividing the score by its scale divides its
+      gradient too (by about 10 on logits), so the learning rate is 0.1, ten times
+      TorchRay's 0.01 (issue 28: at 0.01 the parameters moved about ten times less per
+      step than TorchRay's on the same logits, the score had barely shaped the mask
+      when the growing area weight froze it, and at equal area, the top 10% of each
+      mask, the masks kept 0.6 of the logit where TorchRay's kept 0.9 on 64 px digits;
+      the table is in benchmarks/results/extremal_torchray.md).
+      ``normalize_scores=False, area_weight=213, area_weight_growth=16.4,
+      learning_rate=0.01`` gives TorchRay's objective and schedule (213 = 300 / 1.41:
+      TorchRay averages the area loss over the image and its margin of sigma pixels,
+      1.41 times the image with the size-scaled sigma; we divide by the image's
+      pixels), tuned for logits of 224 x 224 images.
     - The area loss is multiplied by h w / 1024, h x w the parameter grid (1024 =
       32 x 32, TorchRay's grid at 224 px with a step of 7, where the factor is 1): each
       parameter moves a few pixels of the mask, so without the factor the pull of the
@@ -199,10 +198,9 @@ class ExtremalPerturbation(Explainer):
             side (see :func:`scaled_mask_settings`), resolved when the inputs are
             explained; values given explicitly are used as given, at every size.
         normalize_scores: divide each pair's score by its scale (see above); True.
-        area_weight: initial weight of the area loss (times h w / 1024, see above), 20
-            (4.8 before issue 28).
+        area_weight: initial weight of the area loss (times h w / 1024, see above), 4.8.
         area_weight_growth: factor by which the area weight has grown at the last step,
-            16.4, TorchRay's 1.0035 ** 800 (1000 before issue 28).
+            1000.
         jitter: flip the perturbed inputs horizontally at random during the optimisation.
         batch_size: (input, area) pairs optimised together, 16; a forward batch holds
             ``batch_size`` perturbed inputs (twice as many for 'dual'). Bounds memory:
