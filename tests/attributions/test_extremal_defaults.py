@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from sobol_tf.attributions import ExtremalPerturbation
 from sobol_tf.attributions.extremal import scaled_mask_settings
+from sobol_tf.attributions.extremal_masks import perturbation_pyramid
 
 
 def _model(x):
@@ -89,3 +90,29 @@ def test_evidence_in_the_centre_gives_a_centred_mask():
         ring = np.ones((size, size), bool)
         ring[2:-2, 2:-2] = False
         assert averaged[ring].mean() < 0.05
+
+
+def test_the_default_rate_steps_as_torchray_does_on_the_raw_logit():
+    """Issue 28: dividing the score by its scale S divides its gradient by S too, so at
+    TorchRay's rate of 0.01 the masks moved S times less per step than TorchRay's on the
+    same logits (S about 10 on logits). The default rate 0.1 with the normalised score
+    takes exactly the steps that rate 0.1 / S takes on the raw logit with the area
+    weight times S: the same masks. Before, the default rate was 0.01."""
+    size = 16
+    model = _linear_logit(size, seed=3)
+    x = np.random.default_rng(2).uniform(size=(1, size, size, 3)).astype(np.float32)
+    settings = dict(steps=40, mask_step=2, mask_sigma=3.0, max_blur=3.0)
+    normalised = ExtremalPerturbation(model, **settings)
+    assert normalised.learning_rate == 0.1
+    pyramid = perturbation_pyramid(tf.constant(x), normalised.num_levels, 3.0)
+    clean = float(model(x)[0, 0])
+    blurred = float(model(pyramid[:, :, :, 0])[0, 0])
+    scale = max(abs(clean), abs(blurred), abs(clean - blurred))
+    assert scale > 2.0  # the two runs differ unless the scale is taken into account
+    raw = ExtremalPerturbation(model, normalize_scores=False, learning_rate=0.1 / scale,
+                               area_weight=normalised.area_weight * scale, **settings)
+    expected = raw.explain_masks(x, [0]).numpy()
+    np.testing.assert_allclose(normalised.explain_masks(x, [0]).numpy(), expected,
+                               atol=1e-4)
+    slow = ExtremalPerturbation(model, learning_rate=0.01, **settings)  # before issue 28
+    assert np.abs(slow.explain_masks(x, [0]).numpy() - expected).max() > 0.05
