@@ -5,23 +5,26 @@ perturbations (Fong, Patrick & Vedaldi, ICCV 2019). This benchmark builds ONE sm
 convnet twice, in Keras and in torch, copies the Keras weights into the torch model and
 checks that both give the same logits (to 1e-5), then explains the same correctly
 classified cluttered-digit canvases (benchmarks/cluttered_digits.py: a digit in a known
-box among fragments of other digits) with both libraries, each at its defaults:
+box among fragments of other digits; 64 x 64 px by default, as issue 28) with both
+libraries:
 
-- TorchRay: ``extremal_perturbation(model, x, label)`` with its defaults (area 0.1,
-  800 iterations, blur, jitter) and its 224-px ``step`` 7, ``sigma`` 21 and maximum blur
-  20 scaled to the canvas side (step max(1, round(7 s / 224)), sigma 21 s / 224, blur
-  20 s / 224: the maximum blur is not an argument of ``extremal_perturbation``, so the
-  script gives it to TorchRay's ``Perturbation`` class for the run); one image at a
-  time, as TorchRay works;
-- sobol_tf: ``ExtremalPerturbation(model)``, every setting at its default (which scale
-  with the side the same way), all images in one call.
+- TorchRay: ``extremal_perturbation(model, x, label)`` at its defaults (area 0.1, 800
+  iterations, blur, jitter), once with its 224-px geometry as it ships (step 7, sigma
+  21, maximum blur 20) and once given our mask geometry, its 224-px values scaled to
+  the canvas side (step max(1, round(7 s / 224)), sigma 21 s / 224, blur 20 s / 224: the
+  maximum blur is not an argument of ``extremal_perturbation``, so the script gives it
+  to TorchRay's ``Perturbation`` class for the run); one image at a time, as TorchRay
+  works;
+- sobol_tf: ``ExtremalPerturbation(model)`` at its defaults (which scale with the side
+  the same way), and at the defaults it had before issue 28 (learning rate 0.01, area
+  weight 4.8 growing 1000-fold), all images in one call.
 
+The preserve variant on N images, then the delete and dual variants on the first few.
 Reported (mean ± standard error over the images): pointing game and share of the mask
 in the box (benchmarks/localisation.py), the area the mask keeps (share of the image
-above 1/2), the preserved score (softmax probability of the label when the image is
-blurred outside the mask, with one common blur, the strongest of the pyramid, for both
-libraries, over the clean probability), the correlation of the two masks of an image,
-and seconds per input. Writes <out>/extremal_torchray.md.
+above 1/2), the share of the label's logit kept at equal area (the top 10% of each
+mask kept, the rest blurred) and removed (the top 10% blurred), the mean mask on the
+border, and seconds per input. Writes <out>/extremal_torchray.md.
 
 Runs only where ``torch`` and ``torchray`` import (``pip install sobol_tf[torchray]``);
 elsewhere it prints a skip line and exits with status 0. TorchRay 1.0 imports torchvision
@@ -29,7 +32,7 @@ and pycocotools only in parts this benchmark does not use: ``pip install torchra
 --no-deps`` next to torch is enough.
 
 Usage: python benchmarks/bench_extremal_torchray.py [--quick] [--nb-images 32]
-       [--seed 0] [--out DIR]
+       [--nb-variant-images 8] [--canvas 64] [--seed 0] [--out DIR]
 """
 import argparse
 import os
@@ -87,7 +90,7 @@ def torch_twin(keras_model):
     return torch.nn.Sequential(*layers).eval()
 
 
-def torchray_masks(torch_model, images, labels, step, sigma, max_blur):
+def torchray_masks(torch_model, images, labels, step, sigma, max_blur, variant="preserve"):
     """TorchRay's masks (N, H, W), one image at a time, and seconds per input."""
     import torch
     from torchray.attribution import extremal_perturbation as module
@@ -104,7 +107,7 @@ def torchray_masks(torch_model, images, labels, step, sigma, max_blur):
         for image, label in zip(images, labels):
             x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None]))
             mask, _ = module.extremal_perturbation(torch_model, x, int(label), step=step,
-                                                   sigma=sigma)
+                                                   sigma=sigma, variant=variant)
             masks.append(mask[0, 0].numpy())
         seconds = (time.perf_counter() - start) / len(images)
     finally:
@@ -112,19 +115,59 @@ def torchray_masks(torch_model, images, labels, step, sigma, max_blur):
     return np.stack(masks), seconds
 
 
-def preserved_scores(model, images, labels, masks, max_blur):
-    """Softmax probability of the label with the image blurred outside the mask (the
-    strongest level of our zero-padded pyramid, TorchRay's blur), over the clean one."""
-    import tensorflow as tf
+#: TorchRay's strongest blur (its ``Perturbation`` default), in pixels: the second blur
+#: the kept fractions are scored with.
+TORCHRAY_MAX_BLUR = 20.0
+#: kept fractions are averaged over the images whose logit the full blur drops by this.
+MIN_DROP = 2.0
+#: the settings of ExtremalPerturbation before issue 28 (the "before" row).
+BEFORE_ISSUE_28 = dict(learning_rate=0.01, area_weight=4.8, area_weight_growth=1000.0)
 
-    from sobol_tf.attributions.extremal_masks import apply_pyramid, perturbation_pyramid
 
-    pyramid = perturbation_pyramid(tf.constant(images), 2, max_blur)
-    kept = apply_pyramid(pyramid, tf.constant(masks, tf.float32))
-    rows = np.arange(len(labels))
-    clean = tf.nn.softmax(model(images)).numpy()[rows, labels]
-    perturbed = tf.nn.softmax(model(kept)).numpy()[rows, labels]
-    return perturbed / clean
+def top_masks(masks, area):
+    """Binary masks: 1 on the round(area H W) largest values of each mask (ties by index)."""
+    flat = masks.reshape(len(masks), -1)
+    count = int(round(area * flat.shape[1]))
+    order = np.argsort(-flat, axis=1, kind="stable")[:, :count]
+    binary = np.zeros_like(flat, dtype=np.float32)
+    np.put_along_axis(binary, order, 1.0, axis=1)
+    return binary.reshape(masks.shape)
+
+
+def _blurred(images, sigma):
+    """Zero-padded separable Gaussian blur of (N, H, W, C) images (TorchRay's imsmooth)."""
+    from sobol_tf.attributions.extremal_masks import gaussian_blur_matrix
+
+    along_h = gaussian_blur_matrix(images.shape[1], sigma)
+    along_w = gaussian_blur_matrix(images.shape[2], sigma)
+    return np.einsum("kw,bhwc->bhkc", along_w,
+                     np.einsum("ih,bhwc->biwc", along_h, images)).astype(np.float32)
+
+
+def _logits(model, images, labels):
+    return np.asarray(model(images))[np.arange(len(labels)), labels]
+
+
+def score_shares(model, images, labels, masks, sigma, area=0.1):
+    """Shares of the label's logit kept and removed by the masks, at equal area.
+
+    x0 is the image blurred with a Gaussian of ``sigma`` pixels; with m the top-``area``
+    binary mask (or the soft mask), kept = (s(x m + x0 (1 - m)) - s(x0)) / (s(x) - s(x0))
+    and removed = (s(x) - s(x (1 - m) + x0 m)) / (s(x) - s(x0)).
+
+    Returns a dict of (N,) arrays: kept_top, kept_soft, removed_top, and drop = s(x) - s(x0).
+    """
+    x0 = _blurred(images, sigma)
+    clean, blurred = _logits(model, images, labels), _logits(model, x0, labels)
+    drop = clean - blurred
+    shares = {"drop": drop}
+    for name, kept in [("top", top_masks(masks, area)), ("soft", masks.astype(np.float32))]:
+        kept = kept[..., None]
+        shares[f"kept_{name}"] = (_logits(model, images * kept + x0 * (1 - kept), labels)
+                                  - blurred) / drop
+        shares[f"removed_{name}"] = (clean - _logits(model, images * (1 - kept) + x0 * kept,
+                                                     labels)) / drop
+    return shares
 
 
 def correlations(first, second):
@@ -136,12 +179,24 @@ def correlations(first, second):
         return (a * b).sum(1) / norms
 
 
+def mean_se(values):
+    """'mean ± standard error' of the finite values."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    spread = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    return f"{values.mean():.3f} ± {spread:.3f}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: small training set, few epochs, 4 images")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and model")
     parser.add_argument("--nb-images", type=int, help="images explained (default 32; 4 quick)")
+    parser.add_argument("--nb-variant-images", type=int, default=8,
+                        help="images explained with the delete and dual variants (default 8)")
+    parser.add_argument("--canvas", type=int, default=64,
+                        help="canvas side in pixels (default 64, as issue 28)")
     parser.add_argument("--out", help="output folder (default benchmarks/results; "
                                       "outputs/extremal-torchray-quick with --quick)")
     parser.add_argument("--torch-threads", type=int, default=1,
@@ -156,12 +211,20 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(args.torch_threads)
-    from bench_quality import CANVAS, cluttered_sets, train
+    import bench_quality
+
+    bench_quality.CANVAS = args.canvas  # read by cluttered_sets and build_model
+    from bench_quality import cluttered_sets, train
     from common import machine, markdown_table, print_table
     from localisation import pointing_game, share_in_box
     from sobol_tf.attributions import ExtremalPerturbation
-    from sobol_tf.attributions.extremal import scaled_mask_settings
+    from sobol_tf.attributions.extremal import (
+        REFERENCE_MASK_SIGMA,
+        REFERENCE_MASK_STEP,
+        scaled_mask_settings,
+    )
 
+    canvas = args.canvas
     sizes = dict(QUICK if args.quick else FULL)
     if args.nb_images:
         sizes["nb_images"] = args.nb_images
@@ -189,72 +252,122 @@ def main(argv=None):
     chosen = np.flatnonzero(predicted == test_set.labels)[:sizes["nb_images"]]
     images, labels, boxes = (test_set.images[chosen], test_set.labels[chosen],
                              test_set.boxes[chosen])
-    step, sigma, max_blur = scaled_mask_settings(CANVAS, CANVAS)
-    print(f"explaining {len(chosen)} correctly classified {CANVAS}x{CANVAS} canvases; "
+    step, sigma, max_blur = scaled_mask_settings(canvas, canvas)
+    print(f"explaining {len(chosen)} correctly classified {canvas}x{canvas} canvases; "
           f"size-scaled step {step}, sigma {sigma:.2f}, max blur {max_blur:.2f}")
 
-    reference, reference_seconds = torchray_masks(twin, images, labels, step, sigma, max_blur)
-    print(f"  TorchRay: {reference_seconds:.3f} s per input")
-    explainer = ExtremalPerturbation(model)
-    explainer.explain_masks(images[:2], labels[:2])  # compiles the loop, untimed
-    start = time.perf_counter()
-    ours = explainer.explain_masks(images, labels).numpy()[:, 0, :, :, 0]
-    our_seconds = (time.perf_counter() - start) / len(images)
-    print(f"  sobol_tf: {our_seconds:.3f} s per input")
+    def ours(nb, variant="preserve", **settings):
+        explainer = ExtremalPerturbation(model, variant=variant, **settings)
+        explainer.explain_masks(images[:2], labels[:2])  # compiles the loop, untimed
+        start = time.perf_counter()
+        masks = explainer.explain_masks(images[:nb], labels[:nb]).numpy()[:, 0, :, :, 0]
+        return masks, (time.perf_counter() - start) / nb
 
-    def mean_se(values):
-        values = np.asarray(values, np.float64)
-        values = values[np.isfinite(values)]
-        spread = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-        return f"{values.mean():.3f} ± {spread:.3f}"
+    runs = []  # (name, variant, masks, seconds)
+    geometry = (step, sigma, max_blur)
+    torchray_geometry = (REFERENCE_MASK_STEP, REFERENCE_MASK_SIGMA, TORCHRAY_MAX_BLUR)
+    for name, run in [
+        ("TorchRay, its defaults (224-px geometry)",
+         lambda: torchray_masks(twin, images, labels, *torchray_geometry)),
+        ("TorchRay, our mask geometry", lambda: torchray_masks(twin, images, labels,
+                                                               *geometry)),
+        ("sobol_tf, defaults before issue 28", lambda: ours(len(images), **BEFORE_ISSUE_28)),
+        ("sobol_tf, defaults", lambda: ours(len(images))),
+    ]:
+        masks, seconds = run()
+        print(f"  {name}: {seconds:.3f} s per input")
+        runs.append((name, "preserve", masks, seconds))
+    nb_variant = min(args.nb_variant_images, len(images))
+    for variant in ("delete", "dual"):
+        for name, run in [
+            ("TorchRay, our mask geometry", lambda: torchray_masks(
+                twin, images[:nb_variant], labels[:nb_variant], *geometry, variant=variant)),
+            ("sobol_tf, defaults before issue 28", lambda: ours(nb_variant, variant,
+                                                                **BEFORE_ISSUE_28)),
+            ("sobol_tf, defaults", lambda: ours(nb_variant, variant)),
+        ]:
+            masks, seconds = run()
+            print(f"  {name}, {variant}: {seconds:.3f} s per input")
+            runs.append((name, variant, masks, seconds))
 
-    agreement = correlations(reference, ours)
-    header = ["implementation (its defaults)", "pointing game ↑", "share in box ↑",
-              "area kept (> 1/2)", "preserved score ↑", "s / input ↓"]
+    os.makedirs("outputs", exist_ok=True)  # the masks, to look at them again
+    np.savez_compressed(os.path.join("outputs", "extremal_torchray_masks.npz"),
+                        **{f"{i}: {name}, {variant}": masks
+                           for i, (name, variant, masks, _) in enumerate(runs)})
+    header = ["implementation", "variant", "N", "pointing game ↑", "share in box ↑",
+              "area (> 1/2)", f"kept, top-10%, σ {max_blur:.1f} ↑",
+              f"kept, top-10%, σ {TORCHRAY_MAX_BLUR:.0f} ↑", f"kept, soft, σ {max_blur:.1f} ↑",
+              f"removed, top-10%, σ {max_blur:.1f} ↑",
+              f"removed, top-10%, σ {TORCHRAY_MAX_BLUR:.0f} ↑", "border mean ↓",
+              "s / input ↓"]
     rows = []
-    for name, masks, seconds in [("TorchRay extremal_perturbation", reference,
-                                  reference_seconds),
-                                 ("sobol_tf ExtremalPerturbation", ours, our_seconds)]:
-        rows.append([name, mean_se(pointing_game(masks, boxes)),
-                     mean_se(share_in_box(masks, boxes)),
+    border = np.ones((canvas, canvas), bool)
+    border[3:-3, 3:-3] = False
+    counts = {}
+    for name, variant, masks, seconds in runs:
+        nb = len(masks)
+        near = score_shares(model, images[:nb], labels[:nb], masks, max_blur)
+        far = score_shares(model, images[:nb], labels[:nb], masks, TORCHRAY_MAX_BLUR)
+        kept_near, kept_far = near["drop"] >= MIN_DROP, far["drop"] >= MIN_DROP
+        counts[(variant, nb)] = (int(kept_near.sum()), int(kept_far.sum()))
+        rows.append([name, variant, str(nb), mean_se(pointing_game(masks, boxes[:nb])),
+                     mean_se(share_in_box(masks, boxes[:nb])),
                      mean_se((masks > 0.5).mean(axis=(1, 2))),
-                     mean_se(preserved_scores(model, images, labels, masks, max_blur)),
-                     f"{seconds:.3f}"])
-    title = (f"Extremal perturbations, TorchRay vs sobol_tf, N={len(chosen)}; masks agree: "
-             f"r = {mean_se(agreement)}")
+                     mean_se(near["kept_top"][kept_near]), mean_se(far["kept_top"][kept_far]),
+                     mean_se(near["kept_soft"][kept_near]),
+                     mean_se(near["removed_top"][kept_near]),
+                     mean_se(far["removed_top"][kept_far]),
+                     f"{masks[:, border].mean():.3f}", f"{seconds:.3f}"])
+    preserve = [masks for _, variant, masks, _ in runs if variant == "preserve"]
+    agreement = correlations(preserve[1], preserve[3])
+    title = (f"Extremal perturbations, TorchRay vs sobol_tf, {canvas} px; masks of TorchRay "
+             f"(our geometry) and sobol_tf agree: r = {mean_se(agreement)}")
     print_table(title, header, rows)
-    box_share = np.mean([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]) / CANVAS ** 2
+    box_share = np.mean([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]) / canvas ** 2
+    kept_counts = "; ".join(f"{variant} N={nb}: {a} (σ {max_blur:.1f}) and {b} (σ 20)"
+                            for (variant, nb), (a, b) in counts.items())
     lines = [
         f"Machine: {machine()}; torch {torch.__version__} on {args.torch_threads} "
-        f"thread(s). Seed {args.seed}.",
+        f"thread(s). Seed {args.seed} (data, model and canvases; TorchRay and sobol_tf "
+        "are deterministic at these settings apart from float rounding).",
         "",
         f"Model: the convnet of bench_quality.py built in Keras and in torch with the same "
         f"weights (largest logit difference {logit_gap:.1e}), trained on "
-        f"{len(train_set.images)} cluttered-digit canvases for {sizes['epochs']} epochs; "
-        f"test accuracy {accuracy:.1%}. Explained: the first N = {len(chosen)} correctly "
-        f"classified {CANVAS}x{CANVAS} test canvases, for the logit of their label; the "
-        f"digit's box covers {box_share:.1%} of them on average, the requested area is "
-        "0.1 (both defaults).",
+        f"{len(train_set.images)} cluttered-digit canvases of {canvas}x{canvas} px for "
+        f"{sizes['epochs']} epochs; test accuracy {accuracy:.1%}. Explained: the first "
+        f"N = {len(chosen)} correctly classified test canvases (the first {nb_variant} of "
+        "them for delete and dual), for the logit of their label; the digit's box covers "
+        f"{box_share:.1%} of them on average, the requested area is 0.1 (both defaults), "
+        "800 steps.",
         "",
     ]
     lines += markdown_table(header, rows)
     lines += [
         "",
-        f"Mean ± standard error over the N images. Correlation of the two masks of an "
-        f"image: r = {mean_se(agreement)}.",
-        f"- TorchRay: extremal_perturbation at its defaults, step {step}, sigma "
-        f"{sigma:.2f} and maximum blur {max_blur:.2f} (its 7, 21 and 20 at 224 px scaled "
-        f"to {CANVAS} px), one image per call. TorchRay's area counts a margin of sigma "
-        "pixels around the image, so its masks keep more than 0.1 of the image.",
-        "- sobol_tf: ExtremalPerturbation(model), all defaults (the same size-scaled step, "
-        "sigma and blur), all images in one explain_masks call after an untimed warm-up "
-        "call on two of them (graph compilation).",
+        "Mean ± standard error over the images. Correlation of the preserve masks of "
+        f"TorchRay (our geometry) and sobol_tf (defaults): r = {mean_se(agreement)}.",
+        f"- TorchRay: extremal_perturbation at its defaults (jitter on, weight 300 x "
+        f"1.0035^t, SGD lr 0.01), one image per call; '224-px geometry': step 7, sigma 21, "
+        f"maximum blur 20 as it ships; 'our mask geometry': step {step}, sigma "
+        f"{sigma:.2f}, maximum blur {max_blur:.2f} (its 224-px values scaled to {canvas} "
+        "px, what sobol_tf picks). Its area counts a margin of sigma pixels around the "
+        "image, so its masks keep more than 0.1 of the image.",
+        "- sobol_tf: ExtremalPerturbation(model, variant=...) at its defaults; 'before "
+        "issue 28': learning_rate=0.01, area_weight=4.8, area_weight_growth=1000 (the "
+        "defaults until then). All images in one explain_masks call after an untimed "
+        "warm-up call on two of them (graph compilation).",
+        "- kept, top-10%: with m the binary mask of the 10% of pixels where the mask is "
+        "largest and x0 the canvas blurred by a zero-padded Gaussian of σ pixels, "
+        "(s(x m + x0 (1 - m)) - s(x0)) / (s(x) - s(x0)), s the label's logit; 'soft': the "
+        "mask itself as m; removed: (s(x) - s(x (1 - m) + x0 m)) / (s(x) - s(x0)), the "
+        "score of the delete and dual variants. Averaged over the images where s(x) - "
+        f"s(x0) >= {MIN_DROP:g} ({kept_counts}). σ {max_blur:.1f} is the strongest blur "
+        f"both optimisations use at {canvas} px, σ 20 TorchRay's at 224 px.",
         "- Pointing game: the mask's maximum inside the box, ties shared. Share in box: "
-        "mask inside the box / mask everywhere. Preserved score: softmax probability of "
-        "the label with the canvas blurred (zero-padded Gaussian of the maximum blur) "
-        "outside the mask, over the clean probability.",
-        "- Both on the CPU, on a machine shared with other jobs; torch on "
-        f"{args.torch_threads} thread(s) (--torch-threads: with TensorFlow in the same "
+        "mask inside the box / mask everywhere. Border mean: mean mask on the 3-pixel "
+        "band along the edges.",
+        "- Both on the CPU, on a machine shared with other jobs (timings are noisy); torch "
+        f"on {args.torch_threads} thread(s) (--torch-threads: with TensorFlow in the same "
         "process, 2 torch threads ran 6x slower than 1 on 2 cores).",
     ]
     path = os.path.join(out, "extremal_torchray.md")

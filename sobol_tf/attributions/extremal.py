@@ -132,9 +132,18 @@ class ExtremalPerturbation(Explainer):
       model's outputs (logits or probabilities), and a model the perturbation barely
       moves does not get its noise amplified. The area weight then starts at 4.8 and
       grows 1000-fold to 4800: started above the score's pull, the area loss freezes the
-      mask wherever it first puts it. ``normalize_scores=False, area_weight=300,
-      area_weight_growth=16.4`` gives TorchRay's objective and schedule, tuned for
-      logits of 224 x 224 images.
+      mask wherever it first puts it. Dividing the score by its scale divides its
+      gradient too (by about 10 on logits), so the learning rate is 0.1, ten times
+      TorchRay's 0.01 (issue 28: at 0.01 the parameters moved about ten times less per
+      step than TorchRay's on the same logits, the score had barely shaped the mask
+      when the growing area weight froze it, and at equal area, the top 10% of each
+      mask, the masks kept 0.6 of the logit where TorchRay's kept 0.9 on 64 px digits;
+      the table is in benchmarks/results/extremal_torchray.md).
+      ``normalize_scores=False, area_weight=213, area_weight_growth=16.4,
+      learning_rate=0.01`` gives TorchRay's objective and schedule (213 = 300 / 1.41:
+      TorchRay averages the area loss over the image and its margin of sigma pixels,
+      1.41 times the image with the size-scaled sigma; we divide by the image's
+      pixels), tuned for logits of 224 x 224 images.
     - The area loss is multiplied by h w / 1024, h x w the parameter grid (1024 =
       32 x 32, TorchRay's grid at 224 px with a step of 7, where the factor is 1): each
       parameter moves a few pixels of the mask, so without the factor the pull of the
@@ -173,8 +182,10 @@ class ExtremalPerturbation(Explainer):
             TorchRay's, so that the blur fades to 0 near the border; a mask value picks
             and interpolates the level) or 'fade' (x * m, a blend to zero).
         steps: optimisation steps (TorchRay's ``max_iter``), 800.
-        learning_rate: step size of the gradient descent, 0.01 (TorchRay). Parameters live
-            in [0, 1]; with fewer steps use a larger rate (0.1 for ~100 steps).
+        learning_rate: step size of the gradient descent, 0.1 (TorchRay's 0.01 on a
+            logit about 10 times larger than the normalised score; 0.01 before issue
+            28). Parameters live in [0, 1]; with ``normalize_scores=False`` on logits
+            use about 0.01.
         mask_step: spacing in pixels of the parameter grid (TorchRay's ``step``); None
             (default) scales it with the input: max(1, round(7 * side / 224)), side =
             min(H, W) of the inputs explained (7 at 224 px, 2 at 64 px, 1 at 32 px).
@@ -229,7 +240,7 @@ class ExtremalPerturbation(Explainer):
     input_kinds = ("image",)
 
     def __init__(self, model, *, areas=(0.1,), variant="preserve", perturbation="blur",
-                 steps=800, learning_rate=0.01, mask_step=None, mask_sigma=None,
+                 steps=800, learning_rate=0.1, mask_step=None, mask_sigma=None,
                  num_levels=8, max_blur=None, normalize_scores=True, area_weight=4.8,
                  area_weight_growth=1000.0, jitter=False, batch_size=16, operator=None,
                  seed=None, verbose=False, strategy=None):
