@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from sobol_tf._utils import check_choice, check_positive_int, check_seed
 from sobol_tf.attributions.base import Explainer
-from sobol_tf.attributions.extremal_masks import (
+from sobol_tf.attributions.extremal_masks import (  # noqa: F401 (constants: extremal's names)
+    AREA_REFERENCE_CELLS, INITIAL_PARAMETERS, MOMENTUM, SCORE_SCALE_FLOOR,
     SmoothMaskGenerator,
     apply_pyramid,
     area_loss,
@@ -20,17 +21,6 @@ VARIANTS = ("preserve", "delete", "dual")
 
 #: how masked-out pixels are perturbed: a blur pyramid, or a fade to zero.
 PERTURBATIONS = ("blur", "fade")
-
-#: momentum of the gradient descent: the step follows an exponential moving average of
-#: the gradients, v <- MOMENTUM * v + (1 - MOMENTUM) * g (TorchRay's SGD with momentum
-#: and dampening 0.9).
-MOMENTUM = 0.9
-
-#: where the mask parameters start. 1 as TorchRay, but 0.75 for 'delete': from 1 the
-#: input starts fully blurred, where the blur levels barely differ and the score gives
-#: the mask little slope (on a model reading one region, the masks ended on the image
-#: border); from 0 the smooth max leaves holes between the parameters that rise first.
-INITIAL_PARAMETERS = {"preserve": 1.0, "delete": 0.75, "dual": 1.0}
 
 #: the image side at which the size-scaled defaults equal TorchRay's: a parameter every
 #: 7 pixels, bump kernels of 21 pixels, a strongest blur of 20 pixels.
@@ -57,13 +47,6 @@ def mask_margin(mask_sigma):
     """Width in pixels of the band around the image where the area loss also counts the
     mask: round(mask_sigma), TorchRay's margin (its ``sigma``)."""
     return int(round(mask_sigma))
-
-
-#: the area loss is multiplied by (parameters in the grid) / AREA_REFERENCE_CELLS.
-AREA_REFERENCE_CELLS = 32 * 32
-
-#: with ``normalize_scores``, scores are divided by at least this (scores of zero).
-SCORE_SCALE_FLOOR = 1e-6
 
 
 def _check_positive_number(name, value):

@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from sobol_tf.attributions import extremal as _extremal
+from sobol_tf.attributions import extremal_masks as _extremal
 from sobol_tf.attributions.extremal_masks import area_loss
 from sobol_tf.errors import InvalidArgumentError
 from sobol_tf.verification.split import split_model

@@ -21,6 +21,24 @@ import math
 import numpy as np
 import tensorflow as tf
 
+#: momentum of the gradient descent: the step follows an exponential moving average of
+#: the gradients, v <- MOMENTUM * v + (1 - MOMENTUM) * g (TorchRay's SGD with momentum
+#: and dampening 0.9).
+MOMENTUM = 0.9
+
+#: where the mask parameters start. 1 as TorchRay, but 0.75 for 'delete': from 1 the
+#: input starts fully blurred, where the blur levels barely differ and the score gives
+#: the mask little slope (on a model reading one region, the masks ended on the image
+#: border); from 0 the smooth max leaves holes between the parameters that rise first.
+INITIAL_PARAMETERS = {"preserve": 1.0, "delete": 0.75, "dual": 1.0}
+
+
+#: the area loss is multiplied by (parameters in the grid) / AREA_REFERENCE_CELLS.
+AREA_REFERENCE_CELLS = 32 * 32
+
+#: with ``normalize_scores``, scores are divided by at least this (scores of zero).
+SCORE_SCALE_FLOOR = 1e-6
+
 #: "coldness" of the smooth max: smax(v) = sum_k v_k softmax(COLDNESS * v)_k.
 SMOOTH_MAX_COLDNESS = 20.0
 
