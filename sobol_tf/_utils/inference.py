@@ -10,8 +10,14 @@ from sobol_tf._utils.validation import check_positive_int
 from sobol_tf.errors import InvalidArgumentError
 
 
+#: one batch_inference_function per built-in operator, so that every explainer and
+#: metric holds the same object (Xplique's ``batch_predictions`` is one function).
+_BUILTIN_FUNCTIONS = {}
+
+
 def batch_inference(operator):
-    """Xplique's ``batch_inference_function`` for ``operator``, on the library's loop.
+    """Xplique's ``batch_inference_function`` for ``operator``, on the library's loop
+    (the same object for the same built-in operator).
 
     Returns:
         f(model, inputs, targets, batch_size=None) -> float32 tf.Tensor (N,): the
@@ -40,4 +46,6 @@ def batch_inference(operator):
                            verbose=False, title="batch_inference_function",
                            what="the inputs", one_score=True)
 
+    if getattr(operator, "builtin", False):
+        return _BUILTIN_FUNCTIONS.setdefault(operator.name, batch_inference_function)
     return batch_inference_function

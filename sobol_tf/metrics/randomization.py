@@ -68,19 +68,44 @@ def ssim_maps(a, b):
     (K1 L)^2 and (K2 L)^2); a pair of constant maps (L = 0) gives 1; the Gaussian window
     is min(11, H, W) wide (made odd). The same definition as Xplique's ``ssim``.
     """
+    return ssim(a, b, batched=True).numpy()
+
+
+def ssim(a, b, batched=False, win_size=SSIM_FILTER_SIZE, filter_sigma=SSIM_FILTER_SIGMA,
+         k1=SSIM_K1, k2=SSIM_K2):
+    """Xplique's ``ssim``: SSIM of two images (H, W, C) -> scalar, or pair by pair of two
+    batches (B, H, W, C) -> (B,) with ``batched=True``.
+
+    The dynamic range L of a pair is max - min over both images; a pair of constant
+    images (L = 0) gives 1; the Gaussian window (``win_size``, width ``filter_sigma``) is
+    at most min(H, W) wide, made odd.
+
+    Returns:
+        float32 tf.Tensor, in [-1, 1].
+    """
     a = tf.convert_to_tensor(a, tf.float32)
     b = tf.convert_to_tensor(b, tf.float32)
+    if not batched:
+        a, b = a[None], b[None]
     axes = [1, 2, 3]
     low = tf.minimum(tf.reduce_min(a, axes), tf.reduce_min(b, axes))
     high = tf.maximum(tf.reduce_max(a, axes), tf.reduce_max(b, axes))
     spread = high - low
     # SSIM is unchanged when both maps and L are scaled together: scale each pair to L=1
     scale = tf.where(spread > 0, spread, 1.0)[:, None, None, None]
-    size = min(SSIM_FILTER_SIZE, int(a.shape[1]), int(a.shape[2]))
+    size = min(int(win_size), int(a.shape[1]), int(a.shape[2]))
     size = max(size - (size % 2 == 0), 1)
     values = tf.image.ssim(a / scale, b / scale, max_val=1.0, filter_size=size,
-                           filter_sigma=SSIM_FILTER_SIGMA, k1=SSIM_K1, k2=SSIM_K2)
-    return tf.where(spread > 0, values, 1.0).numpy()
+                           filter_sigma=filter_sigma, k1=k1, k2=k2)
+    values = tf.where(spread > 0, values, 1.0)
+    return values if batched else values[0]
+
+
+def batched_spearman(a, b):
+    """Xplique's ``batched_spearman``: Spearman's rank correlation of the rows of ``a``
+    and ``b`` (B, F) -> float32 tf.Tensor (B,), ties ranked by their average; see
+    :func:`spearman_rows` for constant rows."""
+    return tf.constant(spearman_rows(np.asarray(a), np.asarray(b)))
 
 
 # -- model randomization strategies ---------------------------------------------------
