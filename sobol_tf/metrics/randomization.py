@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_choice
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 from sobol_tf.metrics.base import ExplainerMetric
 
 #: the similarities the metrics compare maps with.
@@ -134,7 +134,9 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
               without weights may be named too, ours only: Xplique refuses it.)
             - int >= 0: the number of layers holding weights to randomize (more than the
               model has: all of them).
-            - float in [0, 1]: the fraction of them, int(fraction * count).
+            - float in [0, 1]: the fraction of them, int(fraction * count), but at least
+              one layer for a fraction > 0 (with a SobolTFWarning when rounding down
+              gives none; Xplique then re-draws no layer and every explainer scores 1).
         reverse: True (default): from the output layer down; False: from the input up.
         seed: (keyword-only, ours) seed of the new weights; None: fresh random weights
             at each call (ModelRandomizationMetric then uses its own ``seed``).
@@ -202,6 +204,13 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
         layers = [layer for layer in layers if layer.weights]
         count = (self.stop_layer if isinstance(self.stop_layer, int)
                  else int(len(layers) * self.stop_layer))
+        if count == 0 and isinstance(self.stop_layer, float) and self.stop_layer > 0 \
+                and layers:
+            # Xplique rounds down to no layer (every explainer then scores 1): re-draw one
+            warn(f"ProgressiveLayerRandomization(stop_layer={self.stop_layer}) rounds down "
+                 f"to no layer of the {len(layers)} with weights; re-drawing one, "
+                 f"{layers[0].name!r}. Give a number of layers (an int) to choose.")
+            count = 1
         return layers[:count]
 
     def randomize(self, model):
