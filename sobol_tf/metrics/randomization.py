@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf._utils import check_choice
+from sobol_tf._utils.data import to_numpy
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 from sobol_tf.metrics.base import ExplainerMetric
 
@@ -268,7 +269,8 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
 
     ``evaluate(explainer)`` -> float, the mean similarity over the inputs; the
     explainer is any object with ``explain(inputs, targets)`` (Xplique's interface) or a
-    callable ``explainer(inputs, targets)``, returning one map per input. Maps of images
+    callable ``explainer(inputs, targets)``, returning one map per input (or one vector
+    per input, (N, K), compared by Spearman: ours and Xplique's). Maps of images
     are compared channel-averaged, one value per pixel (Xplique's SSIM keeps the
     channels of multi-channel maps).
     """
@@ -290,6 +292,26 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
                 f"similarity='ssim' compares images; these inputs are "
                 f"{self._layout.kind.replace('_', ' ')}: use similarity='spearman'.")
         self.similarity = similarity
+
+    def _explanation_maps(self, explanations, *, absolute=False, nb_inputs=None):
+        """The checked maps, as :class:`~sobol_tf.metrics.ExplanationMetric`'s; also one
+        vector per input (N, K) of any length K (a concept method's or a test's fake
+        explainer, as Xplique accepts), compared by Spearman as (N, 1, K, 1)."""
+        try:
+            return super()._explanation_maps(explanations, absolute=absolute,
+                                             nb_inputs=nb_inputs)
+        except InvalidArgumentError:
+            vectors = np.array(to_numpy(explanations, "explanations"), np.float32)
+            nb_inputs = self.inputs.shape[0] if nb_inputs is None else nb_inputs
+            if vectors.ndim != 2 or vectors.shape[0] != nb_inputs \
+                    or not np.isfinite(vectors).all():
+                raise
+            if self.similarity != "spearman":
+                raise InvalidArgumentError(
+                    f"explanations of shape {vectors.shape} (one vector per input) cannot "
+                    f"be compared by {self.similarity!r}; build the metric with "
+                    "similarity='spearman'.") from None
+            return tf.constant((np.abs(vectors) if absolute else vectors)[:, None, :, None])
 
     def evaluate(self, explainer):
         """The mean similarity of ``explainer``'s maps with its perturbed maps (low: the

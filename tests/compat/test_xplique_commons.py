@@ -190,3 +190,40 @@ def test_fraction_rounding_down_to_no_layer_redraws_one_with_a_warning():
     assert [layer.name for layer in layers] == ["a"]
     assert ProgressiveLayerRandomization(0.0).layers_to_randomize(model) == []
     assert len(ProgressiveLayerRandomization(0.7).layers_to_randomize(model)) == 2
+
+
+# -- randomization metrics on one vector per input ------------------------------------
+def test_randomization_metrics_compare_vectors_by_spearman():
+    """Explanations (N, K), as Xplique's fake explainers return: the model's logits. With
+    a strategy that changes nothing the similarity is exactly 1; re-drawing the last layer
+    changes the logits' ranking, so it drops below 1."""
+    from sobol_tf.metrics import ModelRandomizationMetric, RandomLogitMetric
+    from sobol_tf.metrics.randomization import ModelRandomizationStrategy
+
+    class Identity(ModelRandomizationStrategy):
+        def randomize(self, model):
+            return model
+
+    class Logits:
+        def __init__(self, model):
+            self.model = model
+
+        def explain(self, inputs, targets):
+            return self.model(tf.convert_to_tensor(inputs, tf.float32))
+
+    model = tf.keras.Sequential([tf.keras.layers.Input((4, 4, 1)), tf.keras.layers.Flatten(),
+                                 tf.keras.layers.Dense(6, name="logits")])
+    images = np.random.default_rng(0).normal(size=(5, 4, 4, 1)).astype(np.float32)
+    targets = tf.one_hot([0, 1, 2, 3, 4], 6)
+    same = ModelRandomizationMetric(model, images, targets, Identity())
+    assert same.evaluate(Logits(model)) == pytest.approx(1.0)
+    redrawn = ModelRandomizationMetric(model, images, targets,
+                                       ProgressiveLayerRandomization(1))
+    scores = redrawn.detailed_evaluate(Logits(model))
+    assert scores.shape == (5,) and np.all(scores < 1.0)
+    with pytest.raises(InvalidArgumentError, match="similarity='spearman'"):
+        RandomLogitMetric(model, images, targets).evaluate(Logits(model))
+    assert RandomLogitMetric(model, images, targets, similarity="spearman").evaluate(
+        Logits(model)) == pytest.approx(1.0)     # the logits ignore the target class
+    with pytest.raises(InvalidArgumentError):    # a wrong number of rows is still refused
+        same.evaluate(lambda inputs, targets: np.zeros((4, 6)))
