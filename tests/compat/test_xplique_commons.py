@@ -227,3 +227,33 @@ def test_randomization_metrics_compare_vectors_by_spearman():
         Logits(model)) == pytest.approx(1.0)     # the logits ignore the target class
     with pytest.raises(InvalidArgumentError):    # a wrong number of rows is still refused
         same.evaluate(lambda inputs, targets: np.zeros((4, 6)))
+
+
+# -- AverageStability: worse as the radius grows --------------------------------------
+def test_average_stability_grows_with_the_radius():
+    """Xplique's test_noise_radius checks that the mean of the noise grows with the
+    radius: true of its one-sided noise [0, r] (mean r / 2), not of our centred noise
+    (mean 0). What it stands for holds: the noise's mean size |m| is r / 2, and the score
+    of an explainer that moves with its input grows strictly with the radius. With the
+    explainer g(x) = x (per pixel, one channel) and the L2 distance, the score is the mean
+    L2 norm of the noise itself: E||m|| ~ r sqrt(d / 3) for d pixels."""
+    from sobol_tf.metrics import AverageStability
+
+    model = tf.keras.Sequential([tf.keras.layers.Input((6, 6, 1)), tf.keras.layers.Flatten(),
+                                 tf.keras.layers.Dense(2)])
+    images = np.random.default_rng(0).uniform(size=(3, 6, 6, 1)).astype(np.float32)
+
+    def identity(inputs, targets):
+        return np.asarray(inputs)[..., 0]
+
+    scores, sizes = [], []
+    for radius in (1e-3, 1e-2, 1e-1, 1.0, 10.0):
+        metric = AverageStability(model, images, np.array([0, 1, 0]), radius=radius,
+                                  nb_samples=200, seed=0)
+        sizes.append(np.mean(np.abs(metric.noisy_masks)))
+        scores.append(metric.evaluate(identity))
+        assert abs(np.mean(metric.noisy_masks)) < 0.05 * radius          # centred
+        assert sizes[-1] == pytest.approx(radius / 2, rel=0.02)
+        assert scores[-1] == pytest.approx(radius * np.sqrt(36 / 3), rel=0.05)
+    assert all(a < b for a, b in zip(scores, scores[1:]))
+    assert all(a < b for a, b in zip(sizes, sizes[1:]))
