@@ -2,6 +2,7 @@
 SmoothGrad, Gradient x Input, SquareGrad, VarGrad, Guided Backpropagation, DeconvNet,
 Grad-CAM. Shares the API boundary of :class:`Explainer`."""
 from abc import abstractmethod
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -76,7 +77,7 @@ def check_reducer(reducer):
     return reducer
 
 
-def gradient_function(operator):
+def gradient_function(operator: Callable) -> Callable:
     """Xplique's ``gradient`` of an operator: g'(model, inputs, targets) -> the gradients
     of the operator's scores with respect to ``inputs`` (same shape as ``inputs``;
     ``targets`` as the operator reads them, e.g. one-hot rows for classification)."""
@@ -92,7 +93,7 @@ def gradient_function(operator):
     return gradient
 
 
-def batch_gradient_function(gradient):
+def batch_gradient_function(gradient: Callable) -> Callable:
     """Xplique's ``batch_gradient``: ``gradient`` on ``batch_size`` inputs at a time,
     f(model, inputs, targets, batch_size=None) -> gradients shaped like ``inputs``
     (None: one batch)."""

@@ -19,6 +19,7 @@ import copy
 import inspect
 import numbers
 from abc import ABC, abstractmethod
+from typing import Any as ArrayLike  # numpy arrays, tensors, nested lists
 
 import keras
 import numpy as np
@@ -72,8 +73,9 @@ def ssim_maps(a, b):
     return ssim(a, b, batched=True).numpy()
 
 
-def ssim(a, b, batched=False, win_size=SSIM_FILTER_SIZE, filter_sigma=SSIM_FILTER_SIGMA,
-         k1=SSIM_K1, k2=SSIM_K2):
+def ssim(a: ArrayLike, b: ArrayLike, batched: bool = False, win_size: int = SSIM_FILTER_SIZE,
+         filter_sigma: float = SSIM_FILTER_SIGMA, k1: float = SSIM_K1,
+         k2: float = SSIM_K2) -> tf.Tensor:
     """Xplique's ``ssim``: SSIM of two images (H, W, C) -> scalar, or pair by pair of two
     batches (B, H, W, C) -> (B,) with ``batched=True``.
 
@@ -102,7 +104,7 @@ def ssim(a, b, batched=False, win_size=SSIM_FILTER_SIZE, filter_sigma=SSIM_FILTE
     return values if batched else values[0]
 
 
-def batched_spearman(a, b):
+def batched_spearman(a: ArrayLike, b: ArrayLike) -> tf.Tensor:
     """Xplique's ``batched_spearman``: Spearman's rank correlation of the rows of ``a``
     and ``b`` (B, F) -> float32 tf.Tensor (B,), ties ranked by their average; see
     :func:`spearman_rows` for constant rows."""
