@@ -164,7 +164,8 @@ def plot_attributions(explanations, images=None, cmap=None, alpha=0.7, clip_perc
         unused grid cells are hidden.
 
     Raises:
-        InvalidArgumentError: explanations of a bad rank, with no map or with NaN/inf values, images or titles whose length is
+        InvalidArgumentError: explanations of a bad rank, with no map or with NaN/inf
+            values, images or titles whose length is
             not N, images with other than 1, 3 or 4 channels, alpha outside [0, 1],
             clip_percentile outside [0, 50), ``diverging`` with ``absolute_value``,
             cols < 1 or img_size <= 0.

@@ -79,7 +79,8 @@ def dead_relu_model():
     model = keras.Sequential([
         keras.Input((4, 4, 3)),
         keras.layers.Conv2D(1, 1, activation="relu", name="dead",
-                            kernel_initializer="ones", bias_initializer=keras.initializers.Constant(-100.0)),
+                            kernel_initializer="ones",
+                            bias_initializer=keras.initializers.Constant(-100.0)),
     ])
     return model
 
