@@ -54,8 +54,9 @@ LAYERS: Dict[str, int] = {
     "sobol_tf.metrics": 7,
     "sobol_tf.concepts": 7,
     "sobol_tf.features_visualizations": 7,
-    # 8 -- presentation
+    # 8 -- presentation, and Xplique's ``xplique.commons`` names over methods and metrics
     "sobol_tf.plots": 8,
+    "sobol_tf.commons": 8,
     # 9 -- the command line
     "sobol_tf.cli": 9,
     "sobol_tf._cli_parser": 9,

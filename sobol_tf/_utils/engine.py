@@ -33,6 +33,11 @@ from sobol_tf.errors import InvalidArgumentError
 BatchInference = Callable[..., tf.Tensor]
 
 
+#: one batch_inference_function per built-in operator, so that every explainer and
+#: metric holds the same object (Xplique's ``batch_predictions`` is one function).
+_BUILTIN_FUNCTIONS: dict = {}
+
+
 def batch_inference(operator: Callable[..., Any]) -> BatchInference:
     """Xplique's ``batch_inference_function`` for ``operator``, on the library's loop.
 
@@ -70,6 +75,8 @@ def batch_inference(operator: Callable[..., Any]) -> BatchInference:
                            verbose=False, title="batch_inference_function",
                            what="the inputs", one_score=True)
 
+    if getattr(operator, "builtin", False):
+        return _BUILTIN_FUNCTIONS.setdefault(getattr(operator, "name"), batch_inference_function)
     return batch_inference_function
 
 

@@ -2,6 +2,7 @@
 SmoothGrad, Gradient x Input, SquareGrad, VarGrad, Guided Backpropagation, DeconvNet,
 Grad-CAM. Shares the API boundary of :class:`Explainer`."""
 from abc import abstractmethod
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -76,6 +77,42 @@ def check_reducer(reducer):
     return reducer
 
 
+def gradient_function(operator: Callable) -> Callable:
+    """Xplique's ``gradient`` of an operator: g'(model, inputs, targets) -> the gradients
+    of the operator's scores with respect to ``inputs`` (same shape as ``inputs``;
+    ``targets`` as the operator reads them, e.g. one-hot rows for classification)."""
+
+    def gradient(model, inputs, targets):
+        inputs = tf.convert_to_tensor(inputs, tf.float32)
+        targets = tf.convert_to_tensor(targets, tf.float32)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(inputs)
+            scores = operator(model, inputs, targets)
+        return tape.gradient(scores, inputs)
+
+    return gradient
+
+
+def batch_gradient_function(gradient: Callable) -> Callable:
+    """Xplique's ``batch_gradient``: ``gradient`` on ``batch_size`` inputs at a time,
+    f(model, inputs, targets, batch_size=None) -> gradients shaped like ``inputs``
+    (None: one batch)."""
+
+    def batch_gradient(model, inputs, targets, batch_size=None):
+        inputs = tf.convert_to_tensor(inputs, tf.float32)
+        targets = tf.convert_to_tensor(targets, tf.float32)
+        count = int(inputs.shape[0])
+        if batch_size is not None and (isinstance(batch_size, bool)
+                                       or not isinstance(batch_size, int) or batch_size < 1):
+            raise InvalidArgumentError(
+                f"batch_size must be None or an integer >= 1, got {batch_size!r}.")
+        step = count if batch_size is None else batch_size
+        return tf.concat([gradient(model, inputs[start:start + step], targets[start:start + step])
+                          for start in range(0, max(count, 1), step)], axis=0)
+
+    return batch_gradient
+
+
 class WhiteBoxExplainer(Explainer):
     """Base of the gradient methods (Saliency, Integrated Gradients, SmoothGrad, ...).
 
@@ -123,6 +160,13 @@ class WhiteBoxExplainer(Explainer):
         strategy: a ``tf.distribute.Strategy`` whose replicas share the forward batches
             (each replica takes the gradients of its slice); see
             :class:`~sobol_tf.attributions.Explainer`.
+
+    Attributes:
+        gradient: Xplique's ``gradient``, g'(model, inputs, targets) -> the gradients of
+            the operator's scores with respect to the inputs (targets as the operator
+            reads them: one-hot rows for classification).
+        batch_gradient: the same, f(model, inputs, targets, batch_size=None), on
+            ``batch_size`` inputs at a time.
 
     Raises:
         InvalidTypeError: ``output_layer`` given with a model that is not a Keras model;
@@ -188,6 +232,8 @@ class WhiteBoxExplainer(Explainer):
                          strategy=strategy)
         self.output_layer = output_layer
         self.reducer = check_reducer(reducer)
+        self.gradient = gradient_function(self.operator)
+        self.batch_gradient = batch_gradient_function(self.gradient)
 
     @abstractmethod
     def _attribute(self, model, inputs, targets, evaluations, *extras):

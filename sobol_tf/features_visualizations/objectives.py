@@ -268,11 +268,16 @@ class Objective:
             cossim_pow: power of the cosine (higher: the angle matters more).
             names: a name per direction (default "Direction#<layer>_<i>").
 
+        The directions are stored as given (``objective.masks[0][i]`` equals the i-th
+        vector, in its own float precision) and cast to float32 when compiled.
+
         Raises:
             InvalidArgumentError: unknown layer, a vector of another shape.
         """
         found, shape = _target_layer(model, layer)
-        vectors = [np.asarray(v, np.float32) for v in _as_list(vectors)]
+        # kept as given (a copy, in its float precision): cast to float32 at compile
+        vectors = [np.array(v, dtype=np.result_type(np.asarray(v).dtype, np.float32))
+                   for v in _as_list(vectors)]
         for row, vector in enumerate(vectors):
             if len(shape) > 1 and vector.shape == shape[-1:]:  # one per channel: tiled
                 vectors[row] = np.broadcast_to(vector, shape)

@@ -51,6 +51,25 @@ def as_list(outputs):
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
+def _open_rule(upstream, slope):
+    """The backward rule of the warm-up's ReLUs: the gradient passes unchanged."""
+    return upstream
+
+
+_open_rule.uses_slope = False  # type: ignore[attr-defined]
+
+
+def _check_warmup_steps(warmup_steps):
+    """``warmup_steps`` as an int >= 0 (False / None: 0)."""
+    if warmup_steps is None or warmup_steps is False:
+        return 0
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral) \
+            or warmup_steps < 0:
+        raise InvalidArgumentError(
+            f"warmup_steps must be False or an integer >= 0, got {warmup_steps!r}.")
+    return int(warmup_steps)
+
+
 def _check_transformations(transformations, size, channels):
     if transformations is None:
         return None
@@ -94,7 +113,11 @@ def optimize(objective, optimizer=None, nb_steps=256, use_fft=True, fft_decay=0.
         image_normalizer: "sigmoid", "clip" or a callable, then min-max to values_range.
         values_range: (low, high) of the model's inputs, low < high.
         transformations: "standard" (Xplique's robust set), None, a callable or a list.
-        warmup_steps: Xplique's ReLU-gradient warm-up; not available here (only False/0).
+        warmup_steps: False / 0, or a number of warm-up steps run first, as Xplique's: on a
+            copy of the model whose ReLUs pass every gradient back (their outputs are
+            unchanged), so that ReLUs dead at the random start do not block the ascent;
+            then ``nb_steps`` ordinary steps (same optimizer). Needs a functional or
+            Sequential Keras model when not 0.
         custom_shape: (H, W) of the optimised images (resized for the model), or None
             for the model's input size.
         save_every: also keep the images every ``save_every`` steps.
@@ -112,10 +135,7 @@ def optimize(objective, optimizer=None, nb_steps=256, use_fft=True, fft_decay=0.
     model, objective_function, names, input_shape, size = prepare(
         objective, nb_steps, custom_shape)
     low, high = check_values_range(values_range)
-    if warmup_steps:
-        raise InvalidArgumentError(
-            f"warmup_steps is not available in sobol_tf (Xplique's ReLU-gradient "
-            f"warm-up), got {warmup_steps!r}; leave it False.")
+    warmup_steps = _check_warmup_steps(warmup_steps)
     if save_every is not None:
         save_every = check_positive_int("save_every", save_every)
     check_real("std", std, 0.0, finite=True)
@@ -145,21 +165,33 @@ def optimize(objective, optimizer=None, nb_steps=256, use_fft=True, fft_decay=0.
     optimizer = optimizer or keras.optimizers.Adam(OPTIMIZE_LEARNING_RATE)
     model_size = tuple(int(s) for s in input_shape[1:3])
 
-    def step():
-        with tf.GradientTape() as tape:
-            images = parametrize(variable)
-            if transform is not None:
-                images = transform(images)
-            images = tf.image.resize(images, model_size)
-            values = objective_function(as_list(model(images)))
-            loss = tf.reduce_sum(values)
-            for regularizer in regularizers:
-                loss -= tf.reduce_sum(regularizer(images))
-        gradient = tape.gradient(loss, variable)
-        optimizer.apply_gradients([(-gradient, variable)])
-        return tf.reduce_mean(values)
+    def make_step(network):
+        def step():
+            with tf.GradientTape() as tape:
+                images = parametrize(variable)
+                if transform is not None:
+                    images = transform(images)
+                images = tf.image.resize(images, model_size)
+                values = objective_function(as_list(network(images)))
+                loss = tf.reduce_sum(values)
+                for regularizer in regularizers:
+                    loss -= tf.reduce_sum(regularizer(images))
+            gradient = tape.gradient(loss, variable)
+            optimizer.apply_gradients([(-gradient, variable)])
+            return tf.reduce_mean(values)
 
-    step = tf.function(quiet_retracing(step, "optimize_step"))
+        return tf.function(quiet_retracing(step, "optimize_step"))
+
+    if warmup_steps:
+        # Xplique's warm-up: first steps on a copy of the model whose ReLUs pass every
+        # gradient back (a dead ReLU would block the ascent from the start)
+        from sobol_tf.attributions.guided import override_relu_gradients
+
+        opened, _ = override_relu_gradients(model, _open_rule, "optimize(warmup_steps=...)")
+        warmup = make_step(opened)
+        for _ in range(warmup_steps):
+            warmup()
+    step = make_step(model)
 
     progress = progbar(nb_steps, verbose, f"optimize: {nb_steps} steps")
     saved = []

@@ -27,10 +27,11 @@ from abc import ABC, abstractmethod
 import keras
 import numpy as np
 import tensorflow as tf
-from numpy.typing import ArrayLike
+ArrayLike = Any  # numpy arrays, tensors, nested lists
 
 from sobol_tf._utils import check_choice
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+from sobol_tf._utils.data import to_numpy
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, warn
 from sobol_tf.metrics.base import ExplainerMetric, TensorLike
 from sobol_tf.metrics.correlations import spearman_rows
 
@@ -53,19 +54,45 @@ def ssim_maps(a: TensorLike, b: TensorLike) -> tf.Tensor:
     (K1 L)^2 and (K2 L)^2); a pair of constant maps (L = 0) gives 1; the Gaussian window
     is min(11, H, W) wide (made odd). The same definition as Xplique's ``ssim``.
     """
+    return ssim(a, b, batched=True).numpy()
+
+
+def ssim(a: ArrayLike, b: ArrayLike, batched: bool = False, win_size: int = SSIM_FILTER_SIZE,
+         filter_sigma: float = SSIM_FILTER_SIGMA, k1: float = SSIM_K1,
+         k2: float = SSIM_K2) -> tf.Tensor:
+    """Xplique's ``ssim``: SSIM of two images (H, W, C) -> scalar, or pair by pair of two
+    batches (B, H, W, C) -> (B,) with ``batched=True``.
+
+    The dynamic range L of a pair is max - min over both images; a pair of constant
+    images (L = 0) gives 1; the Gaussian window (``win_size``, width ``filter_sigma``) is
+    at most min(H, W) wide, made odd.
+
+    Returns:
+        float32 tf.Tensor, in [-1, 1].
+    """
     a = tf.convert_to_tensor(a, tf.float32)
     b = tf.convert_to_tensor(b, tf.float32)
+    if not batched:
+        a, b = a[None], b[None]
     axes = [1, 2, 3]
     low = tf.minimum(tf.reduce_min(a, axes), tf.reduce_min(b, axes))
     high = tf.maximum(tf.reduce_max(a, axes), tf.reduce_max(b, axes))
     spread = high - low
     # SSIM is unchanged when both maps and L are scaled together: scale each pair to L=1
     scale = tf.where(spread > 0, spread, 1.0)[:, None, None, None]
-    size = min(SSIM_FILTER_SIZE, int(a.shape[1]), int(a.shape[2]))
+    size = min(int(win_size), int(a.shape[1]), int(a.shape[2]))
     size = max(size - (size % 2 == 0), 1)
     values = tf.image.ssim(a / scale, b / scale, max_val=1.0, filter_size=size,
-                           filter_sigma=SSIM_FILTER_SIGMA, k1=SSIM_K1, k2=SSIM_K2)
-    return tf.where(spread > 0, values, 1.0).numpy()
+                           filter_sigma=filter_sigma, k1=k1, k2=k2)
+    values = tf.where(spread > 0, values, 1.0)
+    return values if batched else values[0]
+
+
+def batched_spearman(a: ArrayLike, b: ArrayLike) -> tf.Tensor:
+    """Xplique's ``batched_spearman``: Spearman's rank correlation of the rows of ``a``
+    and ``b`` (B, F) -> float32 tf.Tensor (B,), ties ranked by their average; see
+    :func:`spearman_rows` for constant rows."""
+    return tf.constant(spearman_rows(np.asarray(a), np.asarray(b)))
 
 
 # -- model randomization strategies ---------------------------------------------------
@@ -94,7 +121,9 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
               without weights may be named too, ours only: Xplique refuses it.)
             - int >= 0: the number of layers holding weights to randomize (more than the
               model has: all of them).
-            - float in [0, 1]: the fraction of them, int(fraction * count).
+            - float in [0, 1]: the fraction of them, int(fraction * count), but at least
+              one layer for a fraction > 0 (with a SobolTFWarning when rounding down
+              gives none; Xplique then re-draws no layer and every explainer scores 1).
         reverse: True (default): from the output layer down; False: from the input up.
         seed: (keyword-only, ours) seed of the new weights; None: fresh random weights
             at each call (ModelRandomizationMetric then uses its own ``seed``).
@@ -163,6 +192,13 @@ class ProgressiveLayerRandomization(ModelRandomizationStrategy):
         layers = [layer for layer in layers if layer.weights]
         count = (self.stop_layer if isinstance(self.stop_layer, int)
                  else int(len(layers) * self.stop_layer))
+        if count == 0 and isinstance(self.stop_layer, float) and self.stop_layer > 0 \
+                and layers:
+            # Xplique rounds down to no layer (every explainer then scores 1): re-draw one
+            warn(f"ProgressiveLayerRandomization(stop_layer={self.stop_layer}) rounds down "
+                 f"to no layer of the {len(layers)} with weights; re-drawing one, "
+                 f"{layers[0].name!r}. Give a number of layers (an int) to choose.")
+            count = 1
         return layers[:count]
 
     def randomize(self, model: keras.Model) -> keras.Model:
@@ -220,7 +256,8 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
 
     ``evaluate(explainer)`` -> float, the mean similarity over the inputs; the
     explainer is any object with ``explain(inputs, targets)`` (Xplique's interface) or a
-    callable ``explainer(inputs, targets)``, returning one map per input. Maps of images
+    callable ``explainer(inputs, targets)``, returning one map per input (or one vector
+    per input, (N, K), compared by Spearman: ours and Xplique's). Maps of images
     are compared channel-averaged, one value per pixel (Xplique's SSIM keeps the
     channels of multi-channel maps).
     """
@@ -242,6 +279,27 @@ class BaseRandomizationMetric(ExplainerMetric, ABC):
                 f"similarity='ssim' compares images; these inputs are "
                 f"{self._layout.kind.replace('_', ' ')}: use similarity='spearman'.")
         self.similarity = similarity
+
+    def _explanation_maps(self, explanations: Any, *, absolute: bool = False,
+                          nb_inputs: int | None = None) -> tf.Tensor:
+        """The checked maps, as :class:`~sobol_tf.metrics.ExplanationMetric`'s; also one
+        vector per input (N, K) of any length K (a concept method's or a test's fake
+        explainer, as Xplique accepts), compared by Spearman as (N, 1, K, 1)."""
+        try:
+            return super()._explanation_maps(explanations, absolute=absolute,
+                                             nb_inputs=nb_inputs)
+        except InvalidArgumentError:
+            vectors = np.array(to_numpy(explanations, "explanations"), np.float32)
+            nb_inputs = self.inputs.shape[0] if nb_inputs is None else nb_inputs
+            if vectors.ndim != 2 or vectors.shape[0] != nb_inputs \
+                    or not np.isfinite(vectors).all():
+                raise
+            if self.similarity != "spearman":
+                raise InvalidArgumentError(
+                    f"explanations of shape {vectors.shape} (one vector per input) cannot "
+                    f"be compared by {self.similarity!r}; build the metric with "
+                    "similarity='spearman'.") from None
+            return tf.constant((np.abs(vectors) if absolute else vectors)[:, None, :, None])
 
     def evaluate(self, explainer: Any) -> float:
         """The mean similarity of ``explainer``'s maps with its perturbed maps (low: the

@@ -74,6 +74,10 @@ def _check_arguments(maps, images, titles, alpha, clip_percentile, absolute_valu
         raise InvalidArgumentError(
             f"explanations must have shape (N, H, W) or (N, H, W, C), got {maps.shape}."
         )
+    if maps.shape[0] == 0:
+        raise InvalidArgumentError(
+            f"explanations holds no map (shape {maps.shape}): give at least one map to plot."
+        )
     finite = np.isfinite(maps)
     if not finite.all():
         bad = np.flatnonzero(~finite.all(axis=(1, 2, 3)))
@@ -167,7 +171,8 @@ def plot_attributions(explanations: Any, images: Any = None, cmap: Any = None,
         unused grid cells are hidden.
 
     Raises:
-        InvalidArgumentError: explanations of a bad rank or with NaN/inf values, images or titles whose length is
+        InvalidArgumentError: explanations of a bad rank, with no map or with NaN/inf
+            values, images or titles whose length is
             not N, images with other than 1, 3 or 4 channels, alpha outside [0, 1],
             clip_percentile outside [0, 50), ``diverging`` with ``absolute_value``,
             cols < 1 or img_size <= 0.

@@ -117,3 +117,18 @@ def test_operators_leave_their_operands_alone(model):
 def test_bad_input(model, build, error, words):
     with pytest.raises(error, match=words):
         build(model)
+
+
+def test_direction_masks_hold_the_vectors_as_given(model):
+    """objective.masks[0][i] is the i-th direction itself (Xplique's test_direction), in
+    its own float precision; compile casts it to float32."""
+    rng = np.random.default_rng(3)
+    vector = rng.random((4, 4, 2))                       # float64
+    objective = Objective.direction(model, "copy", vector)
+    assert objective.masks[0][0].dtype == np.float64
+    np.testing.assert_array_equal(objective.masks[0][0], vector)
+    vector[0, 0, 0] = 5.0                                # a copy: the caller's array is free
+    assert objective.masks[0][0][0, 0, 0] != 5.0
+    second = rng.random((4, 4, 2))
+    both = Objective.direction(model, "copy", [objective.masks[0][0], second])
+    np.testing.assert_array_equal(both.masks[0][1], second)

@@ -62,7 +62,8 @@ def test_transformations():
 @pytest.mark.parametrize("kwargs, error, words", [
     (dict(nb_steps=0), InvalidArgumentError, "nb_steps"),
     (dict(values_range=(1, 0)), InvalidArgumentError, "values_range"),
-    (dict(warmup_steps=5), InvalidArgumentError, "warmup_steps"),
+    (dict(warmup_steps=-1), InvalidArgumentError, "warmup_steps"),
+    (dict(warmup_steps=2.5), InvalidArgumentError, "warmup_steps"),
     (dict(transformations="strong"), InvalidArgumentError, "transformations"),
     (dict(image_normalizer="tanh"), InvalidArgumentError, "image_normalizer"),
     (dict(save_every=0), InvalidArgumentError, "save_every"),
@@ -71,3 +72,37 @@ def test_transformations():
 def test_bad_input(model, kwargs, error, words):
     with pytest.raises(error, match=words):
         optimize(Objective.channel(model, "conv", 0), **(dict(nb_steps=1) | kwargs))
+
+
+def dead_relu_model():
+    """A ReLU dead on every image in [0, 1]: its pre-activation is sum(pixels) - 100 < 0."""
+    model = keras.Sequential([
+        keras.Input((4, 4, 3)),
+        keras.layers.Conv2D(1, 1, activation="relu", name="dead",
+                            kernel_initializer="ones",
+                            bias_initializer=keras.initializers.Constant(-100.0)),
+    ])
+    return model
+
+
+@pytest.mark.parametrize("use_fft", [False, True])
+def test_warmup_steps_open_the_relus_before_the_ascent(use_fft):
+    """Xplique's warm-up: steps on a copy whose ReLUs pass every gradient back. Through a
+    dead ReLU the ascent cannot move (zero gradient); after a warm-up it has moved the
+    image towards brighter pixels (the channel's pre-activation grows with every pixel)."""
+    model = dead_relu_model()
+    objective = Objective.channel(model, "dead", 0)
+    common = dict(nb_steps=1, use_fft=use_fft, transformations=None, custom_shape=None,
+                  seed=0)
+    still, _ = optimize(objective, **common)
+    again, _ = optimize(objective, **common, warmup_steps=0)
+    warmed, _ = optimize(objective, **common, warmup_steps=5)
+    np.testing.assert_array_equal(still[-1], again[-1])        # False and 0: no warm-up
+    start = optimize(objective, **(common | dict(nb_steps=1)))[0][-1]
+    np.testing.assert_array_equal(still[-1], start)             # dead ReLU: nothing moves
+    assert warmed[-1].mean() > still[-1].mean() + 1e-3           # the warm-up moved it
+    # the caller's model keeps its ordinary ReLU gradient
+    with tf.GradientTape() as tape:
+        images = tf.Variable(tf.zeros((1, 4, 4, 3)))
+        value = tf.reduce_sum(model(images))
+    assert float(tf.reduce_sum(tf.abs(tape.gradient(value, images)))) == 0.0

@@ -273,8 +273,8 @@ def test_model_randomization_of_saliency_on_a_linear_model_tabular():
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernel)  # untouched
     assert explainer.model is model
     np.testing.assert_allclose(explainer(x, labels), np.abs(kernel[:, labels].T), atol=1e-6)
-    # the default strategy (top 25% of 1 layer: none) would change nothing: refused
-    with pytest.raises(InvalidArgumentError, match="re-draws no layer"):
+    # the default strategy (top 25% of 1 layer: none, rounded up to one) re-draws it
+    with pytest.warns(Warning, match="re-drawing one"):
         ModelRandomizationMetric(model, x, labels)
 
 
@@ -359,9 +359,10 @@ def test_signatures_are_xplique_s():
     assert names(ProgressiveLayerRandomization) == [("stop_layer", empty), ("reverse", True)]
 
 
-def test_a_strategy_that_redraws_no_layer_is_refused_not_scored_1():
+def test_a_fraction_that_rounds_to_no_layer_redraws_one_not_scored_1():
     """Xplique's default fraction 0.25 re-draws int(0.25 * 3) = 0 layers of a model with
-    3 weighted layers: every explainer would score 1, silently."""
+    3 weighted layers: every explainer would score 1, silently. Ours re-draws the top one,
+    with a warning; a strategy that re-draws no layer (0 layers) is refused."""
     import keras
     from sobol_tf.errors import InvalidArgumentError
     from sobol_tf.metrics import ModelRandomizationMetric
@@ -369,8 +370,13 @@ def test_a_strategy_that_redraws_no_layer_is_refused_not_scored_1():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(3),
                               keras.layers.Dense(2)])
     x = np.ones((2, 4), np.float32)
+    with pytest.warns(Warning, match=r"re-drawing one, 'dense"):
+        metric = ModelRandomizationMetric(model, x, np.array([0, 1]))
+    with pytest.warns(Warning, match="re-drawing one"):
+        redrawn = metric.randomization_strategy.layers_to_randomize(model)
+    assert redrawn == [model.layers[-1]]
     with pytest.raises(InvalidArgumentError, match=r"re-draws no layer.*dense"):
-        ModelRandomizationMetric(model, x, np.array([0, 1]))
+        ModelRandomizationMetric(model, x, np.array([0, 1]), ProgressiveLayerRandomization(0))
     ModelRandomizationMetric(model, x, np.array([0, 1]), ProgressiveLayerRandomization(1))
 
 
