@@ -16,8 +16,9 @@ from typing import Any, List
 __version__ = "0.1.0"
 
 #: subpackages and modules reachable as attributes, imported on first use
-_SUBMODULES = ("attributions", "concepts", "errors", "features_visualizations", "io",
-               "metrics", "operators", "plots", "streaming", "tasks", "utils_functions")
+_SUBMODULES = ("attributions", "commons", "concepts", "errors", "features_visualizations",
+               "io", "metrics", "operators", "plots", "streaming", "tasks", "utils_functions",
+               "verification")
 #: public names of sobol_tf.attributions re-exported here
 _EXPLAINERS = (
     "SobolAttributionMethod",

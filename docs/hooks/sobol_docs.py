@@ -40,6 +40,7 @@ PACKAGES = (
     "sobol_tf.plots",
     "sobol_tf.tasks",
     "sobol_tf.utils_functions",
+    "sobol_tf.verification",
 )
 
 #: what a method computes, its cost and its paper, shown above its docstring
@@ -89,11 +90,24 @@ METHODS = {
         "Lundberg & Lee, *A Unified Approach to Interpreting Model Predictions*, "
         "NeurIPS 2017",
         "https://arxiv.org/abs/1705.07874"),
+    "Eva": (
+        "Verified perturbation analysis: the adversarial overlap (a bound, over a whole "
+        "L-infinity ball around the input, on how far another class can overtake the "
+        "target) and how much it drops when one cell is left unperturbed; the bounds "
+        "come from interval (IBP) or CROWN bound propagation, nothing is sampled.",
+        "`d + 1` verified bound passes per input, d = `grid_size`² cells (65 at the "
+        "defaults), batched; `hybrid_layer` adds `nb_samples` forward passes to the "
+        "layer.",
+        "Fel, Ducoffe, Vigouroux, Cadène, Capelle, Nicodème & Serre, *Don't Lie to Me! "
+        "Robust and Efficient Explainability with Verified Perturbation Analysis*, "
+        "CVPR 2023",
+        "https://arxiv.org/abs/2202.07728"),
     "ExtremalPerturbation": (
         "The smallest smooth masks of given areas that keep (or remove) the score, "
         "found by gradient descent on the mask.",
         "`steps` forward and backward passes per input and area (`'dual'`: both "
-        "variants, twice as many); 800 per area at the defaults.",
+        "variants, twice as many); 800 per area at the defaults. "
+        "`explain_channels` optimises masks over a layer's channels instead.",
         "Fong, Patrick & Vedaldi, *Understanding Deep Networks via Extremal "
         "Perturbations and Smooth Masks*, ICCV 2019",
         "https://arxiv.org/abs/1910.08485"),
