@@ -130,9 +130,18 @@ def test_crop_and_resize_gradient_is_exact():
 
 
 def test_grayscale_without_dataset():
-    image, transparency = maco(Objective.channel(small_convnet(channels=1), "c3", 0),
-                               nb_steps=2, custom_shape=None, seed=0)
+    objective = Objective.channel(small_convnet(channels=1), "c3", 0)
+    image, transparency = maco(objective, nb_steps=2, custom_shape=None, seed=0)
     assert image.shape == transparency.shape == (SIZE, SIZE, 1)
+    # custom_shape=None means the model's input size: the same run as asking for it
+    same_image, same_transparency = maco(objective, nb_steps=2, custom_shape=(SIZE, SIZE),
+                                         seed=0)
+    np.testing.assert_array_equal(image, same_image)
+    np.testing.assert_array_equal(transparency, same_transparency)
+    # the image lies in the default values_range (-1, 1); the transparency is the
+    # accumulated gradient divided by its maximum
+    assert np.isfinite(image).all() and image.min() >= -1.0 and image.max() <= 1.0
+    assert transparency.min() >= 0.0 and transparency.max() == 1.0
 
 
 def test_dataset_spectrum_is_the_mean_magnitude():
