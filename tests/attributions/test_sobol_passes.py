@@ -191,3 +191,18 @@ def test_reference_settings_still_evaluate_b():
                                        estimator="jansen", sampler="sobol")
     x = np.zeros((1, 8, 8, 1), np.float32)
     assert explainer.nb_forward_passes(x, np.ones((1, 8))) == 32 * 66 + 1
+
+
+@pytest.mark.parametrize("targets", [None, [0, 2]], ids=["predicted", "given"])
+def test_hsic_nb_forward_passes_is_what_the_model_sees(tiny_model, targets):
+    from sobol_tf.attributions import HsicAttributionMethod
+    x = np.random.default_rng(2).random((2, 16, 16, 1)).astype(np.float32)
+    counting = CountingModel(tiny_model)
+    explainer = HsicAttributionMethod(counting, grid_size=4, nb_design=24, batch_size=50)
+    expected = explainer.nb_forward_passes(x, targets)
+    assert counting.rows.numpy() == 0
+    # one row per mask and input, plus the clean inputs when the operator needs the
+    # outputs (the predicted class, or the output width for class ids)
+    assert expected in (2 * 24, 2 * 25)
+    explainer(x, targets)
+    assert counting.rows.numpy() == expected
