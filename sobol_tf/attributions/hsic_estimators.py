@@ -31,6 +31,7 @@ import tensorflow as tf
 from sobol_tf._utils import check_positive_int
 from sobol_tf._utils.validation import resolve
 from sobol_tf.attributions.estimators import constant_scores
+from sobol_tf.attributions.kernels import rbf
 from sobol_tf.errors import InvalidArgumentError
 
 #: Xplique's default ``batch_size`` of the estimators (cells per chunk): all at once.
@@ -54,7 +55,7 @@ def centred_output_gram(scores: Any) -> tf.Tensor:
     median = 0.5 * (pairs[:, (count - 1) // 2] + pairs[:, count // 2])
     width = tf.where(median > 0, median, tf.reduce_mean(pairs, axis=-1))
     width = tf.where(width > 0, width, tf.ones_like(width))[:, None, None]
-    gram = tf.exp(-tf.square(distances) / (2.0 * tf.square(width)))
+    gram = rbf(scores[:, :, None], scores[:, None, :], width)  # the public kernel
     gram = gram - tf.reduce_mean(gram, axis=1, keepdims=True)
     return gram - tf.reduce_mean(gram, axis=2, keepdims=True)
 
