@@ -112,7 +112,11 @@ class DesignExplainer(DesignMixin, BlackBoxExplainer):
         masks = self._masks(*images.shape[1:])
         clean = (int(operators_module.needs_outputs(raw_targets, self.operator))
                  + int(self._needs_base_scores))
-        return int(images.shape[0]) * (int(self._evaluated(masks).shape[0]) + clean)
+        return int(images.shape[0]) * (self._passes_per_input(masks) + clean)
+
+    def _passes_per_input(self, masks: tf.Tensor) -> int:
+        """Rows of ``masks`` (the design) the model is run on per input."""
+        return int(self._evaluated(masks).shape[0])
 
     def _image_cells(self, channels: int | None = None) -> Cells:
         return (self.grid_size, self.grid_size,

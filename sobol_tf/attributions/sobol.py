@@ -14,6 +14,7 @@ from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import samplers as samplers_module
 from sobol_tf.attributions.designs import (TOKEN_FALLBACK_DRAWS, DesignExplainer,
                                            check_replicated, untied_decisions)
+from sobol_tf.attributions.refinement import RefinementMixin, check_refine
 from sobol_tf.errors import InvalidArgumentError
 
 __all__ = ["SobolAttributionMethod", "SobolIndices", "MAX_DESIGN_BYTES", "design_bytes",
@@ -51,7 +52,7 @@ Attributes:
 """
 
 
-class SobolAttributionMethod(DesignExplainer):
+class SobolAttributionMethod(RefinementMixin, DesignExplainer):
     """Sobol attribution method: total-order Sobol indices of grid cells.
 
     The image is cut into ``grid_size`` x ``grid_size`` cells, each cell's intensity is
@@ -205,7 +206,7 @@ class SobolAttributionMethod(DesignExplainer):
                  seed: Any = None, mask_token: int | None = None,
                  pad_token: int | None = None, baseline: Any = None, verbose: bool = False,
                  jit_compile: bool = False, mixed_precision: str | None = None,
-                 strategy: Any = None) -> None:
+                 strategy: Any = None, refine: float | None = None) -> None:
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision,
                          strategy=strategy)
@@ -227,6 +228,7 @@ class SobolAttributionMethod(DesignExplainer):
             maximum=self._largest_nb_design(self.grid_size ** 2 if self.grid_size else 1))
         self.estimator = estimators_module.get(estimator)
         self._vectorised = estimators_module.is_vectorised(self.estimator)
+        self.refine = check_refine(refine, self.estimator)
 
     def explain_indices(self, inputs: Any, targets: Any = None) -> SobolIndices:
         """Total- and first-order indices from the same forward passes.
@@ -251,8 +253,7 @@ class SobolAttributionMethod(DesignExplainer):
         """The rows of the design the estimator reads (all, or [A, C_1..C_d]); the same
         tensor for the same design, so that its upsampling is cached."""
         if getattr(self, "_rows", (None,))[0] is not masks:
-            self._rows = (masks, estimators_module.rows_read(self.estimator, masks,
-                                                             self.nb_design))
+            self._rows = (masks, estimators_module.rows_read(self.estimator, masks, self.nb_design))
         return self._rows[1]
 
     # -- the method's own parts -------------------------------------------------------

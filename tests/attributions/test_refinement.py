@@ -1,0 +1,117 @@
+"""Two-stage Sobol designs (``refine``): closed forms, the pass count, the gain at equal
+passes, and the refusals."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sobol_tf.attributions import SobolAttributionMethod
+from sobol_tf.attributions import refinement
+from sobol_tf.attributions.sobol import EFFICIENT_SETTINGS
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
+
+from tests.conftest import CellModel, analytic_indices
+
+WEIGHTS = np.array([3.0, 0.0, 1.0, 0.5, 0.0, 2.0, 0.0, 1.0, 0.25, 0.0, 0.0, 1.5, 0.0, 0.0,
+                    1.0, 0.0])
+INTERACTION = (0, 5, 6.0)
+ONES = np.ones((1, 4, 4, 1), np.float32)
+
+
+class CountingModel:
+    def __init__(self, model):
+        self.model, self.rows = model, tf.Variable(0, dtype=tf.int64)
+
+    def __call__(self, x):
+        self.rows.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        return self.model(x)
+
+
+def explainer_of(model, nb_design, refine=0.25, seed=0, **options):
+    options = {**EFFICIENT_SETTINGS, **options}
+    return SobolAttributionMethod(model, grid_size=4, nb_design=nb_design, seed=seed,
+                                  batch_size=4096, refine=refine, **options)
+
+
+def test_plan_spends_at_most_the_one_stage_passes():
+    for nb_design in (2, 4, 16, 32, 256):
+        for d in (1, 3, 10, 64, 192):
+            for fraction in (0.01, 0.25, 0.5, 0.99):
+                n1, k, m = refinement.plan(nb_design, d, fraction)
+                assert 1 <= k <= d and n1 == max(2, nb_design // 2)
+                used = n1 * (d + 1) + m * (k + 1)
+                assert used == refinement.passes(nb_design, d, fraction)
+                assert nb_design * (d + 1) - (k + 1) < used <= nb_design * (d + 1) or \
+                    nb_design == 2
+    assert refinement.plan(16, 64, 0.25) == (8, 16, 30)  # 8 * 65 + 30 * 17 = 1030
+
+
+def test_closed_form_with_an_interaction():
+    """Exact total indices of CellModel (additive + one product) at nb_design 512."""
+    total = analytic_indices(WEIGHTS, INTERACTION)[1]
+    for estimator in ("jansen_normalised", "jansen_total"):
+        st = explainer_of(CellModel(WEIGHTS, 4, INTERACTION), 512,
+                          estimator=estimator)(ONES, [0]).numpy()[0, ..., 0].ravel()
+        np.testing.assert_allclose(st, total, atol=0.02)
+
+
+def test_an_additive_model_is_exact_up_to_the_variance():
+    """f = sum_i w_i m_i: every cell's Jansen term is w_i^2 (a_i - b_i)^2, so the
+    normalised sums are w_i^2 exactly, at any nb_design: the map is w^2 / V."""
+    st = explainer_of(CellModel(WEIGHTS, 4), 8)(ONES, [0]).numpy()[0, ..., 0].ravel()
+    np.testing.assert_allclose(st / st.sum(), WEIGHTS ** 2 / np.sum(WEIGHTS ** 2),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("targets", [[0], None], ids=["given", "predicted"])
+def test_nb_forward_passes_is_what_the_model_sees(targets):
+    counting = CountingModel(CellModel(WEIGHTS, 4, INTERACTION))
+    x = np.concatenate([ONES, 0.5 * ONES])
+    targets = None if targets is None else [0, 0]
+    explainer = explainer_of(counting, 16)
+    expected = explainer.nb_forward_passes(x, targets)
+    one_stage = explainer_of(counting, 16, refine=None).nb_forward_passes(x, targets)
+    clean = one_stage - 2 * 16 * 17  # the clean inputs, when the operator needs them
+    n1, k, m = refinement.plan(16, 16, 0.25)
+    assert expected == 2 * (n1 * 17 + m * (k + 1)) + clean <= one_stage
+    explainer(x, targets)
+    assert counting.rows.numpy() == expected
+
+
+def test_more_exact_than_one_stage_at_equal_passes():
+    """Few cells matter and interact: over 8 designs, the two-stage maps are closer to
+    the exact indices than the one-stage ones with the same estimator and passes."""
+    weights = np.zeros(16)
+    weights[[0, 5, 6, 10]] = [3.0, 2.0, 1.0, 0.5]
+    model = CellModel(weights, 4, (0, 5, 8.0))
+    total = analytic_indices(weights, (0, 5, 8.0))[1]
+
+    def error(refine):
+        maps = [explainer_of(model, 8, refine=refine, seed=seed)(ONES, [0]).numpy().ravel()
+                for seed in range(8)]
+        return np.mean([np.abs(m - total).max() for m in maps])
+
+    assert error(0.25) < 0.8 * error(None), (error(0.25), error(None))
+
+
+def test_refusals():
+    model = CellModel(WEIGHTS, 4)
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(InvalidArgumentError, match="refine"):
+            explainer_of(model, 16, refine=bad)
+    for bad in ("0.25", True, [0.25]):
+        with pytest.raises(InvalidTypeError, match="refine"):
+            explainer_of(model, 16, refine=bad)
+    with pytest.raises(InvalidArgumentError, match="jansen_normalised"):
+        SobolAttributionMethod(model, grid_size=4, nb_design=16, refine=0.25)
+    ids = np.array([[3, 4, 5, 6]], np.int32)
+    text = SobolAttributionMethod(lambda x: tf.one_hot(x[:, 0] % 2, 2), nb_design=16,
+                                  perturbation_function="tokens", mask_token=0,
+                                  refine=0.25, **EFFICIENT_SETTINGS)
+    with pytest.raises(InvalidArgumentError, match="token"):
+        text(ids, [0])
+
+
+def test_the_callers_inputs_are_not_modified():
+    x = ONES.copy()
+    explainer_of(CellModel(WEIGHTS, 4), 8)(x, [0])
+    np.testing.assert_array_equal(x, ONES)
