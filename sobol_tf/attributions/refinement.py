@@ -1,31 +1,34 @@
-"""Two-stage Sobol designs: the second half of the passes goes to the cells that matter.
+"""Two-stage Sobol designs: the second part of the passes goes where the map is uncertain.
 
-With ``SobolAttributionMethod(..., refine=fraction)`` the forward passes of an estimator
-that skips B, ``nb_design * (d + 1)`` per input, are spent in two stages:
+With ``SobolAttributionMethod(..., refine=True)`` the forward passes of an estimator that
+skips B, ``nb_design * (d + 1)`` per input, are spent in two stages:
 
-1. **Survey**: a radial design of ``n1 = nb_design // 2`` base points A_j, each with its d
-   one-cell steps C_ij (cell i's value taken from B_j): ``n1 * (d + 1)`` passes, from
-   which every cell gets a first total-order estimate.
-2. **Refinement**, per input: the ``k = round(fraction * d)`` cells with the largest
-   first estimates get ``m = (nb_design - n1) * (d + 1) // (k + 1)`` more base points of
-   the same sequence (points n1 .. n1 + m - 1), each with steps in those k cells only:
-   ``m * (k + 1)`` passes.
+1. **Survey**: a radial design of ``n1 = max(2, nb_design // 4)`` base points A_j, each
+   with its d one-cell steps C_ij (cell i's value taken from B_j): ``n1 * (d + 1)``
+   passes, from which every cell gets a first total-order estimate T_i.
+2. **Refinement**, per input: the remaining passes are shared among the cells in
+   proportion to sqrt(T_i): cell i gets e_i more steps, on the next base points of the
+   same sequence (points n1 .. n1 + max e - 1; each base point is evaluated once and
+   stepped in the cells that still need steps), with sum(e) + max(e) passes; e_i is at
+   most :data:`MAX_EXTRA` * nb_design.
 
-Each cell's index then pools all its steps (n1 for most cells, n1 + m for the k chosen):
-Jansen's sum over its pairs, normalised by its realised squared steps for
-'jansen_normalised', over the variance of every score of the input (each row is a
-uniform draw). The total-order index is an expectation over the pairs of a cell, so the
-estimate converges to the same indices as the one-stage design; what changes is where the
-passes go. The error of a map's correlation with the converged map comes from the cells
-with large indices, whose Jansen terms vary most (heavy tails of squared differences);
-giving them about four times the pairs at the same total cost roughly halved the error on
-the image models of ``benchmarks/bench_passes.py`` (see benchmarks/results/passes.md).
-The chosen cells depend on the input: the refinement design differs per input, so those
-passes run one input at a time.
+Each cell's index then pools all its steps: Jansen's sum over its pairs, normalised by
+its realised squared steps for 'jansen_normalised', over the variance of every score of
+the input (each row is a uniform draw). The total-order index is an expectation over the
+pairs of a cell, so the estimate converges to the same indices as the one-stage design;
+what changes is where the passes go. The error of a map (its correlation with the
+converged map) comes from the cells with large indices, whose Jansen terms vary most
+(squared differences have heavy tails); Neyman's allocation would give each cell steps in
+proportion to the spread of its terms, about proportional to its index, and the square
+root hedges against the survey's own noise. Measured on the models of
+``benchmarks/bench_passes.py``, this allocation (a survey of nb_design / 4) beat giving
+the top quarter of the cells all the extra steps, and the proportional (power 1) or
+three-stage variants were within the noise (benchmarks/results/passes.md). The
+refinement design depends on the input, so those passes run one input at a time.
 """
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -33,50 +36,72 @@ import tensorflow as tf
 from sobol_tf.attributions import estimators as estimators_module
 from sobol_tf.attributions import samplers as samplers_module
 from sobol_tf.attributions.designs import check_replicated
-from sobol_tf.errors import InvalidArgumentError
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: the estimators a two-stage design can pool (their per-cell sums add over pairs).
 REFINABLE = (estimators_module.JansenTotalEstimator,
              estimators_module.NormalisedJansenEstimator)
 
 
-def check_refine(refine: Any, estimator: Any) -> float | None:
-    """``refine`` checked: None, or a fraction of the cells in (0, 1) with an estimator
-    of :data:`REFINABLE`.
+def check_refine(refine: Any, estimator: Any) -> bool:
+    """``refine`` checked: a bool; True needs an estimator of :data:`REFINABLE`.
 
     Raises:
-        InvalidArgumentError: a value out of (0, 1), or another estimator.
-        InvalidTypeError: not a number.
+        InvalidTypeError: not a bool.
+        InvalidArgumentError: True with another estimator.
     """
-    if refine is None:
-        return None
-    if isinstance(refine, bool) or not isinstance(refine, (int, float, np.floating)):
-        from sobol_tf.errors import InvalidTypeError
-        raise InvalidTypeError(f"refine must be None or a number in (0, 1), got "
+    if not isinstance(refine, (bool, np.bool_)):
+        raise InvalidTypeError(f"refine must be True or False, got "
                                f"{type(refine).__name__} {refine!r}.")
-    if not 0.0 < float(refine) < 1.0:
+    if refine and not isinstance(estimator, REFINABLE):
         raise InvalidArgumentError(
-            f"refine must be a fraction of the cells in (0, 1) (e.g. 0.25), got {refine!r}.")
-    if not isinstance(estimator, REFINABLE):
-        raise InvalidArgumentError(
-            f"refine={refine!r} needs estimator='jansen_normalised' or 'jansen_total' (a "
+            "refine=True needs estimator='jansen_normalised' or 'jansen_total' (a "
             f"two-stage design pools each cell's Jansen terms), got {estimator!r}.")
-    return float(refine)
+    return bool(refine)
 
 
-def plan(nb_design: int, dimension: int, fraction: float) -> Tuple[int, int, int]:
-    """(n1, k, m): survey points, refined cells and refinement points of a two-stage
-    design; n1 * (d + 1) + m * (k + 1) <= nb_design * (d + 1)."""
-    n1 = max(2, nb_design // 2)
-    k = int(min(dimension, max(1, round(fraction * dimension))))
-    m = (nb_design - n1) * (dimension + 1) // (k + 1)
-    return n1, k, m
+#: a cell gets at most MAX_EXTRA * nb_design refinement steps (bounds the design drawn).
+MAX_EXTRA = 3
 
 
-def passes(nb_design: int, dimension: int, fraction: float) -> int:
-    """Forward passes per input of a two-stage design."""
-    n1, k, m = plan(nb_design, dimension, fraction)
-    return n1 * (dimension + 1) + m * (k + 1)
+def survey_points(nb_design: int) -> int:
+    """Base points of the survey, n1 = max(2, nb_design // 4)."""
+    return max(2, nb_design // 4)
+
+
+def allocate(weights: np.ndarray, passes: int, cap: int) -> np.ndarray:
+    """Integer extra steps e (d,) about proportional to ``weights`` (>= 0), each at most
+    ``cap``, with sum(e) + max(e) <= ``passes`` (the refinement's forward passes: one per
+    step plus one per base point)."""
+    weights = np.maximum(np.asarray(weights, np.float64), 0.0)
+    if passes < 2 or not np.any(weights > 0):
+        return np.zeros(weights.shape, np.int64)
+    weights = weights / weights.sum()
+
+    def extra(scale: float) -> np.ndarray:
+        return np.minimum(np.floor(scale * weights), cap).astype(np.int64)
+
+    low, high = 0.0, float(passes) * 2.0 / weights.max()
+    for _ in range(64):  # the largest scale within the budget (bisection)
+        middle = 0.5 * (low + high)
+        steps = extra(middle)
+        low, high = (middle, high) if steps.sum() + steps.max() <= passes else (low, middle)
+    steps = extra(low)
+    left = passes - int(steps.sum() + steps.max())
+    for cell in np.argsort(-(low * weights - steps), kind="stable"):
+        if left <= 0:  # a step more where it does not add a base point (1 pass each)
+            break
+        if steps[cell] < min(steps.max(), cap):
+            steps[cell] += 1
+            left -= 1
+    return steps
+
+
+def passes(nb_design: int, dimension: int) -> int:
+    """Forward passes per input of a two-stage design: nb_design * (d + 1), as the
+    one-stage design without B (the refinement spends what the survey leaves; a few
+    rows fewer only where a cell reaches its cap of MAX_EXTRA * nb_design steps)."""
+    return nb_design * (dimension + 1)
 
 
 def _radial(a: np.ndarray, b: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -94,66 +119,90 @@ class TwoStage:
 
     def __init__(self, explainer: Any, cells: tuple) -> None:
         self.cells = tuple(cells)
-        self.dimension = int(np.prod(cells))
-        self.n1, self.k, self.m = plan(explainer.nb_design, self.dimension, explainer.refine)
-        size = 1 << int(np.ceil(np.log2(self.n1 + self.m)))
+        self.dimension = d = int(np.prod(cells))
+        nb_design = explainer.nb_design
+        self.n1 = survey_points(nb_design)
+        self.left = passes(nb_design, d) - self.n1 * (d + 1)
+        self.cap = MAX_EXTRA * nb_design
+        size = 1 << int(np.ceil(np.log2(self.n1 + self.cap + 1)))
+        if not explainer._fits(size, d):
+            raise InvalidArgumentError(
+                f"refine=True draws a design of {size} points for its {d} cells "
+                f"(nb_design={nb_design}): over the memory limit; use fewer cells or a "
+                "smaller nb_design, or refine=False.")
         sampler = explainer.sampler
-        design = sampler(self.dimension, size)
+        design = sampler(d, size)
         if not isinstance(sampler, samplers_module.ReplicatedSampler):
-            design = check_replicated(design, size, self.dimension)
-        design = np.asarray(design, np.float64).reshape(-1, self.dimension)
+            design = check_replicated(design, size, d)
+        design = np.asarray(design, np.float64).reshape(-1, d)
         self.a, self.b = design[:size], design[size:2 * size]
-        survey_steps = self.a[:self.n1] - self.b[:self.n1]
-        tied = np.flatnonzero(np.all(survey_steps == 0, axis=0))
+        self.squared_steps = np.square(self.a - self.b).T  # (d, size)
+        tied = np.flatnonzero(np.all(self.squared_steps[:, :self.n1] == 0, axis=1))
         if tied.size:
             raise InvalidArgumentError(
-                f"refine: the sampler's first {self.n1} points give A and B the same "
+                f"refine=True: the sampler's first {self.n1} points give A and B the same "
                 f"column for cell(s) {tied.tolist()[:10]}: their indices would be 0 "
                 "whatever the model does; use sampler='scrambled_sobol'.")
         self.survey = self._masks(_radial(self.a[:self.n1], self.b[:self.n1],
-                                          np.arange(self.dimension)))
+                                          np.arange(d)))
 
     def _masks(self, rows: np.ndarray) -> tf.Tensor:
         return tf.reshape(tf.constant(rows, tf.float32), (-1,) + self.cells)
 
+    def _refinement(self, steps: np.ndarray) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """Rows of the refinement for extra steps (d,): its base points (the next
+        points of the sequence) then, per cell with steps, those points stepped in that
+        cell; and the row numbers (within these rows) of each cell's steps."""
+        first, bases = self.n1, int(steps.max()) + max(
+            0, self.left - int(steps.sum() + steps.max()))  # unspent rows: more bases
+        a, b = self.a[first:first + bases], self.b[first:first + bases]
+        rows, where = [a], []
+        count = len(a)  # the design's end (past a cap) bounds the unspent bases
+        for cell, extra in enumerate(steps):
+            stepped = a[:extra].copy()
+            stepped[:, cell] = b[:extra, cell]
+            rows.append(stepped)
+            where.append(np.arange(count, count + extra))
+            count += extra
+        return np.concatenate(rows), where
+
     def indices(self, explainer: Any, model: Any, images: tf.Tensor,
                 targets: tf.Tensor) -> tf.Tensor:
         """Total indices (N, *cells) float32 of the inputs from the two stages."""
-        n1, k, m, d = self.n1, self.k, self.m, self.dimension
+        n1, d = self.n1, self.dimension
         survey = explainer._perturbed_scores(model, images, targets, self.survey).numpy()
-        survey = survey.astype(np.float64)
         normalise = isinstance(explainer.estimator, estimators_module.NormalisedJansenEstimator)
-        a, b = self.a[n1:n1 + m], self.b[n1:n1 + m]
         maps = []
-        for row, scores in enumerate(survey):
-            squares = np.square(scores[None, :n1] - scores[n1:].reshape(d, n1))
-            steps = np.square(self.a[:n1] - self.b[:n1]).T            # (d, n1)
-            sums, weights = squares.sum(-1), (steps.sum(-1) if normalise
-                                              else np.full(d, n1 / 6.0))
-            chosen = np.argsort(-(sums / weights), kind="stable")[:k]
-            masks = self._masks(_radial(a, b, chosen))
+        for row, scores in enumerate(survey.astype(np.float64)):
+            sums = np.square(scores[None, :n1] - scores[n1:].reshape(d, n1)).sum(-1)
+            weights = (self.squared_steps[:, :n1].sum(-1) if normalise
+                       else np.full(d, n1 / 6.0))
+            steps = allocate(np.sqrt(np.maximum(sums / weights, 0.0)), self.left, self.cap)
+            rows, where = self._refinement(steps)
             more = explainer._perturbed_scores(model, images[row:row + 1],
-                                               targets[row:row + 1], masks).numpy()[0]
+                                               targets[row:row + 1],
+                                               self._masks(rows)).numpy()[0]
             more = more.astype(np.float64)
-            squares = np.square(more[None, :m] - more[m:].reshape(k, m))
-            sums[chosen] += squares.sum(-1)
-            weights[chosen] += (np.square(a - b)[:, chosen].sum(0) if normalise
-                                else m / 6.0)
+            for cell, at in enumerate(where):
+                if at.size:
+                    bases = at - at[0]  # the base points this cell was stepped from
+                    sums[cell] += np.square(more[bases] - more[at]).sum()
+                    weights[cell] += (self.squared_steps[cell, n1:n1 + at.size].sum()
+                                      if normalise else at.size / 6.0)
             everything = np.concatenate([scores, more])
-            variance = everything.var(ddof=1)
             if np.all(estimators_module.constant_scores(everything[None]).numpy()):
                 maps.append(np.zeros(d))
                 continue
             # each cell: (mean squared difference / 2) / (its mean squared step / (1/6))
-            maps.append(sums / weights / 12.0 / variance)
+            maps.append(sums / weights / 12.0 / everything.var(ddof=1))
         return tf.reshape(tf.constant(np.array(maps), tf.float32), (-1,) + self.cells)
 
 
 class RefinementMixin:
-    """``refine``: the two-stage design of :mod:`sobol_tf.attributions.refinement` for
+    """``refine=True``: the two-stage design of :mod:`sobol_tf.attributions.refinement` for
     :meth:`explain` (``explain_indices`` evaluates the one-stage design)."""
 
-    refine: float | None = None
+    refine: bool = False
 
     def _two_stage(self, cells: tuple) -> TwoStage:
         stages = self.__dict__.setdefault("_two_stages", {})
@@ -162,7 +211,7 @@ class RefinementMixin:
         return stages[cells]
 
     def _explain(self, model: Any, images: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        if self.refine is None:
+        if not self.refine:
             return super()._explain(model, images, targets)  # type: ignore[misc]
         cells = tuple(self._cells_of(self._layout, images.shape[-1]))  # type: ignore[attr-defined]
         if self._layout.kind == "tokens":  # type: ignore[attr-defined]
@@ -173,7 +222,6 @@ class RefinementMixin:
         return self._two_stage(cells).indices(self, model, images, targets)
 
     def _passes_per_input(self, masks: tf.Tensor) -> int:
-        if self.refine is None:
+        if not self.refine:
             return super()._passes_per_input(masks)  # type: ignore[misc]
-        dimension = int(np.prod(masks.shape[1:]))
-        return passes(self.nb_design, dimension, self.refine)  # type: ignore[attr-defined]
+        return passes(self.nb_design, int(np.prod(masks.shape[1:])))  # type: ignore[attr-defined]

@@ -206,7 +206,7 @@ class SobolAttributionMethod(RefinementMixin, DesignExplainer):
                  seed: Any = None, mask_token: int | None = None,
                  pad_token: int | None = None, baseline: Any = None, verbose: bool = False,
                  jit_compile: bool = False, mixed_precision: str | None = None,
-                 strategy: Any = None, refine: float | None = None) -> None:
+                 strategy: Any = None, refine: bool = False) -> None:
         super().__init__(model, batch_size=batch_size, operator=operator, verbose=verbose,
                          jit_compile=jit_compile, mixed_precision=mixed_precision,
                          strategy=strategy)
