@@ -99,16 +99,13 @@ class CraftTf(CraftPlots):
         strategy: Any = None,
     ) -> None:
         # TensorFlow: imported when a CRAFT is built, so that import sobol_tf stays light
-        from sobol_tf import operators  # noqa: PLC0415
         from sobol_tf._utils.batching import current_strategy  # noqa: PLC0415
-        from sobol_tf._utils.engine import ModelEngine  # noqa: PLC0415
         from sobol_tf._utils.validation import check_positive_int, check_seed  # noqa: PLC0415
         from sobol_tf.attributions import estimators, samplers  # noqa: PLC0415
 
         self.input_to_latent_model = _check_callable("input_to_latent_model",
                                                      input_to_latent_model)
-        self.latent_to_logit_model = _check_callable("latent_to_logit_model",
-                                                     latent_to_logit_model)
+        self.latent_to_logit_model = latent_to_logit_model  # checked, on the engine
         self.number_of_concepts = check_positive_int("number_of_concepts", number_of_concepts)
         self.batch_size = None if batch_size is None else check_positive_int("batch_size",
                                                                              batch_size)
@@ -124,11 +121,6 @@ class CraftTf(CraftPlots):
         self.strategy = current_strategy() if strategy is None else strategy
         self.factorization: Optional[Factorization] = None
         self.sensitivity: Optional[Sensitivity] = None
-        #: h seen through the classification operator (the logit of the class fitted);
-        #: its scorer also runs g, so that one ModelMode (compiled or eager) and one set
-        #: of compiled steps serve both models, as for an explainer.
-        self._engine = ModelEngine(self, self.latent_to_logit_model, operators.get(None),
-                                   eager_first=True)
 
     # -- the engine ---------------------------------------------------------------------
     @property
@@ -141,6 +133,23 @@ class CraftTf(CraftPlots):
     def strategy(self, value: Any) -> None:
         from sobol_tf._utils.batching import check_strategy  # noqa: PLC0415
         self.__dict__["_strategy"] = check_strategy(value)
+
+    @property
+    def latent_to_logit_model(self) -> Callable:
+        """h, the model CRAFT scores: the model of the CRAFT's
+        :class:`~sobol_tf._utils.engine.ModelEngine` (h seen through the classification
+        operator, the logit of the class fitted). The engine's scorer runs g too, so that
+        one ModelMode (compiled or eager) and one set of compiled steps serve both
+        models, as for an explainer. Setting it builds a new engine."""
+        return self._engine.model
+
+    @latent_to_logit_model.setter
+    def latent_to_logit_model(self, value: Callable) -> None:
+        from sobol_tf import operators  # noqa: PLC0415 (TensorFlow, see __init__)
+        from sobol_tf._utils.engine import ModelEngine  # noqa: PLC0415
+
+        self._engine = ModelEngine(self, _check_callable("latent_to_logit_model", value),
+                                   operators.get(None), eager_first=True)
 
     @property
     def scorer(self) -> Any:
@@ -297,7 +306,7 @@ class CraftTf(CraftPlots):
         masks = np.asarray(self.sampler(self.number_of_concepts, nb_design), np.float32)
         bank = tf.constant(factorization.concept_bank_w)
         coefficients = tf.constant(coefficients)
-        model = self._engine.model  # h, as the engine checked it
+        model = self.latent_to_logit_model
         logits = self.scorer.outputs(model, tf.tensordot(coefficients[:1], bank, 1))
         class_id = factorization.class_id
         if class_id >= logits.shape[1]:

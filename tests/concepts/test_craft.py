@@ -208,6 +208,11 @@ def test_a_logit_model_tensorflow_cannot_trace_runs_eagerly_warning_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error", SobolTFWarning)
         craft.estimate_importance(nb_design=16)  # eager at once: no second warning
+        craft.latent_to_logit_model = h  # a new engine: compiled again, no warning
+        np.testing.assert_array_equal(craft.estimate_importance(nb_design=16), reference)
+    assert not craft.scorer.mode.eager and craft.latent_to_logit_model is h
+    with pytest.raises(InvalidTypeError, match="latent_to_logit_model"):
+        craft.latent_to_logit_model = "not a model"
 
 
 def test_the_plots_draw_from_the_fitted_concepts(tmp_path):
