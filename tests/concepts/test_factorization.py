@@ -26,6 +26,7 @@ def test_crops_are_the_windows_at_every_stride_image_by_image_row_by_row():
     np.testing.assert_array_equal(extract_crops(images, 1), images.reshape(-1, 1, 1, 2))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 200 steps
 def test_an_exact_low_rank_non_negative_product_is_recovered():
     rng = np.random.default_rng(0)
     bank = np.array([[1.0, 0.0, 2.0, 0.0, 0.5], [0.0, 3.0, 0.0, 1.0, 0.0]], np.float32)
