@@ -15,88 +15,24 @@ by default as in the paper): the k-th perturbation of an image is
 ``h((U * mask_k) @ W)``, built on the device inside the scoring engine's compiled batch
 loop (several images per forward batch).
 
+Both models run on one :class:`~sobol_tf._utils.engine.ModelEngine` (h seen through the
+classification operator; g's activations on the same scorer), as the explainers and
+metrics do. The parts that do not touch the models (the result classes, checking and
+cropping images, the NMF) live in :mod:`sobol_tf.concepts.factorization` and are
+importable from here too.
+
 The classes share Xplique's names, positional order and defaults (``CraftTf``,
 ``CraftManagerTf``); our extras are keyword-only.
 """
-import dataclasses
-from typing import Any, Callable, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Optional, Tuple, cast
 
 import numpy as np
 
 from sobol_tf.concepts._plots import CraftPlots, DisplayImportancesOrder  # noqa: F401
+from sobol_tf.concepts.factorization import (  # noqa: F401 (also importable from here)
+    NMF_ALPHA_W, STRIDE_SHARE, Factorization, Sensitivity, check_images, coefficients_of,
+    extract_crops, factorize, nmf_class)
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, NotFittedError
-
-#: crops overlap: the stride between two crops is this share of ``patch_size`` (the
-#: reference implementation's).
-STRIDE_SHARE = 0.8
-
-#: regularisation of W in the NMF (the reference implementation's ``alpha_W``).
-NMF_ALPHA_W = 1e-2
-
-_INSTALL = "pip install scikit-learn (or pip install 'sobol_tf[concepts]')"
-
-
-@dataclasses.dataclass
-class Factorization:
-    """What :meth:`CraftTf.fit` computed.
-
-    Attributes:
-        inputs: the images given to fit, float32 (N, H, W, C).
-        class_id: the class explained.
-        crops: float32 (n_crops, patch_size, patch_size, C).
-        reducer: the fitted scikit-learn NMF (its ``components_`` is the bank).
-        crops_u: float32 (n_crops, number_of_concepts), U.
-        concept_bank_w: float32 (number_of_concepts, channels), W.
-    """
-
-    inputs: np.ndarray
-    class_id: int
-    crops: np.ndarray
-    reducer: Any
-    crops_u: np.ndarray
-    concept_bank_w: np.ndarray
-
-
-class Sensitivity:
-    """Global importances of :meth:`CraftTf.estimate_importance` (inputs=None).
-
-    Attributes:
-        importances: float32 (number_of_concepts,), total Sobol indices.
-        most_important_concepts: concept ids by decreasing importance.
-        cmaps: one matplotlib colormap per concept rank (built on first use; set with
-            :meth:`set_concept_attribution_cmap`).
-    """
-
-    def __init__(self, importances: np.ndarray, most_important_concepts: np.ndarray,
-                 cmaps: Optional[Sequence[Any]] = None) -> None:
-        self.importances = importances
-        self.most_important_concepts = most_important_concepts
-        self._colors = cmaps
-        self._cmaps: Optional[List[Any]] = None
-
-    @property
-    def cmaps(self) -> List[Any]:
-        if self._cmaps is None:
-            from sobol_tf.concepts._plots import concept_cmaps  # matplotlib, lazily
-            self._cmaps = concept_cmaps(self._colors, len(self.most_important_concepts))
-        return self._cmaps
-
-    def set_concept_attribution_cmap(self, cmaps: Optional[Sequence[Any]] = None
-                                     ) -> List[Any]:
-        """Colours of the concepts: None (the default palette), a list of (r, g, b)
-        (0-1 or 0-255) or of matplotlib colormap names, one per concept rank."""
-        self._colors, self._cmaps = cmaps, None
-        return self.cmaps
-
-
-def _nmf_class():
-    try:
-        from sklearn.decomposition import NMF  # noqa: PLC0415 (optional dependency)
-    except ImportError as error:
-        raise ImportError(
-            f"CRAFT factorises activations with scikit-learn's NMF: {_INSTALL}."
-        ) from error
-    return NMF
 
 
 def _check_callable(name, value):
@@ -106,28 +42,6 @@ def _check_callable(name, value):
             f"batch of tensors, got {type(value).__name__}."
         )
     return value
-
-
-def _images(inputs, name, allow_single=False):
-    """``inputs`` as a fresh float32 array (N, H, W, C); one image (H, W, C) gets a
-    batch axis when ``allow_single``."""
-    from sobol_tf._utils.data import to_numpy  # noqa: PLC0415 (imports TensorFlow)
-
-    array = to_numpy(inputs, name)
-    if array.dtype.kind not in "biuf":
-        raise InvalidTypeError(f"{name} must hold real numbers, got dtype {array.dtype}.")
-    if allow_single and array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or 0 in array.shape:
-        single = " or one image (H, W, C)" if allow_single else ""
-        raise InvalidArgumentError(
-            f"{name} must be non-empty images (N, H, W, C){single}, got shape {array.shape}."
-        )
-    array = np.array(array, dtype=np.float32)  # a copy: the caller's array is untouched
-    if not np.all(np.isfinite(array)):
-        raise InvalidArgumentError(
-            f"{name} holds {int(np.sum(~np.isfinite(array)))} NaN or infinite values.")
-    return array
 
 
 class CraftTf(CraftPlots):
@@ -184,14 +98,14 @@ class CraftTf(CraftPlots):
         verbose: bool = False,
         strategy: Any = None,
     ) -> None:
+        # TensorFlow: imported when a CRAFT is built, so that import sobol_tf stays light
         from sobol_tf._utils.batching import current_strategy  # noqa: PLC0415
         from sobol_tf._utils.validation import check_positive_int, check_seed  # noqa: PLC0415
         from sobol_tf.attributions import estimators, samplers  # noqa: PLC0415
 
         self.input_to_latent_model = _check_callable("input_to_latent_model",
                                                      input_to_latent_model)
-        self.latent_to_logit_model = _check_callable("latent_to_logit_model",
-                                                     latent_to_logit_model)
+        self.latent_to_logit_model = latent_to_logit_model  # checked, on the engine
         self.number_of_concepts = check_positive_int("number_of_concepts", number_of_concepts)
         self.batch_size = None if batch_size is None else check_positive_int("batch_size",
                                                                              batch_size)
@@ -207,7 +121,6 @@ class CraftTf(CraftPlots):
         self.strategy = current_strategy() if strategy is None else strategy
         self.factorization: Optional[Factorization] = None
         self.sensitivity: Optional[Sensitivity] = None
-        self._scorer: Any = None
 
     # -- the engine ---------------------------------------------------------------------
     @property
@@ -222,13 +135,28 @@ class CraftTf(CraftPlots):
         self.__dict__["_strategy"] = check_strategy(value)
 
     @property
+    def latent_to_logit_model(self) -> Callable:
+        """h, the model CRAFT scores: the model of the CRAFT's
+        :class:`~sobol_tf._utils.engine.ModelEngine` (h seen through the classification
+        operator, the logit of the class fitted). The engine's scorer runs g too, so that
+        one ModelMode (compiled or eager) and one set of compiled steps serve both
+        models, as for an explainer. Setting it builds a new engine."""
+        return self._engine.model
+
+    @latent_to_logit_model.setter
+    def latent_to_logit_model(self, value: Callable) -> None:
+        from sobol_tf import operators  # noqa: PLC0415 (TensorFlow, see __init__)
+        from sobol_tf._utils.engine import ModelEngine  # noqa: PLC0415
+
+        self._engine = ModelEngine(self, _check_callable("latent_to_logit_model", value),
+                                   operators.get(None), eager_first=True)
+
+    @property
     def scorer(self) -> Any:
-        """The scoring engine of both models (compiled steps kept between calls)."""
-        if self._scorer is None:
-            from sobol_tf import operators  # noqa: PLC0415
-            from sobol_tf._utils.scoring import Scorer  # noqa: PLC0415
-            self._scorer = Scorer(self, operators.get(None), eager_first=True)
-        return self._scorer
+        """The scoring engine of both models (compiled steps kept between calls): the
+        :class:`~sobol_tf._utils.scoring.Scorer` of the CRAFT's
+        :class:`~sobol_tf._utils.engine.ModelEngine`."""
+        return self._engine.scorer
 
     def _latent(self, images, crop_to=None):
         """g on ``images`` batch by batch (resized on the device to ``crop_to`` first,
@@ -287,27 +215,19 @@ class CraftTf(CraftPlots):
             InvalidTypeError: a non-integer class_id.
             ImportError: scikit-learn is missing.
         """
-        import tensorflow as tf  # noqa: PLC0415
         from sobol_tf._utils.validation import check_positive_int  # noqa: PLC0415
 
         class_id = check_positive_int("class_id", class_id, minimum=0)
-        images = _images(inputs, "inputs")
-        height, width, channels = images.shape[1:]
+        images = check_images(inputs, "inputs")
+        height, width = images.shape[1:3]
         if self.patch_size > min(height, width):
             raise InvalidArgumentError(
                 f"patch_size={self.patch_size} is larger than the images ({height}x{width}); "
                 "use patch_size <= the smaller side.")
-        nmf = _nmf_class()
-        stride = max(1, int(self.patch_size * STRIDE_SHARE))
-        crops = tf.image.extract_patches(
-            images, sizes=[1, self.patch_size, self.patch_size, 1],
-            strides=[1, stride, stride, 1], rates=[1, 1, 1, 1], padding="VALID")
-        crops = tf.reshape(crops, (-1, self.patch_size, self.patch_size, channels)).numpy()
+        nmf_class()  # scikit-learn is there, before the models run
+        crops = extract_crops(images, self.patch_size)
         activations = self._latent(crops, crop_to=(height, width))
-        reducer = nmf(n_components=self.number_of_concepts, alpha_W=NMF_ALPHA_W,
-                      random_state=self.seed)
-        crops_u = reducer.fit_transform(activations.astype(np.float32)).astype(np.float32)
-        bank = reducer.components_.astype(np.float32)
+        reducer, crops_u, bank = factorize(activations, self.number_of_concepts, self.seed)
         self.factorization = Factorization(images, class_id, crops, reducer, crops_u, bank)
         self.sensitivity = None
         return crops, crops_u, bank
@@ -333,7 +253,7 @@ class CraftTf(CraftPlots):
         """
         self.check_if_fitted()
         if activations is None:
-            activations = self._latent(_images(inputs, "inputs", allow_single=True))
+            activations = self._latent(check_images(inputs, "inputs", allow_single=True))
         else:
             activations = np.asarray(activations, dtype=np.float32)
             if activations.ndim not in (2, 4) or activations.min(initial=0) < 0:
@@ -346,9 +266,7 @@ class CraftTf(CraftPlots):
             raise InvalidArgumentError(
                 f"the activations have {activations.shape[-1]} channels, the concept bank "
                 f"{channels}: use the input_to_latent_model the concepts were fitted with.")
-        flat = activations.reshape(-1, channels).astype(np.float32)
-        coefficients = factorization.reducer.transform(flat).astype(np.float32)
-        return coefficients.reshape(activations.shape[:-1] + (self.number_of_concepts,))
+        return coefficients_of(factorization.reducer, activations)
 
     def estimate_importance(self, inputs: Optional[Any] = None,
                             nb_design: int = 32) -> np.ndarray:
@@ -431,7 +349,7 @@ class CraftTf(CraftPlots):
         """
         import tensorflow as tf  # noqa: PLC0415
 
-        images = _images(inputs, "inputs", allow_single=True)
+        images = check_images(inputs, "inputs", allow_single=True)
         coefficients = self.transform(images)
         if coefficients.ndim == 2:
             coefficients = coefficients[:, None, None, :]

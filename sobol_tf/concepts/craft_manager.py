@@ -3,7 +3,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from sobol_tf.concepts.craft import CraftTf, DisplayImportancesOrder, _images
+from sobol_tf.concepts.craft import CraftTf, DisplayImportancesOrder
+from sobol_tf.concepts.factorization import check_images
 from sobol_tf.errors import InvalidArgumentError
 
 
@@ -36,7 +37,7 @@ class CraftManagerTf:
                  number_of_concepts: int = 20, batch_size: Optional[int] = 64,
                  patch_size: int = 64, *, strategy: Any = None,
                  **craft_options: Any) -> None:
-        self.inputs = _images(inputs, "inputs")
+        self.inputs = check_images(inputs, "inputs")
         labels = np.asarray(labels)
         if labels.ndim == 2:
             labels = labels.argmax(axis=1)

@@ -2,6 +2,7 @@
 Sobol estimator applied by hand, seeds, Xplique's shapes, and bad input."""
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ pytest.importorskip("sklearn")
 
 from sobol_tf.attributions import estimators, samplers  # noqa: E402
 from sobol_tf.concepts import CraftManagerTf, CraftTf, NotFittedError  # noqa: E402
-from sobol_tf.errors import InvalidArgumentError, InvalidTypeError  # noqa: E402
+from sobol_tf.errors import InvalidArgumentError, InvalidTypeError, SobolTFWarning  # noqa: E402
 
 SIZE, PATCH, POOL = 16, 8, 4
 
@@ -187,6 +188,31 @@ def test_keras_models_and_the_manager_fit_each_class_on_its_predicted_inputs():
         concept_a, _ = concept_of_pattern_a(craft.factorization.concept_bank_w)
         top = int(np.argmax(craft.sensitivity.importances))
         assert top == (concept_a if class_id == 0 else 1 - concept_a)
+
+
+def test_a_logit_model_tensorflow_cannot_trace_runs_eagerly_warning_once():
+    """Both models run on the CRAFT's one engine: h written in numpy cannot be traced,
+    so its steps run eagerly (one warning), g's later steps too (one mode per CRAFT),
+    and the importances are those of the same h traced."""
+    def numpy_h(activations):
+        return tf.constant(h(tf.constant(activations.numpy())).numpy())
+
+    reference = fitted(number_of_concepts=3, seed=0).estimate_importance(nb_design=16)
+    craft = CraftTf(g, numpy_h, 3, 16, PATCH, seed=0)
+    craft.fit(planted_images(), 0)
+    with pytest.warns(SobolTFWarning, match="could not be traced") as record:
+        importances = craft.estimate_importance(nb_design=16)  # 30 batches: traced first
+    assert sum(issubclass(w.category, SobolTFWarning) for w in record) == 1
+    np.testing.assert_allclose(importances, reference, rtol=1e-5, atol=1e-7)
+    assert craft.scorer.mode.eager
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SobolTFWarning)
+        craft.estimate_importance(nb_design=16)  # eager at once: no second warning
+        craft.latent_to_logit_model = h  # a new engine: compiled again, no warning
+        np.testing.assert_array_equal(craft.estimate_importance(nb_design=16), reference)
+    assert not craft.scorer.mode.eager and craft.latent_to_logit_model is h
+    with pytest.raises(InvalidTypeError, match="latent_to_logit_model"):
+        craft.latent_to_logit_model = "not a model"
 
 
 def test_the_plots_draw_from_the_fitted_concepts(tmp_path):
