@@ -40,8 +40,6 @@ def design_bytes(nb_design: int, dimension: int) -> int:
 #: nb_design=16, **EFFICIENT_SETTINGS)``.
 EFFICIENT_SETTINGS = {"estimator": "jansen_normalised", "sampler": "scrambled_sobol"}
 
-#: the first-order formula, shared by every estimator (a user's estimator included).
-_FIRST_ORDER = estimators_module.JansenEstimator()
 
 SobolIndices = namedtuple("SobolIndices", ["total", "first"])
 SobolIndices.__doc__ = """Sobol indices resized to the input, each (N, H, W, k) float32.
@@ -162,6 +160,15 @@ class SobolAttributionMethod(RefinementMixin, DesignExplainer):
         verbose: show a progress bar.
         jit_compile, mixed_precision, strategy: see
             :class:`~sobol_tf.attributions.Explainer`.
+        refine: a two-stage design for :meth:`explain`, with an estimator that skips
+            B ('jansen_normalised' or 'jansen_total'): a survey of nb_design / 4 base
+            points steps every cell, then the rest of the ``nb_design * (d + 1)`` passes
+            go to the cells in proportion to the square root of their survey index,
+            per input (:mod:`sobol_tf.attributions.refinement`). The same passes, about
+            half the map error on image convnets (benchmarks/results/passes.md); the
+            same limit as the one-stage design. The refinement of each input is its own
+            design, so its passes run one input at a time. Not for token ids;
+            :meth:`explain_indices` evaluates the one-stage design.
 
     Raises:
         InvalidArgumentError: in the constructor: ``nb_design`` < 2 or not a power of
@@ -183,9 +190,11 @@ class SobolAttributionMethod(RefinementMixin, DesignExplainer):
             (see above); a ``baseline`` array of another shape. In the constructor also:
             'tokens' without ``mask_token``; ``mask_token`` / ``pad_token`` with another
             perturbation; ``baseline`` with a perturbation other than 'inpainting', NaN
-            or infinite.
+            or infinite; ``refine=True`` with another estimator (at explain: with
+            token ids, or a sampler tying a cell in the survey).
         InvalidTypeError: a ``mask_token`` / ``pad_token`` that is not an integer, a
-            ``baseline`` that is neither a number nor an array of numbers.
+            ``baseline`` that is neither a number nor an array of numbers, a
+            ``refine`` that is not a bool.
 
     Example:
         >>> explainer = SobolAttributionMethod(model, grid_size=8, nb_design=32)
@@ -233,6 +242,14 @@ class SobolAttributionMethod(RefinementMixin, DesignExplainer):
     def explain_indices(self, inputs: Any, targets: Any = None) -> SobolIndices:
         """Total- and first-order indices from the same forward passes.
 
+        Evaluates the whole design [A, B, C_1..C_d] (first order needs B), whatever the
+        estimator and ``refine``. First order: the reference formula (Saltelli et al.,
+        2010), or, with an estimator that reads the design (e.g.
+        :data:`EFFICIENT_SETTINGS`'), the same formula with the cells' linear effects
+        as a control variate
+        (:func:`~sobol_tf.attributions.estimators.first_order_with_linear_cv`: the same
+        limit, about half the map error at nb_design 16-32).
+
         Args and Raises: as :meth:`explain`.
 
         Returns:
@@ -243,7 +260,8 @@ class SobolAttributionMethod(RefinementMixin, DesignExplainer):
         masks = self._masks(*images.shape[1:])
         scores = self._perturbed_scores(model, images, targets, masks)
         size = images.shape[1], images.shape[2]
-        first = self._cells(_FIRST_ORDER.first_order(scores, self.nb_design), masks)
+        first = self._cells(estimators_module.first_order_of(
+            self.estimator, scores, self.nb_design, masks), masks)
         total = self._estimate(scores, masks, None)
         layout = self._layout
         return SobolIndices(total=layout.from_engine(self._to_input_size(total, *size)),
