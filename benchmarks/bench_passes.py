@@ -74,6 +74,12 @@ CANDIDATES = [
     ("scrambled + jansen_cv", "scrambled", "jansen_cv"),
     ("lhs + jansen_normalised", "lhs", "jansen_normalised"),
 ]
+#: first order (explain_indices, which evaluates B): label, design, linear control variate
+FIRST_ORDER = [
+    ("reference formula, unscrambled Sobol (today's default)", "sobol", False),
+    ("reference formula, scrambled Sobol", "scrambled", False),
+    ("linear control variate, scrambled Sobol (EFFICIENT)", "scrambled", True),
+]
 #: two-stage designs (``refine=True``): run through the explainer itself (the
 #: refinement design depends on each input's survey, so it cannot be read from the
 #: shared scores); label -> the explainer's settings.
@@ -392,6 +398,25 @@ def run_case(title, key, builder):
             curves.setdefault(label, []).append((passes, errors.mean(), min(per_seed),
                                                  max(per_seed)))
 
+    # first order (explain_indices): the reference formula against the linear control
+    # variate of the design-reading estimators, on the same scores
+    first_reference = estimators.JansenEstimator().first_order(ref_scores,
+                                                               REFERENCE_NB_DESIGN).numpy()
+    first_rows = []
+    for label, design_name, with_cv in FIRST_ORDER:
+        for n in METRIC_NB_DESIGNS:
+            errors = []
+            for (name, seed), (scores, design) in full.items():
+                if name != design_name:
+                    continue
+                sub_scores, sub = sub_design(scores, top, n, d), sub_design(design, top, n, d)
+                first = (estimators.first_order_with_linear_cv(sub_scores, n, sub) if with_cv
+                         else estimators.JansenEstimator().first_order(sub_scores, n))
+                errors.append(pearson_error(first.numpy(), first_reference))
+            errors = np.concatenate(errors)
+            first_rows.append(dict(label=label, n=n, passes=n * (d + 2), mean=errors.mean(),
+                                   sd=errors.std()))
+
     # Deletion / Insertion at nb_design 16 and 32 (seed-averaged scores)
     metrics = {}
     try:
@@ -413,7 +438,7 @@ def run_case(title, key, builder):
     print(f"{title}: d={d}, {seconds:.0f} s" + (
         f", test accuracy {accuracy:.3f}" if accuracy is not None else ""))
     return dict(title=title, d=d, rows=rows, curves=curves, metrics=metrics,
-                accuracy=accuracy, seconds=seconds, floor=floor)
+                accuracy=accuracy, seconds=seconds, floor=floor, first_rows=first_rows)
 
 
 def _layout_and_channels(explainer, x):
@@ -469,6 +494,20 @@ def write_markdown(path, results, total_seconds):
         row = [r for r in result["rows"] if r["label"] == CANDIDATES[0][0] and r["n"] == 32]
         cells.append(f"{row[0]['mean']:.4f} / {row[0]['independent']:.4f}" if row else "")
     lines += [f"| today's default at nb_design 32 | " + " | ".join(cells) + " |", ""]
+    lines += ["## First order (explain_indices): 1 - r against the first-order map at "
+              f"nb_design {REFERENCE_NB_DESIGN}", "",
+              "Same scores as above (explain_indices evaluates B: nb_design * (d + 2) "
+              "passes); mean over inputs (and seeds).", "",
+              "| first order | nb_design | " + " | ".join(r["title"] for r in results) + " |",
+              "|---|---:|" + "---:|" * len(results)]
+    for label, _, _ in FIRST_ORDER:
+        for n in METRIC_NB_DESIGNS:
+            cells = []
+            for result in results:
+                row = [r for r in result["first_rows"] if r["label"] == label and r["n"] == n]
+                cells.append(f"{row[0]['mean']:.4f}" if row else "")
+            lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
+    lines.append("")
     for result in results:
         lines += [f"## {result['title']}", "",
                   f"d = {result['d']} cells" + (

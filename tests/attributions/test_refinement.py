@@ -27,9 +27,9 @@ class CountingModel:
 
 
 def explainer_of(model, nb_design, refine=True, seed=0, **options):
-    options = {**EFFICIENT_SETTINGS, **options}
+    options = {**EFFICIENT_SETTINGS, **options, "refine": refine}
     return SobolAttributionMethod(model, grid_size=4, nb_design=nb_design, seed=seed,
-                                  batch_size=4096, refine=refine, **options)
+                                  batch_size=4096, **options)
 
 
 def test_allocation_spends_the_budget_about_in_proportion():
@@ -105,7 +105,7 @@ def test_refusals():
     ids = np.array([[3, 4, 5, 6]], np.int32)
     text = SobolAttributionMethod(lambda x: tf.one_hot(x[:, 0] % 2, 2), nb_design=16,
                                   perturbation_function="tokens", mask_token=0,
-                                  refine=True, **EFFICIENT_SETTINGS)
+                                  **EFFICIENT_SETTINGS)
     with pytest.raises(InvalidArgumentError, match="token"):
         text(ids, [0])
 
