@@ -50,7 +50,9 @@ METHODS = {
         "each cell explains, alone and through its interactions, estimated on quasi-Monte "
         "Carlo masks.",
         "`nb_design * (d + 2)` forward passes per input, d = `grid_size`² cells "
-        "(× channels with `per_channel=True`); 2,112 at the defaults (32 × 66).",
+        "(× channels with `per_channel=True`); 2,112 at the defaults (32 × 66); "
+        "`nb_design * (d + 1)` with `sobol.EFFICIENT_SETTINGS` (1,040 at nb_design 16, "
+        "spent in two stages).",
         "Fel et al., *Look at the Variance! Efficient Black-box Explanations with "
         "Sobol-based Sensitivity Analysis*, NeurIPS 2021",
         "https://arxiv.org/abs/2111.04138"),
