@@ -740,3 +740,25 @@ def test_the_parser_is_importable_where_tensorflow_is_not():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True"]
+
+
+def test_refine_runs_the_two_stage_design(files, tmp_path, capsys):
+    """--refine with the efficient estimator and sampler: the maps equal the library's
+    two-stage explainer's; --refine with Jansen's estimator is a usage error."""
+    out = tmp_path / "out"
+    options = ["--estimator", "jansen_normalised", "--sampler", "scrambled_sobol",
+               "--refine"]
+    status, _, stderr = run_main(
+        ["explain", files["model"], files["paths"]["exact"], "--out", str(out),
+         "--target", "1", "--quiet", "--no-overlays", *FAST, *options], capsys)
+    assert (status, stderr) == (0, "")
+    image = np.asarray(files["pixels"]["exact"], np.float32)[None] / 255.0
+    direct = SobolAttributionMethod(files["keras_model"], grid_size=4, nb_design=16, seed=0,
+                                    estimator="jansen_normalised",
+                                    sampler="scrambled_sobol", refine=True)(image, [1])
+    np.testing.assert_allclose(np.load(out / "maps.npz")["exact.png"], direct[0, ..., 0],
+                               atol=1e-5)
+    status, _, stderr = run_main(
+        ["explain", files["model"], files["paths"]["exact"], "--out", str(tmp_path / "o2"),
+         "--quiet", "--refine", *FAST], capsys)
+    assert status == 2 and "refine=True needs estimator='jansen_normalised'" in stderr

@@ -72,7 +72,8 @@ def run_explain(args: argparse.Namespace) -> int:
             with_channel_axis(model, spec), grid_size=args.grid_size, nb_design=args.nb_design,
             sampler=args.sampler, estimator=args.estimator,
             perturbation_function=args.perturbation, batch_size=args.batch_size,
-            seed=args.seed, verbose=False, strategy=strategy)
+            seed=args.seed, verbose=False, strategy=strategy,
+            refine=bool(getattr(args, "refine", False)))
     except (SobolTFError, ValueError, TypeError) as exc:  # an option the method refuses
         report(files.one_line(exc))
         return EXIT_USAGE

@@ -291,4 +291,6 @@ def job_settings(args: argparse.Namespace) -> Dict[str, Any]:
     return {"model_sha256": file_digest(args.model), "target": args.target,
             "grid_size": args.grid_size, "nb_design": args.nb_design,
             "sampler": args.sampler, "estimator": args.estimator,
-            "perturbation": args.perturbation, "seed": args.seed, "scale": args.scale}
+            "perturbation": args.perturbation, "seed": args.seed, "scale": args.scale,
+            # only when set, so that the job.json of earlier runs still matches
+            **({"refine": True} if getattr(args, "refine", False) else {})}
