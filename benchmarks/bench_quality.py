@@ -319,6 +319,12 @@ def plot_curves(path, curves):
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for axis, (title, per_method) in zip(axes, curves.items()):
+        # more curves than the 10 default colours: the colours come round again, dashed
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        laps = -(-len(per_method) // len(colours))
+        axis.set_prop_cycle(color=colours * laps,
+                            linestyle=[("-", "--", ":", "-.")[lap % 4]
+                                       for lap in range(laps) for _ in colours])
         plot_metric_curves(per_method, ax=axis, band=False, title=title,
                            xlabel="pixels perturbed", ylabel="probability of the label")
     figure.tight_layout()
