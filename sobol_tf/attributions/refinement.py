@@ -179,9 +179,11 @@ class TwoStage:
                        else np.full(d, n1 / 6.0))
             steps = allocate(np.sqrt(np.maximum(sums / weights, 0.0)), self.left, self.cap)
             rows, where = self._refinement(steps)
-            more = explainer._perturbed_scores(model, images[row:row + 1],
-                                               targets[row:row + 1],
-                                               self._masks(rows)).numpy()[0]
+            more = np.zeros(0)  # nb_design=2: the survey is the whole budget
+            if len(rows):
+                more = explainer._perturbed_scores(model, images[row:row + 1],
+                                                   targets[row:row + 1],
+                                                   self._masks(rows)).numpy()[0]
             more = more.astype(np.float64)
             for cell, at in enumerate(where):
                 if at.size:

@@ -160,3 +160,15 @@ def test_first_order_control_variate_is_affine_invariant_per_input():
     assert not np.any(flat.numpy())  # a constant score: every index 0
     with pytest.raises(InvalidArgumentError, match="design"):
         estimators.first_order_with_linear_cv(f[None], 16, design[:, :15])
+
+
+@pytest.mark.parametrize("nb_design", [2, 4])
+def test_the_smallest_designs(nb_design):
+    """nb_design=2: the survey spends the whole budget (no refinement rows)."""
+    counting = CountingModel(CellModel(WEIGHTS, 4))
+    explainer = explainer_of(counting, nb_design)
+    expected = explainer.nb_forward_passes(ONES, [0])
+    st = explainer(ONES, [0]).numpy().ravel()
+    assert counting.rows.numpy() == expected
+    np.testing.assert_allclose(st / st.sum(), WEIGHTS ** 2 / np.sum(WEIGHTS ** 2),
+                               atol=1e-6)  # additive: exact at any budget
