@@ -284,7 +284,7 @@ def to_input_maps(explainer, indices, inputs):
 
 def run_case(title, key, builder):
     from sobol_tf.attributions import SobolAttributionMethod
-    from sobol_tf.attributions import estimators
+    from sobol_tf.attributions import estimators, refinement
     from sobol_tf.metrics import Deletion, Insertion
 
     start = time.perf_counter()
@@ -326,11 +326,28 @@ def run_case(title, key, builder):
             full[(design_name, seed)] = cached(f"{key}_{design_name}_{seed}", compute)
 
     rows, curves, metric_maps = [], {}, {}
+
+    def record(label, n, passes, maps):
+        """A table row and a curve point from the cell maps of each seed's design."""
+        if not maps:
+            return
+        errors = [pearson_error(m, reference) for m in maps]
+        per_seed = [e.mean() for e in errors]
+        errors = np.concatenate(errors)
+        independent_mean = (np.concatenate([pearson_error(m, independent) for m in maps]).mean()
+                            if independent is not None else float("nan"))
+        if n in METRIC_NB_DESIGNS:
+            metric_maps.setdefault((label, n), []).extend(maps)
+        rows.append(dict(label=label, n=n, passes=passes, mean=errors.mean(),
+                         sd=errors.std(), worst=max(per_seed), seeds=len(per_seed),
+                         independent=independent_mean))
+        curves.setdefault(label, []).append((passes, errors.mean(), min(per_seed),
+                                             max(per_seed)))
     for label, design_name, estimator_name in CANDIDATES:
         estimator = estimators.get(estimator_name)
         skips_b = not estimators.reads_b(estimator)
         for n in NB_DESIGNS:
-            errors, per_seed, independent_errors = [], [], []
+            maps = []
             for (name, seed), (scores, design) in full.items():
                 if name != design_name:
                     continue
@@ -353,50 +370,17 @@ def run_case(title, key, builder):
                     sub_scores, sub = found[0]
                 elif n != top:  # a Latin hypercube's prefix is no Latin hypercube
                     continue
-                indices = (estimator(sub_scores, n, design=sub)
-                           if getattr(estimator, "reads_design", False)
-                           else estimator(sub_scores, n)).numpy()
-                error = pearson_error(indices, reference)
-                errors.append(error)
-                per_seed.append(error.mean())
-                if independent is not None:
-                    independent_errors.append(pearson_error(indices, independent))
-                if n in METRIC_NB_DESIGNS:
-                    metric_maps.setdefault((label, n), []).append(indices)
-            if not errors:
-                continue
-            errors = np.concatenate(errors)
-            passes = n * (d + (1 if skips_b else 2))
-            rows.append(dict(label=label, n=n, passes=passes, mean=errors.mean(),
-                             sd=errors.std(), worst=max(per_seed), seeds=len(per_seed),
-                             independent=(np.concatenate(independent_errors).mean()
-                                          if independent_errors else float("nan"))))
-            curves.setdefault(label, []).append((passes, errors.mean(), min(per_seed),
-                                                 max(per_seed)))
+                maps.append((estimator(sub_scores, n, design=sub)
+                             if getattr(estimator, "reads_design", False)
+                             else estimator(sub_scores, n)).numpy())
+            record(label, n, n * (d + (1 if skips_b else 2)), maps)
 
     for label, settings in REFINED:
         for n in NB_DESIGNS[:-1] if key in LIGHT_CASES else NB_DESIGNS:
-            errors, per_seed, independent_errors = [], [], []
-            for seed in SEEDS:
-                indices = cached(f"{key}_refine_sqrt_{n}_{seed}", lambda n=n, seed=seed:
-                                 (refined_indices(model, x, y, options, n, settings, seed),
-                                  np.zeros(0)))[0]
-                error = pearson_error(indices, reference)
-                errors.append(error)
-                per_seed.append(error.mean())
-                if independent is not None:
-                    independent_errors.append(pearson_error(indices, independent))
-                if n in METRIC_NB_DESIGNS:
-                    metric_maps.setdefault((label, n), []).append(indices)
-            from sobol_tf.attributions import refinement
-            errors = np.concatenate(errors)
-            passes = refinement.passes(n, d)
-            rows.append(dict(label=label, n=n, passes=passes, mean=errors.mean(),
-                             sd=errors.std(), worst=max(per_seed), seeds=len(per_seed),
-                             independent=(np.concatenate(independent_errors).mean()
-                                          if independent_errors else float("nan"))))
-            curves.setdefault(label, []).append((passes, errors.mean(), min(per_seed),
-                                                 max(per_seed)))
+            maps = [cached(f"{key}_refine_sqrt_{n}_{seed}", lambda n=n, seed=seed:
+                           (refined_indices(model, x, y, options, n, settings, seed),
+                            np.zeros(0)))[0] for seed in SEEDS]
+            record(label, n, refinement.passes(n, d), maps)
 
     # first order (explain_indices): the reference formula against the linear control
     # variate of the design-reading estimators, on the same scores

@@ -26,6 +26,19 @@ def cell_means(x, grid_size):
     return tf.reshape(tf.reduce_mean(cells, axis=-1), (-1, grid_size * grid_size))
 
 
+class CountingModel:
+    """A callable model that counts the rows it is called on (in a tf.Variable, so the
+    count is right inside compiled steps too)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.rows = tf.Variable(0, dtype=tf.int64)
+
+    def __call__(self, x):
+        self.rows.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        return self.model(x)
+
+
 class CellModel:
     """f(x) = sum_i w_i m_i + gamma * m_p * m_q of the grid-cell means m_i.
 

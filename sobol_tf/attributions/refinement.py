@@ -34,8 +34,6 @@ import numpy as np
 import tensorflow as tf
 
 from sobol_tf.attributions import estimators as estimators_module
-from sobol_tf.attributions import samplers as samplers_module
-from sobol_tf.attributions.designs import check_replicated
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
 #: the estimators a two-stage design can pool (their per-cell sums add over pairs).
@@ -130,11 +128,7 @@ class TwoStage:
                 f"refine=True draws a design of {size} points for its {d} cells "
                 f"(nb_design={nb_design}): over the memory limit; use fewer cells or a "
                 "smaller nb_design, or refine=False.")
-        sampler = explainer.sampler
-        design = sampler(d, size)
-        if not isinstance(sampler, samplers_module.ReplicatedSampler):
-            design = check_replicated(design, size, d)
-        design = np.asarray(design, np.float64).reshape(-1, d)
+        design = np.asarray(explainer._draw(d, nb_design=size), np.float64).reshape(-1, d)
         self.a, self.b = design[:size], design[size:2 * size]
         self.squared_steps = np.square(self.a - self.b).T  # (d, size)
         tied = np.flatnonzero(np.all(self.squared_steps[:, :self.n1] == 0, axis=1))

@@ -323,11 +323,11 @@ class SobolAttributionMethod(RefinementMixin, DesignExplainer):
                                       self.sampler)
         return (tf.reshape(tf.constant(design, tf.float32), (-1,) + tuple(cells)),)
 
-    def _draw(self, dimension: int, sampler: Any = None) -> np.ndarray:
-        sampler = sampler or self.sampler
-        design = sampler(dimension, self.nb_design)
+    def _draw(self, dimension: int, sampler: Any = None, nb_design: int = 0) -> np.ndarray:
+        sampler, nb_design = sampler or self.sampler, nb_design or self.nb_design
+        design = sampler(dimension, nb_design)
         if not isinstance(sampler, samplers_module.ReplicatedSampler):
-            design = check_replicated(design, self.nb_design, dimension)
+            design = check_replicated(design, nb_design, dimension)
         return np.asarray(design)
 
     def _estimate(self, scores: tf.Tensor, masks: tf.Tensor,

@@ -9,21 +9,12 @@ from sobol_tf.attributions import refinement
 from sobol_tf.attributions.sobol import EFFICIENT_SETTINGS
 from sobol_tf.errors import InvalidArgumentError, InvalidTypeError
 
-from tests.conftest import CellModel, analytic_indices
+from tests.conftest import CellModel, CountingModel, analytic_indices
 
 WEIGHTS = np.array([3.0, 0.0, 1.0, 0.5, 0.0, 2.0, 0.0, 1.0, 0.25, 0.0, 0.0, 1.5, 0.0, 0.0,
                     1.0, 0.0])
 INTERACTION = (0, 5, 6.0)
 ONES = np.ones((1, 4, 4, 1), np.float32)
-
-
-class CountingModel:
-    def __init__(self, model):
-        self.model, self.rows = model, tf.Variable(0, dtype=tf.int64)
-
-    def __call__(self, x):
-        self.rows.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
-        return self.model(x)
 
 
 def explainer_of(model, nb_design, refine=True, seed=0, **options):

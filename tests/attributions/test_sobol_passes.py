@@ -9,7 +9,7 @@ from sobol_tf.attributions import SobolAttributionMethod, estimators, samplers
 from sobol_tf.attributions.sobol import EFFICIENT_SETTINGS
 from sobol_tf.errors import InvalidArgumentError
 
-from tests.conftest import CellModel, analytic_indices
+from tests.conftest import CellModel, CountingModel, analytic_indices
 
 NEW = ("jansen_total", "jansen_normalised", "jansen_cv")
 WEIGHTS = np.array([3.0, 0.0, 1.0, 0.5, 0.0, 2.0, 0.0, 1.0, 0.25, 0.0, 0.0, 1.5, 0.0, 0.0,
@@ -101,19 +101,6 @@ def test_scrambled_sampler_by_name_is_reproducible():
     np.testing.assert_array_equal(default, samplers.get("scrambled_sobol", seed=0)(5, 16))
     assert not np.array_equal(default, samplers.get("scrambled_sobol", seed=1)(5, 16))
     assert not np.array_equal(default, samplers.get("sobol")(5, 16))
-
-
-class CountingModel:
-    """A callable model that counts the rows it is called on (in a tf.Variable, so the
-    count is right inside compiled steps too)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.rows = tf.Variable(0, dtype=tf.int64)
-
-    def __call__(self, x):
-        self.rows.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
-        return self.model(x)
 
 
 @pytest.fixture(scope="module")
