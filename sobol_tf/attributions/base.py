@@ -441,12 +441,13 @@ class BlackBoxExplainer(Explainer):
         (H, W). Runs inside the compiled step (batch by batch) or once on all the masks."""
         return upsample_masks(masks, height, width, self.upsampling)
 
-    def _cached_masks(self, masks, height, width):
+    def _cached_masks(self, masks, height, width, keep=True):
         """``(masks, True)``: the masks at (H, W) when they fit in MASK_CACHE_BYTES; else
         ``(masks, False)``: the masks as drawn, to be upsampled batch by batch.
 
         The last upsampled set is kept for the next call with the same masks and size
-        (one entry, so the cache stays within MASK_CACHE_BYTES).
+        (one entry, so the cache stays within MASK_CACHE_BYTES); ``keep=False``: masks
+        used once, upsampled without replacing that entry.
         """
         if masks.shape[0] * height * width * masks.shape[3] * 4 > MASK_CACHE_BYTES:
             return masks, False
@@ -454,6 +455,8 @@ class BlackBoxExplainer(Explainer):
         if cached is None or cached[0] is not masks or cached[1] != (height, width):
             upsampled = tf.concat([chunk for _, chunk in self._mask_chunks(masks, height, width)],
                                   axis=0)
+            if not keep:
+                return upsampled, True
             self._upsampled = cached = (masks, (height, width), upsampled)
         return cached[2], True
 
@@ -500,17 +503,24 @@ class BlackBoxExplainer(Explainer):
             ids = tf.range(start, min(start + MASK_CHUNK, masks.shape[0]), dtype=tf.int64)
             yield ids, self._upsample(tf.gather(masks, ids), ids, height, width)
 
-    def _perturbed_scores(self, model, images, targets, masks):
+    def _perturbed_scores(self, model, images, targets, masks, per_input=False):
         """Scores (N, P) of every input perturbed by every mask, on the engine's one path
         masks -> perturbation -> scores (:meth:`Scorer.masked_scores
-        <sobol_tf._utils.scoring.Scorer.masked_scores>`, shared with the metrics)."""
+        <sobol_tf._utils.scoring.Scorer.masked_scores>`, shared with the metrics).
+
+        ``per_input=True``: each input has its own P masks, ``masks`` (N * P, h, w, k)
+        with input n's in rows n * P .. n * P + P - 1 (all the inputs still share the
+        batches: a design that depends on each input costs no call per input)."""
         height, width = images.shape[1], images.shape[2]
-        masks, upsampled = self._cached_masks(masks, height, width)
+        nb_masks = masks.shape[0] // images.shape[0] if per_input else masks.shape[0]
+        masks, upsampled = self._cached_masks(masks, height, width, keep=not per_input)
         perturbation = self.perturbation
         baselines = tf.convert_to_tensor(perturbation.baselines(images), tf.float32)
         upsample = self._upsample
+        per_input_masks = tf.constant(nb_masks if per_input else 0, tf.int64)
 
-        def masks_of(input_ids, mask_ids, masks):
+        def masks_of(input_ids, mask_ids, masks, per_input_masks):
+            mask_ids = mask_ids + input_ids * per_input_masks  # rows of the masks tensor
             batch_masks = tf.gather(masks, mask_ids)
             return batch_masks if upsampled else upsample(batch_masks, mask_ids, height, width)
 
@@ -523,6 +533,7 @@ class BlackBoxExplainer(Explainer):
             or self.upsampling in XLA_RESIZE_METHODS)
         return self._scorer.masked_scores(
             model, ("perturbed", upsampled), perturbation, images, targets, baselines,
-            masks.shape[0], masks_of, extras=(masks,),
-            what=f"{masks.shape[0]} perturbations of {images.shape[0]} input(s)",
+            nb_masks, masks_of, extras=(masks, per_input_masks),
+            what=f"{nb_masks} perturbations of {images.shape[0]} input(s)"
+                 + (" (its own masks each)" if per_input else ""),
             broadcast_one_input=broadcasts, jit_compile=fused)

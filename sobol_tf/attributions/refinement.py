@@ -24,7 +24,8 @@ root hedges against the survey's own noise. Measured on the models of
 ``benchmarks/bench_passes.py``, this allocation (a survey of nb_design / 4) beat giving
 the top quarter of the cells all the extra steps, and the proportional (power 1) or
 three-stage variants were within the noise (benchmarks/results/passes.md). The
-refinement design depends on the input, so those passes run one input at a time.
+refinement design depends on the input: each input gets its own masks, and the inputs
+still share the batches (one call to the engine for all of them).
 """
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def check_refine(refine: Any, estimator: Any) -> bool:
 
 #: a cell gets at most MAX_EXTRA * nb_design refinement steps (bounds the design drawn).
 MAX_EXTRA = 3
+#: the refinement masks (each input its own, at the cells' size) of the inputs scored
+#: together: at most this many bytes.
+GROUP_BYTES = 64 * 2**20
 
 
 def survey_points(nb_design: int) -> int:
@@ -165,27 +169,39 @@ class TwoStage:
         """Total indices (N, *cells) float32 of the inputs from the two stages."""
         n1, d = self.n1, self.dimension
         survey = explainer._perturbed_scores(model, images, targets, self.survey).numpy()
+        survey = survey.astype(np.float64)
         normalise = isinstance(explainer.estimator, estimators_module.NormalisedJansenEstimator)
-        maps = []
-        for row, scores in enumerate(survey.astype(np.float64)):
+        plans = []  # per input: (Jansen sums, their weights, refinement rows, step rows)
+        for scores in survey:
             sums = np.square(scores[None, :n1] - scores[n1:].reshape(d, n1)).sum(-1)
             weights = (self.squared_steps[:, :n1].sum(-1) if normalise
                        else np.full(d, n1 / 6.0))
             steps = allocate(np.sqrt(np.maximum(sums / weights, 0.0)), self.left, self.cap)
-            rows, where = self._refinement(steps)
-            more = np.zeros(0)  # nb_design=2: the survey is the whole budget
-            if len(rows):
-                more = explainer._perturbed_scores(model, images[row:row + 1],
-                                                   targets[row:row + 1],
-                                                   self._masks(rows)).numpy()[0]
-            more = more.astype(np.float64)
+            plans.append((sums, weights) + self._refinement(steps))
+        # the inputs' refinements share the engine's batches (each input its own masks),
+        # GROUP_BYTES of masks at a time; the rows of an input whose design ran out (a
+        # capped cell) are padded with its first row, not read
+        length = max(len(rows) for _, _, rows, _ in plans)
+        more = np.zeros((len(plans), length))  # nb_design=2: the survey is everything
+        group = max(1, GROUP_BYTES // max(1, length * d * 4))
+        for start in range(0, len(plans) if length else 0, group):
+            rows = np.concatenate([
+                np.concatenate([rows, np.repeat(rows[:1], length - len(rows), 0)])
+                for _, _, rows, _ in plans[start:start + group]])
+            more[start:start + group] = explainer._perturbed_scores(
+                model, images[start:start + group], targets[start:start + group],
+                self._masks(rows), per_input=True).numpy()
+        maps = []
+        for (sums, weights, rows, where), scores, extra in zip(plans, survey,
+                                                               more.astype(np.float64)):
+            extra = extra[:len(rows)]  # the padding is not read
             for cell, at in enumerate(where):
                 if at.size:
                     bases = at - at[0]  # the base points this cell was stepped from
-                    sums[cell] += np.square(more[bases] - more[at]).sum()
+                    sums[cell] += np.square(extra[bases] - extra[at]).sum()
                     weights[cell] += (self.squared_steps[cell, n1:n1 + at.size].sum()
                                       if normalise else at.size / 6.0)
-            everything = np.concatenate([scores, more])
+            everything = np.concatenate([scores, extra])
             if np.all(estimators_module.constant_scores(everything[None]).numpy()):
                 maps.append(np.zeros(d))
                 continue
@@ -213,7 +229,7 @@ class RefinementMixin:
         if self._layout.kind == "tokens":  # type: ignore[attr-defined]
             raise InvalidArgumentError(
                 "refine is not available for token ids (their keep / mask decisions "
-                "are thresholded steps); use refine=None.")
+                "are thresholded steps); use refine=False.")
         self._masks(*images.shape[1:])  # type: ignore[attr-defined]  # checks the cells
         return self._two_stage(cells).indices(self, model, images, targets)
 

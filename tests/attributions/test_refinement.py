@@ -18,9 +18,9 @@ ONES = np.ones((1, 4, 4, 1), np.float32)
 
 
 def explainer_of(model, nb_design, refine=True, seed=0, **options):
-    options = {**EFFICIENT_SETTINGS, **options, "refine": refine}
+    options = {**EFFICIENT_SETTINGS, "batch_size": 4096, **options, "refine": refine}
     return SobolAttributionMethod(model, grid_size=4, nb_design=nb_design, seed=seed,
-                                  batch_size=4096, **options)
+                                  **options)
 
 
 def test_allocation_spends_the_budget_about_in_proportion():
@@ -99,6 +99,24 @@ def test_refusals():
                                   **EFFICIENT_SETTINGS)
     with pytest.raises(InvalidArgumentError, match="token"):
         text(ids, [0])
+
+
+@pytest.mark.parametrize("batch_size", [7, 4096])
+def test_each_input_is_refined_with_its_own_design(batch_size, monkeypatch):
+    """The inputs' refinements share the batches, each with its own masks: explained
+    together (batches straddling inputs, or all in one) or one at a time, the maps are
+    the same, and they differ between inputs whose important cells differ."""
+    model = CellModel(WEIGHTS, 4, INTERACTION)
+    half = ONES.copy()
+    half[:, :2] = 0.0  # the first two rows of cells: no signal, index 0
+    x = np.concatenate([ONES, half, 0.5 * ONES])
+    explainer = explainer_of(model, 16, batch_size=batch_size)
+    together = explainer(x, [0, 0, 0]).numpy()
+    alone = np.concatenate([explainer(x[k:k + 1], [0]).numpy() for k in range(3)])
+    np.testing.assert_allclose(together, alone, rtol=1e-6, atol=1e-7)
+    monkeypatch.setattr(refinement, "GROUP_BYTES", 1)  # groups of one input
+    np.testing.assert_allclose(explainer(x, [0, 0, 0]).numpy(), alone, rtol=1e-6, atol=1e-7)
+    assert np.all(together[1, :2] == 0) and together[0, :2].sum() > 0.5
 
 
 def test_the_callers_inputs_are_not_modified():
