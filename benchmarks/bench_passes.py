@@ -409,20 +409,26 @@ def run_case(title, key, builder):
         deletion = Deletion(model, x, y, **common)
         insertion = Insertion(model, x, y, **common)
         explainer._prepare_inputs(x, y)
+        # per input (N,): the areas of its curves, averaged over the seeds' maps
         metrics["reference (nb_design 1024)"] = tuple(
-            metric.evaluate(to_input_maps(explainer, reference, x))
+            metric.curves(to_input_maps(explainer, reference, x)).areas
             for metric in (deletion, insertion))
         for (label, n), all_indices in metric_maps.items():
-            values = [tuple(metric.evaluate(to_input_maps(explainer, indices, x))
-                            for metric in (deletion, insertion)) for indices in all_indices]
-            metrics[(label, n)] = tuple(np.mean(values, axis=0))
+            values = [[metric.curves(to_input_maps(explainer, indices, x)).areas
+                       for metric in (deletion, insertion)] for indices in all_indices]
+            metrics[(label, n)] = tuple(np.mean(values, axis=0))  # (2, N)
     except Exception as error:  # noqa: BLE001 (reported in the table)
         print(f"  Deletion/Insertion failed on {title}: {error}")
     seconds = time.perf_counter() - start
     print(f"{title}: d={d}, {seconds:.0f} s" + (
         f", test accuracy {accuracy:.3f}" if accuracy is not None else ""))
+    # how hard the map is to estimate: its spread over the cells (sd / mean; a flat map
+    # needs small errors) and the sum of its total indices (> 1: interactions)
+    hardness = dict(spread=float(np.mean(reference.std(1) / reference.mean(1))),
+                    total=float(np.mean(reference.sum(1))))
     return dict(title=title, d=d, rows=rows, curves=curves, metrics=metrics,
-                accuracy=accuracy, seconds=seconds, floor=floor, first_rows=first_rows)
+                accuracy=accuracy, seconds=seconds, floor=floor, first_rows=first_rows,
+                hardness=hardness)
 
 
 def _layout_and_channels(explainer, x):
@@ -484,6 +490,41 @@ def write_markdown(path, results, total_seconds):
         row = [r for r in result["rows"] if r["label"] == CANDIDATES[0][0] and r["n"] == 32]
         cells.append(f"{row[0]['mean']:.4f} / {row[0]['independent']:.4f}" if row else "")
     lines += [f"| today's default at nb_design 32 | " + " | ".join(cells) + " |", ""]
+    lines += ["How hard each map is: its spread over the cells (sd / mean of the reference "
+              "map; a flat map needs small errors for the same r) and the sum of its total "
+              "indices (1 for an additive model; the excess is interactions, whose Jansen "
+              "terms vary most).", "",
+              "| | " + " | ".join(r["title"] for r in results) + " |",
+              "|---|" + "---:|" * len(results),
+              "| spread of the reference map | " + " | ".join(
+                  f"{r['hardness']['spread']:.2f}" for r in results) + " |",
+              "| sum of the total indices | " + " | ".join(
+                  f"{r['hardness']['total']:.2f}" for r in results) + " |", ""]
+    default_32 = (CANDIDATES[0][0], 32)
+    lines += ["## Deletion / Insertion against today's default at nb_design 32", "",
+              "Paired over the inputs: mean of (candidate - today's default at nb_design 32) "
+              f"over the {NB_INPUTS} inputs +- its standard error (seeds averaged per "
+              "input first). Deletion: negative is better; Insertion: positive is better. "
+              "A difference within about two standard errors is not one.", "",
+              "| candidate | metric | " + " | ".join(r["title"] for r in results) + " |",
+              "|---|---|" + "---:|" * len(results)]
+    compared = [(f"{REFINED[0][0]}, nb_design 16", (REFINED[0][0], 16)),
+                ("today's default at nb_design 16", (CANDIDATES[0][0], 16)),
+                (f"reference (nb_design {REFERENCE_NB_DESIGN})",
+                 "reference (nb_design 1024)")]
+    for label, key in compared:
+        for which, name in enumerate(("Deletion", "Insertion")):
+            cells = []
+            for result in results:
+                base, other = result["metrics"].get(default_32), result["metrics"].get(key)
+                if base is None or other is None:
+                    cells.append("")
+                    continue
+                difference = np.asarray(other[which]) - np.asarray(base[which])
+                error = difference.std(ddof=1) / np.sqrt(len(difference))
+                cells.append(f"{difference.mean():+.3g} +- {error:.2g}")
+            lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+    lines.append("")
     lines += ["## First order (explain_indices): 1 - r against the first-order map at "
               f"nb_design {REFERENCE_NB_DESIGN}", "",
               "Same scores as above (explain_indices evaluates B: nb_design * (d + 2) "
@@ -510,7 +551,8 @@ def write_markdown(path, results, total_seconds):
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in result["rows"]:
             metric = result["metrics"].get((row["label"], row["n"]))
-            cells = (f"{metric[0]:.4g} | {metric[1]:.4g}" if metric else " | ")
+            cells = (f"{np.mean(metric[0]):.4g} | {np.mean(metric[1]):.4g}" if metric
+                     else " | ")
             lines.append(
                 f"| {row['label']} | {row['n']} | {row['passes']} | {row['mean']:.4f} | "
                 f"{row['sd']:.4f} | {row['worst']:.4f} | {row['seeds']} | "
@@ -518,8 +560,8 @@ def write_markdown(path, results, total_seconds):
         reference = result["metrics"].get("reference (nb_design 1024)")
         if reference:
             lines.append(f"| reference (nb_design {REFERENCE_NB_DESIGN}) | "
-                         f"{REFERENCE_NB_DESIGN} | | 0 | | | | | {reference[0]:.4g} | "
-                         f"{reference[1]:.4g} |")
+                         f"{REFERENCE_NB_DESIGN} | | 0 | | | | | {np.mean(reference[0]):.4g} | "
+                         f"{np.mean(reference[1]):.4g} |")
         lines.append("")
     with open(path, "w") as handle:
         handle.write("\n".join(lines))

@@ -167,8 +167,8 @@ class SobolAttributionMethod(RefinementMixin, DesignExplainer):
             go to the cells in proportion to the square root of their survey index,
             per input (:mod:`sobol_tf.attributions.refinement`). The same passes, about
             half the map error on image convnets (benchmarks/results/passes.md); the
-            same limit as the one-stage design. The refinement of each input is its own
-            design, so its passes run one input at a time. Not for token ids;
+            same limit as the one-stage design. Each input gets its own refinement
+            design; the inputs still share the batches. Not for token ids;
             :meth:`explain_indices` evaluates the one-stage design.
 
     Raises:
