@@ -535,5 +535,5 @@ class BlackBoxExplainer(Explainer):
             model, ("perturbed", upsampled), perturbation, images, targets, baselines,
             nb_masks, masks_of, extras=(masks, per_input_masks),
             what=f"{nb_masks} perturbations of {images.shape[0]} input(s)"
-                 + (" (its own masks each)" if per_input else ""),
+                 + (" (each input its own)" if per_input else ""),
             broadcast_one_input=broadcasts, jit_compile=fused)
