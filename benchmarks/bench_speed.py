@@ -38,7 +38,7 @@ def overhead_row(label, model, x, labels, repeats, grid_size=GRID, nb_design=NB_
 
     explainer = SobolAttributionMethod(model, grid_size=grid_size, nb_design=nb_design,
                                        batch_size=BATCH, **options)
-    nb_forwards = len(x) * nb_design * (grid_size ** 2 + 2)
+    nb_forwards = explainer.nb_forward_passes(x, labels)  # nb_design * (d + 2) per input
     functions = {
         "explain": lambda: explainer.explain(x, labels).numpy(),
         "forward": forward_time_function(model, nb_forwards, x.shape[1:], BATCH),
@@ -214,11 +214,13 @@ def main(argv=None):
 
     if "o" in args.cases:
         from sobol_tf.attributions import base
+        from sobol_tf.attributions.sobol import EFFICIENT_SETTINGS
 
         rows = []
         for label, options in [("default", {}), ("jit_compile=True", {"jit_compile": True}),
                                ("mixed_precision='bfloat16'", {"mixed_precision": "bfloat16"}),
-                               ("mixed_precision='float16'", {"mixed_precision": "float16"})]:
+                               ("mixed_precision='float16'", {"mixed_precision": "float16"}),
+                               ("EFFICIENT_SETTINGS (two stages, d + 1)", EFFICIENT_SETTINGS)]:
             rows.append(overhead_row(label, convnet, x16[:4], labels16[:4], repeats,
                                      **options)[:8])
         cache = base.MASK_CACHE_BYTES
