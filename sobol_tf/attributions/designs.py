@@ -366,6 +366,46 @@ def balanced_binary_design(nb_design: int, dimension: int, seed: Any) -> np.ndar
     )
 
 
+def fractional_factorial_design(nb_design: int, dimension: int, seed: Any
+                                ) -> "np.ndarray | None":
+    """A regular two-level fraction (nb_design, d) float32 of 0 and 1, or None where
+    there is none: ``nb_design`` not a power of two 2**m, or d > nb_design - 1.
+
+    Cell c's column is the parity of <v_c, bits(t)> over the row index t, for d distinct
+    nonzero vectors v_c of m bits: every column is balanced, and any two are orthogonal
+    (their sum is a third such parity), so no two cells are equal or complementary and
+    each cell's effect is measured against an even split of every other cell's (an
+    orthogonal array of strength 2). Where d <= nb_design / 2, the v_c all have their
+    leading bit set (resolution IV: the sum of two of them has it clear, so no cell's
+    column is the product of two others' and a two-cell interaction is not read as a
+    third cell's effect); else any nonzero v_c (resolution III). ``seed`` draws which
+    vectors, and flips each column or not (the flip keeps the column's balance).
+
+    Measured for HSIC (benchmarks/results/hsic_designs.md): at nb_design 128 with 64
+    cells, 0.3 to 0.7 times the map error of a random balanced design (three convnets).
+    """
+    m = int(nb_design).bit_length() - 1
+    if nb_design < 2 or 1 << m != nb_design or dimension > nb_design - 1:
+        return None
+    rng = np.random.default_rng(seed)
+    if dimension <= nb_design // 2:  # resolution IV: the leading bit set
+        vectors = (1 << (m - 1)) + rng.choice(nb_design // 2, dimension, replace=False)
+    else:
+        vectors = 1 + rng.choice(nb_design - 1, dimension, replace=False)
+    bits = (np.arange(nb_design)[:, None] >> np.arange(m)[None]) & 1   # (n, m)
+    coefficients = (vectors[:, None] >> np.arange(m)[None]) & 1       # (d, m)
+    design = (bits @ coefficients.T) % 2 ^ rng.integers(0, 2, dimension)[None]
+    return design.astype(np.float32)
+
+
+def fallback_binary_design(nb_design: int, dimension: int, seed: Any) -> np.ndarray:
+    """HSIC's design where the default sampler's cannot tell its cells apart: the
+    regular fraction of :func:`fractional_factorial_design` where there is one, else
+    :func:`balanced_binary_design`, both of ``seed``."""
+    design = fractional_factorial_design(nb_design, dimension, seed)
+    return balanced_binary_design(nb_design, dimension, seed) if design is None else design
+
+
 def _twin_columns(design: np.ndarray) -> list:
     """Columns of a binary design equal or complementary to an earlier one, as a list."""
     canonical = design != design[:1]

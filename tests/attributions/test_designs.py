@@ -5,7 +5,8 @@ import pytest
 
 from sobol_tf.attributions import HsicAttributionMethod, SobolAttributionMethod, samplers
 from sobol_tf.attributions.designs import (balanced_binary_design, check_replicated,
-                                           largest_fitting, twin_cells, untold_cells)
+                                           fractional_factorial_design, largest_fitting,
+                                           twin_cells, untold_cells)
 from sobol_tf.attributions.sobol import MAX_DESIGN_BYTES, design_bytes
 from sobol_tf.errors import InvalidArgumentError
 
@@ -46,6 +47,35 @@ def test_binary_designs_tell_their_cells_apart():
     balanced = balanced_binary_design(16, 20, seed=0)
     assert balanced.shape == (16, 20) and (balanced.sum(axis=0) == 8).all()
     assert untold_cells(balanced, 16) == ""
+
+
+@pytest.mark.parametrize("nb_design, dimension",
+                         [(2, 1), (8, 4), (16, 8), (16, 15), (128, 64), (128, 100), (256, 64)])
+def test_regular_fractions_are_orthogonal_arrays(nb_design, dimension):
+    """Balanced, pairwise orthogonal columns (no cell untold); with at most nb_design / 2
+    cells, resolution IV: the product of two cells' +-1 columns is orthogonal to every
+    column (a two-cell interaction is not read as a cell's effect)."""
+    design = fractional_factorial_design(nb_design, dimension, seed=3)
+    assert design.shape == (nb_design, dimension) and design.dtype == np.float32
+    assert set(np.unique(design)) <= {0.0, 1.0}
+    signs = 2.0 * design - 1.0
+    np.testing.assert_array_equal(signs.T @ signs, nb_design * np.eye(dimension))
+    assert untold_cells(design, nb_design) == ""
+    products = (signs[:, :, None] * signs[:, None, :]).reshape(nb_design, -1)
+    aliased = np.abs(products.T @ signs).max(axis=1).reshape(dimension, dimension)
+    off_diagonal = aliased[~np.eye(dimension, dtype=bool)]
+    if dimension <= nb_design // 2:
+        assert off_diagonal.size == 0 or off_diagonal.max() == 0
+    else:  # resolution III: some interaction is some cell's column (more cells than room)
+        assert off_diagonal.max() == nb_design
+    np.testing.assert_array_equal(design, fractional_factorial_design(nb_design, dimension, 3))
+    if dimension > 1:
+        assert not np.array_equal(design, fractional_factorial_design(nb_design, dimension, 4))
+
+
+@pytest.mark.parametrize("nb_design, dimension", [(100, 10), (16, 16), (1, 1), (0, 3)])
+def test_no_regular_fraction_where_there_is_none(nb_design, dimension):
+    assert fractional_factorial_design(nb_design, dimension, seed=0) is None
 
 
 def test_hsic_and_sobol_share_the_cells_of_every_kind():

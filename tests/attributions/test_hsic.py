@@ -181,3 +181,41 @@ def test_float32_rounding_noise_counts_as_constant_and_small_variations_do_not()
     indices = hsic_binary_rbf(tf.constant(np.stack([noise, signal])), centred).numpy()
     np.testing.assert_array_equal(indices[0], 0.0)
     assert indices[1, 2] > 10 * np.abs(indices[1, [0, 1, 3]]).max()
+
+
+def test_the_fallback_is_a_regular_fraction_and_beats_a_random_design():
+    """At grid_size=8 and nb_design=128 the thresholded Sobol design cannot tell some
+    cells apart: the default falls back to the regular fraction of FALLBACK_SEED, whose
+    maps of a model with known weights (and one interaction) are closer to the converged
+    HSIC map than a random balanced design's, over 4 seeds each."""
+    from sobol_tf.attributions.designs import (balanced_binary_design,
+                                               fractional_factorial_design)
+    from sobol_tf.attributions.hsic import FALLBACK_SEED
+    from tests.conftest import CellModel
+
+    weights = np.random.default_rng(0).gamma(0.5, 1.0, 64)
+    model = CellModel(weights, 8, (3, 40, 4.0))
+    ones = np.ones((1, 8, 8, 1), np.float32)
+    default = HsicAttributionMethod(model, grid_size=8, nb_design=128)
+    default(ones, [0])
+    np.testing.assert_array_equal(
+        default.masks.numpy().reshape(128, 64),
+        fractional_factorial_design(128, 64, FALLBACK_SEED))
+    odd = HsicAttributionMethod(model, grid_size=8, nb_design=100)  # no regular fraction
+    odd(ones, [0])
+    np.testing.assert_array_equal(odd.masks.numpy().reshape(100, 64),
+                                  balanced_binary_design(100, 64, FALLBACK_SEED))
+
+    def hsic_map(nb_design, sampler, **options):
+        explainer = HsicAttributionMethod(model, grid_size=8, nb_design=nb_design,
+                                          sampler=sampler, **options)
+        return explainer(ones, [0]).numpy().ravel()
+
+    reference = np.mean([hsic_map(4096, "monte_carlo", seed=s) for s in (10, 11)], axis=0)
+
+    def error(design):
+        maps = [hsic_map(128, lambda d, n, s=s: design(n, d, s)) for s in range(4)]
+        return np.mean([1 - np.corrcoef(m, reference)[0, 1] for m in maps])
+
+    fraction, balanced = error(fractional_factorial_design), error(balanced_binary_design)
+    assert fraction < 0.5 * balanced, (fraction, balanced)
